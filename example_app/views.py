@@ -1,0 +1,98 @@
+"""The example's download views, all on one blueprint."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+
+from flask import Blueprint
+from flask import render_template_string
+from flask_download import DownloadFile
+from flask_download import PathDownloadView
+from flask_download import VirtualDownloadView
+from flask_download import VirtualFile
+
+bp = Blueprint("downloads", __name__)
+
+_INDEX = """<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>Flask-Download example</title>
+<h1>Flask-Download example</h1>
+<ul>
+{% for label, url in links %}
+  <li><a href="{{ url }}">{{ label }}</a></li>
+{% endfor %}
+</ul>
+"""
+
+
+@bp.get("/")
+def index() -> str:
+    """A page that links to every kind of download."""
+    from flask import url_for
+
+    links = [
+        ("A file from DOWNLOAD_ROOT (attachment)", url_for(".file", path="readme.txt")),
+        ("The same file shown inline", url_for(".readme_inline")),
+        ("A non-ASCII file name", url_for(".file", path="résumé.txt")),
+        ("Text made in Python (VirtualDownloadView)", url_for(".hello")),
+        ("A generated CSV report", url_for(".report")),
+        ("A large generated file (64 MiB, streamed)", url_for(".large")),
+    ]
+    return render_template_string(_INDEX, links=links)
+
+
+# Any file under DOWNLOAD_ROOT, by URL path; "..", symlinks out and the like
+# give 404.
+bp.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("file"))
+
+# One fixed file, displayed by the browser instead of saved.
+bp.add_url_rule(
+    "/readme",
+    view_func=PathDownloadView.as_view(
+        "readme_inline", path="readme.txt", attachment=False
+    ),
+)
+
+# Fixed content: the simplest virtual download.
+bp.add_url_rule(
+    "/hello.txt",
+    view_func=VirtualDownloadView.as_view(
+        "hello", content="Hello from Flask-Download!\n", basename="hello.txt"
+    ),
+)
+
+
+class ReportView(VirtualDownloadView):
+    """A CSV made per request by overriding ``get_file``."""
+
+    def get_file(self) -> DownloadFile:
+        rows = ["day,downloads"] + [
+            f"2026-11-{day:02},{day * 7}" for day in range(1, 8)
+        ]
+        return VirtualFile(
+            "\n".join(rows) + "\n",
+            name="report.csv",
+            modified_time=datetime.datetime(2026, 11, 7, tzinfo=datetime.timezone.utc),
+        )
+
+
+bp.add_url_rule("/report.csv", view_func=ReportView.as_view("report"))
+
+
+class LargeFileView(VirtualDownloadView):
+    """64 MiB made chunk by chunk: never held in memory at once."""
+
+    size = 64 * 1024 * 1024
+
+    def get_file(self) -> DownloadFile:
+        def chunks() -> cabc.Iterator[bytes]:
+            block = bytes(range(256)) * 256  # 64 KiB
+            for _ in range(self.size // len(block)):
+                yield block
+
+        return VirtualFile(chunks(), name="large.bin", size=self.size)
+
+
+bp.add_url_rule("/large.bin", view_func=LargeFileView.as_view("large"))

@@ -1,0 +1,306 @@
+"""File wrappers: what a download view serves.
+
+A wrapper tells what it knows about its source (:attr:`~DownloadFile.name`,
+:attr:`~DownloadFile.size`, :attr:`~DownloadFile.modified_time`,
+:attr:`~DownloadFile.etag`, :attr:`~DownloadFile.url`) and ``None`` for the
+rest, and reads the bytes as an iterator of chunks.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import hashlib
+import io
+import os
+import stat
+import typing as t
+
+from .exceptions import FileNotFound
+
+#: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
+DEFAULT_CHUNK_SIZE = 64 * 1024
+
+
+class DownloadFile:
+    """Base class of every file wrapper; subclass it for your own sources.
+
+    A subclass sets or computes the attributes it knows and implements
+    :meth:`open` (seekable sources) or :meth:`chunks` (streams). A missing
+    source raises :exc:`~flask_download.FileNotFound`, best from ``__init__``
+    so that the view can answer 404 before anything else.
+    """
+
+    #: The file's own name (the view's ``basename`` wins over it).
+    name: str | None = None
+    #: Size in bytes, ``None`` when unknown (then no ``Content-Length`` is sent).
+    size: int | None = None
+    #: Last modification, an aware UTC :class:`~datetime.datetime`, or ``None``.
+    modified_time: datetime.datetime | None = None
+    #: A strong entity tag, bare (without quotes), or ``None``.
+    etag: str | None = None
+    #: A URL the file can also be fetched from, or ``None``.
+    url: str | None = None
+    #: Path of a regular file on the local disk, or ``None``. Lets servers
+    #: send the file with ``sendfile`` and offload rules match it.
+    path: str | None = None
+    #: Media type known by the source (the view's ``mimetype`` wins over it).
+    mimetype: str | None = None
+    #: ``Content-Encoding`` known by the source, such as ``"gzip"``.
+    encoding: str | None = None
+    #: Character set of a text file known by the source.
+    charset: str | None = None
+    #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
+    #: bytes, so that ``Range`` requests can be answered.
+    seekable: bool = False
+
+    def open(self) -> t.IO[bytes]:
+        """Open the content as a binary stream positioned at its start.
+
+        The caller closes the stream.
+
+        :raises FileNotFound: the source is gone.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be opened; override 'open' or 'chunks'."
+        )
+
+    def chunks(
+        self,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> cabc.Iterator[bytes]:
+        """Yield the bytes ``[start, stop)`` in chunks of at most ``chunk_size``.
+
+        The default implementation reads :meth:`open`; ``start`` and ``stop``
+        are honoured only by seekable sources.
+        """
+        with self.open() as handle:
+            yield from read_slice(handle, chunk_size, start, stop)
+
+    def close(self) -> None:
+        """Release what the wrapper holds (an open stream, a connection).
+
+        Called once the response is done with the file, on every path.
+        """
+
+    def __enter__(self) -> DownloadFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def read_slice(
+    handle: t.IO[bytes], chunk_size: int, start: int = 0, stop: int | None = None
+) -> cabc.Iterator[bytes]:
+    """Yield the bytes ``[start, stop)`` of an open stream, seeking to ``start``.
+
+    Reads only what is sent: a range near the end of a large file costs one
+    seek, not a read from byte 0.
+    """
+    if start:
+        handle.seek(start)
+    if stop is None:
+        while data := handle.read(chunk_size):
+            yield data
+        return
+    remaining = stop - start
+    while remaining > 0:
+        data = handle.read(min(chunk_size, remaining))
+        if not data:
+            # The file shrank since its size was read: end the body early
+            # rather than pad it (the client sees a short response).
+            return
+        remaining -= len(data)
+        yield data
+
+
+def _utc(timestamp: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+
+
+class PathFile(DownloadFile):
+    """A regular file on the local disk.
+
+    The file is ``stat``-ed once, when the wrapper is made; it is opened only
+    when a body is sent (never for ``HEAD``, 304, 412 or 416).
+
+    :param path: the file's path. It is used as given: never pass a path
+        built from client input here without confining it first (the views
+        do that with ``root``).
+    :param name: the client-side name; defaults to the path's last part.
+    :raises FileNotFound: ``path`` is missing, not a regular file, or unreadable.
+    """
+
+    seekable = True
+
+    path: str
+
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        self.path = os.fspath(path)
+        try:
+            st = os.stat(self.path)
+        except (OSError, ValueError) as e:
+            raise FileNotFound(f"No file at {self.path!r}.") from e
+        if not stat.S_ISREG(st.st_mode):
+            raise FileNotFound(f"{self.path!r} is not a regular file.")
+        self.name = os.path.basename(self.path) if name is None else name
+        self.size = st.st_size
+        self.modified_time = _utc(st.st_mtime)
+        # Changes whenever the content is replaced or rewritten (new mtime,
+        # size or inode); computed from the stat, so it costs no read.
+        self.etag = f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+
+    def open(self) -> t.IO[bytes]:
+        try:
+            return open(self.path, "rb")  # noqa: SIM115 (the caller closes it)
+        except OSError as e:
+            raise FileNotFound(f"Cannot open {self.path!r}: {e.strerror}.") from e
+
+
+class VirtualFile(DownloadFile):
+    """Content made in Python.
+
+    :param content: ``str`` (sent as UTF-8), ``bytes``, a binary file-like
+        object, or an iterator of ``bytes`` / ``str`` chunks. ``str`` and
+        ``bytes`` support ``Range`` and get a strong ETag from a hash of the
+        content; a seekable file-like object supports ``Range``; an iterator
+        is streamed as it comes (no ``Range``, no ETag unless given).
+    :param name: the client-side name.
+    :param size: the size in bytes, if known (computed for ``str``/``bytes``
+        and seekable file-like objects).
+    :param modified_time: the last modification, sent as ``Last-Modified``.
+        A naive datetime is taken as UTC.
+    :param etag: an entity tag, bare (without quotes).
+    """
+
+    def __init__(
+        self,
+        content: str
+        | bytes
+        | t.IO[bytes]
+        | cabc.Iterable[bytes]
+        | cabc.Iterable[str]
+        | cabc.Iterable[bytes | str],
+        name: str | None = None,
+        size: int | None = None,
+        modified_time: datetime.datetime | None = None,
+        etag: str | None = None,
+    ) -> None:
+        self.name = name
+        if modified_time is not None and modified_time.tzinfo is None:
+            modified_time = modified_time.replace(tzinfo=datetime.timezone.utc)
+        self.modified_time = modified_time
+        self._bytes: bytes | None = None
+        self._stream: t.IO[bytes] | None = None
+        self._iterable: cabc.Iterable[bytes | str] | None = None
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            self._bytes = bytes(content)
+            self.size = len(self._bytes)
+            self.seekable = True
+            self.etag = (
+                etag
+                if etag is not None
+                else hashlib.blake2b(self._bytes, digest_size=16).hexdigest()
+            )
+            return
+        self.etag = etag
+        if hasattr(content, "read"):
+            stream = t.cast(t.IO[bytes], content)
+            self._stream = stream
+            self.seekable = _is_seekable(stream)
+            if size is None and self.seekable:
+                position = stream.tell()
+                size = stream.seek(0, io.SEEK_END) - position
+                stream.seek(position)
+            self._start = stream.tell() if self.seekable else 0
+            self.size = size
+            return
+        self._iterable = content
+        self.size = size
+
+    def open(self) -> t.IO[bytes]:
+        if self._bytes is not None:
+            return io.BytesIO(self._bytes)
+        if self._stream is not None and self.seekable:
+            self._stream.seek(self._start)
+            return t.cast(t.IO[bytes], _Unclosed(self._stream, self._start))
+        raise TypeError("This VirtualFile streams an iterator; read it with 'chunks'.")
+
+    def chunks(
+        self,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> cabc.Iterator[bytes]:
+        if self._bytes is not None:
+            end = len(self._bytes) if stop is None else stop
+            view = memoryview(self._bytes)
+            for offset in range(start, end, chunk_size):
+                yield bytes(view[offset : min(offset + chunk_size, end)])
+        elif self._stream is not None:
+            if self.seekable:
+                self._stream.seek(self._start)
+            elif start:
+                raise ValueError("Cannot read a range of a stream that can't seek.")
+            yield from read_slice(self._stream, chunk_size, start, stop)
+        else:
+            assert self._iterable is not None
+            for chunk in self._iterable:
+                if isinstance(chunk, str):
+                    chunk = chunk.encode("utf-8")
+                if chunk:
+                    yield chunk
+
+    def close(self) -> None:
+        target: object = self._stream if self._stream is not None else self._iterable
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+
+
+def _is_seekable(stream: t.IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _Unclosed(io.RawIOBase):
+    """A view of a caller-owned stream whose ``close`` leaves the stream open.
+
+    Offsets are relative to where the content starts in the stream.
+    """
+
+    def __init__(self, stream: t.IO[bytes], start: int) -> None:
+        self._stream = stream
+        self._start = start
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._stream.read(-1 if size is None else size)
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            offset += self._start
+        return self._stream.seek(offset, whence) - self._start
+
+    def tell(self) -> int:
+        return self._stream.tell() - self._start

@@ -1,0 +1,400 @@
+"""The download response: headers from a file wrapper, a streamed body."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import functools
+import mimetypes
+import os
+import re
+import typing as t
+import unicodedata
+from urllib.parse import quote
+
+from flask import Response
+from werkzeug.datastructures import Headers
+from werkzeug.http import http_date
+from werkzeug.wsgi import ClosingIterator
+
+from . import ranges as _ranges
+from .exceptions import FileNotFound
+from .files import DEFAULT_CHUNK_SIZE
+from .files import DownloadFile
+from .files import read_slice
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+#: Media types of compressed files, sent for attachments whose compression
+#: was only guessed from the name (``x.tar.gz`` is a gzip file to save, not a
+#: tar file to unpack on the fly).
+_ENCODING_TYPES = {
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "br": "application/x-brotli",
+    "compress": "application/x-compress",
+    "zstd": "application/zstd",
+}
+
+# Characters deleted from file names: C0 controls (TAB, CR, LF, NUL...), DEL,
+# C1 controls, and the Unicode bidi controls that make "exe.txt" display as
+# "txt.exe".
+_UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# RFC 8187 §3.2.1 attr-char, besides ALPHA and DIGIT (quote() keeps those).
+_ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
+# Longest file name put in a header, in characters (most file systems allow 255).
+MAX_NAME_LENGTH = 255
+
+
+def _clean_name(name: str) -> str | None:
+    name = _UNSAFE_NAME.sub("", name).strip()
+    if name in ("", ".", ".."):
+        return None
+    if len(name) > MAX_NAME_LENGTH:
+        stem, ext = os.path.splitext(name)
+        if len(ext) > 32:
+            ext = ""
+        name = stem[: MAX_NAME_LENGTH - len(ext)] + ext
+    return name
+
+
+def _ascii_fallback(name: str) -> str:
+    stem, ext = os.path.splitext(name)
+
+    def to_ascii(text: str) -> str:
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        return _UNSAFE_NAME.sub("", text)
+
+    stem, ext = to_ascii(stem).strip(), to_ascii(ext)
+    if ext == ".":
+        ext = ""
+    if not stem.strip("."):
+        stem = "download"
+    return stem + ext
+
+
+def _quoted_string(value: str) -> str:
+    # RFC 9110 §5.6.4: backslash and double quote are escaped in a quoted-string.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@functools.lru_cache(maxsize=512)
+def content_disposition(basename: str | None, attachment: bool = True) -> str:
+    """Build a ``Content-Disposition`` value (RFC 6266) for a file name.
+
+    An ASCII name goes out as ``filename="..."``; any other name also gets
+    ``filename*=UTF-8''...`` (RFC 8187) after an ASCII ``filename`` fallback
+    that keeps the extension. Control and bidi characters are deleted, so
+    nothing in a name can add a header or a parameter. Empty names, ``.``
+    and ``..`` give no ``filename`` at all.
+
+    :param basename: the client-side file name, or ``None``.
+    :param attachment: ``attachment`` (save) or ``inline`` (display).
+    """
+    disposition = "attachment" if attachment else "inline"
+    name = None if basename is None else _clean_name(basename)
+    if name is None:
+        return disposition
+    if name.isascii():
+        return f"{disposition}; filename={_quoted_string(name)}"
+    fallback = _quoted_string(_ascii_fallback(name))
+    encoded = quote(name, safe=_ATTR_CHAR_SAFE, encoding="utf-8")
+    return f"{disposition}; filename={fallback}; filename*=UTF-8''{encoded}"
+
+
+@functools.lru_cache(maxsize=512)
+def guess_type(name: str) -> tuple[str | None, str | None]:
+    """Guess ``(media type, content encoding)`` from a file name (cached)."""
+    return mimetypes.guess_type(name, strict=False)
+
+
+def content_type_and_encoding(
+    name: str | None,
+    mimetype: str | None,
+    encoding: str | None,
+    charset: str | None,
+    attachment: bool,
+) -> tuple[str, str | None]:
+    """Decide ``Content-Type`` and ``Content-Encoding``.
+
+    An explicit ``encoding`` is always sent. One guessed from the name is
+    sent only for inline responses: an attachment keeps the bytes it is
+    (``x.tar.gz`` -> ``application/gzip``, no ``Content-Encoding``).
+    ``text/*`` types get a charset (``charset``, else UTF-8).
+    """
+    guessed_type, guessed_encoding = guess_type(name) if name else (None, None)
+    if encoding is None and guessed_encoding is not None:
+        if attachment:
+            if mimetype is None:
+                mimetype = _ENCODING_TYPES.get(guessed_encoding)
+        else:
+            encoding = guessed_encoding
+    if mimetype is None:
+        mimetype = guessed_type or "application/octet-stream"
+    if mimetype.startswith("text/") and "charset=" not in mimetype.lower():
+        mimetype = f"{mimetype}; charset={charset or 'utf-8'}"
+    return mimetype, encoding
+
+
+class DownloadResponse(Response):
+    """A response that sends a :class:`~flask_download.DownloadFile`.
+
+    Headers are set when the response is made, from what the wrapper
+    knows; the file is opened only when the server asks for the body (not
+    for ``HEAD``). Local files go through the server's
+    ``wsgi.file_wrapper`` (``sendfile``), whole or as a single range; other
+    bodies are streamed in chunks. The file is closed when the response is
+    closed, also when the client hangs up.
+
+    :param file: the file to send.
+    :param attachment: ``Content-Disposition: attachment`` (else ``inline``).
+    :param basename: the client-side name; defaults to ``file.name``.
+    :param mimetype: the media type; defaults to the wrapper's, else guessed.
+    :param encoding: the ``Content-Encoding``; defaults to the wrapper's.
+    :param charset: the charset of ``text/*`` types; defaults to the
+        wrapper's, else UTF-8.
+    :param ranges: the decision of :func:`flask_download.ranges.evaluate_range`:
+        ``None`` (whole file), byte ranges (206), or ``UNSATISFIABLE`` (416).
+    :param chunk_size: bytes per chunk when Python streams the body.
+    :param cache_control: the ``Cache-Control`` value, if any.
+    :param headers: extra headers.
+    """
+
+    default_mimetype = "application/octet-stream"
+
+    def __init__(
+        self,
+        file: DownloadFile,
+        *,
+        attachment: bool = True,
+        basename: str | None = None,
+        mimetype: str | None = None,
+        encoding: str | None = None,
+        charset: str | None = None,
+        ranges: _ranges.RangeDecision = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        cache_control: str | None = None,
+        headers: Headers | cabc.Mapping[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(headers=headers, direct_passthrough=True)
+        self.file = file
+        self.attachment = attachment
+        self.basename = basename if basename is not None else file.name
+        self.chunk_size = chunk_size
+        #: Body parts: literal bytes, or ``(start, stop)`` spans of the file
+        #: (``stop`` ``None``: to the end). Empty for bodiless responses.
+        self._segments: list[bytes | tuple[int, int | None]] = []
+        self._handle: t.IO[bytes] | None = None
+        self._body: cabc.Iterator[bytes] | None = None
+
+        content_type, content_encoding = content_type_and_encoding(
+            self.basename,
+            mimetype if mimetype is not None else file.mimetype,
+            encoding if encoding is not None else file.encoding,
+            charset if charset is not None else file.charset,
+            attachment,
+        )
+        h = self.headers
+        size = file.size
+        h["Content-Disposition"] = content_disposition(self.basename, attachment)
+        h["X-Content-Type-Options"] = "nosniff"
+        if content_encoding:
+            h["Content-Encoding"] = content_encoding
+        if file.modified_time is not None:
+            h["Last-Modified"] = http_date(file.modified_time)
+        if file.etag is not None:
+            h["ETag"] = f'"{file.etag}"'
+        if cache_control is not None:
+            h["Cache-Control"] = cache_control
+        if file.seekable and size is not None:
+            h["Accept-Ranges"] = "bytes"
+
+        if ranges is _ranges.UNSATISFIABLE:
+            # RFC 9110 §15.5.17: 416 carries the current length.
+            self.status_code = 416
+            h["Content-Range"] = _ranges.unsatisfied_content_range(size or 0)
+            h["Content-Length"] = "0"
+            del h["Content-Disposition"]
+            return
+        h["Content-Type"] = content_type
+        if not ranges:
+            self.status_code = status or 200
+            self._segments = [(0, size)]
+            if size is not None:
+                h["Content-Length"] = str(size)
+            return
+        assert size is not None
+        self.status_code = 206
+        if len(ranges) == 1:
+            start, stop = ranges[0]
+            h["Content-Range"] = _ranges.content_range(start, stop, size)
+            h["Content-Length"] = str(stop - start)
+            self._segments = [(start, stop)]
+            return
+        # RFC 9110 §14.6: several ranges go out as multipart/byteranges.
+        boundary = _ranges.make_boundary()
+        parts, closing, length = _ranges.multipart_layout(
+            ranges, size, content_type, boundary
+        )
+        h["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+        h["Content-Length"] = str(length)
+        for header, start, stop in parts:
+            self._segments += [header, (start, stop)]
+        self._segments.append(closing)
+
+    # -- body ---------------------------------------------------------------
+
+    def _wants_body(self, environ: WSGIEnvironment) -> bool:
+        return bool(self._segments) and environ.get("REQUEST_METHOD") != "HEAD"
+
+    def _single_span(self) -> tuple[int, int | None] | None:
+        if len(self._segments) == 1 and isinstance(self._segments[0], tuple):
+            return self._segments[0]
+        return None
+
+    def get_wsgi_response(
+        self, environ: WSGIEnvironment
+    ) -> tuple[cabc.Iterable[bytes], str, list[tuple[str, str]]]:
+        # Werkzeug builds the headers before the body; open the file first so
+        # that a file deleted since the view stat-ed it is still a clean 404.
+        app_iter = self.get_app_iter(environ)
+        headers = self.get_wsgi_headers(environ)
+        return app_iter, self.status, headers.to_wsgi_list()
+
+    def get_app_iter(self, environ: WSGIEnvironment) -> cabc.Iterable[bytes]:
+        if not self._wants_body(environ):
+            self.close()
+            return ()
+        file = self.file
+        try:
+            if file.seekable:
+                self._handle = file.open()
+        except FileNotFound:
+            self._become_not_found()
+            return ()
+        wrapper = environ.get("wsgi.file_wrapper")
+        span = self._single_span()
+        if wrapper is not None and file.path is not None and span is not None:
+            # Zero-copy: hand the server the open file positioned at the
+            # range start; it sends exactly Content-Length bytes from there.
+            assert self._handle is not None
+            start, stop = span
+            filelike: t.Any = self._handle
+            if start or (stop is not None and stop != file.size):
+                self._handle.seek(start)
+                length = (file.size if stop is None else stop) or 0
+                filelike = _slice_for(environ, self._handle, length - start, file)
+            self._handle = None  # the server's wrapper owns and closes it now
+            iterable = wrapper(filelike, self.chunk_size)
+            return ClosingIterator(iterable, [file.close])
+        return ClosingIterator(self._iter_body(), self.close)
+
+    def _iter_body(self) -> cabc.Iterator[bytes]:
+        handle = self._handle
+        if handle is None:
+            # A stream without open(): its own chunks, whole.
+            yield from self.file.chunks(self.chunk_size)
+            return
+        for segment in self._segments:
+            if isinstance(segment, bytes):
+                yield segment
+            else:
+                yield from read_slice(handle, self.chunk_size, *segment)
+
+    def iter_encoded(self) -> cabc.Iterator[bytes]:
+        # For code that reads the response directly (``response.get_data()``
+        # needs a sequence; ``b"".join(response.iter_encoded())`` works).
+        if self._segments and self.file.seekable and self._handle is None:
+            self._handle = self.file.open()
+        return self._iter_body()
+
+    def _become_not_found(self) -> None:
+        self.close()
+        self.status_code = 404
+        self._segments = []
+        for name in (
+            "Content-Disposition",
+            "Content-Encoding",
+            "Content-Range",
+            "Accept-Ranges",
+            "ETag",
+            "Last-Modified",
+        ):
+            del self.headers[name]
+        self.headers["Content-Type"] = "text/plain; charset=utf-8"
+        self.headers["Content-Length"] = "0"
+
+    def close(self) -> None:
+        """Close the file and its open stream; safe to call more than once."""
+        handle, self._handle = self._handle, None
+        try:
+            if handle is not None:
+                handle.close()
+        finally:
+            self.file.close()
+            super().close()
+
+
+class NotModifiedResponse(Response):
+    """A 304 response that keeps ``Last-Modified``.
+
+    Werkzeug strips it with the other entity headers; RFC 9110 §15.4.5 lets
+    a 304 carry it to guide cache updates, and clients without ETag support
+    revalidate with it.
+    """
+
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        headers = super().get_wsgi_headers(environ)
+        last_modified = self.headers.get("Last-Modified")
+        if last_modified is not None:
+            headers["Last-Modified"] = last_modified
+        return headers
+
+
+class _Slice:
+    """The bytes ``[position, position + length)`` of an open file, for a
+    server's ``wsgi.file_wrapper`` that reads with ``read()``."""
+
+    def __init__(self, handle: t.IO[bytes], length: int) -> None:
+        self._handle = handle
+        self._remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        if size < 0 or size > self._remaining:
+            size = self._remaining
+        data = self._handle.read(size)
+        self._remaining -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class _SendfileSlice(_Slice):
+    """A :class:`_Slice` that also offers ``fileno()``, for servers that
+    ``sendfile`` from the current position and stop at ``Content-Length``."""
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        # socket.sendfile() falls back to seek() + read() without os.sendfile.
+        return self._handle.seek(offset, whence)
+
+
+# Servers whose file_wrapper sends from the file's current position and never
+# more than Content-Length (gunicorn: ``Response.sendfile`` and ``write``).
+_CLAMPING_SERVERS = ("gunicorn/",)
+
+
+def _slice_for(
+    environ: WSGIEnvironment, handle: t.IO[bytes], length: int, file: DownloadFile
+) -> _Slice:
+    server = environ.get("SERVER_SOFTWARE", "")
+    if server.startswith(_CLAMPING_SERVERS):
+        return _SendfileSlice(handle, length)
+    return _Slice(handle, length)

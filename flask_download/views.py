@@ -1,0 +1,368 @@
+"""Download views: the :class:`DownloadMixin` API and ready views for each source."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import typing as t
+
+from flask import abort
+from flask import current_app
+from flask import request
+from flask import Response
+from flask.views import MethodView
+from werkzeug.http import http_date
+
+from . import conditional
+from . import ranges as _ranges
+from .exceptions import ConfigurationError
+from .exceptions import FileNotFound
+from .extension import get_settings
+from .extension import Settings
+from .files import DownloadFile
+from .files import PathFile
+from .files import VirtualFile
+from .paths import safe_join
+from .response import DownloadResponse
+from .response import NotModifiedResponse
+
+if t.TYPE_CHECKING:
+    from flask.typing import RouteCallable
+
+
+class DownloadMixin:
+    """The download API ported from django-downloadview, for any Flask view.
+
+    Override :meth:`get_file` to return a :class:`~flask_download.DownloadFile`
+    and call :meth:`render_to_response`: it answers 404 for a missing file,
+    304/412 for conditional requests, 206/416 for ranges, else streams the
+    file. Every ``get_*`` method and response factory can be overridden.
+
+    Attributes can be set per view with ``as_view(name, **attrs)``.
+    """
+
+    #: The response class :meth:`download_response` builds.
+    response_class: type[DownloadResponse] = DownloadResponse
+    #: ``True``: ``Content-Disposition: attachment`` (save); ``False``: inline.
+    attachment: bool = True
+    #: The client-side file name; ``None`` uses the file's own name.
+    basename: str | None = None
+    #: The media type; ``None`` guesses it from the name with :mod:`mimetypes`.
+    mimetype: str | None = None
+    #: The ``Content-Encoding``; ``None`` uses the file's or guesses it.
+    encoding: str | None = None
+    #: The charset of ``text/*`` files; ``None`` uses the file's, else UTF-8.
+    charset: str | None = None
+    #: ``Cache-Control`` max-age in seconds; ``None`` uses ``DOWNLOAD_CACHE_MAX_AGE``.
+    cache_max_age: int | None = None
+    #: A full ``Cache-Control`` value, such as ``"private, max-age=60"``;
+    #: wins over :attr:`cache_max_age`.
+    cache_control: str | None = None
+    #: Bytes per chunk; ``None`` uses ``DOWNLOAD_CHUNK_SIZE``.
+    chunk_size: int | None = None
+    #: Most ranges served in one response; ``None`` uses ``DOWNLOAD_MAX_RANGES``.
+    max_ranges: int | None = None
+
+    #: The URL variables of the current request.
+    kwargs: dict[str, t.Any]
+    #: The file of the current request, once :meth:`get_file` returned it.
+    file: DownloadFile
+
+    def __init__(self, **attrs: t.Any) -> None:
+        for key, value in attrs.items():
+            setattr(self, key, value)
+        if not hasattr(self, "kwargs"):
+            self.kwargs = {}
+
+    # -- what to send ---------------------------------------------------------
+
+    def get_file(self) -> DownloadFile:
+        """Return the file to send.
+
+        :raises FileNotFound: the file does not exist (answered with 404).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement 'get_file' and return"
+            " a DownloadFile."
+        )
+
+    def get_basename(self) -> str | None:
+        """The client-side file name: :attr:`basename` by default."""
+        return self.basename
+
+    def get_mimetype(self) -> str | None:
+        """The media type: :attr:`mimetype` by default (``None``: guessed)."""
+        return self.mimetype
+
+    def get_encoding(self) -> str | None:
+        """The ``Content-Encoding``: :attr:`encoding` by default."""
+        return self.encoding
+
+    def get_charset(self) -> str | None:
+        """The charset of ``text/*`` files: :attr:`charset` by default."""
+        return self.charset
+
+    def get_cache_control(self) -> str:
+        """The ``Cache-Control`` value of downloads and 304 responses."""
+        if self.cache_control is not None:
+            return self.cache_control
+        max_age = self._setting("cache_max_age")
+        return "no-cache" if max_age is None else f"max-age={max_age}"
+
+    def _settings(self) -> Settings:
+        settings: Settings | None = getattr(self, "_cached_settings", None)
+        if settings is None:
+            settings = self._cached_settings = get_settings()
+        return settings
+
+    def _setting(self, name: str) -> t.Any:
+        value = getattr(self, name)
+        return getattr(self._settings(), name) if value is None else value
+
+    # -- conditional requests -------------------------------------------------
+
+    def was_modified_since(
+        self, file_instance: DownloadFile, since: datetime.datetime
+    ) -> bool:
+        """Whether ``file_instance`` changed after ``since`` (``If-Modified-Since``).
+
+        Asks the wrapper's own ``was_modified_since`` if it has one, else
+        compares its ``modified_time`` at one-second resolution (HTTP dates
+        have no fractions). A file that cannot tell counts as modified.
+
+        :param since: an aware UTC datetime.
+        """
+        try:
+            return bool(file_instance.was_modified_since(since))  # type: ignore[attr-defined]
+        except (AttributeError, NotImplementedError):
+            pass
+        try:
+            modified = file_instance.modified_time
+        except (AttributeError, NotImplementedError):
+            return True
+        if modified is None:
+            return True
+        return int(modified.timestamp()) > int(since.timestamp())
+
+    def _validators(self, file: DownloadFile) -> dict[str, str]:
+        # RFC 9110 §15.4.5: a 304 carries the validators and Cache-Control
+        # the 200 would have had.
+        headers = {"Cache-Control": self.get_cache_control()}
+        if file.etag is not None:
+            headers["ETag"] = f'"{file.etag}"'
+        if file.modified_time is not None:
+            headers["Last-Modified"] = http_date(file.modified_time)
+        return headers
+
+    def not_modified_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
+        """Return a 304 Not Modified response with no body.
+
+        :param kwargs: ``headers`` holds the validators to send.
+        """
+        return NotModifiedResponse(status=304, headers=kwargs.get("headers"))
+
+    def precondition_failed_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
+        """Return a 412 Precondition Failed response with no body."""
+        return Response(b"", status=412, headers=kwargs.get("headers"))
+
+    # -- responses ------------------------------------------------------------
+
+    def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
+        """Build the download response for :attr:`file`.
+
+        Keyword arguments go to :attr:`response_class` and win over the
+        view's: ``attachment``, ``basename``, ``mimetype``, ``encoding``,
+        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``.
+        """
+        file = kwargs.pop("file", None) or self.file
+        kwargs.setdefault("attachment", self.attachment)
+        kwargs.setdefault("basename", self.get_basename())
+        kwargs.setdefault("mimetype", self.get_mimetype())
+        kwargs.setdefault("encoding", self.get_encoding())
+        kwargs.setdefault("charset", self.get_charset())
+        kwargs.setdefault("chunk_size", self._setting("chunk_size"))
+        kwargs.setdefault("cache_control", self.get_cache_control())
+        if "ranges" not in kwargs:
+            headers = request.headers
+            kwargs["ranges"] = _ranges.evaluate_range(
+                range_header=headers.get("Range"),
+                if_range=headers.get("If-Range"),
+                size=file.size if file.seekable else None,
+                etag=file.etag,
+                last_modified=file.modified_time,
+                max_ranges=self._setting("max_ranges"),
+            )
+        return self.response_class(file, *args, **kwargs)
+
+    def file_not_found_response(self) -> Response:
+        """Answer a missing file: ``abort(404)`` by default.
+
+        An override may return a response instead.
+        """
+        abort(404)
+
+    def render_to_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
+        """Answer the request: 404, 304, 412, or :meth:`download_response`.
+
+        Preconditions are evaluated in RFC 9110 §13.2.2 order before the
+        body is touched; ranges after them.
+        """
+        try:
+            self.file = file = self.get_file()
+        except FileNotFound:
+            return self.file_not_found_response()
+        try:
+            headers = request.headers
+            decision = conditional.evaluate_preconditions(
+                method=request.method,
+                if_match=headers.get("If-Match"),
+                if_none_match=headers.get("If-None-Match"),
+                if_modified_since=headers.get("If-Modified-Since"),
+                if_unmodified_since=headers.get("If-Unmodified-Since"),
+                etag=file.etag,
+                last_modified=file.modified_time,
+                was_modified_since=lambda since: self.was_modified_since(file, since),
+            )
+            if decision is None:
+                # The response owns the file from here and closes it.
+                return self.download_response(*args, **kwargs)
+            if decision == conditional.NOT_MODIFIED:
+                response = self.not_modified_response(headers=self._validators(file))
+            else:
+                response = self.precondition_failed_response()
+        except FileNotFound:
+            file.close()
+            return self.file_not_found_response()
+        except BaseException:
+            file.close()
+            raise
+        file.close()
+        return response
+
+
+class DownloadView(DownloadMixin, MethodView):
+    """A :class:`~flask.views.MethodView` that serves :meth:`get_file`.
+
+    ``HEAD`` is answered like ``GET`` without a body. URL variables are in
+    :attr:`kwargs`. Subclass it and override :meth:`get_file`, or use one of
+    the ready views.
+    """
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function; each keyword sets that attribute on the view.
+
+        ``PathDownloadView.as_view("readme", path="README.md", attachment=False)``.
+        The class itself is not changed.
+
+        :raises TypeError: a keyword names no attribute of the class.
+        """
+        for key in class_kwargs:
+            if key.startswith("_") or key in _HTTP_METHODS or not hasattr(cls, key):
+                raise TypeError(
+                    f"{cls.__name__}.as_view() got the keyword {key!r}, which is not"
+                    f" an attribute of {cls.__name__}. Only existing attributes"
+                    " can be set."
+                )
+        return super().as_view(name, *class_args, **class_kwargs)
+
+    def dispatch_request(self, **kwargs: t.Any) -> Response:
+        self.kwargs = kwargs
+        return t.cast(Response, super().dispatch_request(**kwargs))
+
+    def get(self, **kwargs: t.Any) -> Response:
+        """Answer ``GET`` (and ``HEAD``) with :meth:`render_to_response`."""
+        return self.render_to_response()
+
+
+_HTTP_METHODS = frozenset(
+    ("get", "head", "post", "put", "patch", "delete", "options", "trace")
+)
+
+#: Alias of :class:`DownloadView`, for code ported from django-downloadview.
+BaseDownloadView = DownloadView
+
+
+class PathDownloadView(DownloadView):
+    """Serve a file on the local disk.
+
+    Either a fixed :attr:`path`, or the URL variable named by
+    :attr:`path_url_kwarg` (``<path:path>``) resolved inside :attr:`root`
+    (else ``DOWNLOAD_ROOT``). A URL-supplied path never leaves the root,
+    symbolic links included: ``..``, absolute paths, backslashes, NUL and
+    links pointing outside give 404.
+    """
+
+    #: A trusted path (absolute, or relative to :attr:`root`). Never set it
+    #: from client input: use the URL variable for that.
+    path: str | os.PathLike[str] | None = None
+    #: The directory URL paths (and relative :attr:`path`) are resolved in;
+    #: ``None`` uses ``DOWNLOAD_ROOT``.
+    root: str | os.PathLike[str] | None = None
+    #: Name of the URL variable holding a client-supplied path.
+    path_url_kwarg: str = "path"
+
+    def get_root(self) -> str | None:
+        """The root directory: :attr:`root`, else ``DOWNLOAD_ROOT``."""
+        if self.root is not None:
+            root = os.fspath(self.root)
+            return os.path.join(current_app.root_path, root)
+        return self._settings().root
+
+    def get_path(self) -> str:
+        """The local path of the file to send, confined to the root.
+
+        :raises FileNotFound: a URL path that leaves the root.
+        :raises ConfigurationError: no path at all, or a URL path with no root.
+        """
+        if self.path is not None:
+            path = os.fspath(self.path)
+            if os.path.isabs(path):
+                return path
+            return os.path.join(self.get_root() or current_app.root_path, path)
+        untrusted = self.kwargs.get(self.path_url_kwarg)
+        if untrusted is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a 'path' attribute or a"
+                f" '<path:{self.path_url_kwarg}>' URL variable."
+            )
+        root = self.get_root()
+        if root is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} got a path from the URL but has no root to"
+                " confine it to: set DOWNLOAD_ROOT in the app config or pass"
+                " root=... to as_view()."
+            )
+        return safe_join(root, str(untrusted))
+
+    def get_file(self) -> DownloadFile:
+        return PathFile(self.get_path())
+
+
+class VirtualDownloadView(DownloadView):
+    """Serve content made in Python.
+
+    Override :meth:`get_file` to return a :class:`~flask_download.VirtualFile`,
+    or set :attr:`content` (and :attr:`basename`) for the simple case.
+    """
+
+    #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
+    #: accepts (an iterator set here would be used up by the first request).
+    content: t.Any = None
+
+    def get_content(self) -> t.Any:
+        """The content: :attr:`content`, called first if it is callable."""
+        content = self.content
+        if callable(content):
+            content = content()
+        if content is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} has no content: set the 'content' attribute"
+                " or override 'get_file'."
+            )
+        return content
+
+    def get_file(self) -> DownloadFile:
+        return VirtualFile(self.get_content(), name=self.get_basename())

@@ -1,0 +1,403 @@
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+from flask_download.conditional import evaluate_preconditions
+from flask_download.conditional import NOT_MODIFIED
+from flask_download.conditional import parse_http_date
+from flask_download.conditional import PRECONDITION_FAILED
+from flask_download.conditional import strong_etag_matches
+
+UTC = datetime.timezone.utc
+ETAG = "abc123"
+# Sun, 06 Nov 1994 08:49:37 GMT, with a sub-second part the HTTP-date drops.
+LAST_MODIFIED = datetime.datetime(1994, 11, 6, 8, 49, 37, 500_000, tzinfo=UTC)
+LM_DATE = "Sun, 06 Nov 1994 08:49:37 GMT"
+EARLIER_DATE = "Sun, 06 Nov 1994 08:49:36 GMT"
+LATER_DATE = "Sun, 06 Nov 1994 08:49:38 GMT"
+
+
+def evaluate(
+    *,
+    method: str = "GET",
+    if_match: str | None = None,
+    if_none_match: str | None = None,
+    if_modified_since: str | None = None,
+    if_unmodified_since: str | None = None,
+    etag: str | None = ETAG,
+    last_modified: datetime.datetime | None = LAST_MODIFIED,
+) -> int | None:
+    return evaluate_preconditions(
+        method=method,
+        if_match=if_match,
+        if_none_match=if_none_match,
+        if_modified_since=if_modified_since,
+        if_unmodified_since=if_unmodified_since,
+        etag=etag,
+        last_modified=last_modified,
+    )
+
+
+def future_date() -> str:
+    future = datetime.datetime.now(UTC) + datetime.timedelta(days=2)
+    return future.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+# -- parse_http_date --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "  Sun, 06 Nov 1994 08:49:37 GMT\t",
+        "Sun, 06 Nov 1994 10:49:37 +0200",
+    ],
+    ids=["imf-fixdate", "rfc850", "asctime", "ows", "offset"],
+)
+def test_parse_http_date_returns_aware_utc(value: str) -> None:
+    parsed = parse_http_date(value)
+    assert parsed == datetime.datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
+    assert parsed is not None
+    assert parsed.utcoffset() == datetime.timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "garbage",
+        "Sun, 06 Nov 999999999999 08:49:37 GMT",
+        "Sun, 06 Nov 1994 25:49:37 GMT",
+        "Sun, 31 Feb 1994 08:49:37 GMT",
+        "Fri, 31 Dec 9999 23:59:59 -2359",
+        "x" * 100_000,
+    ],
+    ids=[
+        "none",
+        "empty",
+        "garbage",
+        "absurd-year",
+        "bad-hour",
+        "bad-day",
+        "offset-overflow",
+        "long-garbage",
+    ],
+)
+def test_parse_http_date_returns_none_for_bad_values(value: str | None) -> None:
+    assert parse_http_date(value) is None
+
+
+# -- strong_etag_matches ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "etag", "expected"),
+    [
+        ('"abc123"', ETAG, True),
+        ('"x", "abc123"', ETAG, True),
+        ('"x",\t"abc123" , "y"', ETAG, True),
+        ('W/"abc123"', ETAG, False),
+        ('"x", W/"abc123"', ETAG, False),
+        ("abc123", ETAG, False),
+        ('abc123, W/"abc123"', ETAG, False),
+        ('"abc123" garbage', ETAG, False),
+        ('"abc12"', ETAG, False),
+        ('"abc123"', None, False),
+        ("*", None, True),
+        (" * ", ETAG, True),
+        ('"a,b"', "a,b", True),
+        ('"a,b"', "a", False),
+        ("", ETAG, False),
+        (",,,", ETAG, False),
+    ],
+    ids=[
+        "single",
+        "list",
+        "list-ows",
+        "weak-never-matches",
+        "weak-in-list",
+        "unquoted",
+        "unquoted-plus-weak",
+        "trailing-garbage",
+        "different",
+        "no-etag",
+        "star-no-etag",
+        "star-ows",
+        "comma-in-tag",
+        "comma-in-tag-prefix",
+        "empty",
+        "only-commas",
+    ],
+)
+def test_strong_etag_matches(header: str, etag: str | None, expected: bool) -> None:
+    assert strong_etag_matches(header, etag) is expected
+
+
+# -- If-Match (RFC 9110 §13.1.1) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("if_match", "etag", "expected"),
+    [
+        ('"abc123"', ETAG, None),
+        ('"nope", "abc123"', ETAG, None),
+        ("*", ETAG, None),
+        ("*", None, None),
+        ('"nope"', ETAG, PRECONDITION_FAILED),
+        ('W/"abc123"', ETAG, PRECONDITION_FAILED),
+        ('"abc123"', None, PRECONDITION_FAILED),
+        ("abc123", ETAG, PRECONDITION_FAILED),
+        ("garbage ,, \"'", ETAG, PRECONDITION_FAILED),
+    ],
+    ids=[
+        "match",
+        "match-in-list",
+        "star",
+        "star-without-etag",
+        "mismatch",
+        "weak",
+        "no-etag",
+        "unquoted",
+        "garbage",
+    ],
+)
+def test_if_match(if_match: str, etag: str | None, expected: int | None) -> None:
+    assert evaluate(if_match=if_match, etag=etag) == expected
+
+
+def test_if_match_fails_for_any_method() -> None:
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE"):
+        assert evaluate(method=method, if_match='"nope"') == PRECONDITION_FAILED
+
+
+def test_if_match_beats_matching_if_none_match() -> None:
+    assert evaluate(if_match='"nope"', if_none_match='"abc123"') == PRECONDITION_FAILED
+
+
+def test_if_match_present_skips_if_unmodified_since() -> None:
+    # RFC 9110 §13.2.2 step 2 only applies when If-Match is absent.
+    result = evaluate(if_match='"abc123"', if_unmodified_since=EARLIER_DATE)
+    assert result is None
+
+
+def test_empty_if_match_is_treated_as_absent() -> None:
+    assert evaluate(if_match="") is None
+    assert evaluate(if_match=" \t", if_unmodified_since=EARLIER_DATE) == 412
+
+
+def test_matching_if_match_still_evaluates_if_none_match() -> None:
+    assert evaluate(if_match="*", if_none_match='"abc123"') == NOT_MODIFIED
+
+
+# -- If-Unmodified-Since (RFC 9110 §13.1.4) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "last_modified", "expected"),
+    [
+        (EARLIER_DATE, LAST_MODIFIED, PRECONDITION_FAILED),
+        (LM_DATE, LAST_MODIFIED, None),
+        (LATER_DATE, LAST_MODIFIED, None),
+        ("garbage", LAST_MODIFIED, None),
+        ("Sun, 06 Nov 999999999999 08:49:37 GMT", LAST_MODIFIED, None),
+        (EARLIER_DATE, None, None),
+    ],
+    ids=["modified", "same-second", "unmodified", "garbage", "absurd", "no-mtime"],
+)
+def test_if_unmodified_since(
+    since: str, last_modified: datetime.datetime | None, expected: int | None
+) -> None:
+    result = evaluate(if_unmodified_since=since, last_modified=last_modified)
+    assert result == expected
+
+
+def test_if_unmodified_since_fails_before_if_none_match() -> None:
+    result = evaluate(if_unmodified_since=EARLIER_DATE, if_none_match='"abc123"')
+    assert result == PRECONDITION_FAILED
+
+
+def test_if_unmodified_since_treats_naive_last_modified_as_utc() -> None:
+    naive = LAST_MODIFIED.replace(tzinfo=None)
+    assert evaluate(if_unmodified_since=EARLIER_DATE, last_modified=naive) == 412
+    assert evaluate(if_unmodified_since=LM_DATE, last_modified=naive) is None
+
+
+# -- If-None-Match (RFC 9110 §13.1.2) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "etag", "expected"),
+    [
+        ('"abc123"', ETAG, NOT_MODIFIED),
+        ('W/"abc123"', ETAG, NOT_MODIFIED),
+        ('w/"abc123"', ETAG, NOT_MODIFIED),
+        ('"x", W/"y", "abc123"', ETAG, NOT_MODIFIED),
+        ("*", ETAG, NOT_MODIFIED),
+        ("*", None, NOT_MODIFIED),
+        ('"nope"', ETAG, None),
+        ('"abc123"', None, None),
+        ("abc123", ETAG, None),
+        ('"abc123" "x"', ETAG, None),
+        ('"\'garbage, ,"', ETAG, None),
+    ],
+    ids=[
+        "strong",
+        "weak-matches-weakly",
+        "lowercase-weak",
+        "in-list",
+        "star",
+        "star-no-etag",
+        "mismatch",
+        "no-etag",
+        "unquoted",
+        "malformed-list",
+        "garbage",
+    ],
+)
+def test_if_none_match(
+    if_none_match: str, etag: str | None, expected: int | None
+) -> None:
+    assert evaluate(if_none_match=if_none_match, etag=etag) == expected
+
+
+def test_if_none_match_returns_304_for_head() -> None:
+    assert evaluate(method="HEAD", if_none_match='"abc123"') == NOT_MODIFIED
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_if_none_match_returns_412_for_unsafe_methods(method: str) -> None:
+    assert evaluate(method=method, if_none_match='"abc123"') == PRECONDITION_FAILED
+    assert evaluate(method=method, if_none_match="*") == PRECONDITION_FAILED
+
+
+def test_non_matching_if_none_match_skips_if_modified_since() -> None:
+    # RFC 9110 §13.1.3: If-Modified-Since is ignored with If-None-Match, even
+    # when the date alone would give 304.
+    result = evaluate(if_none_match='"nope"', if_modified_since=LATER_DATE)
+    assert result is None
+
+
+def test_empty_if_none_match_is_treated_as_absent() -> None:
+    assert evaluate(if_none_match="", if_modified_since=LATER_DATE) == NOT_MODIFIED
+
+
+def test_huge_if_none_match_list_is_linear() -> None:
+    tags = [f'"tag{i}"' for i in range(100_000)]
+    miss = ", ".join(tags)
+    hit = ", ".join([*tags, '"abc123"'])
+    started = time.perf_counter()
+    assert evaluate(if_none_match=miss) is None
+    assert evaluate(if_none_match=hit) == NOT_MODIFIED
+    assert time.perf_counter() - started < 5
+
+
+def test_huge_garbage_if_none_match_does_not_raise() -> None:
+    started = time.perf_counter()
+    assert evaluate(if_none_match='"' * 100_001 + "," * 100_000 + " " * 100_000) is None
+    assert evaluate(if_none_match="W/" * 100_000) is None
+    assert time.perf_counter() - started < 5
+
+
+# -- If-Modified-Since (RFC 9110 §13.1.3) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "last_modified", "expected"),
+    [
+        (LM_DATE, LAST_MODIFIED, NOT_MODIFIED),
+        (LATER_DATE, LAST_MODIFIED, NOT_MODIFIED),
+        (EARLIER_DATE, LAST_MODIFIED, None),
+        ("garbage", LAST_MODIFIED, None),
+        ("Sun, 06 Nov 999999999999 08:49:37 GMT", LAST_MODIFIED, None),
+        (LM_DATE, None, None),
+    ],
+    ids=["same-second", "later", "modified", "garbage", "absurd", "no-mtime"],
+)
+def test_if_modified_since(
+    since: str, last_modified: datetime.datetime | None, expected: int | None
+) -> None:
+    result = evaluate(if_modified_since=since, last_modified=last_modified)
+    assert result == expected
+
+
+def test_if_modified_since_returns_304_for_head() -> None:
+    assert evaluate(method="HEAD", if_modified_since=LM_DATE) == NOT_MODIFIED
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_if_modified_since_is_ignored_for_unsafe_methods(method: str) -> None:
+    assert evaluate(method=method, if_modified_since=LATER_DATE) is None
+
+
+def test_if_modified_since_in_the_future_returns_304() -> None:
+    recent = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
+    assert evaluate(if_modified_since=future_date(), last_modified=recent) == 304
+
+
+def test_if_modified_since_uses_was_modified_since_callback() -> None:
+    seen: list[datetime.datetime] = []
+
+    def unchanged(since: datetime.datetime) -> bool:
+        seen.append(since)
+        return False
+
+    def changed(since: datetime.datetime) -> bool:
+        return True
+
+    common = {
+        "method": "GET",
+        "if_match": None,
+        "if_none_match": None,
+        "if_modified_since": EARLIER_DATE,
+        "if_unmodified_since": None,
+        "etag": ETAG,
+        # The callback decides even without a modification time.
+        "last_modified": None,
+    }
+    assert evaluate_preconditions(**common, was_modified_since=unchanged) == 304
+    assert seen == [datetime.datetime(1994, 11, 6, 8, 49, 36, tzinfo=UTC)]
+    assert evaluate_preconditions(**common, was_modified_since=changed) is None
+
+
+def test_no_conditional_headers_returns_none() -> None:
+    assert evaluate() is None
+    assert evaluate(etag=None, last_modified=None) is None
+
+
+# -- Werkzeug regressions ----------------------------------------------------
+
+
+def test_matching_if_none_match_returns_304_even_with_range() -> None:
+    """Werkzeug make_conditional gets this wrong: a Range header beats a
+    matching If-None-Match there. RFC 9110 §13.2.2 evaluates If-None-Match
+    before Range, and the engine never even sees Range here: 304.
+    """
+    assert evaluate(if_none_match='"abc123"') == NOT_MODIFIED
+
+
+def test_failing_if_match_with_range_returns_412() -> None:
+    """Werkzeug make_conditional gets this wrong: a failing If-Match with a
+    Range is not answered with 412. RFC 9110 §13.2.2 step 1 comes first.
+    """
+    assert evaluate(if_match='"other"') == PRECONDITION_FAILED
+
+
+def test_if_match_star_on_existing_file_passes() -> None:
+    """Werkzeug make_conditional gets this wrong: ``If-Match: *`` on an
+    existing file fails there. RFC 9110 §13.1.1: ``*`` is true when a current
+    representation exists.
+    """
+    assert evaluate(if_match="*") is None
+
+
+def test_if_unmodified_since_is_honoured() -> None:
+    """Werkzeug make_conditional gets this wrong: it ignores
+    If-Unmodified-Since. RFC 9110 §13.1.4: 412 if modified since that date.
+    """
+    assert evaluate(if_unmodified_since=EARLIER_DATE) == PRECONDITION_FAILED

@@ -1,0 +1,232 @@
+"""The wire format, checked with curl against real WSGI servers.
+
+The test client hides what servers do with ``wsgi.file_wrapper`` and how a
+real HTTP client reads headers; these tests run the app in wsgiref (a
+``read()``-based file wrapper) and in gunicorn (``sendfile``).
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import typing as t
+from wsgiref.simple_server import make_server
+from wsgiref.simple_server import WSGIRequestHandler
+
+import pytest
+from flask import Flask
+from flask_download import FlaskDownload
+from flask_download import PathDownloadView
+from flask_download.pytest_plugin import write_sample_files
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+
+BIG_SIZE = 3 * 1024 * 1024 + 17
+
+
+def _big_content() -> bytes:
+    return bytes((i * 7 + i // 256) % 256 for i in range(256 * 1024)) * 12 + b"x" * 17
+
+
+@pytest.fixture(scope="module")
+def wire_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    base = tmp_path_factory.mktemp("wire")
+    root = write_sample_files(base / "root")
+    (root / "big.bin").write_bytes(_big_content())
+    (base / "secret.txt").write_bytes(b"TOP SECRET")
+    return root
+
+
+def _make_app(root: str) -> Flask:
+    app = Flask("wire_app")
+    app.config["DOWNLOAD_ROOT"] = root
+    FlaskDownload(app)
+    app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("files"))
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: t.Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def wsgiref_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
+    server = make_server(
+        "127.0.0.1", 0, _make_app(os.fspath(wire_root)), handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def gunicorn_url(
+    wire_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
+) -> cabc.Iterator[str]:
+    pytest.importorskip("gunicorn")
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
+    (tmp_path / "wire_gunicorn_app.py").write_text(
+        textwrap.dedent(
+            f"""
+            from tests.test_wire import _make_app
+            app = _make_app({os.fspath(wire_root)!r})
+            """
+        )
+    )
+    port = _free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.fspath(tmp_path), os.fspath(pathlib.Path(__file__).parent.parent)]
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers=1",
+            f"--bind=127.0.0.1:{port}",
+            "wire_gunicorn_app:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("gunicorn did not start")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def curl(url: str, *args: str) -> tuple[str, dict[str, str], bytes]:
+    """Fetch ``url`` with curl; return status line, headers and body."""
+    done = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "-D", "-", *args, url],
+        capture_output=True,
+        check=True,
+    )
+    head, _, body = done.stdout.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return lines[0], headers, body
+
+
+@pytest.fixture(params=["wsgiref", "gunicorn"], scope="module")
+def server_url(request: pytest.FixtureRequest) -> str:
+    return t.cast(str, request.getfixturevalue(f"{request.param}_url"))
+
+
+def test_whole_file_bytes_and_headers(server_url: str) -> None:
+    status, headers, body = curl(f"{server_url}/files/big.bin")
+    assert " 200 " in status
+    assert body == _big_content()
+    assert headers["content-length"] == str(BIG_SIZE)
+    assert headers["accept-ranges"] == "bytes"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-disposition"] == 'attachment; filename="big.bin"'
+
+
+@pytest.mark.parametrize(
+    ("spec", "start", "stop"),
+    [
+        ("0-9", 0, 10),
+        ("1048576-2097151", 1048576, 2097152),
+        ("-10", BIG_SIZE - 10, BIG_SIZE),
+        ("3000000-", 3000000, BIG_SIZE),
+    ],
+    ids=["head", "middle", "suffix", "open"],
+)
+def test_single_range_is_exact(
+    server_url: str, spec: str, start: int, stop: int
+) -> None:
+    """The server's file wrapper sends exactly the range, whatever it is."""
+    status, headers, body = curl(
+        f"{server_url}/files/big.bin", "-H", f"Range: bytes={spec}"
+    )
+    assert " 206 " in status
+    assert body == _big_content()[start:stop]
+    assert headers["content-range"] == f"bytes {start}-{stop - 1}/{BIG_SIZE}"
+    assert headers["content-length"] == str(stop - start)
+
+
+def test_multipart_ranges_over_the_wire(server_url: str) -> None:
+    status, headers, body = curl(
+        f"{server_url}/files/big.bin", "-H", "Range: bytes=0-4,100-104"
+    )
+    assert " 206 " in status
+    assert headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert int(headers["content-length"]) == len(body)
+    content = _big_content()
+    assert content[0:5] in body and content[100:105] in body
+    assert f"Content-Range: bytes 100-104/{BIG_SIZE}".encode() in body
+
+
+def test_revalidation_with_curl(server_url: str) -> None:
+    _, headers, _ = curl(f"{server_url}/files/hello.txt")
+    status, again, body = curl(
+        f"{server_url}/files/hello.txt", "-H", f"If-None-Match: {headers['etag']}"
+    )
+    assert " 304 " in status
+    assert body == b""
+    assert again["etag"] == headers["etag"]
+    assert again["last-modified"] == headers["last-modified"]
+    assert "content-disposition" not in again
+
+
+def test_head_sends_headers_only(server_url: str) -> None:
+    host, _, port = server_url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"HEAD /files/hello.txt HTTP/1.0\r\nHost: x\r\n\r\n")
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0]
+    assert b"Content-Length: 14" in head
+    assert body == b""
+
+
+def test_non_ascii_name_over_the_wire(server_url: str) -> None:
+    _, headers, body = curl(f"{server_url}/files/%C3%A9t%C3%A9.txt")
+    assert body == "Un été à Paris\n".encode()
+    assert headers["content-disposition"] == (
+        "attachment; filename=\"ete.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt"
+    )
+
+
+def test_traversal_over_the_wire(server_url: str) -> None:
+    status, _, body = curl(f"{server_url}/files/../secret.txt", "--path-as-is")
+    assert " 404 " in status
+    assert b"TOP SECRET" not in body
