@@ -18,6 +18,11 @@ from .views import DownloadView as DownloadView
 from .views import PathDownloadView as PathDownloadView
 from .views import VirtualDownloadView as VirtualDownloadView
 
+# -- models and blueprints (issue 3) --
+# -- storages and remote files (issue 4) --
+# -- offload (issue 5) --
+# -- testing, signals, signed links (issue 6) --
+
 __all__ = [
     "DEFAULTS",
     "BaseDownloadView",

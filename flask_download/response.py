@@ -162,6 +162,9 @@ class DownloadResponse(Response):
     """
 
     default_mimetype = "application/octet-stream"
+    # Content-Length is set from the file's size; Werkzeug must not compute
+    # one by reading the body (that would use up an iterator).
+    automatically_set_content_length = False
 
     def __init__(
         self,
@@ -309,6 +312,9 @@ class DownloadResponse(Response):
         if self._segments and self.file.seekable and self._handle is None:
             self._handle = self.file.open()
         return self._iter_body()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.basename!r} [{self.status}]>"
 
     def _become_not_found(self) -> None:
         self.close()
