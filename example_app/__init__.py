@@ -10,6 +10,7 @@ import os
 import typing as t
 
 from flask import Flask
+
 from flask_download import FlaskDownload
 
 #: The extension, created once and bound to each app in :func:`create_app`.

@@ -7,6 +7,7 @@ import datetime
 
 from flask import Blueprint
 from flask import render_template_string
+
 from flask_download import DownloadFile
 from flask_download import PathDownloadView
 from flask_download import VirtualDownloadView

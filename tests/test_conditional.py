@@ -4,6 +4,7 @@ import datetime
 import time
 
 import pytest
+
 from flask_download.conditional import evaluate_preconditions
 from flask_download.conditional import NOT_MODIFIED
 from flask_download.conditional import parse_http_date

@@ -6,6 +6,7 @@ import typing as t
 
 import pytest
 from flask import Flask
+
 from flask_download import ConfigurationError
 from flask_download import DEFAULTS
 from flask_download import DownloadError

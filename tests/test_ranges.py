@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+
 from flask_download.ranges import ByteRanges
 from flask_download.ranges import content_range
 from flask_download.ranges import evaluate_range

@@ -8,9 +8,12 @@ import pathlib
 import typing as t
 
 import pytest
+from conftest import SAMPLE_FILES
 from flask import Flask
 from flask import Response
 from flask.views import View
+from werkzeug.http import http_date
+
 from flask_download import BaseDownloadView
 from flask_download import ConfigurationError
 from flask_download import DownloadFile
@@ -21,9 +24,6 @@ from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import VirtualDownloadView
 from flask_download import VirtualFile
-from werkzeug.http import http_date
-
-from conftest import SAMPLE_FILES
 
 UTC = datetime.timezone.utc
 # A modification time with a sub-second part the HTTP-date drops.

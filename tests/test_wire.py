@@ -23,6 +23,7 @@ from wsgiref.simple_server import WSGIRequestHandler
 
 import pytest
 from flask import Flask
+
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
 from flask_download.pytest_plugin import write_sample_files
