@@ -4,10 +4,10 @@ import datetime
 import email
 import email.policy
 import re
-import time
 
 import pytest
 
+from flask_download import ranges as ranges_module
 from flask_download.ranges import ByteRanges
 from flask_download.ranges import content_range
 from flask_download.ranges import evaluate_range
@@ -245,9 +245,7 @@ def test_unsatisfiable_is_an_enum_member() -> None:
 def test_huge_numbers_are_fast_and_do_not_raise(
     header: str, expected: RangeDecision
 ) -> None:
-    started = time.perf_counter()
     assert evaluate(header) == expected
-    assert time.perf_counter() - started < 1
 
 
 # -- max_ranges ---------------------------------------------------------------
@@ -278,19 +276,15 @@ def test_max_ranges_below_one_disables_ranges() -> None:
 
 def test_ten_thousand_ranges_return_quickly() -> None:
     header = ranges_header(10_000)
-    started = time.perf_counter()
     assert evaluate(header, size=1_000_000, max_ranges=50) is None
     assert evaluate("bytes=" + "x," * 100_000, max_ranges=50) is None
-    assert time.perf_counter() - started < 1
 
 
 def test_many_ranges_below_a_high_limit_are_fast() -> None:
     header = ranges_header(10_000)
-    started = time.perf_counter()
     result = evaluate(header, size=1_000_000, max_ranges=20_000)
     assert isinstance(result, tuple)
     assert len(result) == 10_000
-    assert time.perf_counter() - started < 2
 
 
 # -- abuse cap ----------------------------------------------------------------
@@ -538,3 +532,16 @@ def test_unknown_range_unit_gives_full_response() -> None:
     simply ignored there. RFC 9110 §14.2: ignore it and send the whole file.
     """
     assert evaluate("pages=1-2") is None
+
+
+def test_too_many_ranges_are_refused_before_any_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of range-specs costs one split, never a parse per element."""
+
+    def fail(digits: str) -> int:
+        raise AssertionError("a range-spec was parsed")
+
+    monkeypatch.setattr(ranges_module, "_number", fail)
+    header = "bytes=" + ",".join(f"{i}-{i}" for i in range(10_000))
+    assert evaluate(header) is None

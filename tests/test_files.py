@@ -1,0 +1,476 @@
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import io
+import os
+import pathlib
+import typing as t
+
+import pytest
+from conftest import SAMPLE_FILES
+
+from flask_download import DownloadError
+from flask_download import DownloadFile
+from flask_download import FileNotFound
+from flask_download import PathFile
+from flask_download import VirtualFile
+from flask_download.files import read_slice
+
+UTC = datetime.timezone.utc
+DIGITS = b"0123456789"
+
+
+def assert_aware_utc(value: datetime.datetime | None) -> None:
+    assert value is not None
+    assert value.tzinfo is not None
+    assert value.utcoffset() == datetime.timedelta(0)
+
+
+# -- DownloadFile ------------------------------------------------------------
+
+
+def test_download_file_knows_nothing_by_default() -> None:
+    file = DownloadFile()
+    assert file.name is None
+    assert file.size is None
+    assert file.modified_time is None
+    assert file.etag is None
+    assert file.url is None
+    assert file.seekable is False
+
+
+def test_download_file_open_not_implemented() -> None:
+    with pytest.raises(NotImplementedError):
+        DownloadFile().open()
+
+
+def test_download_file_chunks_reads_open() -> None:
+    class Custom(DownloadFile):
+        seekable = True
+        size = len(DIGITS)
+
+        def open(self) -> t.IO[bytes]:
+            return io.BytesIO(DIGITS)
+
+    assert list(Custom().chunks(4)) == [b"0123", b"4567", b"89"]
+    assert list(Custom().chunks(4, 3, 9)) == [b"3456", b"78"]
+
+
+def test_download_file_is_a_context_manager() -> None:
+    closed = []
+
+    class Custom(DownloadFile):
+        def close(self) -> None:
+            closed.append(True)
+
+    with Custom() as file:
+        assert isinstance(file, Custom)
+    assert closed == [True]
+
+
+def test_file_not_found_is_a_download_error() -> None:
+    assert issubclass(FileNotFound, DownloadError)
+
+
+# -- PathFile ----------------------------------------------------------------
+
+
+def test_path_file_attributes(download_root: pathlib.Path) -> None:
+    path = download_root / "data.bin"
+    file = PathFile(path)
+    assert file.name == "data.bin"
+    assert file.size == len(SAMPLE_FILES["data.bin"])
+    assert file.path is not None
+    assert os.path.samefile(file.path, path)
+    assert file.seekable is True
+    assert file.url is None
+    assert_aware_utc(file.modified_time)
+    assert file.modified_time == datetime.datetime.fromtimestamp(
+        path.stat().st_mtime, UTC
+    )
+    assert file.etag
+    assert '"' not in file.etag
+    assert not file.etag.startswith("W/")
+
+
+def test_path_file_accepts_str(download_root: pathlib.Path) -> None:
+    file = PathFile(os.fspath(download_root / "hello.txt"))
+    assert file.name == "hello.txt"
+    assert file.size == len(SAMPLE_FILES["hello.txt"])
+
+
+def test_path_file_name_override(download_root: pathlib.Path) -> None:
+    file = PathFile(download_root / "hello.txt", name="greeting.txt")
+    assert file.name == "greeting.txt"
+
+
+def test_path_file_non_ascii_name(download_root: pathlib.Path) -> None:
+    file = PathFile(download_root / "été.txt")
+    assert file.name == "été.txt"
+    assert file.size == len("Un été à Paris\n".encode())
+
+
+def test_path_file_etag_stable(download_root: pathlib.Path) -> None:
+    path = download_root / "hello.txt"
+    assert PathFile(path).etag == PathFile(path).etag
+
+
+def test_path_file_etag_differs_between_files(download_root: pathlib.Path) -> None:
+    assert PathFile(download_root / "hello.txt").etag != (
+        PathFile(download_root / "page.html").etag
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"a different content\n", b"Hello, World!\n"],
+    ids=["other-size", "same-size"],
+)
+def test_path_file_etag_changes_after_rewrite(
+    download_root: pathlib.Path, content: bytes
+) -> None:
+    path = download_root / "hello.txt"
+    before = PathFile(path)
+    st = path.stat()
+    path.write_bytes(content)
+    # A rewrite a second later, as a real edit would be.
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    after = PathFile(path)
+    assert after.etag != before.etag
+    assert after.modified_time != before.modified_time
+    assert after.size == len(content)
+
+
+def test_path_file_etag_changes_after_replace(download_root: pathlib.Path) -> None:
+    path = download_root / "hello.txt"
+    before = PathFile(path)
+    st = path.stat()
+    replacement = download_root / "replacement.tmp"
+    replacement.write_bytes(SAMPLE_FILES["hello.txt"])
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(replacement, path)
+    # Same size and mtime, but another file (inode) now.
+    assert PathFile(path).etag != before.etag
+
+
+def test_path_file_open_reads_content(download_root: pathlib.Path) -> None:
+    with PathFile(download_root / "data.bin").open() as handle:
+        assert handle.read() == SAMPLE_FILES["data.bin"]
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "expected"),
+    [
+        (0, None, SAMPLE_FILES["data.bin"]),
+        (10, 20, SAMPLE_FILES["data.bin"][10:20]),
+        (1000, None, SAMPLE_FILES["data.bin"][1000:]),
+        (0, 1, SAMPLE_FILES["data.bin"][:1]),
+    ],
+    ids=["whole", "middle", "tail", "first-byte"],
+)
+def test_path_file_chunks(
+    download_root: pathlib.Path, start: int, stop: int | None, expected: bytes
+) -> None:
+    file = PathFile(download_root / "data.bin")
+    chunks = list(file.chunks(100, start, stop))
+    assert b"".join(chunks) == expected
+    assert all(0 < len(c) <= 100 for c in chunks)
+
+
+def test_path_file_empty(download_root: pathlib.Path) -> None:
+    path = download_root / "empty.txt"
+    path.write_bytes(b"")
+    file = PathFile(path)
+    assert file.size == 0
+    assert list(file.chunks(10)) == []
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["missing.txt", "sub", ".", "sub/missing/deeper.txt", "hello.txt/x"],
+    ids=["missing", "directory", "root-directory", "missing-parent", "under-file"],
+)
+def test_path_file_not_found(download_root: pathlib.Path, relative: str) -> None:
+    with pytest.raises(FileNotFound):
+        PathFile(download_root / relative)
+
+
+def test_path_file_nul_in_path_is_not_found(download_root: pathlib.Path) -> None:
+    with pytest.raises(FileNotFound):
+        PathFile(os.fspath(download_root) + "/hello.txt\x00.bin")
+
+
+def test_path_file_deleted_before_open(download_root: pathlib.Path) -> None:
+    path = download_root / "hello.txt"
+    file = PathFile(path)
+    path.unlink()
+    with pytest.raises(FileNotFound):
+        file.open()
+
+
+# -- VirtualFile: str and bytes ----------------------------------------------
+
+
+def test_virtual_str_is_utf8() -> None:
+    file = VirtualFile("été", name="a.txt")
+    assert file.name == "a.txt"
+    assert file.size == len("été".encode())
+    assert file.size == 5
+    assert file.seekable is True
+    assert b"".join(file.chunks()) == "été".encode()
+
+
+def test_virtual_bytes() -> None:
+    file = VirtualFile(DIGITS)
+    assert file.name is None
+    assert file.size == 10
+    assert file.seekable is True
+    assert file.modified_time is None
+    assert file.url is None
+    with file.open() as handle:
+        assert handle.read() == DIGITS
+
+
+def test_virtual_empty_bytes() -> None:
+    file = VirtualFile(b"")
+    assert file.size == 0
+    assert list(file.chunks()) == []
+    assert file.etag
+
+
+def test_virtual_etag_from_content() -> None:
+    etag = VirtualFile(b"same").etag
+    assert etag
+    assert '"' not in etag
+    assert VirtualFile(b"same").etag == etag
+    assert VirtualFile("same").etag == etag
+    assert VirtualFile(b"other").etag != etag
+
+
+def test_virtual_etag_given() -> None:
+    assert VirtualFile(b"x", etag="v1").etag == "v1"
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "start", "stop", "expected"),
+    [
+        (4, 0, None, [b"0123", b"4567", b"89"]),
+        (3, 2, 8, [b"234", b"567"]),
+        (100, 5, None, [b"56789"]),
+        (1, 8, 10, [b"8", b"9"]),
+        (4, 3, 3, []),
+    ],
+    ids=["whole", "slice", "tail", "one-byte-chunks", "empty-slice"],
+)
+def test_virtual_bytes_chunks(
+    chunk_size: int, start: int, stop: int | None, expected: list[bytes]
+) -> None:
+    assert list(VirtualFile(DIGITS).chunks(chunk_size, start, stop)) == expected
+
+
+# -- VirtualFile: file-like --------------------------------------------------
+
+
+def test_virtual_seekable_file_like() -> None:
+    file = VirtualFile(io.BytesIO(DIGITS), name="d.bin")
+    assert file.size == 10
+    assert file.seekable is True
+    assert file.etag is None
+    assert list(file.chunks(4)) == [b"0123", b"4567", b"89"]
+    assert list(file.chunks(4, 2, 7)) == [b"2345", b"6"]
+
+
+def test_virtual_file_like_size_given() -> None:
+    assert VirtualFile(io.BytesIO(DIGITS), size=10).size == 10
+
+
+def test_virtual_file_like_open_can_be_read_twice() -> None:
+    file = VirtualFile(io.BytesIO(DIGITS))
+    with file.open() as handle:
+        assert handle.read() == DIGITS
+    with file.open() as handle:
+        handle.seek(5)
+        assert handle.read() == DIGITS[5:]
+
+
+class OneWayStream:
+    """A binary stream that can only be read forwards."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(size)
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_virtual_non_seekable_file_like() -> None:
+    file = VirtualFile(t.cast(t.IO[bytes], OneWayStream(DIGITS)))
+    assert file.seekable is False
+    assert file.size is None
+    assert file.etag is None
+    assert b"".join(file.chunks(3)) == DIGITS
+
+
+def test_virtual_non_seekable_file_like_size_given() -> None:
+    file = VirtualFile(t.cast(t.IO[bytes], OneWayStream(DIGITS)), size=10)
+    assert file.size == 10
+    assert file.seekable is False
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: io.BytesIO(DIGITS), lambda: OneWayStream(DIGITS)],
+    ids=["seekable", "one-way"],
+)
+def test_virtual_close_closes_file_like(make: cabc.Callable[[], t.Any]) -> None:
+    stream = make()
+    file = VirtualFile(stream)
+    assert not stream.closed
+    file.close()
+    assert stream.closed
+
+
+def test_virtual_close_with_context_manager() -> None:
+    stream = io.BytesIO(DIGITS)
+    with VirtualFile(stream):
+        pass
+    assert stream.closed
+
+
+def test_virtual_close_of_bytes_is_harmless() -> None:
+    file = VirtualFile(DIGITS)
+    file.close()
+    file.close()
+
+
+# -- VirtualFile: iterators --------------------------------------------------
+
+
+def test_virtual_iterator_of_bytes() -> None:
+    file = VirtualFile(iter([b"ab", b"", b"cd"]))
+    assert file.size is None
+    assert file.etag is None
+    assert file.seekable is False
+    assert b"".join(file.chunks()) == b"abcd"
+
+
+def test_virtual_iterator_of_str_and_bytes() -> None:
+    file = VirtualFile(iter(["é", b"-", "日本"]))
+    assert b"".join(file.chunks()) == "é-日本".encode()
+    assert all(isinstance(c, bytes) for c in VirtualFile(iter(["a", "b"])).chunks())
+
+
+def test_virtual_generator_streamed_lazily() -> None:
+    produced = []
+
+    def generate() -> cabc.Iterator[bytes]:
+        for i in range(3):
+            produced.append(i)
+            yield b"x"
+
+    chunks = VirtualFile(generate()).chunks()
+    assert produced == []
+    assert next(chunks) == b"x"
+    assert produced == [0]
+
+
+def test_virtual_iterator_size_and_etag_given() -> None:
+    file = VirtualFile(iter([b"ab"]), size=2, etag="tag")
+    assert file.size == 2
+    assert file.etag == "tag"
+    assert file.seekable is False
+
+
+def test_virtual_iterator_cannot_open() -> None:
+    file = VirtualFile(iter([b"ab"]))
+    with pytest.raises(TypeError):
+        file.open()
+
+
+def test_virtual_close_closes_generator() -> None:
+    finished = []
+
+    def generate() -> cabc.Iterator[bytes]:
+        try:
+            yield b"a"
+            yield b"b"
+        finally:
+            finished.append(True)
+
+    gen = generate()
+    file = VirtualFile(gen)
+    assert next(file.chunks()) == b"a"
+    file.close()
+    assert finished == [True]
+
+
+# -- VirtualFile: modified_time ----------------------------------------------
+
+
+def test_virtual_naive_modified_time_is_utc() -> None:
+    naive = datetime.datetime(2024, 5, 6, 7, 8, 9)
+    file = VirtualFile(b"x", modified_time=naive)
+    assert_aware_utc(file.modified_time)
+    assert file.modified_time == naive.replace(tzinfo=UTC)
+
+
+def test_virtual_aware_modified_time_kept() -> None:
+    paris = datetime.timezone(datetime.timedelta(hours=2))
+    aware = datetime.datetime(2024, 5, 6, 9, 8, 9, tzinfo=paris)
+    file = VirtualFile(b"x", modified_time=aware)
+    assert file.modified_time == aware
+    assert file.modified_time == datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+# -- read_slice --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "start", "stop", "expected"),
+    [
+        (4, 0, None, [b"0123", b"4567", b"89"]),
+        (4, 3, 9, [b"3456", b"78"]),
+        (4, 3, None, [b"3456", b"789"]),
+        (100, 0, 10, [DIGITS]),
+        (2, 9, 10, [b"9"]),
+        (2, 4, 4, []),
+        (4, 8, 20, [b"89"]),
+    ],
+    ids=["whole", "slice", "open-end", "big-chunk", "last-byte", "empty", "shrunk"],
+)
+def test_read_slice(
+    chunk_size: int, start: int, stop: int | None, expected: list[bytes]
+) -> None:
+    assert list(read_slice(io.BytesIO(DIGITS), chunk_size, start, stop)) == expected
+
+
+class SeekTracker(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_from: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.read_from.append(self.tell())
+        return super().read(size)
+
+
+def test_read_slice_seeks_instead_of_reading_from_start() -> None:
+    handle = SeekTracker(bytes(10_000))
+    assert b"".join(read_slice(handle, 1000, 9_990, 10_000)) == bytes(10)
+    assert handle.read_from == [9_990]
+
+
+def test_read_slice_is_lazy() -> None:
+    handle = SeekTracker(DIGITS)
+    chunks = read_slice(handle, 2, 0, 10)
+    assert handle.read_from == []
+    assert next(chunks) == b"01"
+    assert handle.read_from == [0]

@@ -1,0 +1,1295 @@
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import os
+import pathlib
+import re
+import typing as t
+import urllib.parse
+
+import pytest
+from conftest import SAMPLE_FILES
+from flask import Flask
+from werkzeug.http import http_date
+
+from flask_download import content_disposition
+from flask_download import DownloadFile
+from flask_download import FileNotFound
+from flask_download import PathDownloadView
+from flask_download import PathFile
+from flask_download import VirtualDownloadView
+
+DATA = SAMPLE_FILES["data.bin"]
+SIZE = len(DATA)
+HELLO = SAMPLE_FILES["hello.txt"]
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def route(app: Flask, view: type[t.Any], rule: str = "/d", **attrs: t.Any) -> t.Any:
+    """Register ``view`` at ``rule`` with ``attrs`` and return a test client."""
+    name = f"view{len(list(app.url_map.iter_rules()))}"
+    app.add_url_rule(rule, view_func=view.as_view(name, **attrs))
+    return app.test_client()
+
+
+@pytest.fixture
+def files_client(app: Flask) -> t.Any:
+    """A client with ``/files/<path>`` (attachment) and ``/inline/<path>``."""
+    app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("files"))
+    app.add_url_rule(
+        "/inline/<path:path>",
+        view_func=PathDownloadView.as_view("inline", attachment=False),
+    )
+    return app.test_client()
+
+
+def virtual(app: Flask, content: t.Any = b"x", **attrs: t.Any) -> t.Any:
+    return route(app, VirtualDownloadView, content=content, **attrs)
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM = re.compile(rf"""\s*;\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*""")
+
+
+def parse_disposition(value: str) -> tuple[str, list[tuple[str, str]]]:
+    """Strictly parse a Content-Disposition value into (type, [(name, value)]).
+
+    Fails the test if any part of the value is not a well-formed parameter.
+    """
+    match = re.match(rf"\s*({_TOKEN})", value)
+    assert match is not None, value
+    kind, pos = match.group(1), match.end()
+    params = []
+    while pos < len(value):
+        param = _PARAM.match(value, pos)
+        assert param is not None, f"unparseable at {value[pos:]!r} in {value!r}"
+        name, raw = param.group(1).lower(), param.group(2)
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.append((name, raw))
+        pos = param.end()
+    return kind.lower(), params
+
+
+def filenames(value: str) -> tuple[str | None, str | None]:
+    """Return (filename, decoded filename*) after checking each occurs at most once."""
+    _, params = parse_disposition(value)
+    names = [v for k, v in params if k == "filename"]
+    starred = [v for k, v in params if k == "filename*"]
+    assert len(names) <= 1, value
+    assert len(starred) <= 1, value
+    decoded = None
+    if starred:
+        charset, _, rest = starred[0].partition("'")
+        assert charset.lower() == "utf-8", value
+        _, _, encoded = rest.partition("'")
+        decoded = urllib.parse.unquote(encoded, encoding="utf-8", errors="strict")
+    return (names[0] if names else None), decoded
+
+
+def etag_of(client: t.Any, url: str) -> str:
+    with client.get(url) as rv:
+        return rv.headers["ETag"]
+
+
+def mtime_of(path: pathlib.Path) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+
+
+# -- Content-Type ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        ({"basename": "a.txt"}, "text/plain; charset=utf-8"),
+        ({"basename": "a.html"}, "text/html; charset=utf-8"),
+        ({"basename": "a.csv"}, "text/csv; charset=utf-8"),
+        ({"basename": "a.png"}, "image/png"),
+        ({"basename": "a.pdf"}, "application/pdf"),
+        ({"basename": "a.json"}, "application/json"),
+        ({"basename": "a.zip"}, "application/zip"),
+        ({"basename": "a.unknown-ext"}, "application/octet-stream"),
+        ({"basename": "no-extension"}, "application/octet-stream"),
+        ({}, "application/octet-stream"),
+        ({"basename": "a.bin", "mimetype": "text/plain"}, "text/plain; charset=utf-8"),
+        ({"basename": "a.txt", "mimetype": "image/png"}, "image/png"),
+        (
+            {"basename": "a.txt", "mimetype": "application/octet-stream"},
+            "application/octet-stream",
+        ),
+        ({"mimetype": "application/pdf"}, "application/pdf"),
+        (
+            {"basename": "a.txt", "charset": "iso-8859-1"},
+            "text/plain; charset=iso-8859-1",
+        ),
+        ({"basename": "a.png", "charset": "iso-8859-1"}, "image/png"),
+    ],
+    ids=[
+        "guessed-txt",
+        "guessed-html",
+        "guessed-csv",
+        "guessed-png",
+        "guessed-pdf",
+        "guessed-json",
+        "guessed-zip",
+        "unknown-extension",
+        "no-extension",
+        "no-name",
+        "mimetype-wins-text",
+        "mimetype-wins-binary",
+        "mimetype-octet-stream",
+        "mimetype-no-name",
+        "charset-override",
+        "charset-ignored-for-binary",
+    ],
+)
+def test_content_type(app: Flask, attrs: dict[str, str], expected: str) -> None:
+    client = virtual(app, **attrs)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Type"] == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["data.bin", "archive.tar.gz", "hello.txt", "page.html"], ids=str
+)
+def test_charset_only_for_text_types(files_client: t.Any, name: str) -> None:
+    with files_client.get(f"/files/{name}") as rv:
+        content_type = rv.headers["Content-Type"]
+    if content_type.startswith("text/"):
+        assert content_type.endswith("; charset=utf-8")
+    else:
+        assert "charset" not in content_type
+
+
+# -- Content-Encoding --------------------------------------------------------
+
+
+def test_guessed_encoding_not_sent_for_attachment(files_client: t.Any) -> None:
+    with files_client.get("/files/archive.tar.gz") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Type"] == "application/gzip"
+        assert "Content-Encoding" not in rv.headers
+        assert rv.data == SAMPLE_FILES["archive.tar.gz"]
+
+
+def test_guessed_encoding_sent_for_inline(files_client: t.Any) -> None:
+    with files_client.get("/inline/archive.tar.gz") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Encoding"] == "gzip"
+        assert rv.headers["Content-Type"] == "application/x-tar"
+
+
+@pytest.mark.parametrize("attachment", [True, False], ids=["attachment", "inline"])
+@pytest.mark.parametrize(
+    "basename", ["report.txt", "archive.tar.gz", None], ids=["txt", "tar.gz", "no-name"]
+)
+def test_explicit_encoding_always_sent(
+    app: Flask, attachment: bool, basename: str | None
+) -> None:
+    client = virtual(app, basename=basename, encoding="br", attachment=attachment)
+    with client.get("/d") as rv:
+        assert rv.headers["Content-Encoding"] == "br"
+
+
+def test_no_encoding_for_plain_file(files_client: t.Any) -> None:
+    with files_client.get("/inline/hello.txt") as rv:
+        assert "Content-Encoding" not in rv.headers
+
+
+# -- Content-Disposition -----------------------------------------------------
+
+
+@pytest.mark.parametrize("attachment", [True, False], ids=["attachment", "inline"])
+def test_disposition_carries_name(app: Flask, attachment: bool) -> None:
+    client = virtual(app, basename="report.txt", attachment=attachment)
+    with client.get("/d") as rv:
+        kind, params = parse_disposition(rv.headers["Content-Disposition"])
+    assert kind == ("attachment" if attachment else "inline")
+    assert params == [("filename", "report.txt")]
+
+
+def test_disposition_from_path_file_name(files_client: t.Any) -> None:
+    with files_client.get("/files/sub/nested.txt") as rv:
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="nested.txt"'
+
+
+def test_disposition_escapes_quote_and_backslash(app: Flask) -> None:
+    name = 'we"ird;name\\.txt'
+    client = route(app, PathDownloadView, path=name)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        value = rv.headers["Content-Disposition"]
+        assert rv.data == SAMPLE_FILES[name]
+    assert value == 'attachment; filename="we\\"ird;name\\\\.txt"'
+    assert filenames(value) == (name, None)
+
+
+def test_disposition_non_ascii_path_file(files_client: t.Any) -> None:
+    with files_client.get("/files/%C3%A9t%C3%A9.txt") as rv:
+        assert rv.status_code == 200
+        value = rv.headers["Content-Disposition"]
+    fallback, starred = filenames(value)
+    assert starred == "été.txt"
+    assert "filename*=UTF-8''%C3%A9t%C3%A9.txt" in value
+    assert fallback is not None
+    assert fallback.isascii()
+    assert fallback.endswith(".txt")
+    assert fallback != ".txt"
+
+
+@pytest.mark.parametrize(
+    ("name", "ext"),
+    [
+        ("日本.txt", ".txt"),
+        ("日本語のファイル.tar.gz", ".gz"),
+        ("日本", ""),
+        ("файл.pdf", ".pdf"),
+        ("é", ""),
+        ("😀.png", ".png"),
+        (".日本", ""),
+        ("日本.", ""),
+    ],
+    ids=[
+        "cjk-txt",
+        "cjk-targz",
+        "cjk-no-ext",
+        "cyrillic",
+        "one-letter",
+        "emoji",
+        "dot-cjk",
+        "cjk-dot",
+    ],
+)
+def test_disposition_ascii_fallback_never_empty(name: str, ext: str) -> None:
+    fallback, starred = filenames(content_disposition(name, True))
+    assert starred == name
+    assert fallback is not None
+    assert fallback.isascii()
+    assert fallback.strip(". ") != ""
+    assert fallback.endswith(ext)
+    assert "\\" not in fallback
+    assert '"' not in fallback
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a\tb.txt", "ab.txt"),
+        ("a\rb.txt", "ab.txt"),
+        ("a\nb.txt", "ab.txt"),
+        ("a\r\nSet-Cookie: x=y.txt", "aSet-Cookie: x=y.txt"),
+        ("a\x00b.txt", "ab.txt"),
+        ("a\x1bb.txt", "ab.txt"),
+        ("a\x7fb.txt", "ab.txt"),
+        ("a\x85b.txt", "ab.txt"),
+        ("a\x9fb.txt", "ab.txt"),
+    ],
+    ids=["tab", "cr", "lf", "crlf-header", "nul", "esc", "del", "c1-nel", "c1-apc"],
+)
+def test_disposition_deletes_control_characters(name: str, expected: str) -> None:
+    value = content_disposition(name, True)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+    assert filenames(value) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a\r\nSet-Cookie: session=evil",
+        "a\nX-Injected: 1.txt",
+        "é\r\nX-Injected: 1.txt",
+        "\x00\x85\x7f",
+    ],
+    ids=["crlf-ascii", "lf-ascii", "crlf-non-ascii", "only-controls"],
+)
+def test_control_characters_in_name_over_http(app: Flask, name: str) -> None:
+    client = virtual(app, basename=name)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert "Set-Cookie" not in rv.headers
+        assert "X-Injected" not in rv.headers
+        value = rv.headers["Content-Disposition"]
+        assert rv.data == b"x"
+    assert "\r" not in value
+    assert "\n" not in value
+    filenames(value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x\"; filename*=UTF-8''evil.exe",
+        "é\"; filename*=UTF-8''evil.exe",
+        "x; filename=evil.exe",
+        'x\\"; filename="evil.exe',
+        'x"; filename="evil.exe"; a="',
+    ],
+    ids=["ascii-star", "non-ascii-star", "unquoted", "backslash-quote", "ascii-plain"],
+)
+@pytest.mark.parametrize("attachment", [True, False], ids=["attachment", "inline"])
+def test_name_cannot_add_parameter(app: Flask, name: str, attachment: bool) -> None:
+    client = virtual(app, basename=name, attachment=attachment)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        value = rv.headers["Content-Disposition"]
+    _, params = parse_disposition(value)
+    assert [k for k, _ in params if k == "filename"] == ["filename"]
+    assert len([k for k, _ in params if k == "filename*"]) <= 1
+    assert {k for k, _ in params} <= {"filename", "filename*"}
+    fallback, starred = filenames(value)
+    if name.isascii():
+        assert fallback == name
+        assert starred is None
+    else:
+        assert starred == name
+    assert fallback != "evil.exe"
+    assert starred != "evil.exe"
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", " ", "\x00", "\r\n"], ids=repr)
+@pytest.mark.parametrize("attachment", [True, False], ids=["attachment", "inline"])
+def test_disposition_without_usable_name(name: str, attachment: bool) -> None:
+    expected = "attachment" if attachment else "inline"
+    assert content_disposition(name, attachment) == expected
+
+
+def test_disposition_none_name() -> None:
+    assert content_disposition(None, True) == "attachment"
+    assert content_disposition(None, False) == "inline"
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."], ids=["empty", "dot", "dotdot"])
+def test_empty_basename_over_http_gives_no_filename(app: Flask, name: str) -> None:
+    client = virtual(app, basename=name)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Disposition"] == "attachment"
+
+
+def test_no_name_over_http(app: Flask) -> None:
+    client = virtual(app)
+    with client.get("/d") as rv:
+        assert rv.headers["Content-Disposition"] == "attachment"
+
+
+@pytest.mark.parametrize(
+    ("stem", "ext"),
+    [("a" * 10_000, ".txt"), ("é" * 10_000, ".txt"), ("日" * 5_000, ".pdf")],
+    ids=["ascii", "latin", "cjk"],
+)
+def test_very_long_names_are_capped(app: Flask, stem: str, ext: str) -> None:
+    client = virtual(app, basename=stem + ext)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        value = rv.headers["Content-Disposition"]
+    assert len(value) < 4096
+    fallback, starred = filenames(value)
+    assert fallback is not None
+    assert len(fallback) <= 255
+    assert fallback.endswith(ext)
+    if starred is not None:
+        assert len(starred) <= 255
+        assert starred.endswith(ext)
+
+
+@pytest.mark.parametrize(
+    ("name", "attachment", "expected"),
+    [
+        ("a.txt", True, 'attachment; filename="a.txt"'),
+        ("a.txt", False, 'inline; filename="a.txt"'),
+        ("a b.txt", True, 'attachment; filename="a b.txt"'),
+        ('a"b.txt', True, 'attachment; filename="a\\"b.txt"'),
+        ("a\\b.txt", True, 'attachment; filename="a\\\\b.txt"'),
+        ("a;b=c.txt", True, 'attachment; filename="a;b=c.txt"'),
+        ("a%20b.txt", True, 'attachment; filename="a%20b.txt"'),
+    ],
+    ids=["plain", "inline", "space", "quote", "backslash", "semicolon", "percent"],
+)
+def test_content_disposition_ascii(name: str, attachment: bool, expected: str) -> None:
+    assert content_disposition(name, attachment) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "encoded"),
+    [
+        ("été.txt", "%C3%A9t%C3%A9.txt"),
+        ("a b é.txt", "a%20b%20%C3%A9.txt"),
+        ("é'%.txt", "%C3%A9%27%25.txt"),
+        ('é"\\;.txt', "%C3%A9%22%5C%3B.txt"),
+    ],
+    ids=["accents", "space", "quote-percent", "specials"],
+)
+def test_content_disposition_rfc8187(name: str, encoded: str) -> None:
+    value = content_disposition(name, False)
+    assert value.startswith("inline; ")
+    assert f"filename*=UTF-8''{encoded}" in value
+    fallback, starred = filenames(value)
+    assert starred == name
+    assert fallback is not None
+    assert fallback.endswith(".txt")
+    # RFC 8187 §3.2.1: only attr-char goes unencoded.
+    assert re.fullmatch(r"[A-Za-z0-9!#$&+.^_`|~%-]+", encoded)
+
+
+# -- Content-Length, nosniff, validators -------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SAMPLE_FILES if "\\" not in n))
+def test_content_length_and_body(files_client: t.Any, name: str) -> None:
+    url = "/files/" + urllib.parse.quote(name)
+    with files_client.get(url) as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Length"] == str(len(SAMPLE_FILES[name]))
+        assert rv.data == SAMPLE_FILES[name]
+
+
+def test_content_length_of_str_is_utf8_size(app: Flask) -> None:
+    client = virtual(app, content="été", basename="a.txt")
+    with client.get("/d") as rv:
+        assert rv.headers["Content-Length"] == "5"
+        assert rv.data == "été".encode()
+
+
+def test_no_content_length_for_iterator(app: Flask) -> None:
+    client = virtual(app, content=lambda: iter([b"ab", "cd"]), basename="a.bin")
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert "Content-Length" not in rv.headers
+        assert "Accept-Ranges" not in rv.headers
+        assert "ETag" not in rv.headers
+        assert rv.data == b"abcd"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 200),
+        ({"Range": "bytes=0-9"}, 206),
+        ({"Range": "bytes=0-0,10-20"}, 206),
+        ({"Range": "bytes=5000-"}, 416),
+    ],
+    ids=["200", "206", "206-multipart", "416"],
+)
+def test_nosniff_on_every_download(
+    files_client: t.Any, headers: dict[str, str], status: int
+) -> None:
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == status
+        assert rv.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_nosniff_on_virtual_download(app: Flask) -> None:
+    client = virtual(app, content="<script>", basename="a.txt")
+    with client.get("/d") as rv:
+        assert rv.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_last_modified_and_strong_etag(
+    files_client: t.Any, download_root: pathlib.Path
+) -> None:
+    with files_client.get("/files/hello.txt") as rv:
+        assert rv.headers["Last-Modified"] == http_date(
+            mtime_of(download_root / "hello.txt")
+        )
+        etag = rv.headers["ETag"]
+        assert rv.headers["Accept-Ranges"] == "bytes"
+    assert re.fullmatch(r'"[\x21\x23-\x7e]+"', etag)
+    assert not etag.startswith("W/")
+
+
+def test_virtual_etag_and_last_modified(app: Flask) -> None:
+    client = virtual(app, content=b"same")
+    with client.get("/d") as rv:
+        etag = rv.headers["ETag"]
+        assert "Last-Modified" not in rv.headers
+    assert re.fullmatch(r'"[\x21\x23-\x7e]+"', etag)
+    with client.get("/d") as rv:
+        assert rv.headers["ETag"] == etag
+
+
+# -- preconditions -----------------------------------------------------------
+
+URL = "/files/hello.txt"
+
+
+def test_if_none_match_returns_304(files_client: t.Any) -> None:
+    etag = etag_of(files_client, URL)
+    with files_client.get(URL, headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+        assert rv.headers["ETag"] == etag
+        assert "Last-Modified" in rv.headers
+        assert "Cache-Control" in rv.headers
+        assert "Content-Disposition" not in rv.headers
+        assert rv.data == b""
+
+
+def test_if_none_match_weak_comparison_returns_304(files_client: t.Any) -> None:
+    etag = etag_of(files_client, URL)
+    with files_client.get(URL, headers={"If-None-Match": f'"nope", W/{etag}'}) as rv:
+        assert rv.status_code == 304
+        assert rv.data == b""
+
+
+def test_if_none_match_star_returns_304(files_client: t.Any) -> None:
+    with files_client.get(URL, headers={"If-None-Match": "*"}) as rv:
+        assert rv.status_code == 304
+
+
+def test_if_none_match_mismatch_returns_200(files_client: t.Any) -> None:
+    with files_client.get(URL, headers={"If-None-Match": '"other"'}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == HELLO
+
+
+def _date(path: pathlib.Path, delta: int) -> str:
+    return http_date(mtime_of(path) + datetime.timedelta(seconds=delta))
+
+
+@pytest.mark.parametrize(
+    ("delta", "status"),
+    [(0, 304), (1, 304), (3600, 304), (-1, 200), (-3600, 200)],
+    ids=["equal", "later", "much-later", "earlier", "much-earlier"],
+)
+def test_if_modified_since(
+    files_client: t.Any, download_root: pathlib.Path, delta: int, status: int
+) -> None:
+    since = _date(download_root / "hello.txt", delta)
+    with files_client.get(URL, headers={"If-Modified-Since": since}) as rv:
+        assert rv.status_code == status
+        assert rv.data == (HELLO if status == 200 else b"")
+
+
+def test_if_modified_since_ignored_when_if_none_match_present(
+    files_client: t.Any, download_root: pathlib.Path
+) -> None:
+    since = _date(download_root / "hello.txt", 3600)
+    headers = {"If-None-Match": '"other"', "If-Modified-Since": since}
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 200
+
+
+def test_if_match_mismatch_returns_412(files_client: t.Any) -> None:
+    with files_client.get(URL, headers={"If-Match": '"other"'}) as rv:
+        assert rv.status_code == 412
+        assert rv.data == b""
+        assert "Content-Disposition" not in rv.headers
+
+
+def test_if_match_matching_returns_200(files_client: t.Any) -> None:
+    etag = etag_of(files_client, URL)
+    with files_client.get(URL, headers={"If-Match": f'"x", {etag}'}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == HELLO
+
+
+def test_if_match_weak_never_matches(files_client: t.Any) -> None:
+    etag = etag_of(files_client, URL)
+    with files_client.get(URL, headers={"If-Match": f"W/{etag}"}) as rv:
+        assert rv.status_code == 412
+
+
+def test_if_match_star_returns_200(files_client: t.Any) -> None:
+    with files_client.get(URL, headers={"If-Match": "*"}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == HELLO
+
+
+@pytest.mark.parametrize(
+    ("delta", "status"),
+    [(-1, 412), (-3600, 412), (0, 200), (3600, 200)],
+    ids=["earlier", "much-earlier", "equal", "later"],
+)
+def test_if_unmodified_since(
+    files_client: t.Any, download_root: pathlib.Path, delta: int, status: int
+) -> None:
+    since = _date(download_root / "hello.txt", delta)
+    with files_client.get(URL, headers={"If-Unmodified-Since": since}) as rv:
+        assert rv.status_code == status
+        assert rv.data == (HELLO if status == 200 else b"")
+
+
+@pytest.mark.parametrize(
+    "header", ["If-Modified-Since", "If-Unmodified-Since", "If-Range"]
+)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        "",
+        "   ",
+        "Sun, 06 Nov 999999999999 08:49:37 GMT",
+        "Mon, 99 Foo 2020 99:99:99 GMT",
+        "Sun, 06 Nov 1994 08:49:37 +9999",
+        "99999999999999999999",
+        "\x00",
+    ],
+    ids=[
+        "garbage",
+        "empty",
+        "blank",
+        "year-999999999999",
+        "out-of-range-fields",
+        "huge-offset",
+        "huge-number",
+        "nul",
+    ],
+)
+def test_unparseable_dates_are_ignored(
+    files_client: t.Any, header: str, value: str
+) -> None:
+    headers = {header: value}
+    if header == "If-Range":
+        headers["Range"] = "bytes=0-1"
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 200
+        assert rv.data == HELLO
+
+
+@pytest.mark.parametrize("match_last", [False, True], ids=["no-match", "match-last"])
+def test_huge_if_none_match_list(files_client: t.Any, match_last: bool) -> None:
+    etag = etag_of(files_client, URL)
+    tags = [f'"tag-{i}"' for i in range(100_000)]
+    if match_last:
+        tags[-1] = etag
+    with files_client.get(URL, headers={"If-None-Match": ", ".join(tags)}) as rv:
+        assert rv.status_code == (304 if match_last else 200)
+
+
+def test_precondition_order_if_match_before_if_none_match(files_client: t.Any) -> None:
+    etag = etag_of(files_client, URL)
+    headers = {"If-Match": '"other"', "If-None-Match": etag}
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 412
+
+
+def test_head_304(files_client: t.Any) -> None:
+    etag = etag_of(files_client, URL)
+    with files_client.head(URL, headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+
+
+# -- regressions against Werkzeug's make_conditional -------------------------
+
+
+def test_range_with_matching_if_none_match_returns_304(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: it answers 206 to a Range
+    request whose If-None-Match matches, instead of 304."""
+    etag = etag_of(files_client, URL)
+    headers = {"Range": "bytes=0-4", "If-None-Match": etag}
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 304
+        assert rv.data == b""
+        assert "Content-Range" not in rv.headers
+
+
+def test_range_with_failing_if_match_returns_412(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: it ignores If-Match and
+    answers 206 to a Range request whose If-Match fails."""
+    headers = {"Range": "bytes=0-4", "If-Match": '"other"'}
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 412
+        assert "Content-Range" not in rv.headers
+
+
+def test_precondition_failed_has_no_body(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: its 412 keeps the entity
+    body of the file."""
+    with files_client.get(URL, headers={"If-Match": '"other"'}) as rv:
+        assert rv.status_code == 412
+        assert rv.data == b""
+        assert rv.headers.get("Content-Length", "0") == "0"
+
+
+def test_if_match_star_passes(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: it has no If-Match
+    evaluation, so ``If-Match: *`` is not checked against an existing file."""
+    headers = {"If-Match": "*", "Range": "bytes=0-4"}
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.data == HELLO[:5]
+
+
+def test_if_unmodified_since_honoured(
+    files_client: t.Any, download_root: pathlib.Path
+) -> None:
+    """Werkzeug make_conditional gets this wrong: it ignores
+    If-Unmodified-Since and sends the changed file."""
+    since = _date(download_root / "hello.txt", -3600)
+    headers = {"If-Unmodified-Since": since, "Range": "bytes=0-4"}
+    with files_client.get(URL, headers=headers) as rv:
+        assert rv.status_code == 412
+        assert rv.data == b""
+
+
+def test_zero_length_suffix_range_returns_416(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: ``bytes=-0`` is an
+    unsatisfiable suffix range (RFC 9110 §14.1.1), not a request for the
+    whole file."""
+    with files_client.get("/files/data.bin", headers={"Range": "bytes=-0"}) as rv:
+        assert rv.status_code == 416
+        assert rv.headers["Content-Range"] == f"bytes */{SIZE}"
+        assert rv.data == b""
+
+
+def test_weak_if_range_does_not_satisfy(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: If-Range needs a strong
+    validator (RFC 9110 §13.1.5), so a weak ETag sends the full file."""
+    etag = etag_of(files_client, "/files/data.bin")
+    headers = {"Range": "bytes=0-9", "If-Range": f"W/{etag}"}
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+def parse_multipart(rv: t.Any) -> list[tuple[str, str, bytes]]:
+    """Return (Content-Type, Content-Range, body) of each byteranges part."""
+    match = re.fullmatch(
+        r"multipart/byteranges; boundary=([0-9A-Za-z'()+_,./:=?-]{1,70})",
+        rv.headers["Content-Type"],
+    )
+    assert match is not None, rv.headers["Content-Type"]
+    delimiter = b"--" + match.group(1).encode()
+    preamble, *parts, epilogue = rv.data.split(delimiter)
+    assert preamble in (b"", b"\r\n")
+    assert epilogue in (b"--", b"--\r\n")
+    result = []
+    for part in parts:
+        assert part.startswith(b"\r\n")
+        assert part.endswith(b"\r\n")
+        head, sep, body = part[2:-2].partition(b"\r\n\r\n")
+        assert sep
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n"))
+        assert set(fields) == {b"Content-Type", b"Content-Range"}
+        result.append(
+            (fields[b"Content-Type"].decode(), fields[b"Content-Range"].decode(), body)
+        )
+    return result
+
+
+def test_multiple_ranges_return_multipart(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: it refuses several ranges
+    (416 / whole file) instead of answering multipart/byteranges."""
+    headers = {"Range": "bytes=0-9,100-109,-6"}
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.headers["Content-Type"].startswith("multipart/byteranges; boundary=")
+        assert "Content-Range" not in rv.headers
+        assert rv.headers["Content-Length"] == str(len(rv.data))
+        parts = parse_multipart(rv)
+    assert [(ct, cr) for ct, cr, _ in parts] == [
+        ("application/octet-stream", f"bytes 0-9/{SIZE}"),
+        ("application/octet-stream", f"bytes 100-109/{SIZE}"),
+        ("application/octet-stream", f"bytes {SIZE - 6}-{SIZE - 1}/{SIZE}"),
+    ]
+    assert [body for _, _, body in parts] == [DATA[0:10], DATA[100:110], DATA[-6:]]
+
+
+def test_unknown_range_unit_returns_200(files_client: t.Any) -> None:
+    """Werkzeug make_conditional gets this wrong: an unknown range unit
+    must be ignored (RFC 9110 §14.2), not answered with 416."""
+    with files_client.get("/files/data.bin", headers={"Range": "items=0-9"}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+# -- Range -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=0-9", 0, 10),
+        ("bytes=10-19", 10, 20),
+        ("bytes=1000-5000", 1000, SIZE),
+        ("bytes=-5", SIZE - 5, SIZE),
+        ("bytes=-5000", 0, SIZE),
+        ("bytes=5-", 5, SIZE),
+        (f"bytes={SIZE - 1}-", SIZE - 1, SIZE),
+        ("BYTES=0-0", 0, 1),
+        ("bytes= 3-4 ", 3, 5),
+    ],
+    ids=[
+        "first-ten",
+        "middle",
+        "last-clamped",
+        "suffix",
+        "suffix-larger-than-file",
+        "open",
+        "last-byte",
+        "case-insensitive-unit",
+        "whitespace",
+    ],
+)
+def test_single_range(files_client: t.Any, header: str, start: int, stop: int) -> None:
+    with files_client.get("/files/data.bin", headers={"Range": header}) as rv:
+        assert rv.status_code == 206
+        assert rv.headers["Content-Range"] == f"bytes {start}-{stop - 1}/{SIZE}"
+        assert rv.headers["Content-Length"] == str(stop - start)
+        assert rv.headers["Content-Type"] == "application/octet-stream"
+        assert rv.headers["Accept-Ranges"] == "bytes"
+        assert rv.data == DATA[start:stop]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [f"bytes={SIZE}-", "bytes=5000-6000", f"bytes={SIZE}-{SIZE + 10},2000-"],
+    ids=["at-size", "beyond", "all-beyond"],
+)
+def test_unsatisfiable_range_returns_416(files_client: t.Any, header: str) -> None:
+    with files_client.get("/files/data.bin", headers={"Range": header}) as rv:
+        assert rv.status_code == 416
+        assert rv.headers["Content-Range"] == f"bytes */{SIZE}"
+        assert rv.data == b""
+
+
+def test_range_on_virtual_bytes(app: Flask) -> None:
+    client = virtual(app, content=b"0123456789", basename="d.bin")
+    with client.get("/d", headers={"Range": "bytes=2-4"}) as rv:
+        assert rv.status_code == 206
+        assert rv.headers["Content-Range"] == "bytes 2-4/10"
+        assert rv.data == b"234"
+
+
+def test_range_ignored_for_iterator(app: Flask) -> None:
+    client = virtual(app, content=lambda: iter([b"0123", b"456789"]))
+    with client.get("/d", headers={"Range": "bytes=2-4"}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"0123456789"
+
+
+def test_if_range_matching_etag_returns_206(files_client: t.Any) -> None:
+    etag = etag_of(files_client, "/files/data.bin")
+    headers = {"Range": "bytes=0-9", "If-Range": etag}
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.data == DATA[:10]
+
+
+def test_if_range_mismatching_etag_returns_200(files_client: t.Any) -> None:
+    headers = {"Range": "bytes=0-9", "If-Range": '"other"'}
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+@pytest.mark.parametrize(
+    ("delta", "status"),
+    [(0, 206), (-3600, 200), (3600, 200)],
+    ids=["equal", "earlier", "later"],
+)
+def test_if_range_date(
+    files_client: t.Any, download_root: pathlib.Path, delta: int, status: int
+) -> None:
+    headers = {
+        "Range": "bytes=0-9",
+        "If-Range": _date(download_root / "data.bin", delta),
+    }
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == status
+        assert rv.data == (DATA[:10] if status == 206 else DATA)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=abc",
+        "bytes=5-2",
+        "bytes",
+        "bytes=",
+        "bytes=-",
+        "bytes=1-2-3",
+        "bytes=0x10-0x20",
+        "bytes=+1-2",
+        "bytes=0-1;2-3",
+        "=0-1",
+        "",
+        "bytes=0-1,junk",
+    ],
+    ids=[
+        "letters",
+        "reversed",
+        "no-equals",
+        "empty-set",
+        "lone-dash",
+        "three-numbers",
+        "hex",
+        "plus-sign",
+        "semicolon",
+        "no-unit",
+        "empty",
+        "one-bad-spec",
+    ],
+)
+def test_malformed_range_returns_200(files_client: t.Any, header: str) -> None:
+    with files_client.get("/files/data.bin", headers={"Range": header}) as rv:
+        assert rv.status_code == 200
+        assert "Content-Range" not in rv.headers
+        assert rv.data == DATA
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=0-4,3-9", 0, 10),
+        ("bytes=0-4,5-9", 0, 10),
+        ("bytes=5-9,0-4", 0, 10),
+        ("bytes=0-9,2-3", 0, 10),
+        ("bytes=100-199,150-", 100, SIZE),
+    ],
+    ids=["overlapping", "adjacent", "unsorted-adjacent", "contained", "open-overlap"],
+)
+def test_overlapping_ranges_are_coalesced(
+    files_client: t.Any, header: str, start: int, stop: int
+) -> None:
+    with files_client.get("/files/data.bin", headers={"Range": header}) as rv:
+        assert rv.status_code == 206
+        assert rv.headers["Content-Range"] == f"bytes {start}-{stop - 1}/{SIZE}"
+        assert rv.data == DATA[start:stop]
+
+
+def test_more_than_max_ranges_returns_whole_file(
+    app_factory: cabc.Callable[..., Flask],
+) -> None:
+    client = route(
+        app_factory(DOWNLOAD_MAX_RANGES=2), PathDownloadView, path="data.bin"
+    )
+    with client.get("/d", headers={"Range": "bytes=0-0,2-2"}) as rv:
+        assert rv.status_code == 206
+    with client.get("/d", headers={"Range": "bytes=0-0,2-2,4-4"}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+def test_default_max_ranges_is_50(files_client: t.Any) -> None:
+    fifty = ",".join(f"{i * 10}-{i * 10}" for i in range(50))
+    with files_client.get("/files/data.bin", headers={"Range": f"bytes={fifty}"}) as rv:
+        assert rv.status_code == 206
+        assert len(parse_multipart(rv)) == 50
+    fifty_one = ",".join(f"{i * 10}-{i * 10}" for i in range(51))
+    headers = {"Range": f"bytes={fifty_one}"}
+    with files_client.get("/files/data.bin", headers=headers) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=0-,0-", "bytes=0-1023,0-1023", "bytes=-1024,0-", "bytes=0-600,500-1023"],
+    ids=["open-twice", "whole-twice", "suffix-and-open", "overlap-exceeds"],
+)
+def test_ranges_adding_up_beyond_file_return_200(
+    files_client: t.Any, header: str
+) -> None:
+    with files_client.get("/files/data.bin", headers={"Range": header}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+def test_thousand_ranges_refused_cheaply(files_client: t.Any) -> None:
+    header = "bytes=" + ",".join(f"{i}-{i}" for i in range(1000))
+    with files_client.get("/files/data.bin", headers={"Range": header}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+
+
+def test_multipart_part_type_follows_file(files_client: t.Any) -> None:
+    with files_client.get("/files/hello.txt", headers={"Range": "bytes=0-1,5-6"}) as rv:
+        assert rv.status_code == 206
+        parts = parse_multipart(rv)
+    assert [ct for ct, _, _ in parts] == ["text/plain; charset=utf-8"] * 2
+    assert [body for _, _, body in parts] == [HELLO[0:2], HELLO[5:7]]
+
+
+# -- streaming ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "content"),
+    [("/files/data.bin", DATA), ("/virtual", DATA)],
+    ids=["path", "virtual"],
+)
+def test_chunk_size_is_honoured(
+    app_factory: cabc.Callable[..., Flask], url: str, content: bytes
+) -> None:
+    app = app_factory(DOWNLOAD_CHUNK_SIZE=100)
+    app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("files"))
+    route(app, VirtualDownloadView, "/virtual", content=DATA, basename="d.bin")
+    client = app.test_client()
+    with client.get(url, buffered=False) as rv:
+        chunks = list(rv.response)
+    assert b"".join(chunks) == content
+    assert [len(c) for c in chunks] == [100] * (SIZE // 100) + [SIZE % 100]
+
+
+def test_view_chunk_size_attribute(app: Flask) -> None:
+    client = route(app, PathDownloadView, path="data.bin", chunk_size=256)
+    with client.get("/d", buffered=False) as rv:
+        chunks = list(rv.response)
+    assert [len(c) for c in chunks] == [256] * 4
+
+
+class CountingHandle:
+    """A binary file handle that records where each read starts and its size."""
+
+    def __init__(self, handle: t.BinaryIO) -> None:
+        self.handle = handle
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, size: int = -1) -> bytes:
+        position = self.handle.tell()
+        data = self.handle.read(size)
+        self.reads.append((position, len(data)))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.handle.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.handle.closed
+
+    def __enter__(self) -> CountingHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class RecordingPathFile(PathFile):
+    """A PathFile that records every handle it opens."""
+
+    opened: t.ClassVar[list[CountingHandle]] = []
+
+    def open(self) -> t.Any:
+        handle = CountingHandle(t.cast(t.BinaryIO, super().open()))
+        self.opened.append(handle)
+        return handle
+
+
+class RecordingView(PathDownloadView):
+    def get_file(self) -> DownloadFile:
+        return RecordingPathFile(self.get_path())
+
+
+class RecordingWrapper:
+    """A ``wsgi.file_wrapper`` that records what it was given."""
+
+    instances: t.ClassVar[list[RecordingWrapper]] = []
+
+    def __init__(self, filelike: t.Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        self.closed = False
+        self.position: int | None = None
+        if hasattr(filelike, "fileno"):
+            self.position = os.lseek(filelike.fileno(), 0, os.SEEK_CUR)
+        self.instances.append(self)
+
+    def __iter__(self) -> cabc.Iterator[bytes]:
+        while data := self.filelike.read(self.blksize):
+            yield data
+
+    def close(self) -> None:
+        self.closed = True
+        self.filelike.close()
+
+
+@pytest.fixture
+def recording(app_factory: cabc.Callable[..., Flask]) -> t.Any:
+    RecordingWrapper.instances = []
+    RecordingPathFile.opened = []
+    app = app_factory(DOWNLOAD_CHUNK_SIZE=100)
+    app.add_url_rule("/r/<path:path>", view_func=RecordingView.as_view("r"))
+    return app.test_client()
+
+
+def test_file_wrapper_used_for_whole_file(recording: t.Any) -> None:
+    env = {"wsgi.file_wrapper": RecordingWrapper}
+    with recording.get("/r/data.bin", environ_overrides=env) as rv:
+        assert rv.status_code == 200
+        assert rv.data == DATA
+    [wrapper] = RecordingWrapper.instances
+    assert wrapper.blksize == 100
+    assert wrapper.closed
+    [handle] = RecordingPathFile.opened
+    assert handle.closed
+    assert sum(n for _, n in handle.reads) == SIZE
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=1000-1009", 1000, 1010),
+        ("bytes=-24", SIZE - 24, SIZE),
+        ("bytes=0-9", 0, 10),
+    ],
+    ids=["middle", "suffix", "head"],
+)
+@pytest.mark.parametrize(
+    "server", ["Werkzeug/3.0", "gunicorn/23.0"], ids=["generic", "gunicorn"]
+)
+def test_file_wrapper_used_for_single_range(
+    recording: t.Any, header: str, start: int, stop: int, server: str
+) -> None:
+    env = {"wsgi.file_wrapper": RecordingWrapper, "SERVER_SOFTWARE": server}
+    with recording.get(
+        "/r/data.bin", headers={"Range": header}, environ_overrides=env
+    ) as rv:
+        assert rv.status_code == 206
+        assert rv.data == DATA[start:stop]
+        assert rv.headers["Content-Length"] == str(stop - start)
+    [wrapper] = RecordingWrapper.instances
+    assert wrapper.closed
+    [handle] = RecordingPathFile.opened
+    assert handle.closed
+    # Positioned at the range start: nothing read before it, nothing past it.
+    assert handle.reads
+    assert all(position >= start for position, _ in handle.reads)
+    assert sum(n for _, n in handle.reads) == stop - start
+    if server.startswith("gunicorn/"):
+        assert callable(getattr(wrapper.filelike, "fileno", None))
+        assert wrapper.position == start
+
+
+def test_file_wrapper_not_used_for_multipart(recording: t.Any) -> None:
+    env = {"wsgi.file_wrapper": RecordingWrapper}
+    headers = {"Range": "bytes=0-1,10-11"}
+    with recording.get("/r/data.bin", headers=headers, environ_overrides=env) as rv:
+        assert rv.status_code == 206
+        assert [b for _, _, b in parse_multipart(rv)] == [DATA[0:2], DATA[10:12]]
+    assert RecordingWrapper.instances == []
+    [handle] = RecordingPathFile.opened
+    assert handle.closed
+
+
+def test_file_wrapper_not_used_for_virtual_file(app: Flask) -> None:
+    RecordingWrapper.instances = []
+    client = virtual(app, content=DATA)
+    env = {"wsgi.file_wrapper": RecordingWrapper}
+    with client.get("/d", environ_overrides=env) as rv:
+        assert rv.data == DATA
+    assert RecordingWrapper.instances == []
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning")
+@pytest.mark.parametrize("wrapped", [False, True], ids=["streamed", "file-wrapper"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Range": "bytes=100-999"}, {"Range": "bytes=0-9,200-999"}],
+    ids=["whole", "range", "multipart"],
+)
+def test_file_closed_on_client_hang_up(
+    recording: t.Any, wrapped: bool, headers: dict[str, str]
+) -> None:
+    env = {"wsgi.file_wrapper": RecordingWrapper} if wrapped else {}
+    rv = recording.get(
+        "/r/data.bin", headers=headers, environ_overrides=env, buffered=False
+    )
+    first = next(iter(rv.response))
+    assert first
+    [handle] = RecordingPathFile.opened
+    assert not handle.closed
+    rv.close()
+    assert handle.closed
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [
+        ("HEAD", {}, 200),
+        ("HEAD", {"Range": "bytes=0-9"}, None),
+        ("GET", {"If-None-Match": "*"}, 304),
+        ("GET", {"If-Match": '"other"'}, 412),
+        ("GET", {"Range": "bytes=9999-"}, 416),
+    ],
+    ids=["head", "head-range", "304", "412", "416"],
+)
+def test_file_not_opened_without_body(
+    recording: t.Any, method: str, headers: dict[str, str], status: int | None
+) -> None:
+    with recording.open("/r/data.bin", method=method, headers=headers) as rv:
+        if status is not None:
+            assert rv.status_code == status
+        assert rv.data == b""
+    assert RecordingPathFile.opened == []
+
+
+def test_head_has_same_headers_as_get(files_client: t.Any) -> None:
+    with (
+        files_client.get("/files/data.bin") as get,
+        files_client.head("/files/data.bin") as head,
+    ):
+        assert head.status_code == 200
+        assert head.data == b""
+        for name in (
+            "Content-Type",
+            "Content-Length",
+            "Content-Disposition",
+            "ETag",
+            "Last-Modified",
+            "Accept-Ranges",
+            "X-Content-Type-Options",
+        ):
+            assert head.headers[name] == get.headers[name]
+
+
+class VanishingFile(DownloadFile):
+    """A file whose source disappears between stat and open."""
+
+    seekable = True
+    size = 10
+    name = "gone.bin"
+    etag = "gone"
+
+    def open(self) -> t.IO[bytes]:
+        raise FileNotFound("deleted after the view stat-ed it")
+
+
+class VanishingView(VirtualDownloadView):
+    def get_file(self) -> DownloadFile:
+        return VanishingFile()
+
+
+class DeletedPathView(PathDownloadView):
+    def get_file(self) -> DownloadFile:
+        file = PathFile(self.get_path())
+        os.remove(file.path)
+        return file
+
+
+@pytest.mark.parametrize(
+    "view", [VanishingView, DeletedPathView], ids=["open-raises", "path-deleted"]
+)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Range": "bytes=0-4"}, {"Range": "bytes=0-1,3-4"}],
+    ids=["whole", "range", "multipart"],
+)
+@pytest.mark.parametrize("wrapped", [False, True], ids=["streamed", "file-wrapper"])
+def test_file_deleted_after_stat_returns_404(
+    app: Flask, view: type[t.Any], headers: dict[str, str], wrapped: bool
+) -> None:
+    app.add_url_rule("/x/<path:path>", view_func=view.as_view("x"))
+    client = app.test_client()
+    env = {"wsgi.file_wrapper": RecordingWrapper} if wrapped else {}
+    with client.get("/x/hello.txt", headers=headers, environ_overrides=env) as rv:
+        assert rv.status_code == 404
+        assert "Content-Disposition" not in rv.headers
+        assert "Content-Range" not in rv.headers
