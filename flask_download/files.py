@@ -124,11 +124,18 @@ def _utc(timestamp: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
 
 
+# O_NONBLOCK: opening a FIFO planted under the root must not hang the worker.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 class PathFile(DownloadFile):
     """A regular file on the local disk.
 
-    The file is ``stat``-ed once, when the wrapper is made; it is opened only
-    when a body is sent (never for ``HEAD``, 304, 412 or 416).
+    The file is ``stat``-ed once, when the wrapper is made, so the wrapper
+    holds no resource; it is opened only when a body is sent (never for
+    ``HEAD``, 304, 412 or 416). The opened descriptor is checked against
+    that ``stat``: a file replaced in between is refused rather than sent
+    under the old version's headers.
 
     :param path: the file's path. It is used as given: never pass a path
         built from client input here without confining it first (the views
@@ -149,6 +156,7 @@ class PathFile(DownloadFile):
             raise FileNotFound(f"No file at {self.path!r}.") from e
         if not stat.S_ISREG(st.st_mode):
             raise FileNotFound(f"{self.path!r} is not a regular file.")
+        self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name
         self.size = st.st_size
         self.modified_time = _utc(st.st_mtime)
@@ -157,10 +165,26 @@ class PathFile(DownloadFile):
         self.etag = f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
 
     def open(self) -> t.IO[bytes]:
+        """Open the file, making sure it is still the one that was ``stat``-ed.
+
+        :raises FileNotFound: the file is gone or was replaced or modified.
+        """
         try:
-            return open(self.path, "rb")  # noqa: SIM115 (the caller closes it)
-        except OSError as e:
-            raise FileNotFound(f"Cannot open {self.path!r}: {e.strerror}.") from e
+            fd = os.open(self.path, _OPEN_FLAGS)
+        except (OSError, ValueError) as e:
+            raise FileNotFound(f"Cannot open {self.path!r}.") from e
+        raw = io.FileIO(fd, "rb", closefd=True)
+        try:
+            if _identity(os.fstat(fd)) != self._identity:
+                raise FileNotFound(f"{self.path!r} changed while it was served.")
+        except BaseException:
+            raw.close()
+            raise
+        return io.BufferedReader(raw)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class VirtualFile(DownloadFile):

@@ -474,3 +474,22 @@ def test_read_slice_is_lazy() -> None:
     assert handle.read_from == []
     assert next(chunks) == b"01"
     assert handle.read_from == [0]
+
+
+def test_path_file_refuses_a_file_replaced_after_stat(tmp_path: pathlib.Path) -> None:
+    """A replaced file is never sent under the old version's headers."""
+    path = tmp_path / "doc.txt"
+    path.write_bytes(b"version one")
+    file = PathFile(path)
+    replacement = tmp_path / "new.txt"
+    replacement.write_bytes(b"version two, longer")
+    os.replace(replacement, path)
+    with pytest.raises(FileNotFound, match="changed"):
+        file.open()
+
+
+def test_path_file_does_not_open_a_fifo(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FileNotFound):
+        PathFile(fifo)
