@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import datetime
+import typing as t
 
+import sqlalchemy as sa
+import sqlalchemy.orm as orm
 from flask import Blueprint
 from flask import render_template_string
+from flask import url_for
 
 from flask_download import DownloadFile
+from flask_download import ObjectDownloadView
 from flask_download import PathDownloadView
 from flask_download import VirtualDownloadView
 from flask_download import VirtualFile
+
+from .models import db
+from .models import Document
 
 bp = Blueprint("downloads", __name__)
 
@@ -25,14 +33,21 @@ _INDEX = """<!doctype html>
   <li><a href="{{ url }}">{{ label }}</a></li>
 {% endfor %}
 </ul>
+<h2>Documents in the database</h2>
+<ul>
+{% for doc, by_id, by_slug, by_blueprint in documents %}
+  <li>{{ doc.title }}:
+    <a href="{{ by_id }}">by id</a>,
+    <a href="{{ by_slug }}">by slug</a>,
+    <a href="{{ by_blueprint }}">from make_download_blueprint</a></li>
+{% endfor %}
+</ul>
 """
 
 
 @bp.get("/")
 def index() -> str:
     """A page that links to every kind of download."""
-    from flask import url_for
-
     links = [
         ("A file from DOWNLOAD_ROOT (attachment)", url_for(".file", path="readme.txt")),
         ("The same file shown inline", url_for(".readme_inline")),
@@ -41,7 +56,16 @@ def index() -> str:
         ("A generated CSV report", url_for(".report")),
         ("A large generated file (64 MiB, streamed)", url_for(".large")),
     ]
-    return render_template_string(_INDEX, links=links)
+    documents = [
+        (
+            doc,
+            url_for(".document", id=doc.id),
+            url_for(".document_by_slug", slug=doc.slug),
+            url_for("documents.object", id=doc.id),
+        )
+        for doc in db.session.scalars(sa.select(Document).order_by(Document.id))
+    ]
+    return render_template_string(_INDEX, links=links, documents=documents)
 
 
 # Any file under DOWNLOAD_ROOT, by URL path; "..", symlinks out and the like
@@ -97,3 +121,38 @@ class LargeFileView(VirtualDownloadView):
 
 
 bp.add_url_rule("/large.bin", view_func=LargeFileView.as_view("large"))
+
+
+class DocumentDownloadView(ObjectDownloadView):
+    """A document's file, found by id or slug with one SELECT.
+
+    The row's ``file`` (a path under ``DOWNLOAD_ROOT``) or ``content`` (bytes)
+    is served with the name, media type and modification time stored next
+    to it.
+    """
+
+    model = Document
+    basename_field = "filename"
+    mime_type_field = "mimetype"
+    modification_time_field = "updated_at"
+    # The ETag of stored bytes comes from updated_at, not a hash of them.
+    version_field = "updated_at"
+
+    def get_query(self) -> sa.Select[t.Any]:
+        # A row holds a path or the bytes: load the (deferred) bytes in the
+        # same SELECT; they are NULL, so free, for rows that hold a path.
+        return sa.select(Document).options(orm.undefer(Document.content))
+
+    def file_from_object(self, obj: t.Any) -> DownloadFile:
+        if obj.file is None:
+            self.file_field = "content"
+        return super().file_from_object(obj)
+
+
+bp.add_url_rule(
+    "/documents/<int:id>", view_func=DocumentDownloadView.as_view("document")
+)
+bp.add_url_rule(
+    "/documents/by-slug/<slug>",
+    view_func=DocumentDownloadView.as_view("document_by_slug"),
+)

@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
+from .accel import AccelResponse as AccelResponse
+from .accel import AccelRule as AccelRule
+from .accel import offload as offload
+from .blueprints import make_download_blueprint as make_download_blueprint
 from .exceptions import ConfigurationError as ConfigurationError
+from .exceptions import DisallowedURL as DisallowedURL
 from .exceptions import DownloadError as DownloadError
 from .exceptions import FileNotFound as FileNotFound
+from .exceptions import StorageUnavailable as StorageUnavailable
+from .exceptions import UpstreamError as UpstreamError
+from .exceptions import UpstreamTimeout as UpstreamTimeout
 from .extension import DEFAULTS as DEFAULTS
 from .extension import FlaskDownload as FlaskDownload
 from .files import DownloadFile as DownloadFile
 from .files import PathFile as PathFile
 from .files import VirtualFile as VirtualFile
+from .http import HTTPDownloadView as HTTPDownloadView
+from .http import HTTPFile as HTTPFile
+from .objects import ObjectDownloadView as ObjectDownloadView
 from .response import content_disposition as content_disposition
 from .response import DownloadResponse as DownloadResponse
+from .signals import download_finished as download_finished
+from .signals import download_started as download_started
+from .signing import signature_required as signature_required
+from .signing import signed_url_for as signed_url_for
+from .storage import resolve_storage as resolve_storage
+from .storage import StorageDownloadView as StorageDownloadView
+from .storage import StorageFile as StorageFile
 from .views import BaseDownloadView as BaseDownloadView
 from .views import DownloadMixin as DownloadMixin
 from .views import DownloadView as DownloadView
 from .views import PathDownloadView as PathDownloadView
 from .views import VirtualDownloadView as VirtualDownloadView
 
-# -- models and blueprints (issue 3) --
-# -- storages and remote files (issue 4) --
-# -- offload (issue 5) --
-# -- testing, signals, signed links (issue 6) --
-
 __all__ = [
     "DEFAULTS",
+    "AccelResponse",
+    "AccelRule",
     "BaseDownloadView",
     "ConfigurationError",
+    "DisallowedURL",
     "DownloadError",
     "DownloadFile",
     "DownloadMixin",
@@ -34,9 +50,24 @@ __all__ = [
     "DownloadView",
     "FileNotFound",
     "FlaskDownload",
+    "HTTPDownloadView",
+    "HTTPFile",
+    "ObjectDownloadView",
     "PathDownloadView",
     "PathFile",
+    "StorageDownloadView",
+    "StorageFile",
+    "StorageUnavailable",
+    "UpstreamError",
+    "UpstreamTimeout",
     "VirtualDownloadView",
     "VirtualFile",
     "content_disposition",
+    "download_finished",
+    "download_started",
+    "make_download_blueprint",
+    "offload",
+    "resolve_storage",
+    "signature_required",
+    "signed_url_for",
 ]

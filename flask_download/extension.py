@@ -10,7 +10,11 @@ from weakref import WeakKeyDictionary
 
 from flask import current_app
 from flask import Flask
+from flask import Response
 
+from .accel import AccelRule
+from .accel import offload_after_request
+from .accel import parse_rules
 from .exceptions import ConfigurationError
 
 #: Every configuration key Flask-Download reads, with its default. The README
@@ -62,7 +66,7 @@ class Settings:
     max_ranges: int = DEFAULTS["DOWNLOAD_MAX_RANGES"]
     cache_max_age: int | None = None
     accel: str | None = None
-    accel_rules: tuple[cabc.Mapping[str, t.Any], ...] = ()
+    accel_rules: tuple[AccelRule, ...] = ()
     http_allowed_hosts: tuple[str, ...] | None = None
     http_timeout: float = DEFAULTS["DOWNLOAD_HTTP_TIMEOUT"]
     signed_max_age: int = DEFAULTS["DOWNLOAD_SIGNED_MAX_AGE"]
@@ -92,13 +96,14 @@ class Settings:
             if root_path is not None:
                 root = os.path.join(root_path, root)
             root = os.path.abspath(root)
+        accel = validate_accel("DOWNLOAD_ACCEL", get("DOWNLOAD_ACCEL"))
         return cls(
             root=root,
             chunk_size=_positive_int("DOWNLOAD_CHUNK_SIZE", get("DOWNLOAD_CHUNK_SIZE")),
             max_ranges=_positive_int("DOWNLOAD_MAX_RANGES", get("DOWNLOAD_MAX_RANGES")),
             cache_max_age=_max_age(get("DOWNLOAD_CACHE_MAX_AGE")),
-            accel=validate_accel("DOWNLOAD_ACCEL", get("DOWNLOAD_ACCEL")),
-            accel_rules=_accel_rules(get("DOWNLOAD_ACCEL_RULES")),
+            accel=accel,
+            accel_rules=parse_rules(get("DOWNLOAD_ACCEL_RULES"), accel, root_path),
             http_allowed_hosts=_hosts(get("DOWNLOAD_HTTP_ALLOWED_HOSTS")),
             http_timeout=_timeout(get("DOWNLOAD_HTTP_TIMEOUT")),
             signed_max_age=_positive_int(
@@ -134,25 +139,6 @@ def validate_accel(key: str, value: t.Any) -> str | None:
             f" not {value!r}."
         )
     return t.cast(str, value)
-
-
-def _accel_rules(value: t.Any) -> tuple[cabc.Mapping[str, t.Any], ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (str, bytes, cabc.Mapping)) or not isinstance(
-        value, cabc.Iterable
-    ):
-        raise ConfigurationError(
-            "DOWNLOAD_ACCEL_RULES must be a list of mappings, each with 'source_dir'"
-            f" or 'source_url', not {value!r}."
-        )
-    rules = tuple(value)
-    for rule in rules:
-        if not isinstance(rule, cabc.Mapping):
-            raise ConfigurationError(
-                f"Each DOWNLOAD_ACCEL_RULES entry must be a mapping, not {rule!r}."
-            )
-    return rules
 
 
 def _hosts(value: t.Any) -> tuple[str, ...] | None:
@@ -201,6 +187,15 @@ def get_settings(app: Flask | None = None) -> Settings:
     return settings
 
 
+def _offload_after_request(response: Response) -> Response:
+    # Offload (issue 5) for download responses built by hand; views decide
+    # their own, and every other response is returned untouched.
+    settings = get_settings()
+    if settings.accel is None:
+        return response
+    return offload_after_request(response, settings.accel, settings.accel_rules)
+
+
 class FlaskDownload:
     """The Flask-Download extension: reads and validates ``DOWNLOAD_*`` config.
 
@@ -238,7 +233,7 @@ class FlaskDownload:
         max_ranges: int | None = None,
         cache_max_age: int | None = None,
         accel: str | None = None,
-        accel_rules: cabc.Iterable[cabc.Mapping[str, t.Any]] | None = None,
+        accel_rules: cabc.Iterable[cabc.Mapping[str, t.Any] | AccelRule] | None = None,
         http_allowed_hosts: cabc.Iterable[str] | None = None,
         http_timeout: float | None = None,
         signed_max_age: int | None = None,
@@ -283,6 +278,7 @@ class FlaskDownload:
             app.config.setdefault(key, self._defaults.get(key, value))
         self._settings[app] = Settings.from_mapping(app.config, app.root_path)
         app.extensions["download"] = self
+        app.after_request(_offload_after_request)
 
     def settings(self, app: Flask | None = None) -> Settings:
         """The validated settings of ``app`` (default: the current application).

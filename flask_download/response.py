@@ -17,6 +17,7 @@ from werkzeug.http import http_date
 from werkzeug.wsgi import ClosingIterator
 
 from . import ranges as _ranges
+from . import signals as _signals
 from .exceptions import FileNotFound
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
@@ -48,6 +49,15 @@ MAX_NAME_LENGTH = 255
 
 
 def _clean_name(name: str) -> str | None:
+    if not name.isascii():
+        # A name read from a non-UTF-8 file system holds lone surrogates
+        # (os.fsdecode's surrogateescape), which cannot be encoded: turn the
+        # undecodable bytes into U+FFFD instead of failing.
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = name.encode("utf-8", "replace")
+        name = raw.decode("utf-8", "replace")
     name = _UNSAFE_NAME.sub("", name).strip()
     if name in ("", ".", ".."):
         return None
@@ -191,6 +201,8 @@ class DownloadResponse(Response):
         self._segments: list[bytes | tuple[int, int | None]] = []
         self._handle: t.IO[bytes] | None = None
         self._body: cabc.Iterator[bytes] | None = None
+        # Counts the body for ``download_finished`` (only with receivers).
+        self._delivery: _signals._Delivery | None = None
 
         content_type, content_encoding = content_type_and_encoding(
             self.basename,
@@ -263,6 +275,10 @@ class DownloadResponse(Response):
         # Werkzeug builds the headers before the body; open the file first so
         # that a file deleted since the view stat-ed it is still a clean 404.
         app_iter = self.get_app_iter(environ)
+        if (
+            _signals.download_started.receivers or _signals.download_finished.receivers
+        ) and self._is_offloaded(environ):
+            _signals._offloaded(self.file)
         headers = self.get_wsgi_headers(environ)
         return app_iter, self.status, headers.to_wsgi_list()
 
@@ -277,22 +293,42 @@ class DownloadResponse(Response):
         except FileNotFound:
             self._become_not_found()
             return ()
+        # Signals: nothing but two truthiness checks without receivers.
+        delivery = None
+        if _signals.download_started.receivers or _signals.download_finished.receivers:
+            try:
+                delivery = self._delivery = _signals._begin(file)
+            except BaseException:
+                self.close()  # a receiver failed: release the open file
+                raise
         wrapper = environ.get("wsgi.file_wrapper")
         span = self._single_span()
         if wrapper is not None and file.path is not None and span is not None:
             # Zero-copy: hand the server the open file positioned at the
             # range start; it sends exactly Content-Length bytes from there.
+            # The server's own wrapper object is returned as is: gunicorn
+            # uses sendfile only when it gets its FileWrapper back.
             assert self._handle is not None
+            handle, self._handle = self._handle, None
             start, stop = span
-            filelike: t.Any = self._handle
-            if start or (stop is not None and stop != file.size):
-                self._handle.seek(start)
-                length = (file.size if stop is None else stop) or 0
-                filelike = _slice_for(environ, self._handle, length - start, file)
-            self._handle = None  # the server's wrapper owns and closes it now
-            iterable = wrapper(filelike, self.chunk_size)
-            return ClosingIterator(iterable, [file.close])
-        return ClosingIterator(self._iter_body(), self.close)
+            length = (file.size if stop is None else stop) or 0
+            if start:
+                handle.seek(start)
+            whole = start == 0 and length == file.size
+            cls = (
+                _SendfileSpan
+                if whole or environ.get("SERVER_SOFTWARE", "").startswith(_CLAMPING)
+                else _FileSpan
+            )
+            filelike: t.Any = cls(handle, length - start, self.close)
+            if delivery is not None:
+                # Count what the server reads (this turns sendfile off).
+                filelike = delivery.reader(filelike, length - start)
+            return wrapper(filelike, self.chunk_size)  # type: ignore[no-any-return]
+        body = self._iter_body()
+        if delivery is not None:
+            body = delivery.count(body, self.headers.get("Content-Length", type=int))
+        return ClosingIterator(body, self.close)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
         handle = self._handle
@@ -341,6 +377,17 @@ class DownloadResponse(Response):
         finally:
             self.file.close()
             super().close()
+            delivery, self._delivery = self._delivery, None
+            if delivery is not None:
+                delivery.finish()
+
+    def _is_offloaded(self, environ: WSGIEnvironment) -> bool:
+        # An empty-bodied download the web server sends (accel.AccelResponse).
+        return (
+            environ.get("REQUEST_METHOD") != "HEAD"
+            and self.status_code in (200, 206)
+            and any(name in self.headers for name in _signals.OFFLOAD_HEADERS)
+        )
 
 
 class NotModifiedResponse(Response):
@@ -359,13 +406,19 @@ class NotModifiedResponse(Response):
         return headers
 
 
-class _Slice:
-    """The bytes ``[position, position + length)`` of an open file, for a
-    server's ``wsgi.file_wrapper`` that reads with ``read()``."""
+class _FileSpan:
+    """The next ``length`` bytes of an open file, for ``wsgi.file_wrapper``.
 
-    def __init__(self, handle: t.IO[bytes], length: int) -> None:
+    Servers read it with ``read()``; closing it (the server closes its
+    wrapper, which closes this) closes the file and the response.
+    """
+
+    def __init__(
+        self, handle: t.IO[bytes], length: int, on_close: cabc.Callable[[], None]
+    ) -> None:
         self._handle = handle
         self._remaining = length
+        self._on_close = on_close
 
     def read(self, size: int = -1) -> bytes:
         if self._remaining <= 0:
@@ -377,12 +430,16 @@ class _Slice:
         return data
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        finally:
+            self._on_close()
 
 
-class _SendfileSlice(_Slice):
-    """A :class:`_Slice` that also offers ``fileno()``, for servers that
-    ``sendfile`` from the current position and stop at ``Content-Length``."""
+class _SendfileSpan(_FileSpan):
+    """A :class:`_FileSpan` that offers ``fileno()`` so the server can use
+    ``sendfile`` from the current position: for whole files, and for ranges
+    on servers that never send more than ``Content-Length``."""
 
     def fileno(self) -> int:
         return self._handle.fileno()
@@ -391,16 +448,10 @@ class _SendfileSlice(_Slice):
         # socket.sendfile() falls back to seek() + read() without os.sendfile.
         return self._handle.seek(offset, whence)
 
+    def tell(self) -> int:
+        return self._handle.tell()
+
 
 # Servers whose file_wrapper sends from the file's current position and never
 # more than Content-Length (gunicorn: ``Response.sendfile`` and ``write``).
-_CLAMPING_SERVERS = ("gunicorn/",)
-
-
-def _slice_for(
-    environ: WSGIEnvironment, handle: t.IO[bytes], length: int, file: DownloadFile
-) -> _Slice:
-    server = environ.get("SERVER_SOFTWARE", "")
-    if server.startswith(_CLAMPING_SERVERS):
-        return _SendfileSlice(handle, length)
-    return _Slice(handle, length)
+_CLAMPING = ("gunicorn/",)

@@ -13,18 +13,21 @@ from flask import Response
 from flask.views import MethodView
 from werkzeug.http import http_date
 
+from . import accel as _accel
 from . import conditional
 from . import ranges as _ranges
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 from .extension import get_settings
 from .extension import Settings
+from .extension import validate_accel
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
 from .paths import safe_join
 from .response import DownloadResponse
 from .response import NotModifiedResponse
+from .signing import check_signature
 
 if t.TYPE_CHECKING:
     from flask.typing import RouteCallable
@@ -62,6 +65,16 @@ class DownloadMixin:
     chunk_size: int | None = None
     #: Most ranges served in one response; ``None`` uses ``DOWNLOAD_MAX_RANGES``.
     max_ranges: int | None = None
+    #: Offload backend: ``None`` uses ``DOWNLOAD_ACCEL``, ``False`` never
+    #: offloads this view, or ``"nginx"``, ``"apache"``, ``"lighttpd"``.
+    accel: str | t.Literal[False] | None = None
+    #: Offload rules (mappings or :class:`~flask_download.AccelRule`);
+    #: ``None`` uses ``DOWNLOAD_ACCEL_RULES``.
+    accel_rules: t.Sequence[t.Any] | None = None
+    #: ``True``: only links made with :func:`~flask_download.signed_url_for`
+    #: open this view (missing or tampered signature 403, expired 410),
+    #: checked before the file is looked up.
+    signed: bool = False
 
     #: The URL variables of the current request.
     kwargs: dict[str, t.Any]
@@ -172,7 +185,9 @@ class DownloadMixin:
 
         Keyword arguments go to :attr:`response_class` and win over the
         view's: ``attachment``, ``basename``, ``mimetype``, ``encoding``,
-        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``.
+        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``. A file
+        matching an offload rule (:attr:`accel`) gives an empty-bodied
+        :class:`~flask_download.AccelResponse` for the web server instead.
         """
         file = kwargs.pop("file", None) or self.file
         kwargs.setdefault("attachment", self.attachment)
@@ -182,7 +197,11 @@ class DownloadMixin:
         kwargs.setdefault("charset", self.get_charset())
         kwargs.setdefault("chunk_size", self._setting("chunk_size"))
         kwargs.setdefault("cache_control", self.get_cache_control())
-        if "ranges" not in kwargs:
+        offload = self._find_offload(file)
+        if offload is not None:
+            # The web server answers Range itself, from the request's header.
+            kwargs["ranges"] = None
+        elif "ranges" not in kwargs:
             headers = request.headers
             kwargs["ranges"] = _ranges.evaluate_range(
                 range_header=headers.get("Range"),
@@ -192,7 +211,19 @@ class DownloadMixin:
                 last_modified=file.modified_time,
                 max_ranges=self._setting("max_ranges"),
             )
-        return self.response_class(file, *args, **kwargs)
+        response = self.response_class(file, *args, **kwargs)
+        return _accel.apply_offload(response, offload)
+
+    def _find_offload(self, file: DownloadFile) -> _accel.Offload | None:
+        # Offload (issue 5): the view's accel/accel_rules, else the config.
+        settings = self._settings()
+        backend = validate_accel(f"{type(self).__name__}.accel", self.accel)
+        if self.accel is None:
+            backend = settings.accel
+        rules = settings.accel_rules
+        if self.accel_rules is not None:
+            rules = _accel.parse_rules(self.accel_rules, backend, current_app.root_path)
+        return _accel.find_offload(file, backend, rules)
 
     def file_not_found_response(self) -> Response:
         """Answer a missing file: ``abort(404)`` by default.
@@ -207,6 +238,8 @@ class DownloadMixin:
         Preconditions are evaluated in RFC 9110 §13.2.2 order before the
         body is touched; ranges after them.
         """
+        if self.signed:
+            check_signature()  # before get_file: no hint whether the file exists
         try:
             self.file = file = self.get_file()
         except FileNotFound:
@@ -270,6 +303,8 @@ class DownloadView(DownloadMixin, MethodView):
 
     def dispatch_request(self, **kwargs: t.Any) -> Response:
         self.kwargs = kwargs
+        if self.signed:
+            check_signature()  # before any method runs (once per request)
         return t.cast(Response, super().dispatch_request(**kwargs))
 
     def get(self, **kwargs: t.Any) -> Response:

@@ -15,6 +15,7 @@ from werkzeug.http import http_date
 
 from flask_download import content_disposition
 from flask_download import DownloadFile
+from flask_download import DownloadResponse
 from flask_download import FileNotFound
 from flask_download import PathDownloadView
 from flask_download import PathFile
@@ -1293,3 +1294,28 @@ def test_file_deleted_after_stat_returns_404(
         assert rv.status_code == 404
         assert "Content-Disposition" not in rv.headers
         assert "Content-Range" not in rv.headers
+
+
+def test_server_file_wrapper_is_returned_unwrapped(download_root: pathlib.Path) -> None:
+    """gunicorn only uses sendfile when it gets its own FileWrapper back."""
+    from werkzeug.test import EnvironBuilder
+
+    class ServerWrapper:
+        def __init__(self, filelike: t.Any, blksize: int) -> None:
+            self.filelike = filelike
+
+        def __iter__(self) -> t.Iterator[bytes]:
+            return iter(lambda: self.filelike.read(8192), b"")
+
+        def close(self) -> None:
+            self.filelike.close()
+
+    environ = EnvironBuilder("/").get_environ()
+    environ["wsgi.file_wrapper"] = ServerWrapper
+    response = DownloadResponse(PathFile(download_root / "data.bin"))
+    app_iter = response(environ, lambda status, headers: None)
+    assert isinstance(app_iter, ServerWrapper)
+    assert app_iter.filelike.fileno() > 0
+    assert b"".join(app_iter) == (download_root / "data.bin").read_bytes()
+    app_iter.close()
+    assert response._handle is None

@@ -1,0 +1,507 @@
+"""Offload downloads to the web server: nginx ``X-Accel-Redirect``, Apache and
+lighttpd ``X-Sendfile``.
+
+The application decides who may download what; the web server moves the
+bytes. A rule maps where a file lives (a local directory, ``source_dir``, or
+a storage URL prefix, ``source_url``) to where the web server finds it (an
+nginx ``internal`` location, ``destination_url``, or a directory,
+``destination_dir``). A download whose file matches a rule becomes an
+empty-bodied :class:`AccelResponse` carrying the offload header plus the
+download's ``Content-Type``, ``Content-Disposition``, validators and
+``Cache-Control``; the file itself is never opened.
+
+The destination is built only from the rule's destination and the file's
+path relative to the rule's source, after confining it: nothing a client
+sends (request headers included) takes part in the decision.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import functools
+import os
+import re
+import typing as t
+from urllib.parse import quote
+from urllib.parse import unquote
+
+from flask import current_app
+from flask import Response
+from werkzeug.datastructures import Headers
+
+from .exceptions import ConfigurationError
+from .exceptions import FileNotFound
+from .files import DownloadFile
+from .paths import split_relative
+from .response import DownloadResponse
+
+#: Keys of one ``DOWNLOAD_ACCEL_RULES`` mapping besides the nginx options.
+_RULE_KEYS = ("source_dir", "source_url", "destination_url", "destination_dir")
+#: nginx options of a rule, given flat or under an ``options`` mapping.
+_OPTION_KEYS = ("buffering", "limit_rate", "expires", "charset")
+# RFC 9110 §5.6.2 token, for X-Accel-Charset.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# A URL path nginx can take as an X-Accel-Redirect prefix: printable ASCII,
+# no query, fragment or whitespace.
+_URL_PATH = re.compile(r"^/[\x21-\x7e]*$")
+# Headers the web server computes itself for the file it sends.
+_DROPPED_HEADERS = ("Content-Length", "Content-Range", "Accept-Ranges")
+# Marks a DownloadResponse whose offload was already decided (never twice).
+_DECIDED = "_flask_download_accel_decided"
+
+
+@dataclasses.dataclass(frozen=True)
+class AccelRule:
+    """One offload rule: where a file lives -> where the web server finds it.
+
+    Give exactly one source and the destination your backend needs.
+    ``DOWNLOAD_ACCEL_RULES`` mappings take the same keys (the nginx options
+    flat or under an ``options`` mapping)::
+
+        AccelRule(source_dir="/srv/media", destination_url="/protected/")
+
+    :param source_dir: a local directory; files whose real path (symbolic
+        links followed) is inside it match.
+    :param source_url: a storage URL prefix such as ``s3://bucket/media``;
+        files whose :attr:`~flask_download.DownloadFile.url` starts with it
+        at a ``/`` boundary match. Below an ``http(s)://`` prefix the rest
+        of the URL is percent-decoded first, and URLs with a query or
+        fragment never match.
+    :param destination_url: the nginx ``internal`` location the source is
+        aliased to (``X-Accel-Redirect``).
+    :param destination_dir: the directory Apache or lighttpd reads the
+        source from (``X-Sendfile``); defaults to ``source_dir``.
+    :param buffering: nginx ``X-Accel-Buffering`` (``True``: ``yes``).
+    :param limit_rate: nginx ``X-Accel-Limit-Rate``, bytes per second
+        (``0``: no limit).
+    :param expires: nginx ``X-Accel-Expires`` for its proxy cache: seconds
+        (``0``: do not cache) or ``"@<epoch seconds>"``.
+    :param charset: nginx ``X-Accel-Charset``.
+    :raises ConfigurationError: a value is missing, of the wrong type, or
+        could not go into a header.
+    """
+
+    source_dir: str | None = None
+    source_url: str | None = None
+    destination_url: str | None = None
+    destination_dir: str | None = None
+    buffering: bool | None = None
+    limit_rate: int | None = None
+    expires: int | str | None = None
+    charset: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.source_dir is None) == (self.source_url is None):
+            raise ConfigurationError(
+                "Each DOWNLOAD_ACCEL_RULES rule needs exactly one of 'source_dir'"
+                " (a local directory) or 'source_url' (a storage URL prefix):"
+                f" {self!r}."
+            )
+        if self.source_dir is not None:
+            source_dir = _path("source_dir", self.source_dir)
+            # Compared with the real path of each file: resolve links once.
+            object.__setattr__(self, "source_dir", os.path.realpath(source_dir))
+        if self.source_url is not None:
+            if not isinstance(self.source_url, str) or not self.source_url.strip("/"):
+                raise ConfigurationError(
+                    "'source_url' of a DOWNLOAD_ACCEL_RULES rule must be a URL"
+                    f" prefix such as 's3://bucket/media', not {self.source_url!r}."
+                )
+            object.__setattr__(self, "source_url", self.source_url.rstrip("/"))
+        if self.destination_url is not None:
+            if not isinstance(self.destination_url, str) or not _URL_PATH.match(
+                self.destination_url
+            ):
+                raise ConfigurationError(
+                    "'destination_url' of a DOWNLOAD_ACCEL_RULES rule must be the"
+                    " URL path of an nginx internal location, such as '/protected/'"
+                    " (ASCII, no spaces, no query), not"
+                    f" {self.destination_url!r}."
+                )
+            if "?" in self.destination_url or "#" in self.destination_url:
+                raise ConfigurationError(
+                    "'destination_url' of a DOWNLOAD_ACCEL_RULES rule cannot have a"
+                    f" query or fragment: {self.destination_url!r}."
+                )
+        if self.destination_dir is not None:
+            destination_dir = _path("destination_dir", self.destination_dir, False)
+            if not os.path.isabs(destination_dir):
+                raise ConfigurationError(
+                    "'destination_dir' of a DOWNLOAD_ACCEL_RULES rule is the"
+                    " directory as the web server sees it and must be absolute,"
+                    f" not {destination_dir!r}."
+                )
+            object.__setattr__(
+                self, "destination_dir", os.path.normpath(destination_dir)
+            )
+        if self.destination_url is None and self.sendfile_dir is None:
+            raise ConfigurationError(
+                "Each DOWNLOAD_ACCEL_RULES rule needs 'destination_url' (nginx) or"
+                f" 'destination_dir' (Apache, lighttpd): {self!r}."
+            )
+        if self.buffering is not None and not isinstance(self.buffering, bool):
+            raise ConfigurationError(
+                f"The 'buffering' option must be True or False, not {self.buffering!r}."
+            )
+        if self.limit_rate is not None and (
+            isinstance(self.limit_rate, bool)
+            or not isinstance(self.limit_rate, int)
+            or self.limit_rate < 0
+        ):
+            raise ConfigurationError(
+                "The 'limit_rate' option must be bytes per second (an integer >= 0),"
+                f" not {self.limit_rate!r}."
+            )
+        expires = self.expires
+        if expires is not None and not (
+            (
+                isinstance(expires, int)
+                and not isinstance(expires, bool)
+                and expires >= 0
+            )
+            or (isinstance(expires, str) and re.fullmatch(r"@[0-9]+", expires))
+        ):
+            raise ConfigurationError(
+                "The 'expires' option must be seconds (an integer >= 0) or"
+                f" '@<epoch seconds>', not {expires!r}."
+            )
+        if self.charset is not None and (
+            not isinstance(self.charset, str) or not _TOKEN.match(self.charset)
+        ):
+            raise ConfigurationError(
+                f"The 'charset' option must be a charset name, not {self.charset!r}."
+            )
+
+    @property
+    def sendfile_dir(self) -> str | None:
+        """The directory ``X-Sendfile`` paths start with, if this rule has one."""
+        return (
+            self.destination_dir
+            if self.destination_dir is not None
+            else self.source_dir
+        )
+
+    def relative_segments(self, file: DownloadFile) -> list[str] | None:
+        """The path segments of ``file`` below this rule's source, or ``None``.
+
+        Local files are compared by real path at an ``os.sep`` boundary, so
+        ``/srv/media-private`` is not inside ``/srv/media`` and a link out of
+        the source does not match.
+        """
+        if self.source_dir is not None:
+            if file.path is None:
+                return None
+            real = os.path.realpath(file.path)
+            base = os.path.join(self.source_dir, "")
+            if not real.startswith(base) or real == base:
+                return None
+            segments = real[len(base) :].split(os.sep)
+            # A real path has no "." or ".." segment; refuse anyway, cheaply.
+            if any(s in ("", ".", "..") for s in segments):
+                return None
+            return segments
+        assert self.source_url is not None
+        url = file.url
+        if not isinstance(url, str) or not url.startswith(self.source_url + "/"):
+            return None
+        rest = url[len(self.source_url) + 1 :]
+        try:
+            if self.source_url.lower().startswith(("http://", "https://")):
+                if "?" in rest or "#" in rest:
+                    return None
+                rest = unquote(rest, errors="strict")
+            return split_relative(rest)
+        except (FileNotFound, UnicodeDecodeError):
+            return None
+
+
+def _path(key: str, value: t.Any, absolute: bool = True) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ConfigurationError(
+            f"'{key}' of a DOWNLOAD_ACCEL_RULES rule must be a directory path,"
+            f" not {value!r}."
+        )
+    path = os.fspath(value)
+    return os.path.abspath(path) if absolute else path
+
+
+def parse_rules(
+    value: t.Any, backend: str | None = None, root_path: str | None = None
+) -> tuple[AccelRule, ...]:
+    """Validate ``DOWNLOAD_ACCEL_RULES`` into :class:`AccelRule` objects.
+
+    :param value: a list of mappings (or :class:`AccelRule` objects), or ``None``.
+    :param backend: the configured backend; each rule must then have the
+        destination that backend needs.
+    :param root_path: a relative ``source_dir`` is taken relative to it.
+    :raises ConfigurationError: a rule is invalid.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, cabc.Mapping, AccelRule)) or not isinstance(
+        value, cabc.Iterable
+    ):
+        raise ConfigurationError(
+            "DOWNLOAD_ACCEL_RULES must be a list of mappings, each with 'source_dir'"
+            f" or 'source_url', not {value!r}."
+        )
+    rules = tuple(_parse_rule(item, root_path) for item in value)
+    for rule in rules:
+        if backend == "nginx" and rule.destination_url is None:
+            raise ConfigurationError(
+                "DOWNLOAD_ACCEL is 'nginx': each DOWNLOAD_ACCEL_RULES rule needs a"
+                f" 'destination_url' (an nginx internal location): {rule!r}."
+            )
+        if backend in ("apache", "lighttpd") and rule.sendfile_dir is None:
+            raise ConfigurationError(
+                f"DOWNLOAD_ACCEL is {backend!r}: each DOWNLOAD_ACCEL_RULES rule"
+                f" needs a 'destination_dir' (X-Sendfile path): {rule!r}."
+            )
+    return rules
+
+
+def _parse_rule(item: t.Any, root_path: str | None) -> AccelRule:
+    if isinstance(item, AccelRule):
+        return item
+    if not isinstance(item, cabc.Mapping):
+        raise ConfigurationError(
+            f"Each DOWNLOAD_ACCEL_RULES entry must be a mapping, not {item!r}."
+        )
+    values = dict(item)
+    options = values.pop("options", None) or {}
+    if not isinstance(options, cabc.Mapping):
+        raise ConfigurationError(
+            "'options' of a DOWNLOAD_ACCEL_RULES rule must be a mapping,"
+            f" not {options!r}."
+        )
+    for key, option in options.items():
+        if key in values:
+            raise ConfigurationError(
+                f"DOWNLOAD_ACCEL_RULES rule sets {key!r} twice (flat and in 'options')."
+            )
+        values[key] = option
+    unknown = sorted(set(values) - {*_RULE_KEYS, *_OPTION_KEYS}, key=str)
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown DOWNLOAD_ACCEL_RULES key(s) {', '.join(map(repr, unknown))};"
+            f" a rule takes {', '.join(_RULE_KEYS)} and the nginx options"
+            f" {', '.join(_OPTION_KEYS)}."
+        )
+    source_dir = values.get("source_dir")
+    if root_path is not None and isinstance(source_dir, (str, os.PathLike)):
+        values["source_dir"] = os.path.join(root_path, os.fspath(source_dir))
+    return AccelRule(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Offload:
+    """The offload header (and nginx options) for one matched file."""
+
+    #: ``X-Accel-Redirect`` or ``X-Sendfile``.
+    header: str
+    #: The percent-encoded destination URL (nginx) or file path (X-Sendfile).
+    value: str
+    #: The nginx option headers of the rule.
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def find_offload(
+    file: DownloadFile, backend: str | None, rules: cabc.Iterable[AccelRule]
+) -> Offload | None:
+    """The offload of ``file`` by the first matching rule, or ``None``.
+
+    :param backend: ``"nginx"``, ``"apache"``, ``"lighttpd"``, or ``None``
+        (no offload). Rules without the destination the backend needs are
+        skipped.
+    """
+    if backend is None:
+        return None
+    for rule in rules:
+        if backend == "nginx":
+            if rule.destination_url is None:
+                continue
+        elif rule.sendfile_dir is None:
+            continue
+        segments = rule.relative_segments(file)
+        if segments is None:
+            continue
+        if backend == "nginx":
+            return _x_accel_redirect(rule, segments)
+        found = _x_sendfile(rule, segments, backend)
+        if found is not None:
+            return found
+    return None
+
+
+def _x_accel_redirect(rule: AccelRule, segments: list[str]) -> Offload:
+    assert rule.destination_url is not None
+    # nginx percent-decodes the X-Accel-Redirect URI before matching the
+    # location, so every byte but the unreserved ones is encoded: "?" cannot
+    # start a query, "%" and spaces survive, non-ASCII names fit in a header.
+    # os.fsencode: a name that is not UTF-8 on disk goes out as its bytes.
+    path = "/".join(quote(os.fsencode(segment), safe="") for segment in segments)
+    options: list[tuple[str, str]] = []
+    if rule.buffering is not None:
+        options.append(("X-Accel-Buffering", "yes" if rule.buffering else "no"))
+    if rule.limit_rate is not None:
+        options.append(("X-Accel-Limit-Rate", str(rule.limit_rate)))
+    if rule.expires is not None:
+        options.append(("X-Accel-Expires", str(rule.expires)))
+    if rule.charset is not None:
+        options.append(("X-Accel-Charset", rule.charset))
+    return Offload(
+        "X-Accel-Redirect",
+        rule.destination_url.rstrip("/") + "/" + path,
+        tuple(options),
+    )
+
+
+def _x_sendfile(rule: AccelRule, segments: list[str], backend: str) -> Offload | None:
+    directory = rule.sendfile_dir
+    assert directory is not None
+    # mod_xsendfile (XSendFileUnescape, on by default) and lighttpd 1.4
+    # (http_response_xsendfile) percent-decode the path. lighttpd also reads
+    # the older X-LIGHTTPD-send-file name; X-Sendfile works since 1.4.24.
+    path = os.fsencode(os.path.join(directory, *segments))
+    if backend == "lighttpd":
+        try:
+            path.decode("utf-8")
+        except UnicodeDecodeError:
+            # lighttpd answers 502 to a path that is not UTF-8: stream it.
+            return None
+    return Offload("X-Sendfile", quote(path, safe="/"))
+
+
+class AccelResponse(DownloadResponse):
+    """An empty-bodied download response that the web server completes.
+
+    Carries the offload header and the download's headers but
+    ``Content-Length``, ``Content-Range`` and ``Accept-Ranges``: the web
+    server sends the file, answers ``Range`` and computes those itself.
+    The file is never opened; it is closed with the response.
+
+    :param original: the download response to offload; this response takes
+        over its file and close callbacks.
+    :param offload: the header to send, from :func:`find_offload`.
+    """
+
+    def __init__(self, original: DownloadResponse, offload: Offload) -> None:
+        super().__init__(
+            original.file,
+            attachment=original.attachment,
+            basename=original.basename,
+            chunk_size=original.chunk_size,
+        )
+        headers = Headers(original.headers)
+        for name in _DROPPED_HEADERS:
+            del headers[name]
+        headers[offload.header] = offload.value
+        for name, value in offload.options:
+            headers[name] = value
+        # The body is empty; the web server replaces it (and this length).
+        headers["Content-Length"] = "0"
+        self.headers = headers
+        self.status_code = 200
+        self._segments = []  # no body: DownloadResponse closes the file unread
+        self._on_close.extend(original._on_close)
+        #: What was sent to the web server.
+        self.offload = offload
+        setattr(self, _DECIDED, True)
+
+    def iter_encoded(self) -> cabc.Iterator[bytes]:
+        return iter(())
+
+
+def _offloadable(response: DownloadResponse) -> bool:
+    # 200, or a single range (206): the web server reads Range from the
+    # original request and answers it from the file. Several ranges lost the
+    # file's Content-Type to multipart/byteranges, 416 and errors have no file
+    # to send: those stay with the application.
+    if response.status_code == 200:
+        return True
+    content_type = response.headers.get("Content-Type", "")
+    return response.status_code == 206 and not content_type.startswith("multipart/")
+
+
+def apply_offload(
+    response: DownloadResponse, offload: Offload | None
+) -> DownloadResponse:
+    """Turn ``response`` into an :class:`AccelResponse` for ``offload``.
+
+    Marks the response as decided, so :func:`offload_after_request` leaves
+    it alone; without an offload, or for a status the web server should not
+    answer, ``response`` is returned unchanged.
+    """
+    setattr(response, _DECIDED, True)
+    if offload is None or not _offloadable(response):
+        return response
+    return AccelResponse(response, offload)
+
+
+def offload_after_request(
+    response: Response, backend: str | None, rules: cabc.Iterable[AccelRule]
+) -> Response:
+    """Offload a download response that no view decided on (built by hand).
+
+    Any other response, and a download response already decided by a view
+    (offloaded or opted out), is returned untouched.
+    """
+    if not isinstance(response, DownloadResponse) or getattr(response, _DECIDED, False):
+        return response
+    return apply_offload(response, find_offload(response.file, backend, rules))
+
+
+F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
+
+
+def offload(
+    backend: str | t.Literal[False] | None = None,
+    rules: cabc.Iterable[cabc.Mapping[str, t.Any] | AccelRule] | None = None,
+) -> cabc.Callable[[F], F]:
+    """Choose the offload of a function view that returns a download response.
+
+    Class-based views use their ``accel`` and ``accel_rules`` attributes
+    instead; a response they decided on is left alone::
+
+        @app.route("/report/<int:id>")
+        @offload("nginx", rules=[{"source_dir": "/srv/reports",
+                                  "destination_url": "/internal-reports/"}])
+        def report(id):
+            return DownloadResponse(PathFile(f"/srv/reports/{id}.pdf"))
+
+    :param backend: ``"nginx"``, ``"apache"``, ``"lighttpd"``; ``None`` uses
+        ``DOWNLOAD_ACCEL``; ``False`` never offloads this view.
+    :param rules: offload rules; ``None`` uses ``DOWNLOAD_ACCEL_RULES``.
+    :raises ConfigurationError: an unknown backend or an invalid rule (when
+        the view is decorated).
+    """
+    from .extension import validate_accel
+
+    checked = validate_accel("offload(backend)", backend)
+    parsed = None if rules is None else parse_rules(rules, checked)
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            from .extension import get_settings
+
+            response = current_app.make_response(
+                current_app.ensure_sync(view)(*args, **kwargs)
+            )
+            if not isinstance(response, DownloadResponse) or getattr(
+                response, _DECIDED, False
+            ):
+                return response
+            settings = get_settings()
+            chosen = settings.accel if backend is None else checked
+            found = find_offload(
+                response.file,
+                chosen,
+                settings.accel_rules if parsed is None else parsed,
+            )
+            return apply_offload(response, found)
+
+        return t.cast(F, wrapper)
+
+    return decorator

@@ -1,0 +1,198 @@
+"""A ready-made download blueprint for app factories."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import os
+import typing as t
+import uuid
+
+from flask import Blueprint
+
+from .exceptions import ConfigurationError
+from .objects import ObjectDownloadView
+from .views import DownloadView
+from .views import PathDownloadView
+
+if t.TYPE_CHECKING:
+    from flask.typing import RouteCallable
+
+#: Endpoint (inside the blueprint) of the directory route, URL variable ``path``.
+FILE_ENDPOINT = "file"
+#: Endpoint of the model route by primary key, URL variable ``id``.
+OBJECT_ENDPOINT = "object"
+#: Endpoint of the model route by slug, URL variable ``slug``.
+OBJECT_BY_SLUG_ENDPOINT = "object_by_slug"
+
+
+def make_download_blueprint(
+    name: str,
+    import_name: str | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    storage: t.Any = None,
+    model: type[t.Any] | None = None,
+    url_prefix: str | None = None,
+    files: bool | None = None,
+    files_rule: str = "/<path:path>",
+    model_rule: str | None = None,
+    slug: bool | None = None,
+    options: cabc.Mapping[str, t.Any] | None = None,
+    file_options: cabc.Mapping[str, t.Any] | None = None,
+    object_options: cabc.Mapping[str, t.Any] | None = None,
+    file_view: type[DownloadView] | None = None,
+    object_view: type[ObjectDownloadView] = ObjectDownloadView,
+    decorators: cabc.Sequence[cabc.Callable[[RouteCallable], RouteCallable]] = (),
+    **blueprint_options: t.Any,
+) -> Blueprint:
+    """Build a blueprint serving a directory (or storage) and/or a model's files.
+
+    Register it in your app factory::
+
+        from flask_download import make_download_blueprint
+
+        def create_app():
+            app = Flask(__name__)
+            db.init_app(app)
+            app.register_blueprint(
+                make_download_blueprint(
+                    "downloads", root="uploads", model=Document, url_prefix="/dl"
+                )
+            )
+            return app
+
+    It makes these routes (endpoints are prefixed with ``name``, so
+    ``url_for("downloads.file", path="a/b.pdf")``):
+
+    ========================  ===============================  =====================
+    endpoint                  rule (under ``url_prefix``)      view
+    ========================  ===============================  =====================
+    ``<name>.file``           ``files_rule``: ``/<path:path>``  ``PathDownloadView``
+                                                               (``StorageDownloadView``
+                                                               with ``storage``)
+    ``<name>.object``         ``<model_rule>/<int:id>``        ``ObjectDownloadView``
+    ``<name>.object_by_slug`` ``<model_rule>/by-slug/<slug>``  ``ObjectDownloadView``
+    ========================  ===============================  =====================
+
+    The directory route is made when ``files`` is true; by default when
+    ``root`` or ``storage`` is given or there is no ``model`` (it then
+    serves ``DOWNLOAD_ROOT``). Paths never leave the root. The model
+    routes are made when ``model`` is given; the id converter follows the
+    primary key (``int``, ``uuid``, else ``string``), and the slug route is
+    made when the model has the view's ``slug_field`` (``slug``). Rules
+    with static parts win over ``/<path:path>``.
+
+    :param name: the blueprint name, prefix of its endpoints.
+    :param import_name: the blueprint's import name (default: this module).
+    :param root: directory of the files; also the root of the model's
+        string paths. ``None`` uses ``DOWNLOAD_ROOT``. Never client input.
+    :param storage: an fsspec filesystem or URL serving the files instead
+        of ``root`` (and holding the model's keys).
+    :param model: a mapped class whose rows are served by id and slug.
+    :param url_prefix: where the blueprint is mounted (``register_blueprint``
+        may override it).
+    :param files: whether to make the directory route (see above).
+    :param files_rule: the directory route's rule; must have ``<path:path>``.
+    :param model_rule: prefix of the model routes; default
+        ``/<model.__tablename__>``.
+    :param slug: whether to make the slug route (default: if the model has
+        the slug attribute).
+    :param options: view attributes for every view, as ``as_view`` takes
+        them (``{"attachment": False, "cache_max_age": 3600}``).
+    :param file_options: view attributes for the directory view only.
+    :param object_options: view attributes for the model views only
+        (``{"basename_field": "filename"}``).
+    :param file_view: the directory view class (a subclass of
+        ``PathDownloadView`` or ``StorageDownloadView``).
+    :param object_view: the model view class, such as a subclass whose
+        ``get_query`` keeps the current user's rows.
+    :param decorators: applied to every view function, innermost first
+        (``[login_required]``).
+    :param blueprint_options: other :class:`~flask.Blueprint` arguments
+        (``subdomain``, ``url_defaults``...).
+    :raises TypeError: an option names no attribute of its view.
+    :raises ConfigurationError: ``root`` and ``storage`` together, or
+        nothing to serve.
+    """
+    if root is not None and storage is not None:
+        raise ConfigurationError(
+            "make_download_blueprint() takes a root or a storage, not both."
+        )
+    if files is None:
+        files = root is not None or storage is not None or model is None
+    if not files and model is None:
+        raise ConfigurationError(
+            "make_download_blueprint() has nothing to serve: pass a model,"
+            " or files=True (with a root, a storage or DOWNLOAD_ROOT)."
+        )
+    bp = Blueprint(
+        name, import_name or __name__, url_prefix=url_prefix, **blueprint_options
+    )
+    common = dict(options or {})
+
+    def add(rule: str, endpoint: str, view: RouteCallable) -> None:
+        for decorator in decorators:
+            view = decorator(view)
+        bp.add_url_rule(rule, endpoint=endpoint, view_func=view)
+
+    if files:
+        attrs = {**common, **(file_options or {})}
+        if storage is not None:
+            from .storage import StorageDownloadView
+
+            view_class: type[DownloadView] = file_view or StorageDownloadView
+            attrs.setdefault("storage", storage)
+        else:
+            view_class = file_view or PathDownloadView
+            if root is not None:
+                attrs.setdefault("root", root)
+        if "<path:path>" not in files_rule.replace(" ", ""):
+            raise ConfigurationError(
+                f"files_rule must contain '<path:path>', not {files_rule!r}."
+            )
+        add(files_rule, FILE_ENDPOINT, view_class.as_view(FILE_ENDPOINT, **attrs))
+
+    if model is not None:
+        attrs = {**common, **(object_options or {})}
+        attrs.setdefault("model", model)
+        if root is not None:
+            attrs.setdefault("root", root)
+        if storage is not None:
+            attrs.setdefault("storage", storage)
+        prefix = model_rule
+        if prefix is None:
+            prefix = "/" + str(getattr(model, "__tablename__", model.__name__.lower()))
+        prefix = prefix.rstrip("/")
+        pk_name = attrs.get("pk_url_kwarg", object_view.pk_url_kwarg)
+        add(
+            f"{prefix}/<{_pk_converter(model)}:{pk_name}>",
+            OBJECT_ENDPOINT,
+            object_view.as_view(OBJECT_ENDPOINT, **attrs),
+        )
+        slug_field = attrs.get("slug_field", object_view.slug_field)
+        if slug is None:
+            slug = hasattr(model, slug_field)
+        if slug:
+            slug_name = attrs.get("slug_url_kwarg", object_view.slug_url_kwarg)
+            add(
+                f"{prefix}/by-slug/<{slug_name}>",
+                OBJECT_BY_SLUG_ENDPOINT,
+                object_view.as_view(OBJECT_BY_SLUG_ENDPOINT, **attrs),
+            )
+    return bp
+
+
+def _pk_converter(model: type[t.Any]) -> str:
+    """The URL converter matching the model's primary key type."""
+    import sqlalchemy as sa
+
+    columns = sa.inspect(model).primary_key
+    try:
+        python_type = columns[0].type.python_type if len(columns) == 1 else None
+    except NotImplementedError:
+        python_type = None
+    if python_type is int:
+        return "int"
+    if python_type is uuid.UUID:
+        return "uuid"
+    return "string"

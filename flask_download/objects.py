@@ -1,0 +1,355 @@
+"""Serve files referenced by (or stored in) SQLAlchemy rows.
+
+SQLAlchemy is imported when a view is used, not when this module is, so that
+``import flask_download`` needs only Flask.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import typing as t
+import uuid
+
+from flask import current_app
+
+from .exceptions import ConfigurationError
+from .exceptions import FileNotFound
+from .files import DownloadFile
+from .views import DownloadView
+
+if t.TYPE_CHECKING:
+    import sqlalchemy as sa
+    import sqlalchemy.orm as orm
+
+
+def _import_sqlalchemy() -> tuple[t.Any, t.Any]:
+    try:
+        import sqlalchemy
+        import sqlalchemy.orm
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "ObjectDownloadView needs SQLAlchemy: pip install"
+            " 'Flask-Download[sqlalchemy]'"
+        ) from e
+    return sqlalchemy, sqlalchemy.orm
+
+
+# A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()
+# also accepts "²" and other Unicode digits).
+_INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
+
+
+class ObjectDownloadView(DownloadView):
+    """Serve the file of a SQLAlchemy row, found by primary key or slug.
+
+    The row is read with one ``SELECT`` built from :meth:`get_query`,
+    narrowed to the URL's ``<int:id>`` (:attr:`pk_url_kwarg`) and/or
+    ``<slug>`` (:attr:`slug_url_kwarg`). The file column
+    (:attr:`file_field`) holds:
+
+    - a string: a path relative to :attr:`root` (else ``DOWNLOAD_ROOT``),
+      or a key in :attr:`storage` when set; it never leaves them;
+    - bytes (``LargeBinary``): the content itself (``b""`` is an empty file);
+    - a :class:`~flask_download.sqlalchemy.FileColumn` value, resolved under
+      the column's own root or storage (else the view's);
+    - any :class:`~flask_download.DownloadFile` (a property may build one).
+
+    A missing row, a row outside :meth:`get_query`, a NULL column, a missing
+    file, or an id the database cannot hold give 404. Everything the
+    response needs is read before the body starts, and the database
+    connection is given back first (see :meth:`release_session`)::
+
+        class DocumentDownloadView(ObjectDownloadView):
+            model = Document
+            basename_field = "filename"
+
+            def get_query(self):
+                # Other users' rows are 404, like missing ones.
+                return super().get_query().where(Document.owner_id == current_user.id)
+
+        bp.add_url_rule(
+            "/documents/<int:id>", view_func=DocumentDownloadView.as_view("document")
+        )
+    """
+
+    #: The mapped class whose rows hold the files.
+    model: type[t.Any] | None = None
+    #: The attribute holding the file (string key, bytes, or FileColumn value).
+    file_field: str = "file"
+    #: Attribute with the client-side file name (the view's ``basename`` wins).
+    basename_field: str | None = None
+    #: Attribute with the ``Content-Encoding`` (``gzip``...).
+    encoding_field: str | None = None
+    #: Attribute with the media type (the view's ``mimetype`` wins).
+    mime_type_field: str | None = None
+    #: Attribute with the charset of ``text/*`` files.
+    charset_field: str | None = None
+    #: Attribute with the last modification (``Last-Modified``); naive means UTC.
+    modification_time_field: str | None = None
+    #: Attribute with the size in bytes, used when the file cannot tell.
+    size_field: str | None = None
+    #: Attribute that changes whenever the content does (a version counter or
+    #: an ``updated_at``): the ETag of ``LargeBinary`` content is made from it
+    #: instead of a hash of the content.
+    version_field: str | None = None
+    #: URL variable holding the primary key.
+    pk_url_kwarg: str = "id"
+    #: URL variable holding the slug.
+    slug_url_kwarg: str = "slug"
+    #: Attribute of :attr:`model` the slug is looked up in (should be unique).
+    slug_field: str = "slug"
+    #: A ``Session``, ``scoped_session`` or ``sessionmaker``; ``None`` uses
+    #: Flask-SQLAlchemy's ``db.session`` of the current app.
+    session: t.Any = None
+    #: Directory string keys are relative to; ``None`` uses ``DOWNLOAD_ROOT``.
+    root: str | os.PathLike[str] | None = None
+    #: An fsspec filesystem or URL string keys live in instead of :attr:`root`.
+    storage: t.Any = None
+
+    #: The row of the current request, once :meth:`get_object` found it.
+    object: t.Any
+
+    # -- the row --------------------------------------------------------------
+
+    def get_session(self) -> orm.Session:
+        """The session to query: :attr:`session`, else Flask-SQLAlchemy's.
+
+        :raises ConfigurationError: no session attribute and no Flask-SQLAlchemy.
+        """
+        if self.session is not None:
+            return t.cast("orm.Session", self.session)
+        ext = current_app.extensions.get("sqlalchemy")
+        if ext is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} has no database session: register"
+                " Flask-SQLAlchemy on the app (db.init_app(app)) or set the"
+                " 'session' attribute."
+            )
+        return t.cast("orm.Session", ext.session)
+
+    def get_model(self) -> type[t.Any]:
+        if self.model is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a 'model': set it as a class"
+                " attribute or pass model=... to as_view()."
+            )
+        return self.model
+
+    def get_query(self) -> sa.Select[t.Any]:
+        """The ``select()`` the row is looked up in: all rows of :attr:`model`.
+
+        Override it to narrow the rows (to the current user's, to published
+        ones...): a row outside it is answered 404, exactly like a missing one.
+        """
+        sa_, _ = _import_sqlalchemy()
+        return t.cast("sa.Select[t.Any]", sa_.select(self.get_model()))
+
+    def get_object(self) -> t.Any:
+        """Return the row of this request, with one ``SELECT``.
+
+        Filters :meth:`get_query` by the primary key in
+        ``kwargs[pk_url_kwarg]`` and/or the slug in ``kwargs[slug_url_kwarg]``.
+        The attributes the download needs are loaded by the same query even
+        if they are deferred.
+
+        :raises FileNotFound: no such row (also for ids the database cannot
+            hold, such as 2**63 and up or non-integers for integer keys).
+        :raises ConfigurationError: the URL has neither variable.
+        """
+        sa_, orm_ = _import_sqlalchemy()
+        model = self.get_model()
+        session = getattr(self, "_session", None) or self.get_session()
+        query = self.get_query()
+        pk = self.kwargs.get(self.pk_url_kwarg)
+        slug = self.kwargs.get(self.slug_url_kwarg)
+        if pk is None and slug is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a '<int:{self.pk_url_kwarg}>' or"
+                f" '<{self.slug_url_kwarg}>' URL variable, or an override of"
+                " 'get_object'."
+            )
+        mapper = sa_.inspect(model)
+        if pk is not None:
+            columns = mapper.primary_key
+            if len(columns) != 1:
+                raise ConfigurationError(
+                    f"{model.__name__} has a composite primary key: override"
+                    f" '{type(self).__name__}.get_object'."
+                )
+            column = columns[0]
+            bind = session.get_bind(mapper=mapper)
+            query = query.where(column == _coerce_pk(pk, column, bind.dialect.name))
+        if slug is not None:
+            if not isinstance(slug, str) or "\x00" in slug:
+                raise FileNotFound(f"No {model.__name__} with slug {slug!r}.")
+            query = query.where(getattr(model, self.slug_field) == slug)
+        # Load deferred columns the response reads in this same SELECT.
+        loaded = {prop.key for prop in mapper.column_attrs}
+        wanted = [name for name in self._fields() if name in loaded]
+        if wanted:
+            query = query.options(
+                *(orm_.undefer(getattr(model, name)) for name in wanted)
+            )
+        row = session.execute(query.limit(1)).scalars().first()
+        if row is None:
+            raise FileNotFound(f"No {model.__name__} matches {self.kwargs!r}.")
+        return row
+
+    def _fields(self) -> list[str]:
+        names = [
+            self.file_field,
+            self.basename_field,
+            self.encoding_field,
+            self.mime_type_field,
+            self.charset_field,
+            self.modification_time_field,
+            self.size_field,
+            self.version_field,
+        ]
+        return [name for name in names if name]
+
+    # -- the file -------------------------------------------------------------
+
+    def get_file(self) -> DownloadFile:
+        """Find the row and make the wrapper of its file, then free the session.
+
+        :raises FileNotFound: no row, a NULL column, or a missing file.
+        """
+        _, orm_ = _import_sqlalchemy()
+        owned = isinstance(self.session, orm_.sessionmaker)
+        session = self.session() if owned else self.get_session()
+        if isinstance(session, orm_.scoped_session):
+            # The Session of this thread (or greenlet, or app context).
+            session = session()
+        self._session = session
+        began = not session.in_transaction()
+        try:
+            self.object = self.get_object()
+            return self.file_from_object(self.object)
+        finally:
+            if owned:
+                # Our own session: close it, the row was read already.
+                session.close()
+            else:
+                self.release_session(session, began)
+            del self._session
+
+    def file_from_object(self, obj: t.Any) -> DownloadFile:
+        """Make the wrapper of ``obj``'s file, reading every field it needs now.
+
+        :raises FileNotFound: the column is NULL or names no file.
+        """
+        value = getattr(obj, self.file_field)
+        basename = self._value(obj, self.basename_field, str)
+        modified = self._value(obj, self.modification_time_field, datetime.datetime)
+        if modified is not None:
+            # Naive datetimes from the database mean UTC.
+            if modified.tzinfo is None:
+                modified = modified.replace(tzinfo=datetime.timezone.utc)
+            else:
+                modified = modified.astimezone(datetime.timezone.utc)
+        file: DownloadFile
+        if value is None:
+            raise FileNotFound(f"{obj!r} has no file ({self.file_field} is NULL).")
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            from .sqlalchemy import BinaryFile
+
+            version = getattr(obj, self.version_field) if self.version_field else None
+            file = BinaryFile(
+                value, name=basename, modified_time=modified, version=version
+            )
+        else:
+            if isinstance(value, str):
+                from .sqlalchemy import ColumnFile
+
+                value = ColumnFile(value)
+            if hasattr(value, "resolve"):
+                # A FileColumn value: its own root/storage, else the view's.
+                file = value.resolve(root=self.root, storage=self.storage)
+            elif isinstance(value, DownloadFile):
+                file = value
+            else:
+                raise ConfigurationError(
+                    f"{type(obj).__name__}.{self.file_field} holds a"
+                    f" {type(value).__name__}; ObjectDownloadView serves strings"
+                    " (paths or storage keys), bytes, FileColumn values and"
+                    " DownloadFile wrappers."
+                )
+            if basename is not None:
+                file.name = basename
+            if modified is not None:
+                file.modified_time = modified
+            if file.size is None:
+                file.size = self._value(obj, self.size_field, int)
+        for attr, field in (
+            ("mimetype", self.mime_type_field),
+            ("encoding", self.encoding_field),
+            ("charset", self.charset_field),
+        ):
+            text = self._value(obj, field, str)
+            if text:
+                setattr(file, attr, text)
+        return file
+
+    def _value(self, obj: t.Any, field: str | None, kind: type[t.Any]) -> t.Any:
+        if not field:
+            return None
+        value = getattr(obj, field)
+        if value is None or isinstance(value, kind) and not isinstance(value, bool):
+            return value
+        raise ConfigurationError(
+            f"{type(obj).__name__}.{field} must hold a {kind.__name__} (or None),"
+            f" not {type(value).__name__}."
+        )
+
+    def release_session(self, session: orm.Session, began: bool) -> None:
+        """Give the database connection back before the body is sent.
+
+        Called once the row is read and the wrapper made (which holds plain
+        values only, never the row). When this view's ``SELECT`` began the
+        session's transaction and nothing is pending, the read-only
+        transaction is rolled back, so the connection returns to the pool
+        right away: a slow download never holds one. A transaction the
+        application began earlier in the request is left alone (it ends at
+        teardown, as usual). Override it to do otherwise.
+
+        :param began: whether the session had no transaction before the view.
+        """
+        if not began or not session.in_transaction():
+            return
+        if session.new or session.dirty or session.deleted:
+            return
+        session.rollback()
+
+
+def _coerce_pk(value: t.Any, column: t.Any, dialect: str) -> t.Any:
+    """Convert a URL value to the primary key's type, or raise FileNotFound."""
+    import sqlalchemy as sa_
+
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = None
+    if python_type is int:
+        if isinstance(value, str) and _INTEGER.match(value):
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise FileNotFound(f"{value!r} is not an integer id.")
+        # SQLite and BIGINT hold 64-bit signed integers; INTEGER is 32-bit
+        # elsewhere. A larger id is no row, not an overflow error (a 500).
+        bits = 64
+        if dialect != "sqlite" and not isinstance(column.type, sa_.BigInteger):
+            bits = 32
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise FileNotFound(f"No row can have the id {value}.")
+        return value
+    if python_type is uuid.UUID and not isinstance(value, uuid.UUID):
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            raise FileNotFound(f"{value!r} is not a UUID.") from None
+    if isinstance(value, str) and "\x00" in value:
+        raise FileNotFound("An id with NUL.")
+    return value

@@ -1,0 +1,519 @@
+"""Files in fsspec filesystems: local disk, memory, S3 and any other store.
+
+:class:`StorageFile` wraps one key of an fsspec filesystem, :func:`resolve_storage`
+turns a ``storage`` setting (a filesystem or a URL such as
+``s3://bucket/prefix``) into a filesystem and a prefix, and
+:func:`storage_key` confines a client-supplied path to that prefix.
+:class:`StorageDownloadView` serves them, or redirects to a presigned URL.
+
+``fsspec`` (extra ``Flask-Download[storage]``) and, for S3, ``s3fs``
+(extra ``Flask-Download[s3]``) are imported only when a storage is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections.abc as cabc
+import datetime
+import functools
+import hashlib
+import io
+import logging
+import posixpath
+import re
+import typing as t
+
+from flask import current_app
+from flask import has_app_context
+from flask import request
+from flask import Response
+
+from .exceptions import ConfigurationError
+from .exceptions import DownloadError
+from .exceptions import FileNotFound
+from .exceptions import StorageUnavailable
+from .files import DEFAULT_CHUNK_SIZE
+from .files import DownloadFile
+from .files import read_slice
+from .paths import safe_join
+from .paths import split_relative
+from .response import content_disposition
+from .response import content_type_and_encoding
+from .views import DownloadView
+
+if t.TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+_logger = logging.getLogger("flask_download")
+
+#: Largest block fetched from a remote store in one request while streaming.
+MAX_FETCH_SIZE = 8 * 1024 * 1024
+
+
+def _import_fsspec() -> t.Any:
+    try:
+        import fsspec
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Storages need 'fsspec': pip install 'Flask-Download[storage]'"
+            " (or 'Flask-Download[s3]' for S3)."
+        ) from e
+    return fsspec
+
+
+@functools.lru_cache(maxsize=32)
+def _resolve_url(url: str) -> tuple[AbstractFileSystem, str]:
+    fsspec = _import_fsspec()
+    try:
+        fs, prefix = fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        raise ImportError(
+            f"The storage URL {url!r} needs a package that is not installed: {e}"
+            " (for S3: pip install 'Flask-Download[s3]')."
+        ) from e
+    except ValueError as e:
+        raise ConfigurationError(f"Invalid storage URL {url!r}: {e}") from e
+    return fs, str(prefix).rstrip("/")
+
+
+def resolve_storage(storage: t.Any) -> tuple[AbstractFileSystem, str]:
+    """Turn a ``storage`` setting into ``(filesystem, prefix)``.
+
+    :param storage: an fsspec filesystem instance (prefix ``""``: the whole
+        filesystem; wrap it in ``fsspec.implementations.dirfs.DirFileSystem``
+        to confine it to a folder), or an fsspec URL such as
+        ``"s3://bucket/prefix"``, ``"memory://"`` or ``"file:///srv/files"``
+        (the filesystem is made once per URL and reused). Options of a URL's
+        filesystem come from fsspec's configuration, for example the
+        ``FSSPEC_S3_ENDPOINT_URL`` environment variable; pass an instance
+        for anything more.
+    :return: the filesystem and the prefix (without a trailing ``/``) that
+        keys are confined to.
+    :raises ConfigurationError: ``storage`` is neither.
+    :raises ImportError: ``fsspec`` (or the URL's backend) is not installed;
+        the message names the extra.
+    """
+    if isinstance(storage, str):
+        if not storage:
+            raise ConfigurationError("The storage URL is empty.")
+        return _resolve_url(storage)
+    fsspec = _import_fsspec()
+    if isinstance(storage, fsspec.AbstractFileSystem):
+        return storage, ""
+    raise ConfigurationError(
+        "'storage' must be an fsspec filesystem or a URL such as"
+        f" 's3://bucket/prefix' or 'memory://', not {storage!r}."
+    )
+
+
+def _is_local(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
+    """Join a client-supplied path to ``prefix``, refusing any way out of it.
+
+    The path goes through :func:`~flask_download.paths.split_relative`
+    (``..``, absolute paths, backslashes, NUL, ...), so the key always
+    starts with ``prefix``. On the local disk symbolic links leading out of
+    the prefix are refused too.
+
+    :param fs: the filesystem (from :func:`resolve_storage`).
+    :param prefix: a trusted prefix (from :func:`resolve_storage`).
+    :param untrusted: a relative path from the client.
+    :raises FileNotFound: the path is refused (views answer 404).
+    """
+    if _is_local(fs):
+        return safe_join(fs._strip_protocol(prefix or "."), untrusted)
+    segments = split_relative(untrusted)
+    return "/".join([prefix, *segments]) if prefix else "/".join(segments)
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the store failed", not "the code is wrong"."""
+    errors: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
+    try:
+        import botocore.exceptions  # type: ignore[import-untyped]
+    except ImportError:
+        pass
+    else:
+        errors += [
+            botocore.exceptions.BotoCoreError,
+            botocore.exceptions.ClientError,
+        ]
+    try:
+        import aiohttp
+    except ImportError:
+        pass
+    else:
+        errors.append(aiohttp.ClientError)
+    return tuple(errors)
+
+
+_ERRORS: tuple[type[BaseException], ...] | None = None
+
+
+def _translate(
+    fs: AbstractFileSystem, key: str, error: BaseException, action: str
+) -> DownloadError | None:
+    """Map a store error to FileNotFound / StorageUnavailable (``None``: a bug)."""
+    global _ERRORS
+    if isinstance(error, DownloadError):
+        return error
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return FileNotFound(f"No file at {key!r} in the storage.")
+    if _ERRORS is None:
+        _ERRORS = _storage_errors()
+    if not isinstance(error, _ERRORS):
+        return None
+    if _is_local(fs):
+        # Like PathFile: an unreadable local file is a missing file.
+        return FileNotFound(f"Cannot read {key!r}: {error}.")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    detail = (
+        f"Storage {protocol}:// unavailable while {action} {key!r}:"
+        f" {type(error).__name__}: {error}".replace("\n", " ")
+    )
+    logger = current_app.logger if has_app_context() else _logger
+    logger.error("%s", detail)
+    return StorageUnavailable(detail)
+
+
+# RFC 9110 §8.8.3: etagc = %x21 / %x23-7E / obs-text.
+_ETAG = re.compile(r"^[\x21\x23-\x7e\x80-\xff]+$")
+# Metadata keys of modification times, best first, as fsspec backends name them
+# (s3fs, adlfs, gcsfs, local, memory...).
+_MTIME_KEYS = ("LastModified", "last_modified", "mtime", "updated", "modified")
+_CTIME_KEYS = ("created", "creation_time", "timeCreated")
+
+
+def _to_datetime(value: t.Any) -> datetime.datetime | None:
+    try:
+        if isinstance(value, datetime.datetime):
+            moment = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            moment = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        elif isinstance(value, str):
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def _modified_time(info: cabc.Mapping[str, t.Any]) -> datetime.datetime | None:
+    for key in (*_MTIME_KEYS, *_CTIME_KEYS):
+        moment = _to_datetime(info.get(key))
+        if moment is not None:
+            return moment
+    return None
+
+
+def _store_etag(info: cabc.Mapping[str, t.Any]) -> str | None:
+    for key in ("ETag", "etag", "e_tag"):
+        value = info.get(key)
+        if not isinstance(value, str) or value.startswith("W/"):
+            continue
+        value = value.strip().strip('"')
+        if not value:
+            continue
+        if _ETAG.match(value):
+            return value
+        # A tag with characters a header may not carry: keep it as a hash.
+        return hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
+    return None
+
+
+class StorageFile(DownloadFile):
+    """A file (a key) in an fsspec filesystem.
+
+    Size, modification time and ETag come from one ``fs.info()`` call made
+    when the wrapper is made; the content is never read to learn them. The
+    ETag is the store's own (S3's, quotes stripped) when it has one, else
+    derived from the size and modification time. The file is seekable:
+    ``Range`` requests become ranged reads on the store (``fs.cat_file``
+    with a start and an end), fetched in blocks that start at the chunk
+    size and double while the read goes on (up to :data:`MAX_FETCH_SIZE`),
+    so a small range costs one small request and a whole file a few large
+    ones. Files of the local filesystem are opened directly, so servers can
+    ``sendfile`` them.
+
+    :param fs: an fsspec filesystem (see :func:`resolve_storage`).
+    :param path: the key of the file in ``fs``. It is used as given: confine
+        client input with :func:`storage_key` first.
+    :param name: the client-side name; defaults to the key's last part.
+    :raises FileNotFound: there is no file at ``path`` (or it is a directory).
+    :raises StorageUnavailable: the store failed (answered with 503).
+    """
+
+    seekable = True
+
+    def __init__(
+        self, fs: AbstractFileSystem, path: str, name: str | None = None
+    ) -> None:
+        #: The filesystem.
+        self.fs = fs
+        #: The key of the file in :attr:`fs`.
+        self.key = path
+        try:
+            info = fs.info(path)
+        except Exception as e:
+            error = _translate(fs, path, e, "reading the metadata of")
+            if error is None:
+                raise
+            raise error from e
+        if info.get("type", "file") != "file":
+            raise FileNotFound(f"{path!r} is not a file in the storage.")
+        #: The metadata the store returned (``fs.info(path)``).
+        self.info: dict[str, t.Any] = dict(info)
+        self.name = posixpath.basename(path.rstrip("/")) if name is None else name
+        size = info.get("size")
+        self.size = size if isinstance(size, int) and size >= 0 else None
+        if self.size is None:
+            raise FileNotFound(f"{path!r} has no known size in the storage.")
+        self.modified_time = _modified_time(info)
+        self.etag = _store_etag(info)
+        if self.etag is None and self.modified_time is not None:
+            mtime_ns = int(self.modified_time.timestamp() * 1_000_000_000)
+            self.etag = f"{mtime_ns:x}-{self.size:x}"
+            if isinstance(info.get("ino"), int):
+                self.etag += f"-{info['ino']:x}"
+        name_in_store = info.get("name")
+        self.url = fs.unstrip_protocol(
+            name_in_store if isinstance(name_in_store, str) else path
+        )
+        if _is_local(fs):
+            self.path = str(info.get("name") or fs._strip_protocol(path))
+
+    def open(self) -> t.IO[bytes]:
+        if self.path is not None:
+            try:
+                return open(self.path, "rb")  # noqa: SIM115 (the caller closes it)
+            except OSError as e:
+                raise FileNotFound(f"Cannot open {self.path!r}: {e.strerror}.") from e
+        assert self.size is not None
+        return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size))
+
+    def chunks(
+        self,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> cabc.Iterator[bytes]:
+        with self.open() as handle:
+            yield from read_slice(handle, chunk_size, start, stop)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url!r}>"
+
+
+class _RangeReader(io.RawIOBase):
+    """A seekable read-only stream over a remote key, made of ranged reads.
+
+    A read after a seek fetches exactly what was asked; each following
+    sequential read fetches twice as much as the previous one, up to
+    :data:`MAX_FETCH_SIZE`, and serves later reads from that block.
+    """
+
+    def __init__(self, fs: AbstractFileSystem, key: str, size: int) -> None:
+        self._fs = fs
+        self._key = key
+        self._size = size
+        self._position = 0
+        self._block = b""
+        self._block_start = 0
+        self._fetch_size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._position
+        elif whence == io.SEEK_END:
+            offset += self._size
+        if offset < 0:
+            raise ValueError("Negative seek position.")
+        if offset != self._position:
+            # A new range: its first read fetches only what it asks for.
+            self._fetch_size = 0
+        self._position = offset
+        return offset
+
+    def read(self, size: int | None = -1) -> bytes:
+        remaining = self._size - self._position
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        if size <= 0:
+            return b""
+        offset = self._position - self._block_start
+        if not 0 <= offset < len(self._block):
+            self._fetch(size)
+            offset = 0
+        data = self._block[offset : offset + size]
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _fetch(self, size: int) -> None:
+        length = min(max(size, self._fetch_size * 2), MAX_FETCH_SIZE)
+        length = max(length, size)
+        start = self._position
+        stop = min(start + length, self._size)
+        try:
+            block = self._fs.cat_file(self._key, start=start, end=stop)
+        except Exception as e:
+            error = _translate(self._fs, self._key, e, "reading")
+            if error is None:
+                raise
+            raise error from e
+        if not block:
+            # The object shrank since its size was read: end the body early.
+            self._size = start
+        self._block, self._block_start = bytes(block), start
+        self._fetch_size = stop - start
+
+    def close(self) -> None:
+        self._block = b""
+        super().close()
+
+
+class StorageDownloadView(DownloadView):
+    """Serve a file of an fsspec filesystem (S3, memory, local disk...).
+
+    The file is :attr:`path` (a key relative to the storage prefix), or the
+    URL variable named by :attr:`path_url_kwarg` (``<path:path>``) confined
+    to the prefix: ``..``, absolute paths, backslashes and NUL give 404. A
+    missing key gives 404; a store that cannot be reached gives 503 (see
+    :class:`StorageUnavailable`) with a log line.
+
+    With :attr:`redirect`, stores that can presign URLs (S3) answer with a
+    302 to a URL valid :attr:`redirect_expires` seconds, so the bytes never
+    go through the application; other stores stream as usual.
+    """
+
+    #: An fsspec filesystem, or a URL such as ``"s3://bucket/prefix"`` or
+    #: ``"memory://"`` (see :func:`resolve_storage`).
+    storage: t.Any = None
+    #: A trusted key, relative to the storage prefix. Never set it from
+    #: client input: use the URL variable for that.
+    path: str | None = None
+    #: Name of the URL variable holding a client-supplied key.
+    path_url_kwarg: str = "path"
+    #: Answer with a 302 to a presigned URL when the store can make one.
+    redirect: bool = False
+    #: Lifetime of presigned URLs, in seconds.
+    redirect_expires: int = 300
+
+    def get_storage(self) -> tuple[AbstractFileSystem, str]:
+        """The filesystem and prefix, from :attr:`storage`.
+
+        :raises ConfigurationError: :attr:`storage` is not set or invalid.
+        """
+        if self.storage is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a 'storage': an fsspec filesystem or"
+                " a URL such as 's3://bucket/prefix', set as an attribute or"
+                " passed to as_view()."
+            )
+        return resolve_storage(self.storage)
+
+    def get_path(self) -> str:
+        """The key of the file to send, confined to the storage prefix.
+
+        :raises FileNotFound: a URL path that leaves the prefix.
+        :raises ConfigurationError: neither :attr:`path` nor the URL variable.
+        """
+        fs, prefix = self.get_storage()
+        if self.path is not None:
+            key = str(self.path).lstrip("/")
+            return f"{prefix}/{key}" if prefix else key
+        untrusted = self.kwargs.get(self.path_url_kwarg)
+        if untrusted is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a 'path' attribute or a"
+                f" '<path:{self.path_url_kwarg}>' URL variable."
+            )
+        return storage_key(fs, prefix, str(untrusted))
+
+    def get_file(self) -> DownloadFile:
+        pending: DownloadFile | None = self.__dict__.pop("_pending_file", None)
+        if pending is not None:
+            return pending
+        fs, _ = self.get_storage()
+        return StorageFile(fs, self.get_path())
+
+    def get_redirect_url(self, file: DownloadFile) -> str | None:
+        """A presigned URL of ``file``, or ``None`` when the store cannot sign.
+
+        For S3 the URL also makes the store answer with this view's
+        ``Content-Disposition`` and ``Content-Type``.
+
+        :raises StorageUnavailable: signing failed (no credentials...).
+        """
+        if not isinstance(file, StorageFile):
+            return None
+        fs = file.fs
+        params: dict[str, str] = {}
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+        if "s3" in protocols:
+            basename = self.get_basename()
+            basename = basename if basename is not None else file.name
+            content_type, _ = content_type_and_encoding(
+                basename,
+                self.get_mimetype(),
+                self.get_encoding(),
+                self.get_charset(),
+                self.attachment,
+            )
+            params["ResponseContentDisposition"] = content_disposition(
+                basename, self.attachment
+            )
+            params["ResponseContentType"] = content_type
+        try:
+            return str(fs.sign(file.key, expiration=self.redirect_expires, **params))
+        except NotImplementedError:
+            return None
+        except Exception as e:
+            error = _translate(fs, file.key, e, "presigning")
+            if error is None:
+                raise
+            raise error from e
+
+    def render_to_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
+        """Redirect to a presigned URL (:attr:`redirect`), else stream the file."""
+        if self.redirect and request.method in ("GET", "HEAD"):
+            try:
+                file = self.get_file()
+            except FileNotFound:
+                return self.file_not_found_response()
+            try:
+                url = self.get_redirect_url(file)
+            except BaseException:
+                file.close()
+                raise
+            if url is not None:
+                file.close()
+                # The URL expires: no cache may keep the redirect.
+                return Response(
+                    b"",
+                    status=302,
+                    headers={"Location": url, "Cache-Control": "no-store"},
+                )
+            self._pending_file = file
+        return super().render_to_response(*args, **kwargs)

@@ -1,0 +1,477 @@
+from __future__ import annotations
+
+import collections.abc as cabc
+import gzip
+import http.server
+import socket
+import threading
+import time
+import typing as t
+
+import pytest
+from flask import Flask
+
+pytest.importorskip("urllib3", reason="HTTPDownloadView needs 'urllib3'")
+
+from flask_download import DisallowedURL  # noqa: E402
+from flask_download import FlaskDownload  # noqa: E402
+from flask_download import HTTPDownloadView  # noqa: E402
+from flask_download import HTTPFile  # noqa: E402
+from flask_download.http import _pool  # noqa: E402
+from flask_download.http import is_public_address  # noqa: E402
+
+CONTENT = bytes(range(256)) * 64  # 16 KiB
+ETAG = '"v1-abc"'
+LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
+GZIPPED = gzip.compress(b"hello gzip " * 100)
+BIG_CHUNK = b"x" * 65536
+
+
+class Upstream(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    #: Request headers of each request, by path.
+    seen: dict[str, dict[str, str]]
+    #: Set when a client dropped the connection during /big.
+    hung_up: threading.Event
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        pass  # client hang-ups are expected here
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Upstream
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def send(self, status: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        self.server.seen[path] = dict(self.headers.items())
+        name = path.strip("/").replace("-", "_").replace(".", "_")
+        route = getattr(self, "route_" + name, None)
+        if route is None:
+            self.send(404, b"no such thing")
+            return
+        route()
+
+    def route_file_bin(self) -> None:
+        common = {
+            "Content_Type": "application/octet-stream",
+            "ETag": ETAG,
+            "Last_Modified": LAST_MODIFIED,
+            "Accept_Ranges": "bytes",
+            "Set_Cookie": "session=upstream-secret",
+            "X_Accel_Redirect": "/internal/secret",
+            "X_Sendfile": "/etc/passwd",
+            "Keep_Alive": "timeout=5",
+            "X_Internal": "upstream-only",
+        }
+        if self.headers.get("If-None-Match") == ETAG:
+            self.send_response(304)
+            self.send_header("ETag", ETAG)
+            self.send_header("Last-Modified", LAST_MODIFIED)
+            self.end_headers()
+            return
+        range_header = self.headers.get("Range")
+        if range_header and range_header.startswith("bytes="):
+            first, _, last = range_header[6:].partition("-")
+            start, stop = int(first), min(int(last or len(CONTENT) - 1) + 1, 10**9)
+            if start >= len(CONTENT):
+                self.send(416, Content_Range=f"bytes */{len(CONTENT)}")
+                return
+            stop = min(stop, len(CONTENT))
+            self.send(
+                206,
+                CONTENT[start:stop],
+                Content_Range=f"bytes {start}-{stop - 1}/{len(CONTENT)}",
+                **common,
+            )
+            return
+        self.send(200, CONTENT, **common)
+
+    def route_page_gz(self) -> None:
+        self.send(200, GZIPPED, Content_Type="text/plain", Content_Encoding="gzip")
+
+    def route_chunked(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for part in (b"one,", b"two,", b"three"):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def route_error(self) -> None:
+        self.send(500, b"Traceback: secret internals")
+
+    def route_forbidden(self) -> None:
+        self.send(403, b"nope")
+
+    def route_gone(self) -> None:
+        self.send(410, b"gone")
+
+    def route_slow(self) -> None:
+        time.sleep(1.5)
+        self.send(200, b"late")
+
+    def route_redirect(self) -> None:
+        target = self.path.partition("?to=")[2]
+        self.send(302, b"", Location=target, Set_Cookie="redirect=1")
+
+    def route_relative(self) -> None:
+        self.send(301, b"", Location="file.bin")
+
+    def route_loop(self) -> None:
+        self.send(302, b"", Location="/loop")
+
+    def route_big(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(BIG_CHUNK) * 2000))
+        self.end_headers()
+        try:
+            for _ in range(2000):
+                self.wfile.write(BIG_CHUNK)
+                self.wfile.flush()
+        except OSError:
+            self.server.hung_up.set()
+            self.close_connection = True
+
+
+class Running(t.NamedTuple):
+    url: str
+    server: Upstream
+
+
+@pytest.fixture(scope="module")
+def upstream() -> cabc.Iterator[Running]:
+    """A real HTTP/1.1 server on 127.0.0.1, in a thread, for this module."""
+    server = Upstream(("127.0.0.1", 0), Handler)
+    server.seen = {}
+    server.hung_up = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Running(f"http://127.0.0.1:{server.server_address[1]}", server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        # Pooled keep-alive connections to the stopped server.
+        _pool().clear()
+
+
+def make_app(**view_attrs: t.Any) -> Flask:
+    app = Flask(__name__)
+    app.config["TESTING"] = True
+    view_attrs.setdefault("allowed_hosts", ["127.0.0.1"])
+    view_attrs.setdefault("timeout", 5.0)
+    app.add_url_rule("/dl", view_func=HTTPDownloadView.as_view("dl", **view_attrs))
+    return app
+
+
+def fetch(
+    url: str, headers: dict[str, str] | None = None, **view_attrs: t.Any
+) -> t.Any:
+    """GET the view for ``url``; the closed response, its body read."""
+    client = make_app(url=url, **view_attrs).test_client()
+    with client.get("/dl", headers=headers or {}) as rv:
+        rv.get_data()
+    return rv
+
+
+def test_relays_the_body_and_validators(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/file.bin")
+    assert rv.status_code == 200
+    assert rv.get_data() == CONTENT
+    assert rv.headers["Content-Type"] == "application/octet-stream"
+    assert rv.headers["Content-Length"] == str(len(CONTENT))
+    assert rv.headers["ETag"] == ETAG
+    assert rv.headers["Last-Modified"] == LAST_MODIFIED
+    assert rv.headers["Accept-Ranges"] == "bytes"
+    assert rv.headers["Content-Disposition"] == 'attachment; filename="file.bin"'
+    assert rv.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Set-Cookie", "X-Accel-Redirect", "X-Sendfile", "Keep-Alive", "X-Internal"],
+)
+def test_upstream_only_headers_are_dropped(upstream: Running, header: str) -> None:
+    rv = fetch(upstream.url + "/file.bin")
+    assert rv.status_code == 200
+    assert header not in rv.headers
+
+
+def test_range_is_asked_upstream_and_206_relayed(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/file.bin", {"Range": "bytes=10-19"})
+    assert rv.status_code == 206
+    assert rv.get_data() == CONTENT[10:20]
+    assert rv.headers["Content-Range"] == f"bytes 10-19/{len(CONTENT)}"
+    assert rv.headers["Content-Length"] == "10"
+    assert upstream.server.seen["/file.bin"]["Range"] == "bytes=10-19"
+
+
+def test_unsatisfiable_range_relays_416(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/file.bin", {"Range": "bytes=999999-"})
+    assert rv.status_code == 416
+    assert rv.headers["Content-Range"] == f"bytes */{len(CONTENT)}"
+    assert rv.get_data() == b""
+
+
+def test_if_none_match_relays_304(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/file.bin", {"If-None-Match": ETAG})
+    assert rv.status_code == 304
+    assert rv.get_data() == b""
+    assert rv.headers["ETag"] == ETAG
+    assert rv.headers["Last-Modified"] == LAST_MODIFIED
+    assert "Content-Disposition" not in rv.headers
+    assert upstream.server.seen["/file.bin"]["If-None-Match"] == ETAG
+
+
+def test_head_is_sent_upstream_as_head(upstream: Running) -> None:
+    client = make_app(url=upstream.url + "/file.bin").test_client()
+    with client.head("/dl") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b""
+        assert rv.headers["Content-Length"] == str(len(CONTENT))
+        assert rv.headers["ETag"] == ETAG
+
+
+def test_cookie_and_authorization_are_not_forwarded(upstream: Running) -> None:
+    rv = fetch(
+        upstream.url + "/file.bin",
+        {
+            "Cookie": "session=client-secret",
+            "Authorization": "Bearer client-token",
+            "If-Modified-Since": LAST_MODIFIED,
+            "X-Custom": "client",
+        },
+    )
+    assert rv.status_code == 200
+    sent = {k.lower(): v for k, v in upstream.server.seen["/file.bin"].items()}
+    assert "cookie" not in sent
+    assert "authorization" not in sent
+    assert "x-custom" not in sent
+    assert sent["if-modified-since"] == LAST_MODIFIED
+    assert sent["host"] == upstream.url.removeprefix("http://")
+
+
+def test_gzip_body_is_relayed_compressed(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/page.gz", {"Accept-Encoding": "gzip"})
+    assert rv.status_code == 200
+    assert rv.get_data() == GZIPPED
+    assert rv.headers["Content-Encoding"] == "gzip"
+    assert rv.headers["Content-Length"] == str(len(GZIPPED))
+    assert upstream.server.seen["/page.gz"]["Accept-Encoding"] == "gzip"
+
+
+def test_chunked_upstream_streams_without_length(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/chunked")
+    assert rv.status_code == 200
+    assert rv.get_data() == b"one,two,three"
+    assert "Content-Length" not in rv.headers
+    assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/nowhere", 404),
+        ("/gone", 404),
+        ("/error", 502),
+        ("/forbidden", 502),
+        ("/loop", 502),
+    ],
+    ids=["404", "410", "5xx", "403", "redirect-loop"],
+)
+def test_upstream_errors_are_mapped(upstream: Running, path: str, status: int) -> None:
+    rv = fetch(upstream.url + path)
+    assert rv.status_code == status
+    assert b"secret internals" not in rv.get_data()
+
+
+def test_timeout_gives_504(upstream: Running) -> None:
+    started = time.monotonic()
+    rv = fetch(upstream.url + "/slow", timeout=0.2)
+    assert rv.status_code == 504
+    assert time.monotonic() - started < 1.4
+
+
+def test_timeout_defaults_to_the_config(upstream: Running) -> None:
+    app = Flask(__name__)
+    app.config.update(
+        DOWNLOAD_HTTP_TIMEOUT=0.2, DOWNLOAD_HTTP_ALLOWED_HOSTS=["127.0.0.1"]
+    )
+    FlaskDownload(app)
+    app.add_url_rule(
+        "/dl", view_func=HTTPDownloadView.as_view("dl", url=upstream.url + "/slow")
+    )
+    with app.test_client().get("/dl") as rv:
+        assert rv.status_code == 504
+
+
+def test_connection_refused_gives_502() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    rv = fetch(f"http://127.0.0.1:{port}/file.bin")
+    assert rv.status_code == 502
+
+
+def test_redirects_are_followed_not_relayed(upstream: Running) -> None:
+    rv = fetch(f"{upstream.url}/redirect?to={upstream.url}/file.bin")
+    assert rv.status_code == 200
+    assert rv.get_data() == CONTENT
+    assert "Location" not in rv.headers
+    assert "Set-Cookie" not in rv.headers
+
+
+def test_relative_redirect_is_followed(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/relative")
+    assert rv.status_code == 200
+    assert rv.get_data() == CONTENT
+
+
+def test_redirect_to_a_refused_host_is_checked(upstream: Running) -> None:
+    port = upstream.url.rpartition(":")[2]
+    upstream.server.seen.pop("/file.bin", None)
+    rv = fetch(f"{upstream.url}/redirect?to=http://localhost:{port}/file.bin")
+    assert rv.status_code == 403
+    assert "/file.bin" not in upstream.server.seen
+
+
+def test_private_address_is_refused_by_default(upstream: Running) -> None:
+    upstream.server.seen.pop("/file.bin", None)
+    rv = fetch(upstream.url + "/file.bin", allowed_hosts=None)
+    assert rv.status_code == 403
+    assert "/file.bin" not in upstream.server.seen
+
+
+def test_allowed_hosts_default_to_the_config(upstream: Running) -> None:
+    app = Flask(__name__)
+    app.config["DOWNLOAD_HTTP_ALLOWED_HOSTS"] = ["127.0.0.1"]
+    app.add_url_rule(
+        "/dl", view_func=HTTPDownloadView.as_view("dl", url=upstream.url + "/file.bin")
+    )
+    with app.test_client().get("/dl") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == CONTENT
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:{port}/file.bin",
+        "http://2130706433:{port}/file.bin",
+        "http://0177.0.0.1:{port}/file.bin",
+        "http://[::ffff:127.0.0.1]:{port}/file.bin",
+        "http://127.0.0.1@localhost:{port}/file.bin",
+        "http://user:pw@127.0.0.1:{port}/file.bin",
+        "ftp://127.0.0.1:{port}/file.bin",
+        "file:///etc/passwd",
+        "http://127.0.0.1:{port}/file.bin\r\nX-Injected: 1",
+    ],
+    ids=[
+        "unlisted-name",
+        "decimal-ipv4",
+        "octal-ipv4",
+        "ipv4-mapped-ipv6",
+        "userinfo-trick",
+        "userinfo",
+        "ftp",
+        "file",
+        "crlf",
+    ],
+)
+def test_unsafe_urls_are_refused(upstream: Running, url: str) -> None:
+    port = upstream.url.rpartition(":")[2]
+    url = url.format(port=port)
+    upstream.server.seen.pop("/file.bin", None)
+    rv = fetch(url)
+    assert rv.status_code == 403
+    assert "/file.bin" not in upstream.server.seen
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+        ("10.0.0.1", False),
+        ("172.16.5.4", False),
+        ("192.168.1.1", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("2002:a9fe:a9fe::", False),
+        ("not-an-ip", False),
+    ],
+)
+def test_is_public_address(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_listed_host_may_be_private(upstream: Running) -> None:
+    port = upstream.url.rpartition(":")[2]
+    rv = fetch(f"http://localhost:{port}/file.bin", allowed_hosts=["localhost"])
+    assert rv.status_code == 200
+    assert rv.get_data() == CONTENT
+
+
+def test_http_file_outside_a_view(upstream: Running) -> None:
+    with HTTPFile(upstream.url + "/file.bin", allowed_hosts=["127.0.0.1"]) as file:
+        assert file.size == len(CONTENT)
+        assert file.etag == "v1-abc"
+        assert file.name == "file.bin"
+        assert file.mimetype == "application/octet-stream"
+        assert b"".join(file.chunks(4096)) == CONTENT
+
+
+def test_http_file_refuses_private_hosts_by_default(upstream: Running) -> None:
+    with pytest.raises(DisallowedURL):
+        HTTPFile(upstream.url + "/file.bin")
+
+
+def test_client_hang_up_releases_the_upstream_connection(upstream: Running) -> None:
+    upstream.server.hung_up.clear()
+    client = make_app(url=upstream.url + "/big").test_client()
+    rv = client.get("/dl", buffered=False)
+    try:
+        assert rv.status_code == 200
+        first = next(iter(rv.response))
+        assert first.startswith(b"x")
+    finally:
+        rv.close()
+    # The upstream sees the connection closed instead of sending 125 MiB.
+    assert upstream.server.hung_up.wait(5)
+    # And the pool still works.
+    again = fetch(upstream.url + "/file.bin")
+    assert again.get_data() == CONTENT
+
+
+def test_missing_url_is_a_configuration_error() -> None:
+    app = make_app(url=None)
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(ValueError, match="'url'"):
+        app.test_client().get("/dl")

@@ -1,0 +1,617 @@
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import http.client
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import types
+import typing as t
+import uuid
+
+import fsspec
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.orm as orm
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from werkzeug.serving import make_server
+
+from flask_download import ConfigurationError
+from flask_download import ObjectDownloadView
+from flask_download.sqlalchemy import ColumnFile
+from flask_download.sqlalchemy import FileColumn
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class Document(Base):
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str | None] = mapped_column(sa.String(50), unique=True)
+    owner: Mapped[str] = mapped_column(sa.String(20), default="alice")
+    path: Mapped[str | None] = mapped_column(sa.String(200))
+    content: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
+    stored: Mapped[ColumnFile | None] = mapped_column(FileColumn())
+    filename: Mapped[str | None] = mapped_column(sa.String(200))
+    mimetype: Mapped[str | None] = mapped_column(sa.String(100))
+    encoding: Mapped[str | None] = mapped_column(sa.String(20))
+    charset: Mapped[str | None] = mapped_column(sa.String(20))
+    size: Mapped[int | None]
+    updated_at: Mapped[datetime.datetime | None]
+    version: Mapped[int | None]
+
+
+class Token(Base):
+    __tablename__ = "token"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    path: Mapped[str]
+
+
+class OwnedView(ObjectDownloadView):
+    """Only alice's rows (the current user, in a real app)."""
+
+    model = Document
+    file_field = "path"
+
+    def get_query(self) -> sa.Select[t.Any]:
+        return super().get_query().where(Document.owner == "alice")
+
+
+def _add(app: Flask, **values: t.Any) -> int:
+    with app.app_context():
+        row = Document(**values)
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
+@pytest.fixture
+def db_app(
+    app_factory: cabc.Callable[..., Flask], tmp_path: pathlib.Path
+) -> cabc.Iterator[Flask]:
+    """An app with Flask-SQLAlchemy (SQLite file) and download routes."""
+    app = app_factory(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.init_app(app)
+    path_view = ObjectDownloadView.as_view(
+        "by_id",
+        model=Document,
+        file_field="path",
+        basename_field="filename",
+        mime_type_field="mimetype",
+        encoding_field="encoding",
+        charset_field="charset",
+        modification_time_field="updated_at",
+        size_field="size",
+    )
+    app.add_url_rule("/doc/<int:id>", view_func=path_view)
+    app.add_url_rule("/raw/<id>", view_func=path_view, endpoint="raw")
+    app.add_url_rule(
+        "/slug/<slug>",
+        view_func=ObjectDownloadView.as_view(
+            "by_slug", model=Document, file_field="path"
+        ),
+    )
+    app.add_url_rule(
+        "/blob/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "blob",
+            model=Document,
+            file_field="content",
+            basename_field="filename",
+            modification_time_field="updated_at",
+        ),
+    )
+    app.add_url_rule(
+        "/versioned/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "versioned", model=Document, file_field="content", version_field="version"
+        ),
+    )
+    app.add_url_rule(
+        "/stored/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "stored", model=Document, file_field="stored"
+        ),
+    )
+    app.add_url_rule("/owned/<int:id>", view_func=OwnedView.as_view("owned"))
+    app.add_url_rule(
+        "/token/<id>",
+        view_func=ObjectDownloadView.as_view("token", model=Token, file_field="path"),
+    )
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_client(db_app: Flask) -> t.Any:
+    return db_app.test_client()
+
+
+def test_row_by_id_serves_its_path_under_download_root(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    row = _add(db_app, path="hello.txt")
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"Hello, world!\n"
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="hello.txt"'
+        assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert rv.headers["Content-Length"] == "14"
+
+
+def test_row_by_slug_serves_its_file(db_app: Flask, db_client: t.Any) -> None:
+    _add(db_app, slug="nested", path="sub/nested.txt")
+    with db_client.get("/slug/nested") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"nested\n"
+
+
+def test_head_answers_like_get_without_body(db_app: Flask, db_client: t.Any) -> None:
+    row = _add(db_app, path="data.bin")
+    with db_client.head(f"/doc/{row}") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Length"] == "1024"
+        assert rv.data == b""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/doc/999",
+        "/slug/missing",
+        f"/doc/{2**63}",
+        f"/doc/{2**64 + 5}",
+        "/doc/" + "9" * 40,
+        f"/raw/{2**63}",
+        f"/raw/-{2**63 + 1}",
+        "/raw/abc",
+        "/raw/1.5",
+        "/raw/%D9%A3",  # ARABIC-INDIC DIGIT THREE: isdigit() but not an id
+        "/raw/1%00",
+        "/slug/a%00b",
+        "/token/not-a-uuid",
+        f"/token/{uuid.UUID(int=1)}",
+    ],
+    ids=[
+        "missing-id",
+        "missing-slug",
+        "2**63",
+        "2**64",
+        "40-digits",
+        "string-2**63",
+        "below-min",
+        "letters",
+        "decimal",
+        "unicode-digit",
+        "nul-id",
+        "nul-slug",
+        "bad-uuid",
+        "missing-uuid",
+    ],
+)
+def test_missing_or_impossible_rows_are_404(
+    db_app: Flask, db_client: t.Any, url: str
+) -> None:
+    _add(db_app, slug="present", path="hello.txt")
+    with db_client.get(url) as rv:
+        assert rv.status_code == 404
+
+
+def test_string_id_and_uuid_primary_key_are_converted(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    row = _add(db_app, path="hello.txt")
+    with db_app.app_context():
+        token = Token(path="data.bin")
+        db.session.add(token)
+        db.session.commit()
+        token_id = token.id
+    with db_client.get(f"/raw/{row}") as rv:
+        assert rv.data == b"Hello, world!\n"
+    with db_client.get(f"/token/{token_id}") as rv:
+        assert rv.status_code == 200
+        assert len(rv.data) == 1024
+
+
+def test_row_outside_get_query_is_404_like_a_missing_one(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    mine = _add(db_app, path="hello.txt", owner="alice")
+    theirs = _add(db_app, path="hello.txt", owner="bob")
+    with db_client.get(f"/owned/{mine}") as rv:
+        assert rv.status_code == 200
+    with (
+        db_client.get(f"/owned/{theirs}") as other,
+        db_client.get("/owned/999") as gone,
+    ):
+        assert other.status_code == gone.status_code == 404
+        assert other.data == gone.data
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../secret.txt", "/etc/passwd", "sub/../../secret.txt", "sub\\..\\x", "nope.txt"],
+    ids=["dotdot", "absolute", "nested-dotdot", "backslash", "missing-file"],
+)
+def test_string_column_never_leaves_the_root(
+    db_app: Flask, db_client: t.Any, path: str
+) -> None:
+    row = _add(db_app, path=path)
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.status_code == 404
+        assert b"SECRET" not in rv.data
+
+
+def test_symlink_out_of_root_is_404(
+    db_app: Flask, db_client: t.Any, download_root: pathlib.Path
+) -> None:
+    (download_root / "link.txt").symlink_to(download_root.parent / "secret.txt")
+    row = _add(db_app, path="link.txt")
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.status_code == 404
+
+
+def test_null_file_column_is_404(db_app: Flask, db_client: t.Any) -> None:
+    row = _add(db_app, path=None, content=None)
+    with db_client.get(f"/doc/{row}") as path_rv, db_client.get(f"/blob/{row}") as rv:
+        assert path_rv.status_code == rv.status_code == 404
+
+
+def test_view_root_wins_over_download_root(
+    db_app: Flask, download_root: pathlib.Path
+) -> None:
+    db_app.add_url_rule(
+        "/sub/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "sub", model=Document, file_field="path", root=download_root / "sub"
+        ),
+    )
+    row = _add(db_app, path="nested.txt")
+    with db_app.test_client().get(f"/sub/{row}") as rv:
+        assert rv.data == b"nested\n"
+
+
+def test_metadata_fields_set_the_headers(db_app: Flask, db_client: t.Any) -> None:
+    row = _add(
+        db_app,
+        path="data.bin",
+        filename="Relevé été.csv",
+        mimetype="text/csv",
+        charset="latin-1",
+        encoding="gzip",
+        size=5,  # stale: the file's own size wins
+        updated_at=datetime.datetime(2024, 1, 2, 3, 4, 5),
+    )
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.headers["Content-Type"] == "text/csv; charset=latin-1"
+        assert rv.headers["Content-Encoding"] == "gzip"
+        assert rv.headers["Content-Length"] == "1024"
+        # Naive datetimes mean UTC.
+        assert rv.headers["Last-Modified"] == "Tue, 02 Jan 2024 03:04:05 GMT"
+        disposition = rv.headers["Content-Disposition"]
+        assert "filename*=UTF-8''Relev%C3%A9%20%C3%A9t%C3%A9.csv" in disposition
+        assert 'filename="Releve ete.csv"' in disposition
+
+
+def test_aware_modification_time_is_converted_to_utc(db_app: Flask) -> None:
+    # SQLite drops time zones, so the row is a plain object here.
+    paris = datetime.timezone(datetime.timedelta(hours=2))
+    row = types.SimpleNamespace(
+        content=b"x", updated_at=datetime.datetime(2024, 6, 1, 12, tzinfo=paris)
+    )
+    view = ObjectDownloadView(
+        model=Document, file_field="content", modification_time_field="updated_at"
+    )
+    with db_app.test_request_context("/"):
+        file = view.file_from_object(row)
+    assert file.modified_time == datetime.datetime(
+        2024, 6, 1, 10, tzinfo=datetime.timezone.utc
+    )
+
+
+def test_largebinary_content_is_served_with_size_and_hash_etag(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    content = bytes(range(256)) * 8
+    row = _add(db_app, content=content, filename="blob.bin")
+    with db_client.get(f"/blob/{row}") as rv:
+        assert rv.status_code == 200
+        assert rv.data == content
+        assert rv.headers["Content-Length"] == str(len(content))
+        assert rv.headers["Accept-Ranges"] == "bytes"
+        etag = rv.headers["ETag"]
+    with db_client.get(f"/blob/{row}", headers={"Range": "bytes=10-19"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == content[10:20]
+    with db_client.get(f"/blob/{row}", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+        assert rv.data == b""
+
+
+def test_empty_bytes_are_a_valid_empty_file(db_app: Flask, db_client: t.Any) -> None:
+    row = _add(db_app, content=b"", filename="empty.txt")
+    with db_client.get(f"/blob/{row}") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Length"] == "0"
+        assert rv.data == b""
+
+
+def test_version_field_makes_the_etag_and_changes_with_it(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    row = _add(db_app, content=b"same", version=1)
+    hashed = _add(db_app, content=b"same")
+    with db_client.get(f"/versioned/{row}") as first:
+        etag = first.headers["ETag"]
+    with db_client.get(f"/blob/{hashed}") as by_hash:
+        assert by_hash.headers["ETag"] != etag
+    with db_app.app_context():
+        db.session.get_one(Document, row).version = 2
+        db.session.commit()
+    with db_client.get(f"/versioned/{row}", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 200
+        assert rv.headers["ETag"] != etag
+
+
+def test_file_column_value_is_resolved(db_app: Flask, db_client: t.Any) -> None:
+    row = _add(db_app, stored="sub/nested.txt")
+    with db_client.get(f"/stored/{row}") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"nested\n"
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="nested.txt"'
+
+
+def test_string_column_as_storage_key(db_app: Flask) -> None:
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/objects-test/docs/a.txt", b"from memory")
+    fs.pipe("/objects-test/outside.txt", b"outside")
+    db_app.add_url_rule(
+        "/mem/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "mem", model=Document, file_field="path", storage="memory://objects-test"
+        ),
+    )
+    ok = _add(db_app, path="docs/a.txt")
+    out = _add(db_app, path="../outside.txt")
+    gone = _add(db_app, path="docs/missing.txt")
+    client = db_app.test_client()
+    with client.get(f"/mem/{ok}") as rv:
+        assert rv.data == b"from memory"
+    with client.get(f"/mem/{out}") as rv_out, client.get(f"/mem/{gone}") as rv_gone:
+        assert rv_out.status_code == rv_gone.status_code == 404
+
+
+def _count_selects(app: Flask) -> list[str]:
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def record(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        statements.append(statement)
+
+    return statements
+
+
+@pytest.mark.parametrize(
+    "url", ["/doc/{id}", "/blob/{id}", "/slug/one"], ids=["path", "deferred", "slug"]
+)
+def test_one_select_per_request(db_app: Flask, db_client: t.Any, url: str) -> None:
+    row = _add(
+        db_app,
+        slug="one",
+        path="hello.txt",
+        content=b"deferred bytes",
+        filename="f.txt",
+        updated_at=datetime.datetime(2024, 1, 1),
+    )
+    statements = _count_selects(db_app)
+    with db_client.get(url.format(id=row)) as rv:
+        assert rv.status_code == 200
+        assert rv.data
+    assert len(statements) == 1
+    assert statements[0].lstrip().upper().startswith("SELECT")
+
+
+def test_connection_is_back_in_the_pool_before_the_body(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    row = _add(db_app, path="hello.txt", content=b"bytes")
+    checked_out: list[int] = []
+
+    @db_app.after_request
+    def record(response: t.Any) -> t.Any:
+        checked_out.append(db.engine.pool.checkedout())  # type: ignore[attr-defined]
+        return response
+
+    for url in (f"/doc/{row}", f"/blob/{row}", "/doc/999"):
+        with db_client.get(url) as rv:
+            assert rv.status_code in (200, 404)
+    assert checked_out == [0, 0, 0]
+
+
+def test_transaction_begun_by_the_app_is_left_alone(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """Pending changes made before the view survive it (no rollback)."""
+    row = _add(db_app, path="hello.txt")
+
+    @db_app.before_request
+    def audit() -> None:
+        db.session.add(Document(path="audit.log", owner="audit"))
+
+    @db_app.after_request
+    def commit(response: t.Any) -> t.Any:
+        db.session.commit()
+        return response
+
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.status_code == 200
+    with db_app.app_context():
+        owners = db.session.scalars(sa.select(Document.owner)).all()
+    assert owners.count("audit") == 1
+
+
+def test_sessionmaker_attribute_gets_a_session_per_request(
+    db_app: Flask, tmp_path: pathlib.Path
+) -> None:
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=1, max_overflow=0
+    )
+    factory = orm.sessionmaker(engine)
+    db_app.add_url_rule(
+        "/own/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "own", model=Document, file_field="path", session=factory
+        ),
+    )
+    row = _add(db_app, path="hello.txt")
+    client = db_app.test_client()
+    for _ in range(3):  # a pool of one: each request must give it back
+        with client.get(f"/own/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def test_scoped_session_never_removed_does_not_exhaust_the_pool(
+    db_app: Flask, tmp_path: pathlib.Path
+) -> None:
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=1, max_overflow=0
+    )
+    session = orm.scoped_session(orm.sessionmaker(engine))
+    db_app.add_url_rule(
+        "/scoped/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "scoped", model=Document, file_field="path", session=session
+        ),
+    )
+    row = _add(db_app, path="hello.txt")
+    client = db_app.test_client()
+    for _ in range(3):
+        with client.get(f"/scoped/{row}") as rv:
+            assert rv.status_code == 200
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    session.remove()
+    engine.dispose()
+
+
+def test_slow_downloads_do_not_hold_database_connections(
+    app_factory: cabc.Callable[..., Flask],
+    tmp_path: pathlib.Path,
+    download_root: pathlib.Path,
+) -> None:
+    """20 downloads stalled mid-body against a pool of 5 connections."""
+    (download_root / "big.bin").write_bytes(os.urandom(16 * 1024 * 1024))
+    app = app_factory(
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'pool.sqlite'}",
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_size": 5,
+            "max_overflow": 0,
+            "pool_timeout": 2,
+        },
+    )
+    db.init_app(app)
+    app.add_url_rule(
+        "/doc/<int:id>",
+        view_func=ObjectDownloadView.as_view("doc", model=Document, file_field="path"),
+    )
+    with app.app_context():
+        db.create_all()
+        db.session.add(Document(id=1, path="big.bin"))
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    connections: list[http.client.HTTPConnection] = []
+    responses: list[http.client.HTTPResponse] = []
+    try:
+        for _ in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connections.append(conn)
+            conn.request("GET", "/doc/1")
+            response = conn.getresponse()
+            responses.append(response)
+            # Read a little and stall: the body is far from sent.
+            assert len(response.read(1024)) == 1024
+        assert [r.status for r in responses] == [200] * 20
+        with app.app_context():
+            assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        for conn in connections:
+            conn.close()
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_model_is_required(db_app: Flask) -> None:
+    db_app.add_url_rule(
+        "/nomodel/<int:id>", view_func=ObjectDownloadView.as_view("nomodel")
+    )
+    with db_app.test_request_context("/nomodel/1"):
+        view = ObjectDownloadView(kwargs={"id": 1})
+        with pytest.raises(ConfigurationError, match="needs a 'model'"):
+            view.get_file()
+
+
+def test_url_without_id_or_slug_is_a_configuration_error(db_app: Flask) -> None:
+    with db_app.test_request_context("/"):
+        view = ObjectDownloadView(model=Document, kwargs={})
+        with pytest.raises(ConfigurationError, match="URL variable"):
+            view.get_file()
+
+
+def test_missing_flask_sqlalchemy_names_the_fix(app: Flask) -> None:
+    with app.test_request_context("/"):
+        view = ObjectDownloadView(model=Document, kwargs={"id": 1})
+        with pytest.raises(ConfigurationError, match="Flask-SQLAlchemy"):
+            view.get_file()
+
+
+def test_unknown_view_attribute_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="file_feld"):
+        ObjectDownloadView.as_view("typo", model=Document, file_feld="path")
+
+
+def test_import_flask_download_works_without_sqlalchemy() -> None:
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('sqlalchemy', 'flask_sqlalchemy'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import flask_download\n"
+        "assert flask_download.ObjectDownloadView\n"
+        "assert flask_download.make_download_blueprint\n"
+        "assert 'sqlalchemy' not in sys.modules\n"
+        "try:\n"
+        "    import flask_download.sqlalchemy\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "pip install 'Flask-Download[sqlalchemy]'" in result.stdout

@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import pathlib
+import time
+import typing as t
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import SAMPLE_FILES
+from flask import Flask
+from flask import Response
+from itsdangerous import Signer
+
+import flask_download.signing
+from flask_download import ConfigurationError
+from flask_download import DownloadMixin
+from flask_download import PathDownloadView
+from flask_download import signature_required
+from flask_download import signed_url_for
+from flask_download import VirtualFile
+from flask_download.testing import assert_download_response
+
+HELLO = SAMPLE_FILES["hello.txt"]
+# A name made of URL syntax: query, fragment, parameter and escape characters.
+URL_SYNTAX = "a&b=c;d?e#f%20'\".txt"
+
+
+@pytest.fixture
+def app(app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path) -> Flask:
+    (download_root / "with space + plus.txt").write_bytes(b"spaced\n")
+    (download_root / URL_SYNTAX).write_bytes(b"url syntax\n")
+    app = app_factory(SECRET_KEY="test-secret")
+    app.add_url_rule(
+        "/files/<path:path>", view_func=PathDownloadView.as_view("files", signed=True)
+    )
+    app.add_url_rule("/open/<path:path>", view_func=PathDownloadView.as_view("open"))
+
+    @app.get("/report/<int:id>")
+    @signature_required
+    def report(id: int) -> str:
+        return f"report {id}"
+
+    @app.get("/called")
+    @signature_required()
+    def called() -> str:
+        return "called"
+
+    class Mixin(DownloadMixin):
+        signed = True
+
+    @app.get("/mixin")
+    def mixin() -> Response:
+        view = Mixin(get_file=lambda: VirtualFile(b"mixin", name="m.txt"))
+        return view.render_to_response()
+
+    return app
+
+
+def sign(app: Flask, endpoint: str, **values: t.Any) -> str:
+    with app.test_request_context():
+        return signed_url_for(endpoint, **values)
+
+
+def query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+# -- valid links ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("hello.txt", HELLO),
+        ("été.txt", SAMPLE_FILES["été.txt"]),
+        ("with space + plus.txt", b"spaced\n"),
+        (URL_SYNTAX, b"url syntax\n"),
+        ("sub/nested.txt", SAMPLE_FILES["sub/nested.txt"]),
+    ],
+    ids=["ascii", "non-ascii", "space-and-plus", "url-syntax", "nested"],
+)
+def test_signed_link_opens_the_file(
+    app: Flask, client: t.Any, name: str, content: bytes
+) -> None:
+    url = sign(app, "files", path=name)
+    with client.get(url) as rv:
+        assert_download_response(rv, content=content, basename=name.split("/")[-1])
+
+
+def test_head_with_a_signed_link(app: Flask, client: t.Any) -> None:
+    with client.head(sign(app, "files", path="hello.txt")) as rv:
+        assert_download_response(rv, content=HELLO)
+
+
+def test_differently_encoded_path_is_the_same_link(app: Flask, client: t.Any) -> None:
+    """The signature covers the decoded path, not one client's encoding of it."""
+    url = sign(app, "files", path="hello.txt")
+    with client.get(url.replace("/hello.txt", "/%68ello.txt")) as rv:
+        assert_download_response(rv, content=HELLO)
+
+
+def test_query_parameters_are_kept_and_any_order_works(
+    app: Flask, client: t.Any
+) -> None:
+    url = sign(app, "report", id=7, fmt="csv", lang="fr")
+    assert query(url)["fmt"] == ["csv"]
+    path, _, qs = url.partition("?")
+    reordered = "&".join(reversed(qs.split("&")))
+    for candidate in (url, f"{path}?{reordered}"):
+        with client.get(candidate) as rv:
+            assert (rv.status_code, rv.text) == (200, "report 7")
+
+
+@pytest.mark.parametrize("endpoint", ["report", "called", "mixin"])
+def test_decorator_and_mixin_accept_a_signed_link(
+    app: Flask, client: t.Any, endpoint: str
+) -> None:
+    values = {"id": 1} if endpoint == "report" else {}
+    with client.get(sign(app, endpoint, **values)) as rv:
+        assert rv.status_code == 200
+
+
+def test_external_url_and_anchor(app: Flask, client: t.Any) -> None:
+    url = sign(app, "files", path="hello.txt", _external=True, _anchor="top")
+    assert url.startswith("http://localhost/files/hello.txt?")
+    assert url.endswith("#top")
+    with client.get(url) as rv:
+        assert_download_response(rv, content=HELLO)
+
+
+def test_app_mounted_under_a_prefix(app: Flask) -> None:
+    client = app.test_client()
+    base_url = "http://localhost/mounted/"
+    with app.test_request_context(base_url=base_url):
+        url = signed_url_for("files", path="été.txt")
+    assert url.startswith("/mounted/files/")
+    with client.get(url.removeprefix("/mounted"), base_url=base_url) as rv:
+        assert_download_response(rv, content=SAMPLE_FILES["été.txt"])
+    # The same path without the prefix is another URL.
+    with client.get(url.removeprefix("/mounted")) as rv:
+        assert rv.status_code == 403
+
+
+def test_link_made_with_a_fallback_key_still_works(app: Flask, client: t.Any) -> None:
+    url = sign(app, "files", path="hello.txt")
+    app.config.update(SECRET_KEY="new-secret", SECRET_KEY_FALLBACKS=["test-secret"])
+    with client.get(url) as rv:
+        assert_download_response(rv, content=HELLO)
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    with client.get(url) as rv:
+        assert rv.status_code == 403
+
+
+# -- refused links ----------------------------------------------------------------
+
+
+def _swap_path(url: str) -> str:
+    return url.replace("/files/hello.txt", "/files/data.bin")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda url: url.split("?")[0],
+        lambda url: url.replace("signature=", "signature=A"),
+        lambda url: url.replace("signature=", "sig="),
+        lambda url: url.replace("expires=", "expires=9"),
+        lambda url: url.replace("expires=", "expires=-"),
+        _swap_path,
+        lambda url: url.replace("/files/hello.txt", "/files/sub/../hello.txt"),
+        lambda url: url + "&extra=1",
+        lambda url: url + "&signature=again",
+        lambda url: url.replace("?", "?expires=1&", 1),
+    ],
+    ids=[
+        "no-query",
+        "changed-signature",
+        "renamed-signature",
+        "later-expiry",
+        "malformed-expiry",
+        "other-file",
+        "dot-segments",
+        "added-parameter",
+        "second-signature",
+        "second-expiry",
+    ],
+)
+def test_missing_or_tampered_link_is_403(
+    app: Flask, client: t.Any, tamper: cabc.Callable[[str], str]
+) -> None:
+    with client.get(tamper(sign(app, "files", path="hello.txt"))) as rv:
+        assert rv.status_code == 403
+        assert "Content-Disposition" not in rv.headers
+
+
+def test_query_value_change_is_403(app: Flask, client: t.Any) -> None:
+    url = sign(app, "report", id=7, fmt="csv")
+    with client.get(url.replace("fmt=csv", "fmt=pdf")) as rv:
+        assert rv.status_code == 403
+
+
+def test_link_of_another_endpoint_is_403(app: Flask, client: t.Any) -> None:
+    """A signature for /open/... does not open /files/... (same path variable)."""
+    url = sign(app, "open", path="hello.txt")
+    with client.get(url.replace("/open/", "/files/")) as rv:
+        assert rv.status_code == 403
+
+
+def test_missing_file_without_signature_is_403_not_404(client: t.Any) -> None:
+    """The signature is checked before the file is looked up."""
+    with client.get("/files/no-such-file.txt") as rv:
+        assert rv.status_code == 403
+
+
+@pytest.mark.parametrize("endpoint", ["files", "report", "called", "mixin"], ids=str)
+def test_unsigned_request_is_403(app: Flask, client: t.Any, endpoint: str) -> None:
+    path = {"files": "/files/hello.txt", "report": "/report/1"}.get(
+        endpoint, f"/{endpoint}"
+    )
+    with client.get(path) as rv:
+        assert rv.status_code == 403
+
+
+def test_signature_with_another_salt_is_403(app: Flask, client: t.Any) -> None:
+    url = sign(app, "files", path="hello.txt")
+    other = Signer("test-secret", salt="itsdangerous.Signer").get_signature(
+        b"/files/hello.txt?expires=" + query(url)["expires"][0].encode()
+    )
+    forged = url.split("&signature=")[0] + "&signature=" + other.decode()
+    with client.get(forged) as rv:
+        assert rv.status_code == 403
+
+
+# -- expiry -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [time.time()]
+    monkeypatch.setattr(flask_download.signing, "_now", lambda: now[0])
+    return now
+
+
+@pytest.mark.parametrize("endpoint", ["files", "report", "mixin"])
+def test_expired_link_is_410(
+    app: Flask, client: t.Any, clock: list[float], endpoint: str
+) -> None:
+    values: dict[str, t.Any] = {
+        "files": {"path": "hello.txt"},
+        "report": {"id": 1},
+    }.get(endpoint, {})
+    url = sign(app, endpoint, expires_in=60, **values)
+    clock[0] += 59
+    with client.get(url) as rv:
+        assert rv.status_code == 200
+    clock[0] += 2
+    with client.get(url) as rv:
+        assert rv.status_code == 410
+
+
+def test_expired_and_tampered_link_is_403(
+    app: Flask, client: t.Any, clock: list[float]
+) -> None:
+    url = sign(app, "files", path="hello.txt", expires_in=1)
+    clock[0] += 10
+    with client.get(_swap_path(url)) as rv:
+        assert rv.status_code == 403
+
+
+def test_default_expiry_is_download_signed_max_age(
+    app_factory: cabc.Callable[..., Flask], clock: list[float]
+) -> None:
+    app = app_factory(SECRET_KEY="k", DOWNLOAD_SIGNED_MAX_AGE=120)
+    app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
+    expires = int(query(sign(app, "f", path="hello.txt"))["expires"][0])
+    assert clock[0] + 120 <= expires <= clock[0] + 121
+
+
+@pytest.mark.parametrize(
+    "expires_in",
+    [30, 30.5, datetime.timedelta(seconds=30)],
+    ids=["int", "float", "timedelta"],
+)
+def test_expires_in_forms(
+    app: Flask, clock: list[float], expires_in: int | float | datetime.timedelta
+) -> None:
+    expires = int(
+        query(sign(app, "files", path="a", expires_in=expires_in))["expires"][0]
+    )
+    assert clock[0] + 30 <= expires <= clock[0] + 31.5
+
+
+# -- misuse -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expires_in", [0, -5, True], ids=["zero", "negative", "bool"])
+def test_bad_expires_in_is_value_error(app: Flask, expires_in: t.Any) -> None:
+    with pytest.raises(ValueError, match="expires_in"):
+        sign(app, "files", path="hello.txt", expires_in=expires_in)
+
+
+@pytest.mark.parametrize("name", ["expires", "signature"])
+def test_reserved_parameter_is_value_error(app: Flask, name: str) -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        sign(app, "files", path="hello.txt", **{name: "x"})
+
+
+def test_missing_secret_key_is_a_configuration_error(
+    app_factory: cabc.Callable[..., Flask],
+) -> None:
+    app = app_factory()
+    app.add_url_rule(
+        "/f/<path:path>", view_func=PathDownloadView.as_view("f", signed=True)
+    )
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        sign(app, "f", path="hello.txt")
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        app.test_client().get("/f/hello.txt?expires=1&signature=x")
+
+
+def test_signed_attribute_is_settable_with_as_view() -> None:
+    assert PathDownloadView.signed is False
+    PathDownloadView.as_view("x", signed=True)
+    assert PathDownloadView.signed is False

@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import typing as t
+import uuid
+
+import pytest
+from flask import Flask
+
+fsspec = pytest.importorskip("fsspec", reason="storages need 'fsspec'")
+
+from fsspec.implementations.memory import MemoryFileSystem  # noqa: E402
+
+from flask_download import ConfigurationError  # noqa: E402
+from flask_download import FileNotFound  # noqa: E402
+from flask_download import resolve_storage  # noqa: E402
+from flask_download import StorageDownloadView  # noqa: E402
+from flask_download import StorageFile  # noqa: E402
+from flask_download.storage import storage_key  # noqa: E402
+
+DATA = bytes(range(256)) * 1024  # 256 KiB
+
+
+class CountingFS(MemoryFileSystem):
+    """A private memory filesystem that records what is asked of it."""
+
+    protocol = "countingmem"
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.store = {}
+        self.pseudo_dirs = [""]
+        self.calls: list[tuple[t.Any, ...]] = []
+
+    def info(self, path: str, **kwargs: t.Any) -> dict[str, t.Any]:
+        self.calls.append(("info", path))
+        return t.cast(dict[str, t.Any], super().info(path, **kwargs))
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kw: t.Any
+    ) -> bytes:
+        self.calls.append(("cat_file", start, end))
+        return t.cast(bytes, super().cat_file(path, start=start, end=end, **kw))
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: t.Any) -> t.Any:
+        self.calls.append(("open", path))
+        return super()._open(path, mode, **kwargs)
+
+
+class DownFS(MemoryFileSystem):
+    """A filesystem whose store is down."""
+
+    protocol = "downmem"
+
+    def info(self, path: str, **kwargs: t.Any) -> dict[str, t.Any]:
+        raise ConnectionError("Connection refused by storage.example:443")
+
+
+class TaggedFS(MemoryFileSystem):
+    """A store that reports its own ETag and modification time, S3-style."""
+
+    protocol = "taggedmem"
+
+    def info(self, path: str, **kwargs: t.Any) -> dict[str, t.Any]:
+        return {
+            "name": path,
+            "size": 5,
+            "type": "file",
+            "ETag": '"9b2cf535f27731c974343645a3985328-2"',
+            "LastModified": "2024-05-01T10:20:30Z",
+        }
+
+
+@pytest.fixture
+def fs() -> CountingFS:
+    fs = CountingFS(skip_instance_cache=True)
+    fs.pipe("/docs/data.bin", DATA)
+    fs.pipe("/docs/hello.txt", b"Hello, storage!\n")
+    fs.pipe("/docs/sub/été.txt", "Un été\n".encode())
+    fs.pipe("/secret.txt", b"TOP SECRET")
+    fs.calls.clear()
+    return fs
+
+
+def make_app(**view_attrs: t.Any) -> Flask:
+    app = Flask(__name__)
+    app.config["TESTING"] = True
+    view = StorageDownloadView.as_view("dl", **view_attrs)
+    app.add_url_rule("/files/<path:path>", view_func=view)
+    app.add_url_rule("/fixed", view_func=view, defaults={"path": None})
+    return app
+
+
+def test_full_download_with_metadata(fs: CountingFS) -> None:
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/docs/data.bin") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == DATA
+        assert rv.headers["Content-Length"] == str(len(DATA))
+        assert rv.headers["Accept-Ranges"] == "bytes"
+        assert rv.headers["ETag"].startswith('"')
+        assert "Last-Modified" in rv.headers
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="data.bin"'
+    assert [c for c in fs.calls if c[0] == "info"] == [("info", "docs/data.bin")]
+
+
+def test_whole_file_is_fetched_in_few_growing_blocks(fs: CountingFS) -> None:
+    client = make_app(storage=fs, chunk_size=4096).test_client()
+    with client.get("/files/docs/data.bin") as rv:
+        assert rv.get_data() == DATA
+    fetches = [c for c in fs.calls if c[0] == "cat_file"]
+    sizes = [end - start for _, start, end in fetches]
+    # 4 KiB, 8 KiB, 16 KiB... instead of 64 requests of 4 KiB.
+    assert sizes[:3] == [4096, 8192, 16384]
+    assert len(fetches) < 10
+    assert sum(sizes) == len(DATA)
+
+
+def test_range_is_a_ranged_read(fs: CountingFS) -> None:
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/docs/data.bin", headers={"Range": "bytes=1000-1099"}) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == DATA[1000:1100]
+        assert rv.headers["Content-Range"] == f"bytes 1000-1099/{len(DATA)}"
+    assert [c for c in fs.calls if c[0] == "cat_file"] == [("cat_file", 1000, 1100)]
+    assert not [c for c in fs.calls if c[0] == "open"]
+
+
+def test_several_ranges_read_only_their_bytes(fs: CountingFS) -> None:
+    client = make_app(storage=fs).test_client()
+    headers = {"Range": "bytes=0-9,200000-200009"}
+    with client.get("/files/docs/data.bin", headers=headers) as rv:
+        assert rv.status_code == 206
+        body = rv.get_data()
+        assert DATA[0:10] in body
+        assert DATA[200000:200010] in body
+    fetches = [c for c in fs.calls if c[0] == "cat_file"]
+    assert fetches == [("cat_file", 0, 10), ("cat_file", 200000, 200010)]
+
+
+def test_if_none_match_gives_304_without_reading(fs: CountingFS) -> None:
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/docs/hello.txt") as rv:
+        etag = rv.headers["ETag"]
+    fs.calls.clear()
+    with client.get("/files/docs/hello.txt", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+        assert rv.get_data() == b""
+        assert rv.headers["ETag"] == etag
+    assert fs.calls == [("info", "docs/hello.txt")]
+
+
+def test_head_reads_no_content(fs: CountingFS) -> None:
+    client = make_app(storage=fs).test_client()
+    with client.head("/files/docs/data.bin") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Length"] == str(len(DATA))
+    assert [c[0] for c in fs.calls] == ["info"]
+
+
+def test_non_ascii_key(fs: CountingFS) -> None:
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/docs/sub/%C3%A9t%C3%A9.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == "Un été\n".encode()
+        assert "filename*=UTF-8''%C3%A9t%C3%A9.txt" in rv.headers["Content-Disposition"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "docs/missing.txt",
+        "docs/sub",
+        "docs/../secret.txt",
+        "docs/%2e%2e/secret.txt",
+        "docs\\..\\secret.txt",
+        "docs/%00.txt",
+    ],
+    ids=["missing", "directory", "dotdot", "encoded-dotdot", "backslash", "nul"],
+)
+def test_refused_or_missing_keys_give_404(fs: CountingFS, path: str) -> None:
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/" + path) as rv:
+        assert rv.status_code == 404
+        assert b"TOP SECRET" not in rv.get_data()
+
+
+def test_url_storage_confines_keys_to_its_prefix() -> None:
+    prefix = f"/flask-download-tests-{uuid.uuid4().hex}"
+    shared = fsspec.filesystem("memory")
+    shared.pipe(f"{prefix}/public/a.txt", b"public")
+    shared.pipe(f"{prefix}/private.txt", b"private")
+    try:
+        client = make_app(storage=f"memory://{prefix}/public").test_client()
+        with client.get("/files/a.txt") as rv:
+            assert rv.status_code == 200
+            assert rv.get_data() == b"public"
+        with client.get("/files/../private.txt") as rv:
+            assert rv.status_code == 404
+    finally:
+        shared.rm(prefix, recursive=True)
+
+
+def test_fixed_path_attribute(fs: CountingFS) -> None:
+    client = make_app(storage=fs, path="docs/hello.txt", attachment=False).test_client()
+    with client.get("/fixed") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"Hello, storage!\n"
+        assert rv.headers["Content-Disposition"] == 'inline; filename="hello.txt"'
+        assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_storage_outage_gives_503_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = make_app(storage=DownFS(skip_instance_cache=True)).test_client()
+    with caplog.at_level(logging.ERROR), client.get("/files/a.txt") as rv:
+        assert rv.status_code == 503
+        assert b"storage.example" not in rv.get_data()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        "unavailable" in m and "a.txt" in m and "ConnectionError" in m for m in messages
+    )
+
+
+def test_redirect_without_signing_support_streams(fs: CountingFS) -> None:
+    client = make_app(storage=fs, redirect=True).test_client()
+    with client.get("/files/docs/hello.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"Hello, storage!\n"
+    assert [c for c in fs.calls if c[0] == "info"] == [("info", "docs/hello.txt")]
+
+
+def test_missing_storage_is_a_configuration_error() -> None:
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(ConfigurationError, match="needs a 'storage'"):
+        app.test_client().get("/files/a.txt")
+
+
+def test_store_etag_and_modified_time_are_used() -> None:
+    file = StorageFile(TaggedFS(skip_instance_cache=True), "bucket/key.txt")
+    assert file.etag == "9b2cf535f27731c974343645a3985328-2"
+    assert file.modified_time is not None
+    assert file.modified_time.isoformat() == "2024-05-01T10:20:30+00:00"
+    assert file.size == 5
+    assert file.name == "key.txt"
+
+
+def test_storage_file_missing_key_raises(fs: CountingFS) -> None:
+    with pytest.raises(FileNotFound):
+        StorageFile(fs, "docs/nope.txt")
+
+
+def test_storage_file_chunks_a_slice(fs: CountingFS) -> None:
+    with StorageFile(fs, "docs/data.bin", name="x.bin") as file:
+        assert file.name == "x.bin"
+        assert file.url == "countingmem:///docs/data.bin"
+        assert b"".join(file.chunks(100, 10, 1010)) == DATA[10:1010]
+
+
+def test_resolve_storage_caches_per_url() -> None:
+    first = resolve_storage("memory://cache-test")
+    assert resolve_storage("memory://cache-test") is first
+    assert first[1] == "/cache-test"
+
+
+@pytest.mark.parametrize("value", [42, b"memory://", ""], ids=["int", "bytes", "empty"])
+def test_resolve_storage_refuses_other_values(value: t.Any) -> None:
+    with pytest.raises(ConfigurationError):
+        resolve_storage(value)
+
+
+def test_storage_key_joins_under_the_prefix(fs: CountingFS) -> None:
+    assert storage_key(fs, "bucket/pre", "a/./b.txt") == "bucket/pre/a/b.txt"
+    assert storage_key(fs, "", "a.txt") == "a.txt"
+    with pytest.raises(FileNotFound):
+        storage_key(fs, "bucket/pre", "../other/b.txt")
+
+
+# -- local filesystem -------------------------------------------------------------
+
+
+def test_local_storage_url_serves_with_sendfile_path(
+    download_root: pathlib.Path,
+) -> None:
+    url = download_root.as_uri()
+    client = make_app(storage=url).test_client()
+    with client.get("/files/hello.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"Hello, world!\n"
+    with client.get("/files/data.bin", headers={"Range": "bytes=4-7"}) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == bytes(range(4, 8))
+    fs, prefix = resolve_storage(url)
+    file = StorageFile(fs, storage_key(fs, prefix, "hello.txt"))
+    assert file.path == os.path.realpath(download_root / "hello.txt")
+
+
+def test_local_storage_refuses_symlinks_out(download_root: pathlib.Path) -> None:
+    (download_root / "escape.txt").symlink_to(download_root.parent / "secret.txt")
+    client = make_app(storage=download_root.as_uri()).test_client()
+    with client.get("/files/escape.txt") as rv:
+        assert rv.status_code == 404
+    with client.get("/files/../secret.txt") as rv:
+        assert rv.status_code == 404
