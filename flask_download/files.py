@@ -79,6 +79,15 @@ class DownloadFile:
         with self.open() as handle:
             yield from read_slice(handle, chunk_size, start, stop)
 
+    def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
+        """Return a callable telling whether ``handle`` still holds the version
+        the headers describe, or ``None`` when the source cannot tell.
+
+        Checked after each chunk streamed by Python, so that a file rewritten
+        in place mid-download ends the body short instead of mixing versions.
+        """
+        return None
+
     def close(self) -> None:
         """Release what the wrapper holds (an open stream, a connection).
 
@@ -96,27 +105,32 @@ class DownloadFile:
 
 
 def read_slice(
-    handle: t.IO[bytes], chunk_size: int, start: int = 0, stop: int | None = None
+    handle: t.IO[bytes],
+    chunk_size: int,
+    start: int = 0,
+    stop: int | None = None,
+    unchanged: cabc.Callable[[], bool] | None = None,
 ) -> cabc.Iterator[bytes]:
     """Yield the bytes ``[start, stop)`` of an open stream, seeking to ``start``.
 
     Reads only what is sent: a range near the end of a large file costs one
     seek, not a read from byte 0.
+
+    :param unchanged: called after each read; when it returns ``False`` the
+        source changed under the reader and the body ends before that chunk
+        (a short body the client detects, never two versions mixed).
     """
     if start:
         handle.seek(start)
-    if stop is None:
-        while data := handle.read(chunk_size):
-            yield data
-        return
-    remaining = stop - start
-    while remaining > 0:
-        data = handle.read(min(chunk_size, remaining))
-        if not data:
-            # The file shrank since its size was read: end the body early
-            # rather than pad it (the client sees a short response).
+    remaining = -1 if stop is None else stop - start
+    while remaining:
+        data = handle.read(chunk_size if remaining < 0 else min(chunk_size, remaining))
+        if not data or (unchanged is not None and not unchanged()):
+            # The file shrank or changed since its size was read: end the
+            # body early rather than pad it or mix versions.
             return
-        remaining -= len(data)
+        if remaining > 0:
+            remaining -= len(data)
         yield data
 
 
@@ -181,6 +195,14 @@ class PathFile(DownloadFile):
             raw.close()
             raise
         return io.BufferedReader(raw)
+
+    def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
+        try:
+            fd = handle.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None  # a stream of a subclass, not a descriptor
+        identity = self._identity
+        return lambda: _identity(os.fstat(fd)) == identity
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:

@@ -336,11 +336,13 @@ class DownloadResponse(Response):
             # A stream without open(): its own chunks, whole.
             yield from self.file.chunks(self.chunk_size)
             return
+        unchanged = self.file.unchanged_check(handle)
         for segment in self._segments:
             if isinstance(segment, bytes):
                 yield segment
             else:
-                yield from read_slice(handle, self.chunk_size, *segment)
+                start, stop = segment
+                yield from read_slice(handle, self.chunk_size, start, stop, unchanged)
 
     def iter_encoded(self) -> cabc.Iterator[bytes]:
         # For code that reads the response directly (``response.get_data()``
