@@ -191,7 +191,6 @@ class DownloadResponse(Response):
         headers: Headers | cabc.Mapping[str, str] | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(headers=headers, direct_passthrough=True)
         self.file = file
         self.attachment = attachment
         self.basename = basename if basename is not None else file.name
@@ -211,53 +210,67 @@ class DownloadResponse(Response):
             charset if charset is not None else file.charset,
             attachment,
         )
-        h = self.headers
         size = file.size
-        h["Content-Disposition"] = content_disposition(self.basename, attachment)
-        h["X-Content-Type-Options"] = "nosniff"
+        # Built as one list: a download's headers are all distinct, so the
+        # per-header replace of ``Headers.__setitem__`` is not needed.
+        items = [("X-Content-Type-Options", "nosniff")]
         if content_encoding:
-            h["Content-Encoding"] = content_encoding
+            items.append(("Content-Encoding", content_encoding))
         if file.modified_time is not None:
-            h["Last-Modified"] = http_date(file.modified_time)
+            items.append(("Last-Modified", http_date(file.modified_time)))
         if file.etag is not None:
-            h["ETag"] = f'"{file.etag}"'
+            items.append(("ETag", f'"{file.etag}"'))
         if cache_control is not None:
-            h["Cache-Control"] = cache_control
+            items.append(("Cache-Control", cache_control))
         if file.seekable and size is not None:
-            h["Accept-Ranges"] = "bytes"
+            items.append(("Accept-Ranges", "bytes"))
 
         if ranges is _ranges.UNSATISFIABLE:
             # RFC 9110 §15.5.17: 416 carries the current length.
-            self.status_code = 416
-            h["Content-Range"] = _ranges.unsatisfied_content_range(size or 0)
-            h["Content-Length"] = "0"
-            del h["Content-Disposition"]
-            return
-        h["Content-Type"] = content_type
-        if not ranges:
-            self.status_code = status or 200
-            self._segments = [(0, size)]
-            if size is not None:
-                h["Content-Length"] = str(size)
-            return
-        assert size is not None
-        self.status_code = 206
-        if len(ranges) == 1:
-            start, stop = ranges[0]
-            h["Content-Range"] = _ranges.content_range(start, stop, size)
-            h["Content-Length"] = str(stop - start)
-            self._segments = [(start, stop)]
-            return
-        # RFC 9110 §14.6: several ranges go out as multipart/byteranges.
-        boundary = _ranges.make_boundary()
-        parts, closing, length = _ranges.multipart_layout(
-            ranges, size, content_type, boundary
+            status = 416
+            items.append(
+                ("Content-Range", _ranges.unsatisfied_content_range(size or 0))
+            )
+            items.append(("Content-Length", "0"))
+        else:
+            items.append(
+                ("Content-Disposition", content_disposition(self.basename, attachment))
+            )
+            if not ranges:
+                status = status or 200
+                self._segments = [(0, size)]
+                if size is not None:
+                    items.append(("Content-Length", str(size)))
+            elif len(ranges) == 1:
+                assert size is not None
+                status = 206
+                start, stop = ranges[0]
+                items.append(
+                    ("Content-Range", _ranges.content_range(start, stop, size))
+                )
+                items.append(("Content-Length", str(stop - start)))
+                self._segments = [(start, stop)]
+            else:
+                # RFC 9110 §14.6: several ranges go out as multipart/byteranges.
+                assert size is not None
+                status = 206
+                boundary = _ranges.make_boundary()
+                parts, closing, length = _ranges.multipart_layout(
+                    ranges, size, content_type, boundary
+                )
+                content_type = f"multipart/byteranges; boundary={boundary}"
+                items.append(("Content-Length", str(length)))
+                for header, start, stop in parts:
+                    self._segments += [header, (start, stop)]
+                self._segments.append(closing)
+        super().__init__(
+            status=status,
+            headers=items,
+            content_type=content_type,
+            direct_passthrough=True,
         )
-        h["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
-        h["Content-Length"] = str(length)
-        for header, start, stop in parts:
-            self._segments += [header, (start, stop)]
-        self._segments.append(closing)
+        if headers:
+            self.headers.update(headers)
 
     # -- body ---------------------------------------------------------------
 
