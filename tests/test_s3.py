@@ -41,20 +41,30 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> cabc.Iterator[str]:
-    """A moto S3 server process on 127.0.0.1, with a bucket of test objects."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    """A moto S3 server on 127.0.0.1, with a bucket of test objects.
+
+    CI (``.ci/run``) starts one and names it in ``FLASK_DOWNLOAD_S3_ENDPOINT``;
+    without it the fixture starts its own process.
+    """
+    given = os.environ.get("FLASK_DOWNLOAD_S3_ENDPOINT")
+    process = None
+    if given:
+        endpoint = given.rstrip("/")
+        port = urllib.parse.urlsplit(endpoint).port or 80
+    else:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -62,7 +72,8 @@ def s3_endpoint() -> cabc.Iterator[str]:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
+                stopped = process is not None and process.poll() is not None
+                if stopped or time.monotonic() > deadline:
                     pytest.fail("moto_server did not start")
                 time.sleep(0.1)
         client = boto3.client(
@@ -79,8 +90,9 @@ def s3_endpoint() -> cabc.Iterator[str]:
         client.close()
         yield endpoint
     finally:
-        process.terminate()
-        process.wait(10)
+        if process is not None:
+            process.terminate()
+            process.wait(10)
 
 
 @pytest.fixture(scope="module")
