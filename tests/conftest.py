@@ -9,27 +9,14 @@ import pytest
 from flask import Flask
 
 from flask_download import FlaskDownload
-
-#: Sample files written to ``download_root``: name -> content.
-SAMPLE_FILES: dict[str, bytes] = {
-    "hello.txt": b"Hello, world!\n",
-    "data.bin": bytes(range(256)) * 4,
-    "archive.tar.gz": b"\x1f\x8b\x08\x00fake-gzip-bytes",
-    "page.html": b"<!doctype html><p>hi</p>",
-    "été.txt": "Un été à Paris\n".encode(),
-    'we"ird;name\\.txt': b"odd name\n",
-    "sub/nested.txt": b"nested\n",
-}
+from flask_download.pytest_plugin import SAMPLE_FILES as SAMPLE_FILES
+from flask_download.pytest_plugin import write_sample_files
 
 
 @pytest.fixture
 def download_root(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A directory of sample files, with a secret file next to (not in) it."""
-    root = tmp_path / "root"
-    for name, content in SAMPLE_FILES.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+    """The plugin's sample files, with a secret file next to (not in) the root."""
+    root = write_sample_files(tmp_path / "root")
     (tmp_path / "secret.txt").write_bytes(b"TOP SECRET")
     return root
 
