@@ -199,7 +199,6 @@ class DownloadResponse(Response):
         #: (``stop`` ``None``: to the end). Empty for bodiless responses.
         self._segments: list[bytes | tuple[int, int | None]] = []
         self._handle: t.IO[bytes] | None = None
-        self._body: cabc.Iterator[bytes] | None = None
         # Counts the body for ``download_finished`` (only with receivers).
         self._delivery: _signals._Delivery | None = None
 
