@@ -726,7 +726,8 @@ def test_absolute_url_path_is_404(
         view_func=PathDownloadView.as_view("direct"),
         defaults={"path": secret},
     )
-    with client.get(f"/files/{secret}") as rv:
+    # Werkzeug before 3.1 redirects the double slash first: follow it.
+    with client.get(f"/files/{secret}", follow_redirects=True) as rv:
         assert rv.status_code == 404
         assert b"TOP SECRET" not in rv.data
     with client.get("/direct") as rv:
