@@ -104,7 +104,9 @@ def strong_etag_matches(header: str, etag: str | None) -> bool:
     if value == "*":
         return True
 
-    if etag is None:
+    # A member can only match if the quoted tag occurs at all: one C-speed
+    # search makes a long list of other tags (a flood) cost nothing.
+    if etag is None or f'"{etag}"' not in value:
         return False
 
     return parse_etags(value).contains(etag) and _listed(value, etag, allow_weak=False)
@@ -125,7 +127,7 @@ def _weak_etag_matches(header: str, etag: str | None) -> bool:
     if value == "*":
         return True
 
-    if etag is None:
+    if etag is None or f'"{etag}"' not in value:
         return False
 
     return parse_etags(value).contains_weak(etag) and _listed(

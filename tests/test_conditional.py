@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import datetime
+import typing as t
 
 import pytest
 
+from flask_download import conditional as conditional_module
 from flask_download.conditional import evaluate_preconditions
 from flask_download.conditional import NOT_MODIFIED
 from flask_download.conditional import parse_http_date
@@ -397,3 +399,15 @@ def test_if_unmodified_since_is_honoured() -> None:
     If-Unmodified-Since. RFC 9110 §13.1.4: 412 if modified since that date.
     """
     assert evaluate(if_unmodified_since=EARLIER_DATE) == PRECONDITION_FAILED
+
+
+def test_non_matching_etag_flood_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long If-None-Match of other tags is refused by one substring search."""
+
+    def fail(value: str) -> t.NoReturn:
+        raise AssertionError("the list was parsed")
+
+    monkeypatch.setattr(conditional_module, "parse_etags", fail)
+    flood = ", ".join(f'"tag-{i}"' for i in range(100_000))
+    assert evaluate(if_none_match=flood) is None
+    assert evaluate(if_match=flood) == PRECONDITION_FAILED
