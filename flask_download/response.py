@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import datetime
 import functools
 import mimetypes
 import os
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 from flask import Response
 from werkzeug.datastructures import Headers
-from werkzeug.http import http_date
+from werkzeug.http import http_date as _werkzeug_http_date
 from werkzeug.wsgi import ClosingIterator
 
 from . import ranges as _ranges
@@ -111,6 +112,12 @@ def content_disposition(basename: str | None, attachment: bool = True) -> str:
     fallback = _quoted_string(_ascii_fallback(name))
     encoded = quote(name, safe=_ATTR_CHAR_SAFE, encoding="utf-8")
     return f"{disposition}; filename={fallback}; filename*=UTF-8''{encoded}"
+
+
+@functools.lru_cache(maxsize=1024)
+def http_date(value: datetime.datetime) -> str:
+    """Format an HTTP-date (cached: a file's mtime is formatted per request)."""
+    return _werkzeug_http_date(value)
 
 
 @functools.lru_cache(maxsize=512)

@@ -11,7 +11,6 @@ from flask import current_app
 from flask import request
 from flask import Response
 from flask.views import MethodView
-from werkzeug.http import http_date
 
 from . import accel as _accel
 from . import conditional
@@ -26,6 +25,7 @@ from .files import PathFile
 from .files import VirtualFile
 from .paths import safe_join
 from .response import DownloadResponse
+from .response import http_date
 from .response import NotModifiedResponse
 from .signing import check_signature
 
