@@ -10,6 +10,8 @@ from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import DisallowedURL as DisallowedURL
 from .exceptions import DownloadError as DownloadError
 from .exceptions import FileNotFound as FileNotFound
+from .exceptions import InvalidSignature as InvalidSignature
+from .exceptions import SignatureExpired as SignatureExpired
 from .exceptions import StorageUnavailable as StorageUnavailable
 from .exceptions import UpstreamError as UpstreamError
 from .exceptions import UpstreamTimeout as UpstreamTimeout
@@ -52,9 +54,11 @@ __all__ = [
     "FlaskDownload",
     "HTTPDownloadView",
     "HTTPFile",
+    "InvalidSignature",
     "ObjectDownloadView",
     "PathDownloadView",
     "PathFile",
+    "SignatureExpired",
     "StorageDownloadView",
     "StorageFile",
     "StorageUnavailable",

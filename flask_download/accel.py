@@ -28,7 +28,6 @@ from urllib.parse import unquote
 
 from flask import current_app
 from flask import Response
-from werkzeug.datastructures import Headers
 
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
@@ -36,6 +35,11 @@ from .files import DownloadFile
 from .paths import split_relative
 from .response import DownloadResponse
 
+if t.TYPE_CHECKING:
+    from .extension import Settings
+
+#: Offload backends understood by ``DOWNLOAD_ACCEL`` and the ``accel`` view attribute.
+ACCEL_BACKENDS = ("nginx", "apache", "lighttpd")
 #: Keys of one ``DOWNLOAD_ACCEL_RULES`` mapping besides the nginx options.
 _RULE_KEYS = ("source_dir", "source_url", "destination_url", "destination_dir")
 #: nginx options of a rule, given flat or under an ``options`` mapping.
@@ -47,8 +51,22 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _URL_PATH = re.compile(r"^/[\x21-\x7e]*$")
 # Headers the web server computes itself for the file it sends.
 _DROPPED_HEADERS = ("Content-Length", "Content-Range", "Accept-Ranges")
-# Marks a DownloadResponse whose offload was already decided (never twice).
-_DECIDED = "_flask_download_accel_decided"
+
+
+def validate_accel(key: str, value: t.Any) -> str | None:
+    """Check an offload backend name; ``None`` and ``False`` mean no offload.
+
+    :param key: what the value was given as, for the error message.
+    :raises ConfigurationError: an unknown backend.
+    """
+    if value is None or value is False:
+        return None
+    if value not in ACCEL_BACKENDS:
+        raise ConfigurationError(
+            f"{key} must be None or one of {', '.join(map(repr, ACCEL_BACKENDS))},"
+            f" not {value!r}."
+        )
+    return t.cast(str, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,17 +200,22 @@ class AccelRule:
             else self.source_dir
         )
 
-    def relative_segments(self, file: DownloadFile) -> list[str] | None:
+    def relative_segments(
+        self, file: DownloadFile, real_path: str | None = None
+    ) -> list[str] | None:
         """The path segments of ``file`` below this rule's source, or ``None``.
 
         Local files are compared by real path at an ``os.sep`` boundary, so
         ``/srv/media-private`` is not inside ``/srv/media`` and a link out of
         the source does not match.
+
+        :param real_path: ``os.path.realpath(file.path)`` if already known
+            (:func:`find_offload` resolves it once for all rules).
         """
         if self.source_dir is not None:
             if file.path is None:
                 return None
-            real = os.path.realpath(file.path)
+            real = real_path if real_path is not None else os.path.realpath(file.path)
             base = os.path.join(self.source_dir, "")
             if not real.startswith(base) or real == base:
                 return None
@@ -294,6 +317,63 @@ def _parse_rule(item: t.Any, root_path: str | None) -> AccelRule:
     return AccelRule(**values)
 
 
+# Rules given in code (view attributes, as_view keywords, @offload), parsed
+# once per value, backend and root path instead of on every request. Keyed by
+# id(value); each entry keeps its value alive, so an id is never reused while
+# it is cached. Bounded: a view computing new rules per request only re-parses.
+_RULES_CACHE: dict[
+    int, tuple[t.Any, dict[tuple[str | None, str | None], tuple[AccelRule, ...]]]
+] = {}
+_RULES_CACHE_SIZE = 256
+
+
+def cached_rules(
+    value: t.Any, backend: str | None, root_path: str | None
+) -> tuple[AccelRule, ...]:
+    """:func:`parse_rules`, once per rules object (by identity), backend and
+    root path.
+
+    Rules are read when first used: assign a new list to change them, do not
+    change the list in place.
+
+    :raises ConfigurationError: a rule is invalid.
+    """
+    entry = _RULES_CACHE.get(id(value))
+    if entry is None or entry[0] is not value:
+        if len(_RULES_CACHE) >= _RULES_CACHE_SIZE:
+            _RULES_CACHE.clear()
+        entry = _RULES_CACHE[id(value)] = (value, {})
+    by_key = entry[1]
+    rules = by_key.get((backend, root_path))
+    if rules is None:
+        rules = by_key[backend, root_path] = parse_rules(value, backend, root_path)
+    return rules
+
+
+def _accel_key(owner: str | type) -> str:
+    return f"{owner.__name__}.accel" if isinstance(owner, type) else owner
+
+
+def _is_descriptor(value: t.Any) -> bool:
+    # A property (or other descriptor) on a view class: known per request only.
+    return hasattr(type(value), "__get__")
+
+
+def check_offload(owner: str | type, accel: t.Any, rules: t.Any) -> None:
+    """Validate an offload backend and rules given in code, before any request.
+
+    Values computed per request (properties) are checked when used.
+
+    :param owner: the view class (or a name) for the error message.
+    :raises ConfigurationError: an unknown backend or an invalid rule.
+    """
+    backend = None
+    if not _is_descriptor(accel):
+        backend = validate_accel(_accel_key(owner), accel)
+    if rules is not None and not _is_descriptor(rules):
+        cached_rules(rules, backend, None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Offload:
     """The offload header (and nginx options) for one matched file."""
@@ -317,13 +397,17 @@ def find_offload(
     """
     if backend is None:
         return None
+    real_path = None
     for rule in rules:
         if backend == "nginx":
             if rule.destination_url is None:
                 continue
         elif rule.sendfile_dir is None:
             continue
-        segments = rule.relative_segments(file)
+        if real_path is None and rule.source_dir is not None and file.path is not None:
+            # Resolved once per request, not once per rule.
+            real_path = os.path.realpath(file.path)
+        segments = rule.relative_segments(file, real_path)
         if segments is None:
             continue
         if backend == "nginx":
@@ -332,6 +416,46 @@ def find_offload(
         if found is not None:
             return found
     return None
+
+
+def resolve_offload(
+    file: DownloadFile,
+    accel: str | t.Literal[False] | None,
+    rules: t.Any,
+    settings: Settings,
+    root_path: str | None = None,
+    owner: str | type = "accel",
+) -> Offload | None:
+    """The offload of ``file``: ``accel`` and ``rules`` win over the config.
+
+    The one place views, :func:`offload` and the ``after_request`` hook
+    decide. Returns ``None`` at once when no backend is chosen.
+
+    :param accel: a backend, ``None`` for ``DOWNLOAD_ACCEL``, ``False`` for
+        no offload.
+    :param rules: offload rules (see :func:`parse_rules`), ``None`` for
+        ``DOWNLOAD_ACCEL_RULES``; parsed once (:func:`cached_rules`).
+    :param settings: the application's settings.
+    :param root_path: a relative ``source_dir`` in ``rules`` is taken
+        relative to it; ``None``: the current application's ``root_path``.
+    :param owner: the view class (or a name) for the error message.
+    :raises ConfigurationError: an unknown backend or an invalid rule.
+    """
+    if accel is None:
+        backend = settings.accel
+    elif accel is False:
+        return None
+    elif accel in ACCEL_BACKENDS:
+        backend = accel
+    else:
+        backend = validate_accel(_accel_key(owner), accel)
+    if backend is None:
+        return None
+    if rules is None:
+        return find_offload(file, backend, settings.accel_rules)
+    if root_path is None:
+        root_path = current_app.root_path
+    return find_offload(file, backend, cached_rules(rules, backend, root_path))
 
 
 def _x_accel_redirect(rule: AccelRule, segments: list[str]) -> Offload:
@@ -382,18 +506,16 @@ class AccelResponse(DownloadResponse):
     The file is never opened; it is closed with the response.
 
     :param original: the download response to offload; this response takes
-        over its file and close callbacks.
+        over its file, headers and close callbacks (do not use it after).
     :param offload: the header to send, from :func:`find_offload`.
     """
 
+    _offload_decided = True
+
     def __init__(self, original: DownloadResponse, offload: Offload) -> None:
-        super().__init__(
-            original.file,
-            attachment=original.attachment,
-            basename=original.basename,
-            chunk_size=original.chunk_size,
-        )
-        headers = Headers(original.headers)
+        # The original's headers were built from the file already: take them
+        # over instead of building them again (DownloadResponse.__init__).
+        headers = original.headers
         for name in _DROPPED_HEADERS:
             del headers[name]
         headers[offload.header] = offload.value
@@ -401,13 +523,19 @@ class AccelResponse(DownloadResponse):
             headers[name] = value
         # The body is empty; the web server replaces it (and this length).
         headers["Content-Length"] = "0"
-        self.headers = headers
-        self.status_code = 200
+        super(DownloadResponse, self).__init__(
+            status=200, headers=headers, direct_passthrough=True
+        )
+        self.file = original.file
+        self.attachment = original.attachment
+        self.basename = original.basename
+        self.chunk_size = original.chunk_size
         self._segments = []  # no body: DownloadResponse closes the file unread
+        self._handle = None
+        self._delivery = None
         self._on_close.extend(original._on_close)
         #: What was sent to the web server.
         self.offload = offload
-        setattr(self, _DECIDED, True)
 
     def iter_encoded(self) -> cabc.Iterator[bytes]:
         return iter(())
@@ -433,23 +561,22 @@ def apply_offload(
     it alone; without an offload, or for a status the web server should not
     answer, ``response`` is returned unchanged.
     """
-    setattr(response, _DECIDED, True)
+    response._offload_decided = True
     if offload is None or not _offloadable(response):
         return response
     return AccelResponse(response, offload)
 
 
-def offload_after_request(
-    response: Response, backend: str | None, rules: cabc.Iterable[AccelRule]
-) -> Response:
-    """Offload a download response that no view decided on (built by hand).
+def offload_after_request(response: Response, settings: Settings) -> Response:
+    """Offload a download response that no view decided on (built by hand),
+    by the configuration.
 
     Any other response, and a download response already decided by a view
     (offloaded or opted out), is returned untouched.
     """
-    if not isinstance(response, DownloadResponse) or getattr(response, _DECIDED, False):
+    if not isinstance(response, DownloadResponse) or response._offload_decided:
         return response
-    return apply_offload(response, find_offload(response.file, backend, rules))
+    return apply_offload(response, resolve_offload(response.file, None, None, settings))
 
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
@@ -476,29 +603,27 @@ def offload(
     :raises ConfigurationError: an unknown backend or an invalid rule (when
         the view is decorated).
     """
-    from .extension import validate_accel
+    # extension imports this module; by the time a view is decorated, both exist.
+    from .extension import get_settings
 
-    checked = validate_accel("offload(backend)", backend)
-    parsed = None if rules is None else parse_rules(rules, checked)
+    given: t.Any = rules
+    if isinstance(rules, cabc.Iterable) and not isinstance(
+        rules, (str, bytes, cabc.Mapping, AccelRule)
+    ):
+        # A copy: a list changed (or a generator used up) later does not matter.
+        given = tuple(rules)
+    check_offload("offload(backend)", backend, given)
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            from .extension import get_settings
-
             response = current_app.make_response(
                 current_app.ensure_sync(view)(*args, **kwargs)
             )
-            if not isinstance(response, DownloadResponse) or getattr(
-                response, _DECIDED, False
-            ):
+            if not isinstance(response, DownloadResponse) or response._offload_decided:
                 return response
-            settings = get_settings()
-            chosen = settings.accel if backend is None else checked
-            found = find_offload(
-                response.file,
-                chosen,
-                settings.accel_rules if parsed is None else parsed,
+            found = resolve_offload(
+                response.file, backend, given, get_settings(), owner="offload(backend)"
             )
             return apply_offload(response, found)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from werkzeug.exceptions import BadGateway
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import GatewayTimeout
+from werkzeug.exceptions import Gone
 from werkzeug.exceptions import ServiceUnavailable
 
 
@@ -78,3 +79,15 @@ class StorageUnavailable(DownloadError, ServiceUnavailable):
         )
         #: What went wrong, for logs (never sent to the client).
         self.detail = detail
+
+
+class InvalidSignature(DownloadError, Forbidden):
+    """A signed link's signature is missing or does not match (Flask answers 403).
+
+    Raised by :func:`~flask_download.signing.check_signature` before the file
+    is looked up, so it tells nothing about the file.
+    """
+
+
+class SignatureExpired(DownloadError, Gone):
+    """A signed link is past its expiry (Flask answers 410)."""

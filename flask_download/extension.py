@@ -15,6 +15,7 @@ from flask import Response
 from .accel import AccelRule
 from .accel import offload_after_request
 from .accel import parse_rules
+from .accel import validate_accel
 from .exceptions import ConfigurationError
 
 #: Every configuration key Flask-Download reads, with its default. The README
@@ -39,9 +40,6 @@ DEFAULTS: dict[str, t.Any] = {
     # Default lifetime of links made by ``signed_url_for``, in seconds.
     "DOWNLOAD_SIGNED_MAX_AGE": 3600,
 }
-
-#: Offload backends understood by ``DOWNLOAD_ACCEL`` and the ``accel`` view attribute.
-ACCEL_BACKENDS = ("nginx", "apache", "lighttpd")
 
 # Maps a ``FlaskDownload(...)`` argument to its config key.
 _ARGUMENTS = {
@@ -129,18 +127,6 @@ def _max_age(value: t.Any) -> int | None:
     return value
 
 
-def validate_accel(key: str, value: t.Any) -> str | None:
-    """Check an offload backend name; ``None`` and ``False`` mean no offload."""
-    if value is None or value is False:
-        return None
-    if value not in ACCEL_BACKENDS:
-        raise ConfigurationError(
-            f"{key} must be None or one of {', '.join(map(repr, ACCEL_BACKENDS))},"
-            f" not {value!r}."
-        )
-    return t.cast(str, value)
-
-
 def _hosts(value: t.Any) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -193,7 +179,7 @@ def _offload_after_request(response: Response) -> Response:
     settings = get_settings()
     if settings.accel is None:
         return response
-    return offload_after_request(response, settings.accel, settings.accel_rules)
+    return offload_after_request(response, settings)
 
 
 class FlaskDownload:

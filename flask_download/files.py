@@ -293,10 +293,13 @@ class VirtualFile(DownloadFile):
                 yield bytes(view[offset : min(offset + chunk_size, end)])
         elif self._stream is not None:
             if self.seekable:
-                self._stream.seek(self._start)
-            elif start:
+                # Offsets are relative to where the content starts: read
+                # through open(), which accounts for that start.
+                yield from super().chunks(chunk_size, start, stop)
+                return
+            if start:
                 raise ValueError("Cannot read a range of a stream that can't seek.")
-            yield from read_slice(self._stream, chunk_size, start, stop)
+            yield from read_slice(self._stream, chunk_size, 0, stop)
         else:
             assert self._iterable is not None
             for chunk in self._iterable:

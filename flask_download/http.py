@@ -497,36 +497,32 @@ class HTTPDownloadView(DownloadView):
             max_redirects=self.max_redirects,
         )
 
-    def render_to_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
-        """Relay the upstream answer; upstream decides 206, 304, 412 and 416."""
-        try:
-            self.file = file = self.get_file()
-        except FileNotFound:
-            return self.file_not_found_response()
-        if not isinstance(file, HTTPFile):
-            return super().render_to_response(*args, **kwargs)
-        try:
-            upstream = file.response_headers
-            if file.status == 304:
-                headers = {"Cache-Control": self.get_cache_control()}
-                for name in ("ETag", "Last-Modified", "Vary"):
-                    if name in upstream:
-                        headers[name] = upstream[name]
-                response = self.not_modified_response(headers=headers)
-            elif file.status == 412:
-                response = self.precondition_failed_response()
-            elif file.status == 416:
-                response = Response(b"", status=416)
-                if "Content-Range" in upstream:
-                    response.headers["Content-Range"] = upstream["Content-Range"]
-            else:
-                # The response owns the file from here and closes it.
-                return self.download_response(*args, **kwargs)
-        except BaseException:
-            file.close()
-            raise
-        file.close()
+    def file_response(self, file: DownloadFile) -> Response | None:
+        """Relay an upstream 416 (with its ``Content-Range``); upstream
+        decided the range."""
+        if not isinstance(file, HTTPFile) or file.status != 416:
+            return super().file_response(file)
+        response = Response(b"", status=416)
+        if "Content-Range" in file.response_headers:
+            response.headers["Content-Range"] = file.response_headers["Content-Range"]
         return response
+
+    def evaluate_preconditions(self, file: DownloadFile) -> int | None:
+        """Upstream's decision: its 304 or 412, else ``None`` (the request's
+        conditional headers went upstream and are not evaluated again)."""
+        if not isinstance(file, HTTPFile):
+            return super().evaluate_preconditions(file)
+        return file.status if file.status in (304, 412) else None
+
+    def _validators(self, file: DownloadFile) -> dict[str, str]:
+        # A relayed 304 carries upstream's validators (a weak ETag included)
+        # and Vary (RFC 9110 §15.4.5).
+        headers = super()._validators(file)
+        if isinstance(file, HTTPFile):
+            for name in ("ETag", "Last-Modified", "Vary"):
+                if name in file.response_headers:
+                    headers[name] = file.response_headers[name]
+        return headers
 
     def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
         """A :class:`DownloadResponse` with the upstream status and headers."""

@@ -154,6 +154,55 @@ def content_type_and_encoding(
     return mimetype, encoding
 
 
+def representation(
+    file: DownloadFile,
+    basename: str | None,
+    mimetype: str | None,
+    encoding: str | None,
+    charset: str | None,
+    attachment: bool,
+) -> tuple[str | None, str, str | None, str]:
+    """Decide how ``file`` is presented to the client.
+
+    The one place the view's values meet the wrapper's: each of
+    ``basename``, ``mimetype``, ``encoding`` and ``charset`` that is
+    ``None`` falls back to the file's own (``name``, ``mimetype``...). Used
+    by :class:`DownloadResponse` and by presigned redirects, so that a file
+    streamed and the same file redirected to are described alike.
+
+    :return: ``(name, Content-Type, Content-Encoding or None,
+        Content-Disposition)``.
+    """
+    name = basename if basename is not None else file.name
+    content_type, content_encoding = content_type_and_encoding(
+        name,
+        mimetype if mimetype is not None else file.mimetype,
+        encoding if encoding is not None else file.encoding,
+        charset if charset is not None else file.charset,
+        attachment,
+    )
+    return name, content_type, content_encoding, content_disposition(name, attachment)
+
+
+def validator_headers(
+    file: DownloadFile, cache_control: str | None
+) -> list[tuple[str, str]]:
+    """The validators of ``file`` and the ``Cache-Control`` value, as headers.
+
+    ``Last-Modified`` and a quoted ``ETag`` when the file knows them. Sent
+    with a download and with its 304, which carries the validators and
+    ``Cache-Control`` the 200 would have had (RFC 9110 §15.4.5).
+    """
+    items: list[tuple[str, str]] = []
+    if file.modified_time is not None:
+        items.append(("Last-Modified", http_date(file.modified_time)))
+    if file.etag is not None:
+        items.append(("ETag", f'"{file.etag}"'))
+    if cache_control is not None:
+        items.append(("Cache-Control", cache_control))
+    return items
+
+
 class DownloadResponse(Response):
     """A response that sends a :class:`~flask_download.DownloadFile`.
 
@@ -182,6 +231,7 @@ class DownloadResponse(Response):
     # Content-Length is set from the file's size; Werkzeug must not compute
     # one by reading the body (that would use up an iterator).
     automatically_set_content_length = False
+    _offload_decided: bool = False  # set by accel.apply_offload: decided once
 
     def __init__(
         self,
@@ -200,7 +250,10 @@ class DownloadResponse(Response):
     ) -> None:
         self.file = file
         self.attachment = attachment
-        self.basename = basename if basename is not None else file.name
+        name, content_type, content_encoding, disposition = representation(
+            file, basename, mimetype, encoding, charset, attachment
+        )
+        self.basename = name
         self.chunk_size = chunk_size
         #: Body parts: literal bytes, or ``(start, stop)`` spans of the file
         #: (``stop`` ``None``: to the end). Empty for bodiless responses.
@@ -209,25 +262,13 @@ class DownloadResponse(Response):
         # Counts the body for ``download_finished`` (only with receivers).
         self._delivery: _signals._Delivery | None = None
 
-        content_type, content_encoding = content_type_and_encoding(
-            self.basename,
-            mimetype if mimetype is not None else file.mimetype,
-            encoding if encoding is not None else file.encoding,
-            charset if charset is not None else file.charset,
-            attachment,
-        )
         size = file.size
         # Built as one list: a download's headers are all distinct, so the
         # per-header replace of ``Headers.__setitem__`` is not needed.
         items = [("X-Content-Type-Options", "nosniff")]
         if content_encoding:
             items.append(("Content-Encoding", content_encoding))
-        if file.modified_time is not None:
-            items.append(("Last-Modified", http_date(file.modified_time)))
-        if file.etag is not None:
-            items.append(("ETag", f'"{file.etag}"'))
-        if cache_control is not None:
-            items.append(("Cache-Control", cache_control))
+        items += validator_headers(file, cache_control)
         if file.seekable and size is not None:
             items.append(("Accept-Ranges", "bytes"))
 
@@ -239,9 +280,7 @@ class DownloadResponse(Response):
             )
             items.append(("Content-Length", "0"))
         else:
-            items.append(
-                ("Content-Disposition", content_disposition(self.basename, attachment))
-            )
+            items.append(("Content-Disposition", disposition))
             if not ranges:
                 status = status or 200
                 self._segments = [(0, size)]

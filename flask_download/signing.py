@@ -31,10 +31,10 @@ from flask import current_app
 from flask import request
 from flask import url_for
 from itsdangerous import Signer
-from werkzeug.exceptions import Forbidden
-from werkzeug.exceptions import Gone
 
 from .exceptions import ConfigurationError
+from .exceptions import InvalidSignature
+from .exceptions import SignatureExpired
 from .extension import get_settings
 
 if t.TYPE_CHECKING:
@@ -109,12 +109,12 @@ def signed_url_for(
         :class:`~datetime.timedelta`; default ``DOWNLOAD_SIGNED_MAX_AGE``.
     :param values: URL variables and query parameters, as for ``url_for``.
     :raises ConfigurationError: the app has no ``SECRET_KEY``.
-    :raises ValueError: ``expires_in`` is not positive, or ``values`` use
+    :raises ConfigurationError: ``expires_in`` is not positive, or ``values`` use
         the reserved names ``expires`` or ``signature``.
     """
     for reserved in (EXPIRES_PARAM, SIGNATURE_PARAM):
         if reserved in values:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{reserved!r} is reserved for the link's signature; rename the"
                 " URL variable or query parameter."
             )
@@ -124,7 +124,9 @@ def signed_url_for(
     if isinstance(expires_in, datetime.timedelta):
         expires_in = expires_in.total_seconds()
     if isinstance(expires_in, bool) or not expires_in > 0:
-        raise ValueError(f"expires_in must be a positive duration, not {expires_in!r}.")
+        raise ConfigurationError(
+            f"expires_in must be a positive duration, not {expires_in!r}."
+        )
     signer = _signer(app)
     expires = int(_now() + expires_in + 0.999)  # round up: never shorter
 
@@ -141,8 +143,8 @@ def signed_url_for(
 def check_signature() -> None:
     """Check the signature of the current request's URL.
 
-    :raises Forbidden: the signature is missing or does not match (403).
-    :raises Gone: the link expired (410).
+    :raises InvalidSignature: the signature is missing or does not match (403).
+    :raises SignatureExpired: the link expired (410).
     :raises ConfigurationError: the app has no ``SECRET_KEY``.
     """
     environ = request.environ
@@ -152,14 +154,14 @@ def check_signature() -> None:
     signatures = args.getlist(SIGNATURE_PARAM)
     expiries = args.getlist(EXPIRES_PARAM)
     if not signatures or not expiries:
-        raise Forbidden("This link needs a signature: ask for a new link.")
+        raise InvalidSignature("This link needs a signature: ask for a new link.")
     signer = _signer(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
     message = _message(request.root_path + request.path, args.items(multi=True))
     valid = len(signatures) == 1 and signer.verify_signature(message, signatures[0])
     if not valid or len(expiries) != 1 or not expiries[0].isdigit():
-        raise Forbidden("The signature of this link is not valid.")
+        raise InvalidSignature("The signature of this link is not valid.")
     if _now() > int(expiries[0]):
-        raise Gone("This link has expired: ask for a new link.")
+        raise SignatureExpired("This link has expired: ask for a new link.")
     environ[_CHECKED] = True
 
 

@@ -44,13 +44,12 @@ __all__ = ["BinaryFile", "ColumnFile", "FileColumn"]
 _T = t.TypeVar("_T")
 
 
-def resolve_root(root: str | os.PathLike[str] | None, owner: str) -> str:
-    """The directory keys are resolved in: ``root``, else ``DOWNLOAD_ROOT``.
+def resolve_root(root: str | os.PathLike[str] | None) -> str:
+    """The directory stored paths are resolved in: ``root``, else ``DOWNLOAD_ROOT``.
 
     A relative ``root`` is taken relative to the application's ``root_path``
     (as :class:`~flask_download.PathDownloadView` does).
 
-    :param owner: who asks, named in the error message.
     :raises ConfigurationError: no root at all.
     """
     if root is not None:
@@ -58,8 +57,9 @@ def resolve_root(root: str | os.PathLike[str] | None, owner: str) -> str:
     configured = get_settings().root
     if configured is None:
         raise ConfigurationError(
-            f"{owner} stores paths relative to a root directory but has none: set"
-            " DOWNLOAD_ROOT in the app config, or pass root=... (or storage=...)."
+            "A stored file path needs a root directory and there is none: set"
+            " DOWNLOAD_ROOT in the app config, or pass root=... (or storage=...)"
+            " to the FileColumn or the download view."
         )
     return configured
 
@@ -70,7 +70,6 @@ def open_key(
     root: str | os.PathLike[str] | None = None,
     storage: t.Any = None,
     name: str | None = None,
-    owner: str = "FileColumn",
 ) -> DownloadFile:
     """Return the wrapper of the file a stored key names.
 
@@ -87,7 +86,7 @@ def open_key(
     """
     if storage is not None:
         return _storage_file(storage, key, name)
-    return PathFile(safe_join(resolve_root(root, owner), key), name=name)
+    return PathFile(safe_join(resolve_root(root), key), name=name)
 
 
 def _storage_file(storage: t.Any, key: str, name: str | None) -> DownloadFile:

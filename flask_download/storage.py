@@ -32,13 +32,10 @@ from .exceptions import ConfigurationError
 from .exceptions import DownloadError
 from .exceptions import FileNotFound
 from .exceptions import StorageUnavailable
-from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
-from .files import read_slice
 from .paths import safe_join
 from .paths import split_relative
-from .response import content_disposition
-from .response import content_type_and_encoding
+from .response import representation
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
@@ -299,15 +296,6 @@ class StorageFile(DownloadFile):
         assert self.size is not None
         return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size))
 
-    def chunks(
-        self,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        start: int = 0,
-        stop: int | None = None,
-    ) -> cabc.Iterator[bytes]:
-        with self.open() as handle:
-            yield from read_slice(handle, chunk_size, start, stop)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"
 
@@ -421,17 +409,23 @@ class StorageDownloadView(DownloadView):
     redirect_expires: int = 300
 
     def get_storage(self) -> tuple[AbstractFileSystem, str]:
-        """The filesystem and prefix, from :attr:`storage`.
+        """The filesystem and prefix, from :attr:`storage` (resolved once per
+        view instance).
 
         :raises ConfigurationError: :attr:`storage` is not set or invalid.
         """
-        if self.storage is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} needs a 'storage': an fsspec filesystem or"
-                " a URL such as 's3://bucket/prefix', set as an attribute or"
-                " passed to as_view()."
-            )
-        return resolve_storage(self.storage)
+        resolved: tuple[AbstractFileSystem, str] | None = getattr(
+            self, "_resolved_storage", None
+        )
+        if resolved is None:
+            if self.storage is None:
+                raise ConfigurationError(
+                    f"{type(self).__name__} needs a 'storage': an fsspec filesystem"
+                    " or a URL such as 's3://bucket/prefix', set as an attribute or"
+                    " passed to as_view()."
+                )
+            resolved = self._resolved_storage = resolve_storage(self.storage)
+        return resolved
 
     def get_path(self) -> str:
         """The key of the file to send, confined to the storage prefix.
@@ -452,11 +446,9 @@ class StorageDownloadView(DownloadView):
         return storage_key(fs, prefix, str(untrusted))
 
     def get_file(self) -> DownloadFile:
-        pending: DownloadFile | None = self.__dict__.pop("_pending_file", None)
-        if pending is not None:
-            return pending
+        key = self.get_path()
         fs, _ = self.get_storage()
-        return StorageFile(fs, self.get_path())
+        return StorageFile(fs, key)
 
     def get_redirect_url(self, file: DownloadFile) -> str | None:
         """A presigned URL of ``file``, or ``None`` when the store cannot sign.
@@ -472,18 +464,16 @@ class StorageDownloadView(DownloadView):
         params: dict[str, str] = {}
         protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
         if "s3" in protocols:
-            basename = self.get_basename()
-            basename = basename if basename is not None else file.name
-            content_type, _ = content_type_and_encoding(
-                basename,
+            # Described as the streamed download would be.
+            _, content_type, _, disposition = representation(
+                file,
+                self.get_basename(),
                 self.get_mimetype(),
                 self.get_encoding(),
                 self.get_charset(),
                 self.attachment,
             )
-            params["ResponseContentDisposition"] = content_disposition(
-                basename, self.attachment
-            )
+            params["ResponseContentDisposition"] = disposition
             params["ResponseContentType"] = content_type
         try:
             return str(fs.sign(file.key, expiration=self.redirect_expires, **params))
@@ -495,25 +485,16 @@ class StorageDownloadView(DownloadView):
                 raise
             raise error from e
 
-    def render_to_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
-        """Redirect to a presigned URL (:attr:`redirect`), else stream the file."""
+    def file_response(self, file: DownloadFile) -> Response | None:
+        """A 302 to a presigned URL (:attr:`redirect`, ``GET`` and ``HEAD``),
+        else ``None``: the file is streamed."""
         if self.redirect and request.method in ("GET", "HEAD"):
-            try:
-                file = self.get_file()
-            except FileNotFound:
-                return self.file_not_found_response()
-            try:
-                url = self.get_redirect_url(file)
-            except BaseException:
-                file.close()
-                raise
+            url = self.get_redirect_url(file)
             if url is not None:
-                file.close()
                 # The URL expires: no cache may keep the redirect.
                 return Response(
                     b"",
                     status=302,
                     headers={"Location": url, "Cache-Control": "no-store"},
                 )
-            self._pending_file = file
-        return super().render_to_response(*args, **kwargs)
+        return super().file_response(file)

@@ -19,14 +19,13 @@ from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 from .extension import get_settings
 from .extension import Settings
-from .extension import validate_accel
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
 from .paths import safe_join
 from .response import DownloadResponse
-from .response import http_date
 from .response import NotModifiedResponse
+from .response import validator_headers
 from .signing import check_signature
 
 if t.TYPE_CHECKING:
@@ -73,7 +72,9 @@ class DownloadMixin:
     accel_rules: t.Sequence[t.Any] | None = None
     #: ``True``: only links made with :func:`~flask_download.signed_url_for`
     #: open this view (missing or tampered signature 403, expired 410),
-    #: checked before the file is looked up.
+    #: checked before the file is looked up: by a :class:`DownloadView` when
+    #: the request is dispatched (every method), by :meth:`render_to_response`
+    #: when the mixin is used alone.
     signed: bool = False
 
     #: The URL variables of the current request.
@@ -146,9 +147,11 @@ class DownloadMixin:
         :param since: an aware UTC datetime.
         """
         try:
-            return bool(file_instance.was_modified_since(since))  # type: ignore[attr-defined]
+            result = file_instance.was_modified_since(since)  # type: ignore[attr-defined]
         except (AttributeError, NotImplementedError):
-            pass
+            result = None
+        if result is not None:
+            return bool(result)
         try:
             modified = file_instance.modified_time
         except (AttributeError, NotImplementedError):
@@ -160,12 +163,7 @@ class DownloadMixin:
     def _validators(self, file: DownloadFile) -> dict[str, str]:
         # RFC 9110 §15.4.5: a 304 carries the validators and Cache-Control
         # the 200 would have had.
-        headers = {"Cache-Control": self.get_cache_control()}
-        if file.etag is not None:
-            headers["ETag"] = f'"{file.etag}"'
-        if file.modified_time is not None:
-            headers["Last-Modified"] = http_date(file.modified_time)
-        return headers
+        return dict(validator_headers(file, self.get_cache_control()))
 
     def not_modified_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
         """Return a 304 Not Modified response with no body.
@@ -216,14 +214,9 @@ class DownloadMixin:
 
     def _find_offload(self, file: DownloadFile) -> _accel.Offload | None:
         # Offload (issue 5): the view's accel/accel_rules, else the config.
-        settings = self._settings()
-        backend = validate_accel(f"{type(self).__name__}.accel", self.accel)
-        if self.accel is None:
-            backend = settings.accel
-        rules = settings.accel_rules
-        if self.accel_rules is not None:
-            rules = _accel.parse_rules(self.accel_rules, backend, current_app.root_path)
-        return _accel.find_offload(file, backend, rules)
+        return _accel.resolve_offload(
+            file, self.accel, self.accel_rules, self._settings(), owner=type(self)
+        )
 
     def file_not_found_response(self) -> Response:
         """Answer a missing file: ``abort(404)`` by default.
@@ -232,32 +225,73 @@ class DownloadMixin:
         """
         abort(404)
 
+    def file_response(self, file: DownloadFile) -> Response | None:
+        """Answer the request for ``file`` early, or return ``None`` to go on.
+
+        Called by :meth:`render_to_response` with the file :meth:`get_file`
+        returned, before preconditions are evaluated. Return a response to
+        send it instead of the download (a redirect to another location of
+        the file, say); ``file`` is then closed. A
+        :exc:`~flask_download.FileNotFound` raised here answers 404.
+
+        :return: ``None`` by default.
+        """
+        return None
+
+    def evaluate_preconditions(self, file: DownloadFile) -> int | None:
+        """Decide the conditional request for ``file``.
+
+        By default the request's ``If-Match``, ``If-None-Match``,
+        ``If-Modified-Since`` and ``If-Unmodified-Since`` are evaluated here,
+        in RFC 9110 §13.2.2 order, against the file's ``etag`` and
+        ``modified_time`` (and :meth:`was_modified_since`). Override it when
+        someone else decides, such as the server a file is relayed from.
+
+        :return: :data:`~flask_download.conditional.NOT_MODIFIED` (304,
+            answered by :meth:`not_modified_response`),
+            :data:`~flask_download.conditional.PRECONDITION_FAILED` (412,
+            answered by :meth:`precondition_failed_response`), or ``None``
+            to send the file (:meth:`download_response`).
+        """
+        # The WSGI environ directly: Headers.get raises and catches a
+        # KeyError for each absent header, on the hot path.
+        environ = request.environ
+        return conditional.evaluate_preconditions(
+            method=environ["REQUEST_METHOD"],
+            if_match=environ.get("HTTP_IF_MATCH"),
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            if_unmodified_since=environ.get("HTTP_IF_UNMODIFIED_SINCE"),
+            etag=file.etag,
+            last_modified=file.modified_time,
+            was_modified_since=lambda since: self.was_modified_since(file, since),
+        )
+
     def render_to_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
         """Answer the request: 404, 304, 412, or :meth:`download_response`.
 
-        Preconditions are evaluated in RFC 9110 §13.2.2 order before the
-        body is touched; ranges after them.
+        Calls :meth:`get_file` once, then :meth:`file_response` (an early
+        answer), then :meth:`evaluate_preconditions` before the body is
+        touched; ranges are evaluated after them, by
+        :meth:`download_response`. The file is closed unless the download
+        response takes it.
+
+        With :attr:`signed`, the link's signature is checked first when the
+        mixin is used alone; a :class:`DownloadView` checks it when the
+        request is dispatched, before any method runs.
         """
-        if self.signed:
+        if self.signed and not isinstance(self, DownloadView):
             check_signature()  # before get_file: no hint whether the file exists
         try:
             self.file = file = self.get_file()
         except FileNotFound:
             return self.file_not_found_response()
         try:
-            # The WSGI environ directly: Headers.get raises and catches a
-            # KeyError for each absent header, on the hot path.
-            environ = request.environ
-            decision = conditional.evaluate_preconditions(
-                method=environ["REQUEST_METHOD"],
-                if_match=environ.get("HTTP_IF_MATCH"),
-                if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-                if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
-                if_unmodified_since=environ.get("HTTP_IF_UNMODIFIED_SINCE"),
-                etag=file.etag,
-                last_modified=file.modified_time,
-                was_modified_since=lambda since: self.was_modified_since(file, since),
-            )
+            early = self.file_response(file)
+            if early is not None:
+                file.close()
+                return early
+            decision = self.evaluate_preconditions(file)
             if decision is None:
                 # The response owns the file from here and closes it.
                 return self.download_response(*args, **kwargs)
@@ -293,6 +327,8 @@ class DownloadView(DownloadMixin, MethodView):
         The class itself is not changed.
 
         :raises TypeError: a keyword names no attribute of the class.
+        :raises ConfigurationError: an unknown ``accel`` backend or an invalid
+            ``accel_rules`` rule (keyword or class attribute).
         """
         for key in class_kwargs:
             if key.startswith("_") or key in _HTTP_METHODS or not hasattr(cls, key):
@@ -301,12 +337,19 @@ class DownloadView(DownloadMixin, MethodView):
                     f" an attribute of {cls.__name__}. Only existing attributes"
                     " can be set."
                 )
+        # Offload (issue 5): fail now, not on the first request; parsed rules
+        # are cached for the requests.
+        _accel.check_offload(
+            cls,
+            class_kwargs.get("accel", cls.accel),
+            class_kwargs.get("accel_rules", cls.accel_rules),
+        )
         return super().as_view(name, *class_args, **class_kwargs)
 
     def dispatch_request(self, **kwargs: t.Any) -> Response:
         self.kwargs = kwargs
         if self.signed:
-            check_signature()  # before any method runs (once per request)
+            check_signature()  # before any method runs, overrides included
         return t.cast(Response, super().dispatch_request(**kwargs))
 
     def get(self, **kwargs: t.Any) -> Response:

@@ -410,6 +410,26 @@ def test_offloaded_file_is_closed_never_opened(nginx_app: Flask) -> None:
     assert CountingFile.closed >= 1
 
 
+def test_offloaded_headers_are_built_once(
+    nginx_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_download import response
+
+    calls: list[t.Any] = []
+    content_type_and_encoding = response.content_type_and_encoding
+
+    def counting(*args: t.Any) -> tuple[str, str | None]:
+        calls.append(args)
+        return content_type_and_encoding(*args)
+
+    monkeypatch.setattr(response, "content_type_and_encoding", counting)
+    with nginx_app.test_client().get("/files/hello.txt") as rv:
+        assert rv.headers["X-Accel-Redirect"] == "/protected/hello.txt"
+        assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert rv.headers["Content-Length"] == "0"
+    assert len(calls) == 1
+
+
 # -- matching: what is offloaded and what is not ------------------------------
 
 
@@ -614,13 +634,118 @@ def test_view_backend_overrides_config(
         assert offload_headers(rv) == {"X-Sendfile": ["/www/hello.txt"]}
 
 
-def test_unknown_view_backend_is_a_configuration_error(
-    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+class IISView(PathDownloadView):
+    accel = "iis"
+
+
+class BadRulesView(PathDownloadView):
+    accel = "nginx"
+    accel_rules = [{"source_dir": "/srv", "destination_dir": "/srv"}]
+
+
+@pytest.mark.parametrize(
+    ("view", "attrs", "message"),
+    [
+        (PathDownloadView, {"accel": "iis"}, "PathDownloadView.accel"),
+        (PathDownloadView, {"accel": True}, "PathDownloadView.accel"),
+        (IISView, {}, "IISView.accel"),
+        (
+            PathDownloadView,
+            {"accel_rules": [{"destination_url": "/p/"}]},
+            "exactly one of 'source_dir'",
+        ),
+        (
+            PathDownloadView,
+            {
+                "accel": "nginx",
+                "accel_rules": [{"source_dir": "/srv", "destination_dir": "/srv"}],
+            },
+            "'destination_url'",
+        ),
+        (BadRulesView, {}, "'destination_url'"),
+    ],
+    ids=[
+        "keyword-backend",
+        "keyword-true",
+        "class-backend",
+        "keyword-rule",
+        "keyword-rule-for-backend",
+        "class-rule-for-backend",
+    ],
+)
+def test_bad_view_offload_fails_at_as_view(
+    view: type[PathDownloadView], attrs: dict[str, t.Any], message: str
 ) -> None:
-    app = add_views(app_factory(), accel="iis")
+    with pytest.raises(ConfigurationError, match=message):
+        view.as_view("bad", **attrs)
+
+
+def test_backend_set_per_request_is_checked_when_used(
+    app_factory: cabc.Callable[..., Flask],
+) -> None:
+    class LateView(PathDownloadView):
+        def get_file(self) -> DownloadFile:
+            self.accel = "iis"
+            return super().get_file()
+
+    app = app_factory()
+    app.add_url_rule("/files/<path:path>", view_func=LateView.as_view("late"))
     app.config["PROPAGATE_EXCEPTIONS"] = True
-    with pytest.raises(ConfigurationError, match="accel"):
+    with pytest.raises(ConfigurationError, match="LateView.accel"):
         app.test_client().get("/files/hello.txt")
+
+
+def test_view_rules_are_parsed_once(
+    app_factory: cabc.Callable[..., Flask],
+    download_root: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_download import accel
+
+    calls: list[t.Any] = []
+    parse_rules = accel.parse_rules
+
+    def counting_parse_rules(*args: t.Any) -> tuple[AccelRule, ...]:
+        calls.append(args)
+        return parse_rules(*args)
+
+    monkeypatch.setattr(accel, "parse_rules", counting_parse_rules)
+    # Relative to the app's root_path (tmp_path), not the working directory.
+    app = app_factory()
+    add_views(app, accel="nginx", accel_rules=nginx_rules(pathlib.Path("root")))
+    checked = len(calls)
+    client = app.test_client()
+    for _ in range(3):
+        with client.get("/files/hello.txt") as rv:
+            assert rv.headers["X-Accel-Redirect"] == "/protected/hello.txt"
+    assert len(calls) == checked + 1
+
+
+def test_realpath_is_resolved_once_per_file(
+    download_root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_download import accel
+
+    rules = accel.parse_rules(
+        [
+            {"source_dir": os.fspath(download_root / "sub"), "destination_url": "/a/"},
+            {"source_dir": os.fspath(download_root / "x"), "destination_url": "/b/"},
+            {"source_dir": os.fspath(download_root), "destination_url": "/c/"},
+        ]
+    )
+    file = PathFile(download_root / "hello.txt")
+    calls: list[str] = []
+    realpath = os.path.realpath
+
+    def counting_realpath(path: t.Any, **kwargs: t.Any) -> t.Any:
+        calls.append(path)
+        return realpath(path, **kwargs)
+
+    monkeypatch.setattr(os.path, "realpath", counting_realpath)
+    found = accel.find_offload(file, "nginx", rules)
+    file.close()
+    assert found is not None and found.value == "/c/hello.txt"
+    assert calls == [os.fspath(download_root / "hello.txt")]
 
 
 def test_views_offload_without_the_extension(download_root: pathlib.Path) -> None:
@@ -775,6 +900,23 @@ def test_offload_decorator_uses_config_by_default(
 
     with nginx_app.test_client().get("/deco-default") as rv:
         assert offload_headers(rv) == {"X-Accel-Redirect": ["/protected/hello.txt"]}
+
+
+def test_offload_decorator_takes_source_dir_relative_to_the_app(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    # app.root_path is download_root.parent; the working directory is not.
+    app = app_factory(DOWNLOAD_ACCEL=None)
+    assert not os.path.exists("root")
+
+    @app.route("/deco-relative")
+    @offload("nginx", rules=[{"source_dir": "root", "destination_url": "/p/"}])
+    def deco_relative() -> DownloadResponse:
+        return DownloadResponse(PathFile(download_root / "hello.txt"))
+
+    with app.test_client().get("/deco-relative") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/p/hello.txt"]}
+        assert rv.data == b""
 
 
 def test_offload_decorator_checks_its_arguments() -> None:

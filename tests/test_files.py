@@ -493,3 +493,14 @@ def test_path_file_does_not_open_a_fifo(tmp_path: pathlib.Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(FileNotFound):
         PathFile(fifo)
+
+
+def test_virtual_file_range_of_a_stream_positioned_mid_way() -> None:
+    """Offsets of chunks() count from where the content starts in the stream."""
+    stream = io.BytesIO(b"HEADER:0123456789")
+    stream.seek(7)
+    file = VirtualFile(stream)
+    assert file.size == 10
+    assert b"".join(file.chunks(4, 2, 5)) == b"234"
+    assert b"".join(file.chunks(4)) == b"0123456789"
+    assert not stream.closed

@@ -14,9 +14,11 @@ from flask import Flask
 pytest.importorskip("urllib3", reason="HTTPDownloadView needs 'urllib3'")
 
 from flask_download import DisallowedURL  # noqa: E402
+from flask_download import DownloadFile  # noqa: E402
 from flask_download import FlaskDownload  # noqa: E402
 from flask_download import HTTPDownloadView  # noqa: E402
 from flask_download import HTTPFile  # noqa: E402
+from flask_download import VirtualFile  # noqa: E402
 from flask_download.http import _pool  # noqa: E402
 from flask_download.http import is_public_address  # noqa: E402
 
@@ -25,6 +27,7 @@ ETAG = '"v1-abc"'
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 GZIPPED = gzip.compress(b"hello gzip " * 100)
 BIG_CHUNK = b"x" * 65536
+WEAK_ETAG = 'W/"w1"'
 
 
 class Upstream(http.server.ThreadingHTTPServer):
@@ -101,6 +104,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             )
             return
         self.send(200, CONTENT, **common)
+
+    def route_tagged(self) -> None:
+        if self.headers.get("If-None-Match") == WEAK_ETAG:
+            self.send_response(304)
+            self.send_header("ETag", WEAK_ETAG)
+            self.send_header("Vary", "Accept-Encoding")
+            self.end_headers()
+            return
+        if "If-Match" in self.headers:
+            # A weak tag never matches If-Match (RFC 9110 §13.1.1).
+            self.send(412)
+            return
+        self.send(200, b"tagged", ETag=WEAK_ETAG, Content_Type="text/plain")
 
     def route_page_gz(self) -> None:
         self.send(200, GZIPPED, Content_Type="text/plain", Content_Encoding="gzip")
@@ -475,3 +491,72 @@ def test_missing_url_is_a_configuration_error() -> None:
     app.config["PROPAGATE_EXCEPTIONS"] = True
     with pytest.raises(ValueError, match="'url'"):
         app.test_client().get("/dl")
+
+
+# -- what the view decides, what upstream decides --------------------------------
+
+
+class RecordingVirtualFile(VirtualFile):
+    """A local file that counts calls to :meth:`close`."""
+
+    close_calls = 0
+
+    def close(self) -> None:
+        self.close_calls += 1
+        super().close()
+
+
+@pytest.mark.parametrize(
+    ("conditional", "status"),
+    [(False, 200), (True, 304)],
+    ids=["download", "not-modified-decided-here"],
+)
+def test_subclass_serving_a_local_file_gets_it_once(
+    conditional: bool, status: int
+) -> None:
+    files: list[RecordingVirtualFile] = []
+
+    class Fallback(HTTPDownloadView):
+        def get_file(self) -> DownloadFile:
+            files.append(RecordingVirtualFile(b"local copy", name="copy.txt"))
+            return files[-1]
+
+    app = Flask(__name__)
+    app.config["TESTING"] = True
+    app.add_url_rule("/dl", view_func=Fallback.as_view("dl"))
+    client = app.test_client()
+    etag = f'"{RecordingVirtualFile(b"local copy").etag}"'
+    headers = {"If-None-Match": etag} if conditional else {}
+    with client.get("/dl", headers=headers) as rv:
+        assert rv.status_code == status
+        assert rv.get_data() == (b"" if conditional else b"local copy")
+        assert rv.headers["ETag"] == etag
+    assert len(files) == 1
+    assert files[0].close_calls >= 1
+
+
+def test_upstream_304_relays_weak_etag_and_vary(upstream: Running) -> None:
+    rv = fetch(
+        upstream.url + "/tagged",
+        {"If-None-Match": WEAK_ETAG},
+        cache_control="private, max-age=60",
+    )
+    assert rv.status_code == 304
+    assert rv.get_data() == b""
+    assert rv.headers["ETag"] == WEAK_ETAG
+    assert rv.headers["Vary"] == "Accept-Encoding"
+    assert rv.headers["Cache-Control"] == "private, max-age=60"
+
+
+def test_upstream_412_is_relayed(upstream: Running) -> None:
+    rv = fetch(upstream.url + "/tagged", {"If-Match": '"other"'})
+    assert rv.status_code == 412
+    assert rv.get_data() == b""
+    assert upstream.server.seen["/tagged"]["If-Match"] == '"other"'
+
+
+def test_upstream_200_is_not_evaluated_again(upstream: Running) -> None:
+    """Upstream ignored the condition: its answer is relayed, not judged here."""
+    rv = fetch(upstream.url + "/file.bin", {"If-Match": '"other"'})
+    assert rv.status_code == 200
+    assert rv.get_data() == CONTENT

@@ -20,6 +20,8 @@ from flask_download import FileNotFound
 from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import VirtualDownloadView
+from flask_download.response import representation
+from flask_download.response import validator_headers
 
 DATA = SAMPLE_FILES["data.bin"]
 SIZE = len(DATA)
@@ -1319,3 +1321,69 @@ def test_server_file_wrapper_is_returned_unwrapped(download_root: pathlib.Path) 
     assert b"".join(app_iter) == (download_root / "data.bin").read_bytes()
     app_iter.close()
     assert response._handle is None
+
+
+# -- shared helpers -----------------------------------------------------------
+
+
+class KnownFile(DownloadFile):
+    name = "report.txt"
+    mimetype = "text/csv"
+    encoding = "gzip"
+    charset = "latin-1"
+
+
+@pytest.mark.parametrize(
+    ("view_values", "expected"),
+    [
+        (
+            {},
+            (
+                "report.txt",
+                "text/csv; charset=latin-1",
+                "gzip",
+                'attachment; filename="report.txt"',
+            ),
+        ),
+        (
+            {"basename": "r.html", "mimetype": "text/html", "charset": "utf-16"},
+            (
+                "r.html",
+                "text/html; charset=utf-16",
+                "gzip",
+                'attachment; filename="r.html"',
+            ),
+        ),
+    ],
+    ids=["file-values", "view-values-win"],
+)
+def test_representation_falls_back_to_the_file(
+    view_values: dict[str, str], expected: tuple[str, str, str, str]
+) -> None:
+    values: dict[str, t.Any] = {
+        "basename": None,
+        "mimetype": None,
+        "encoding": None,
+        "charset": None,
+        **view_values,
+    }
+    assert representation(KnownFile(), **values, attachment=True) == expected
+    response = DownloadResponse(KnownFile(), **values)
+    try:
+        assert response.headers["Content-Type"] == expected[1]
+        assert response.headers["Content-Encoding"] == expected[2]
+        assert response.headers["Content-Disposition"] == expected[3]
+    finally:
+        response.close()
+
+
+def test_validator_headers() -> None:
+    modified = datetime.datetime(2024, 5, 17, 12, 30, 45, tzinfo=datetime.timezone.utc)
+    file = DownloadFile()
+    assert validator_headers(file, None) == []
+    file.etag, file.modified_time = "v1", modified
+    assert validator_headers(file, "no-cache") == [
+        ("Last-Modified", http_date(modified)),
+        ("ETag", '"v1"'),
+        ("Cache-Control", "no-cache"),
+    ]

@@ -25,6 +25,7 @@ import boto3  # noqa: E402
 import fsspec  # noqa: E402
 import s3fs  # noqa: E402
 
+from flask_download import DownloadFile  # noqa: E402
 from flask_download import StorageDownloadView  # noqa: E402
 from flask_download.storage import _resolve_url  # noqa: E402
 
@@ -223,3 +224,45 @@ def test_outage_gives_503(caplog: pytest.LogCaptureFixture) -> None:
         assert rv.status_code == 503
         assert b"127.0.0.1" not in rv.get_data()
     assert any("Storage s3:// unavailable" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("known", "content_type"),
+    [
+        ({"mimetype": "application/vnd.example"}, "application/vnd.example"),
+        ({"charset": "iso-8859-1"}, "text/plain; charset=iso-8859-1"),
+    ],
+    ids=["file-mimetype", "file-charset"],
+)
+def test_presigned_redirect_and_stream_describe_the_file_alike(
+    s3: s3fs.S3FileSystem, known: dict[str, str], content_type: str
+) -> None:
+    """What the file knows of itself reaches the redirect as it does a stream."""
+
+    class Described(StorageDownloadView):
+        def get_file(self) -> DownloadFile:
+            file = super().get_file()
+            for name, value in known.items():
+                setattr(file, name, value)
+            return file
+
+    app = Flask(__name__)
+    app.config["TESTING"] = True
+    for name, redirect in (("stream", False), ("redirect", True)):
+        view = Described.as_view(name, storage=s3, redirect=redirect)
+        app.add_url_rule(f"/{name}/<path:path>", view_func=view)
+    client = app.test_client()
+    with client.get(f"/stream/{BUCKET}/media/notes.txt") as streamed:
+        assert streamed.get_data() == b"some notes\n"
+    with client.get(f"/redirect/{BUCKET}/media/notes.txt") as rv:
+        assert rv.status_code == 302
+        location = rv.headers["Location"]
+    with urllib3.PoolManager() as http:
+        answer = http.request("GET", location, retries=False)
+    assert answer.status == 200
+    assert answer.data == b"some notes\n"
+    assert streamed.headers["Content-Type"] == content_type
+    assert answer.headers["Content-Type"] == content_type
+    disposition = 'attachment; filename="notes.txt"'
+    assert streamed.headers["Content-Disposition"] == disposition
+    assert answer.headers["Content-Disposition"] == disposition

@@ -325,3 +325,16 @@ def test_signed_attribute_is_settable_with_as_view() -> None:
     assert PathDownloadView.signed is False
     PathDownloadView.as_view("x", signed=True)
     assert PathDownloadView.signed is False
+
+
+def test_signature_errors_belong_to_the_exception_tree() -> None:
+    from werkzeug.exceptions import HTTPException
+
+    from flask_download import DownloadError
+    from flask_download import InvalidSignature
+    from flask_download import SignatureExpired
+
+    for error, code in ((InvalidSignature, 403), (SignatureExpired, 410)):
+        assert issubclass(error, DownloadError)
+        assert issubclass(error, HTTPException)
+        assert error.code == code

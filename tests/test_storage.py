@@ -14,6 +14,7 @@ fsspec = pytest.importorskip("fsspec", reason="storages need 'fsspec'")
 from fsspec.implementations.memory import MemoryFileSystem  # noqa: E402
 
 from flask_download import ConfigurationError  # noqa: E402
+from flask_download import DownloadFile  # noqa: E402
 from flask_download import FileNotFound  # noqa: E402
 from flask_download import resolve_storage  # noqa: E402
 from flask_download import StorageDownloadView  # noqa: E402
@@ -306,3 +307,71 @@ def test_local_storage_refuses_symlinks_out(download_root: pathlib.Path) -> None
         assert rv.status_code == 404
     with client.get("/files/../secret.txt") as rv:
         assert rv.status_code == 404
+
+
+class SigningFS(CountingFS):
+    """A private memory filesystem that can presign URLs, as S3 does."""
+
+    protocol = "signingmem"
+
+    def sign(self, path: str, expiration: int = 100, **kwargs: t.Any) -> str:
+        return f"https://store.example/{path}?expires={expiration}"
+
+
+class RecordingStorageFile(StorageFile):
+    close_calls = 0
+
+    def close(self) -> None:
+        self.close_calls += 1
+        super().close()
+
+
+@pytest.mark.parametrize(
+    ("signing", "status"),
+    [(True, 302), (False, 200)],
+    ids=["presigned-302", "no-signing-streams"],
+)
+def test_redirect_view_gets_the_file_once_and_closes_it(
+    signing: bool, status: int
+) -> None:
+    fs = (SigningFS if signing else CountingFS)(skip_instance_cache=True)
+    fs.pipe("/docs/hello.txt", b"Hello, storage!\n")
+    files: list[RecordingStorageFile] = []
+
+    class Recording(StorageDownloadView):
+        def get_file(self) -> DownloadFile:
+            fs, _ = self.get_storage()
+            files.append(RecordingStorageFile(fs, self.get_path()))
+            return files[-1]
+
+    app = Flask(__name__)
+    app.config["TESTING"] = True
+    view = Recording.as_view("dl", storage=fs, redirect=True, redirect_expires=30)
+    app.add_url_rule("/files/<path:path>", view_func=view)
+    with app.test_client().get("/files/docs/hello.txt") as rv:
+        assert rv.status_code == status
+        if signing:
+            assert rv.headers["Location"] == (
+                "https://store.example/docs/hello.txt?expires=30"
+            )
+            assert rv.get_data() == b""
+        else:
+            assert rv.get_data() == b"Hello, storage!\n"
+    assert len(files) == 1
+    assert files[0].close_calls >= 1
+
+
+def test_storage_is_resolved_once_per_request(
+    fs: CountingFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved: list[t.Any] = []
+
+    def counting(storage: t.Any) -> tuple[t.Any, str]:
+        resolved.append(storage)
+        return resolve_storage(storage)
+
+    monkeypatch.setattr("flask_download.storage.resolve_storage", counting)
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/docs/hello.txt") as rv:
+        assert rv.get_data() == b"Hello, storage!\n"
+    assert resolved == [fs]

@@ -15,6 +15,7 @@ from flask.views import View
 from werkzeug.http import http_date
 
 from flask_download import BaseDownloadView
+from flask_download import conditional
 from flask_download import ConfigurationError
 from flask_download import DownloadFile
 from flask_download import DownloadMixin
@@ -249,10 +250,29 @@ class NotImplementedMethodFile(DownloadFile):
         raise NotImplementedError
 
 
+class NoneMethodFile(DownloadFile):
+    modified_time = None
+
+    def was_modified_since(self, since: datetime.datetime) -> bool | None:
+        return None  # the wrapper cannot tell
+
+
 @pytest.mark.parametrize(
     "file_class",
-    [NoTimeFile, AttributeErrorFile, NotImplementedFile, NotImplementedMethodFile],
-    ids=["none", "attribute-error", "not-implemented", "method-not-implemented"],
+    [
+        NoTimeFile,
+        AttributeErrorFile,
+        NotImplementedFile,
+        NotImplementedMethodFile,
+        NoneMethodFile,
+    ],
+    ids=[
+        "none",
+        "attribute-error",
+        "not-implemented",
+        "method-not-implemented",
+        "method-returns-none",
+    ],
 )
 def test_was_modified_since_unknown_counts_as_modified(
     file_class: type[DownloadFile],
@@ -1094,3 +1114,120 @@ def test_iterator_with_close_is_closed(app: Flask, client: t.Any) -> None:
     finally:
         rv.close()
     assert closed == [True]
+
+
+# -- render_to_response hooks -------------------------------------------------
+
+
+def test_file_response_answers_early_and_closes_the_file(
+    app: Flask, client: t.Any
+) -> None:
+    files: list[RecordingFile] = []
+    seen: list[DownloadFile] = []
+
+    class Elsewhere(DownloadView):
+        def get_file(self) -> DownloadFile:
+            files.append(RecordingFile(b"data", name="d.bin"))
+            return files[-1]
+
+        def file_response(self, file: DownloadFile) -> Response | None:
+            seen.append(file)
+            return Response(b"", status=302, headers={"Location": "/elsewhere"})
+
+    app.add_url_rule("/e", view_func=Elsewhere.as_view("e"))
+    # An early answer wins over preconditions.
+    with client.get("/e", headers={"If-Match": '"other"'}) as rv:
+        assert rv.status_code == 302
+        assert rv.headers["Location"] == "/elsewhere"
+    assert len(files) == 1
+    assert seen == files
+    assert files[0].close_calls == 1
+
+
+def test_file_response_none_goes_on_with_the_download(
+    app: Flask, client: t.Any
+) -> None:
+    class Passing(VirtualDownloadView):
+        content = b"data"
+
+        def file_response(self, file: DownloadFile) -> Response | None:
+            return super().file_response(file)
+
+    app.add_url_rule("/p", view_func=Passing.as_view("p"))
+    with client.get("/p") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"data"
+
+
+@pytest.mark.parametrize(
+    ("decision", "status"),
+    [(conditional.NOT_MODIFIED, 304), (conditional.PRECONDITION_FAILED, 412)],
+    ids=["not-modified", "precondition-failed"],
+)
+def test_evaluate_preconditions_override_decides(
+    app: Flask, client: t.Any, decision: int, status: int
+) -> None:
+    files: list[RecordingFile] = []
+
+    class Decided(DownloadView):
+        cache_control = "private, max-age=5"
+
+        def get_file(self) -> DownloadFile:
+            files.append(RecordingFile(b"data", name="d.bin", modified_time=MODIFIED))
+            return files[-1]
+
+        def evaluate_preconditions(self, file: DownloadFile) -> int | None:
+            assert file is files[-1]
+            return decision
+
+    app.add_url_rule("/d", view_func=Decided.as_view("d"))
+    # No conditional header at all: the override alone decides.
+    with client.get("/d") as rv:
+        assert rv.status_code == status
+        assert rv.data == b""
+        if status == 304:
+            assert rv.headers["ETag"] == f'"{files[0].etag}"'
+            assert rv.headers["Last-Modified"] == MODIFIED_DATE
+            assert rv.headers["Cache-Control"] == "private, max-age=5"
+    assert len(files) == 1
+    assert files[0].close_calls >= 1
+
+
+def test_evaluate_preconditions_default_reads_the_request(app: Flask) -> None:
+    view = DownloadMixin()
+    file = VirtualFile(b"data", name="d.bin", etag="v1")
+    with app.test_request_context("/", headers={"If-None-Match": '"v1"'}):
+        assert view.evaluate_preconditions(file) == conditional.NOT_MODIFIED
+    with app.test_request_context("/", headers={"If-Match": '"v2"'}):
+        assert view.evaluate_preconditions(file) == conditional.PRECONDITION_FAILED
+    with app.test_request_context("/"):
+        assert view.evaluate_preconditions(file) is None
+
+
+@pytest.mark.parametrize("kind", ["view", "mixin"])
+def test_signature_is_checked_once_per_request(
+    app: Flask, client: t.Any, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(
+        "flask_download.views.check_signature", lambda: calls.append(kind)
+    )
+
+    class Signed(VirtualDownloadView):
+        content = b"signed"
+        signed = True
+
+    class SignedMixin(DownloadMixin):
+        signed = True
+
+        def get_file(self) -> DownloadFile:
+            return VirtualFile(b"signed", name="s.bin")
+
+    if kind == "view":
+        app.add_url_rule("/s", view_func=Signed.as_view("s"))
+    else:
+        app.add_url_rule("/s", "s", lambda: SignedMixin().render_to_response())
+    with client.get("/s") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"signed"
+    assert calls == [kind]
