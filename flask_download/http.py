@@ -34,6 +34,7 @@ from flask import request
 from flask import Response
 from werkzeug.datastructures import Headers
 
+from ._compat import require
 from .conditional import parse_http_date
 from .exceptions import ConfigurationError
 from .exceptions import DisallowedURL
@@ -218,13 +219,7 @@ _pool_manager: urllib3.PoolManager | None = None
 
 
 def _import_urllib3() -> t.Any:
-    try:
-        import urllib3
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Remote files need 'urllib3': pip install 'Flask-Download[http]'."
-        ) from e
-    return urllib3
+    return require("urllib3", "http", "Remote files")
 
 
 def _pool() -> urllib3.PoolManager:

@@ -14,6 +14,7 @@ import uuid
 
 from flask import current_app
 
+from ._compat import require
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 from .files import DownloadFile
@@ -25,15 +26,10 @@ if t.TYPE_CHECKING:
 
 
 def _import_sqlalchemy() -> tuple[t.Any, t.Any]:
-    try:
-        import sqlalchemy
-        import sqlalchemy.orm
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "ObjectDownloadView needs SQLAlchemy: pip install"
-            " 'Flask-Download[sqlalchemy]'"
-        ) from e
-    return sqlalchemy, sqlalchemy.orm
+    return (
+        require("sqlalchemy", "sqlalchemy", "Model downloads"),
+        require("sqlalchemy.orm", "sqlalchemy", "Model downloads"),
+    )
 
 
 # A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()

@@ -34,9 +34,10 @@ try:
     from sqlalchemy.engine import Dialect
     from sqlalchemy.types import TypeDecorator
 except ImportError as e:  # pragma: no cover - depends on the environment
+    # Typed imports (TypeDecorator is a base class here), so not _compat.require;
+    # the same message.
     raise ImportError(
-        "flask_download.sqlalchemy needs SQLAlchemy: pip install"
-        " 'Flask-Download[sqlalchemy]'"
+        "Model downloads need 'sqlalchemy': pip install 'Flask-Download[sqlalchemy]'."
     ) from e
 
 __all__ = ["BinaryFile", "ColumnFile", "FileColumn"]

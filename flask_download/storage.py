@@ -28,6 +28,7 @@ from flask import has_app_context
 from flask import request
 from flask import Response
 
+from ._compat import require
 from .exceptions import ConfigurationError
 from .exceptions import DownloadError
 from .exceptions import FileNotFound
@@ -48,14 +49,7 @@ MAX_FETCH_SIZE = 8 * 1024 * 1024
 
 
 def _import_fsspec() -> t.Any:
-    try:
-        import fsspec
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Storages need 'fsspec': pip install 'Flask-Download[storage]'"
-            " (or 'Flask-Download[s3]' for S3)."
-        ) from e
-    return fsspec
+    return require("fsspec", "storage", "Storages")
 
 
 @functools.lru_cache(maxsize=32)
