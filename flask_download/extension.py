@@ -17,6 +17,7 @@ from .accel import offload_after_request
 from .accel import parse_rules
 from .accel import validate_accel
 from .exceptions import ConfigurationError
+from .files import DEFAULT_CHUNK_SIZE
 
 #: Every configuration key Flask-Download reads, with its default. The README
 #: documents each one; code and tests use these names.
@@ -24,7 +25,7 @@ DEFAULTS: dict[str, t.Any] = {
     # Directory that ``PathDownloadView`` resolves relative and URL paths in.
     "DOWNLOAD_ROOT": None,
     # Bytes read and sent per chunk when the body is streamed by Python.
-    "DOWNLOAD_CHUNK_SIZE": 64 * 1024,
+    "DOWNLOAD_CHUNK_SIZE": DEFAULT_CHUNK_SIZE,
     # Above this many ranges in one Range header, the whole file is sent.
     "DOWNLOAD_MAX_RANGES": 50,
     # ``Cache-Control: max-age`` in seconds; ``None`` sends ``no-cache``.

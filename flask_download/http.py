@@ -41,6 +41,7 @@ from .exceptions import DisallowedURL
 from .exceptions import FileNotFound
 from .exceptions import UpstreamError
 from .exceptions import UpstreamTimeout
+from .extension import DEFAULTS
 from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
@@ -56,7 +57,7 @@ _logger = logging.getLogger("flask_download")
 #: Most redirects followed for one download.
 MAX_REDIRECTS = 5
 #: Timeout of :class:`HTTPFile` used outside an application, in seconds.
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT: float = DEFAULTS["DOWNLOAD_HTTP_TIMEOUT"]
 
 #: Client request headers passed upstream; nothing else is (never ``Cookie``
 #: or ``Authorization``).
