@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import os
 import pathlib
+import socket
+import threading
 import typing as t
 
 import pytest
@@ -45,3 +48,23 @@ def app(app_factory: cabc.Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> t.Any:
     return app.test_client()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for servers run as processes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(server: t.Any) -> cabc.Iterator[t.Any]:
+    """Run a ``socketserver``-style WSGI server in a thread until the block ends."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

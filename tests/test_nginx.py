@@ -14,12 +14,13 @@ import pathlib
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import typing as t
 from urllib.parse import quote
 
 import pytest
+from conftest import free_port
+from conftest import serving
 from flask import abort
 from flask import Flask
 from flask import request
@@ -168,20 +169,8 @@ def app_port(nginx_root: pathlib.Path) -> cabc.Iterator[int]:
         threaded=True,
         request_handler=_QuietHandler,
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +178,7 @@ def nginx_url(
     nginx_root: pathlib.Path, app_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> cabc.Iterator[str]:
     tmp = tmp_path_factory.mktemp("nginx_run")
-    port = _free_port()
+    port = free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(tmp=tmp, root=nginx_root, port=port, app_port=app_port)

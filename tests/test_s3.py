@@ -14,6 +14,7 @@ import typing as t
 import urllib.parse
 
 import pytest
+from conftest import free_port
 from flask import Flask
 
 pytest.importorskip("s3fs", reason="S3 storages need 'Flask-Download[s3]'")
@@ -34,12 +35,6 @@ CONTENT = os.urandom(300_000)
 CREDENTIALS = {"key": "testing", "secret": "testing"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> cabc.Iterator[str]:
     """A moto S3 server on 127.0.0.1, with a bucket of test objects.
@@ -53,7 +48,7 @@ def s3_endpoint() -> cabc.Iterator[str]:
         endpoint = given.rstrip("/")
         port = urllib.parse.urlsplit(endpoint).port or 80
     else:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -213,7 +208,7 @@ def test_outage_gives_503(caplog: pytest.LogCaptureFixture) -> None:
     down = s3fs.S3FileSystem(
         **CREDENTIALS,
         client_kwargs={
-            "endpoint_url": f"http://127.0.0.1:{_free_port()}",
+            "endpoint_url": f"http://127.0.0.1:{free_port()}",
             "region_name": "us-east-1",
         },
         config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 1},

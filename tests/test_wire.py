@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import typing as t
 from wsgiref.simple_server import make_server
 from wsgiref.simple_server import WSGIRequestHandler
 
 import pytest
+from conftest import free_port
+from conftest import serving
 from flask import Flask
 
 from flask_download import FlaskDownload
@@ -64,20 +65,8 @@ def wsgiref_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
     server = make_server(
         "127.0.0.1", 0, _make_app(os.fspath(wire_root)), handler_class=_QuietHandler
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +83,14 @@ def gunicorn_url(
             """
         )
     )
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.fspath(tmp_path), os.fspath(pathlib.Path(__file__).parent.parent)]
+        [
+            os.fspath(tmp_path),
+            os.fspath(pathlib.Path(__file__).parent.parent),
+            os.fspath(pathlib.Path(__file__).parent),  # for "import conftest"
+        ]
     )
     proc = subprocess.Popen(
         [
