@@ -135,7 +135,7 @@ def _weak_etag_matches(header: str, etag: str | None) -> bool:
     )
 
 
-def _as_utc(value: datetime.datetime) -> datetime.datetime:
+def as_utc(value: datetime.datetime) -> datetime.datetime:
     """Return ``value`` as an aware UTC datetime; a naive value is taken as UTC.
 
     :param value: The datetime to normalise.
@@ -182,7 +182,7 @@ def evaluate_preconditions(
     is_get_or_head = method in ("GET", "HEAD")
 
     if last_modified is not None:
-        last_modified = _as_utc(last_modified)
+        last_modified = as_utc(last_modified)
 
     # RFC 9110 §13.2.2 step 1: If-Match first; false means 412.
     if _is_present(if_match):

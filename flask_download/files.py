@@ -16,6 +16,7 @@ import os
 import stat
 import typing as t
 
+from .conditional import as_utc
 from .exceptions import FileNotFound
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
@@ -239,9 +240,7 @@ class VirtualFile(DownloadFile):
         etag: str | None = None,
     ) -> None:
         self.name = name
-        if modified_time is not None and modified_time.tzinfo is None:
-            modified_time = modified_time.replace(tzinfo=datetime.timezone.utc)
-        self.modified_time = modified_time
+        self.modified_time = None if modified_time is None else as_utc(modified_time)
         self._bytes: bytes | None = None
         self._stream: t.IO[bytes] | None = None
         self._iterable: cabc.Iterable[bytes | str] | None = None

@@ -15,6 +15,7 @@ import uuid
 from flask import current_app
 
 from ._compat import require
+from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 from .files import DownloadFile
@@ -241,11 +242,7 @@ class ObjectDownloadView(DownloadView):
         basename = self._value(obj, self.basename_field, str)
         modified = self._value(obj, self.modification_time_field, datetime.datetime)
         if modified is not None:
-            # Naive datetimes from the database mean UTC.
-            if modified.tzinfo is None:
-                modified = modified.replace(tzinfo=datetime.timezone.utc)
-            else:
-                modified = modified.astimezone(datetime.timezone.utc)
+            modified = as_utc(modified)  # naive datetimes from the database mean UTC
         file: DownloadFile
         if value is None:
             raise FileNotFound(f"{obj!r} has no file ({self.file_field} is NULL).")

@@ -18,6 +18,7 @@ import re
 import secrets
 import typing as t
 
+from .conditional import as_utc
 from .conditional import parse_http_date
 
 #: A sorted, coalesced tuple of half-open ``(start, stop)`` byte ranges.
@@ -104,10 +105,7 @@ def _if_range_matches(
     if date is None or last_modified is None:
         return False
 
-    if last_modified.tzinfo is None:
-        last_modified = last_modified.replace(tzinfo=datetime.timezone.utc)
-
-    return int(last_modified.timestamp()) == int(date.timestamp())
+    return int(as_utc(last_modified).timestamp()) == int(date.timestamp())
 
 
 def evaluate_range(

@@ -29,6 +29,7 @@ from flask import request
 from flask import Response
 
 from ._compat import require
+from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import DownloadError
 from .exceptions import FileNotFound
@@ -192,9 +193,7 @@ def _to_datetime(value: t.Any) -> datetime.datetime | None:
             return None
     except (ValueError, OverflowError, OSError):
         return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc)
+    return as_utc(moment)
 
 
 def _modified_time(info: cabc.Mapping[str, t.Any]) -> datetime.datetime | None:
