@@ -5,7 +5,9 @@ import contextlib
 import os
 import pathlib
 import socket
+import subprocess
 import threading
+import time
 import typing as t
 
 import pytest
@@ -68,3 +70,22 @@ def serving(server: t.Any) -> cabc.Iterator[t.Any]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[t.Any] | None = None, timeout: float = 20
+) -> bool:
+    """Wait until something accepts connections on 127.0.0.1:``port``.
+
+    :return: ``False`` if ``process`` exited or ``timeout`` seconds passed first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            exited = process is not None and process.poll() is not None
+            if exited or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)

@@ -12,7 +12,6 @@ import collections.abc as cabc
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import time
 import typing as t
@@ -21,6 +20,7 @@ from urllib.parse import quote
 import pytest
 from conftest import free_port
 from conftest import serving
+from conftest import wait_for_port
 from flask import abort
 from flask import Flask
 from flask import request
@@ -188,17 +188,10 @@ def nginx_url(
     command += ["-e", os.fspath(tmp / "error.log")]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = tmp / "error.log"
-                    errors = log.read_text() if log.exists() else ""
-                    pytest.fail(f"nginx did not start: {errors}")
-                time.sleep(0.05)
+        if not wait_for_port(port, proc, timeout=10):
+            log = tmp / "error.log"
+            errors = log.read_text() if log.exists() else ""
+            pytest.fail(f"nginx did not start: {errors}")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

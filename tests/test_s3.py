@@ -6,7 +6,6 @@ import collections.abc as cabc
 import hashlib
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import urllib.parse
 
 import pytest
 from conftest import free_port
+from conftest import wait_for_port
 from flask import Flask
 
 pytest.importorskip("s3fs", reason="S3 storages need 'Flask-Download[s3]'")
@@ -62,16 +62,8 @@ def s3_endpoint() -> cabc.Iterator[str]:
         )
         endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                stopped = process is not None and process.poll() is not None
-                if stopped or time.monotonic() > deadline:
-                    pytest.fail("moto_server did not start")
-                time.sleep(0.1)
+        if not wait_for_port(port, process, timeout=30):
+            pytest.fail("moto_server did not start")
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import typing as t
 from wsgiref.simple_server import make_server
 from wsgiref.simple_server import WSGIRequestHandler
@@ -23,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler
 import pytest
 from conftest import free_port
 from conftest import serving
+from conftest import wait_for_port
 from flask import Flask
 
 from flask_download import FlaskDownload
@@ -106,15 +106,8 @@ def gunicorn_url(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("gunicorn did not start")
-                time.sleep(0.05)
+        if not wait_for_port(port, proc):
+            pytest.fail("gunicorn did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
