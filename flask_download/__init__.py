@@ -5,6 +5,8 @@ from __future__ import annotations
 from .accel import AccelResponse as AccelResponse
 from .accel import AccelRule as AccelRule
 from .accel import offload as offload
+from .archive import ArchiveFile as ArchiveFile
+from .archive import ZipDownloadView as ZipDownloadView
 from .blueprints import make_download_blueprint as make_download_blueprint
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import DisallowedURL as DisallowedURL
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULTS",
     "AccelResponse",
     "AccelRule",
+    "ArchiveFile",
     "BaseDownloadView",
     "ConfigurationError",
     "DisallowedURL",
@@ -66,6 +69,7 @@ __all__ = [
     "UpstreamTimeout",
     "VirtualDownloadView",
     "VirtualFile",
+    "ZipDownloadView",
     "content_disposition",
     "download_finished",
     "download_started",

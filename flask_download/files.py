@@ -51,6 +51,10 @@ class DownloadFile:
     encoding: str | None = None
     #: Character set of a text file known by the source.
     charset: str | None = None
+    #: The CRC-32 of the content, or ``None``. Optional: archives
+    #: (:class:`~flask_download.ArchiveFile`) use it to answer ranges without
+    #: reading the whole member (set it from a database column, say).
+    crc32: int | None = None
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False
