@@ -41,11 +41,11 @@ from .exceptions import DisallowedURL
 from .exceptions import FileNotFound
 from .exceptions import UpstreamError
 from .exceptions import UpstreamTimeout
-from .extension import DEFAULTS
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .response import DownloadResponse
+from .settings import DEFAULTS
+from .settings import get_settings
 from .views import DownloadView
 
 if t.TYPE_CHECKING:

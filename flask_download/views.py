@@ -17,8 +17,6 @@ from . import conditional
 from . import ranges as _ranges
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import get_settings
-from .extension import Settings
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
@@ -26,6 +24,8 @@ from .paths import safe_join
 from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
+from .settings import get_settings
+from .settings import Settings
 from .signing import check_signature
 
 if t.TYPE_CHECKING:

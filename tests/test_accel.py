@@ -700,7 +700,7 @@ def test_view_rules_are_parsed_once(
     download_root: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flask_download import accel
+    from flask_download import accel_rules as accel
 
     calls: list[t.Any] = []
     parse_rules = accel.parse_rules
