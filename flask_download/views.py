@@ -208,6 +208,7 @@ class DownloadMixin:
                 etag=file.etag,
                 last_modified=file.modified_time,
                 max_ranges=self._setting("max_ranges"),
+                method=environ["REQUEST_METHOD"],
             )
         response = self.response_class(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
@@ -430,6 +431,7 @@ class VirtualDownloadView(DownloadView):
 
     #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
     #: accepts (an iterator set here would be used up by the first request).
+    #: Text is encoded with :attr:`charset` (default UTF-8).
     content: t.Any = None
 
     def get_content(self) -> t.Any:
@@ -445,4 +447,6 @@ class VirtualDownloadView(DownloadView):
         return content
 
     def get_file(self) -> DownloadFile:
-        return VirtualFile(self.get_content(), name=self.get_basename())
+        return VirtualFile(
+            self.get_content(), name=self.get_basename(), charset=self.get_charset()
+        )
