@@ -19,6 +19,7 @@ sends (request headers included) takes part in the decision.
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextvars
 import functools
 import typing as t
 
@@ -39,6 +40,11 @@ from .response import DownloadResponse
 from .settings import get_settings
 from .settings import Settings
 
+# The choice of the offload(...) decorator wrapping the view that runs:
+# (backend, rules, owner). Set only while that view runs.
+_decorated: contextvars.ContextVar[tuple[t.Any, t.Any, str] | None] = (
+    contextvars.ContextVar("flask_download.offload", default=None)
+)
 # Headers the web server computes itself for the file it sends.
 _DROPPED_HEADERS = ("Content-Length", "Content-Range", "Accept-Ranges")
 
@@ -51,10 +57,13 @@ def resolve_offload(
     root_path: str | None = None,
     owner: str | type = "accel",
 ) -> Offload | None:
-    """The offload of ``file``: ``accel`` and ``rules`` win over the config.
+    """The offload of ``file``: ``accel`` and ``rules`` win over the config,
+    and the :func:`offload` decorator around the running view wins over
+    both.
 
-    The one place views, :func:`offload` and the ``after_request`` hook
-    decide. Returns ``None`` at once when no backend is chosen.
+    The one place views, :func:`offload`, ``send_download`` and the
+    ``after_request`` hook decide. Returns ``None`` at once when no backend
+    is chosen and no rule names its own.
 
     :param accel: a backend, ``None`` for ``DOWNLOAD_ACCEL``, ``False`` for
         no offload.
@@ -66,6 +75,10 @@ def resolve_offload(
     :param owner: the view class (or a name) for the error message.
     :raises ConfigurationError: an unknown backend or an invalid rule.
     """
+    decorated = _decorated.get()
+    if decorated is not None:
+        accel, rules, owner = decorated
+        root_path = None
     if accel is None:
         backend = settings.accel
     elif accel is False:
@@ -74,9 +87,9 @@ def resolve_offload(
         backend = accel
     else:
         backend = validate_accel(_accel_key(owner), accel)
-    if backend is None:
-        return None
     if rules is None:
+        if backend is None and not settings.accel_rules:
+            return None  # the common case, decided without a loop
         return find_offload(file, backend, settings.accel_rules)
     if root_path is None:
         root_path = current_app.root_path
@@ -172,23 +185,38 @@ def offload(
     backend: str | t.Literal[False] | None = None,
     rules: cabc.Iterable[cabc.Mapping[str, t.Any] | AccelRule] | None = None,
 ) -> cabc.Callable[[F], F]:
-    """Choose the offload of a function view that returns a download response.
+    """Choose the offload of one view: a function view or an ``as_view()``
+    result.
 
-    Class-based views use their ``accel`` and ``accel_rules`` attributes
-    instead; a response they decided on is left alone::
+    The decorator decides for every download the wrapped view makes,
+    whatever the view's ``accel`` and ``accel_rules`` attributes and the
+    configuration say (like django-downloadview's decorators)::
 
         @app.route("/report/<int:id>")
         @offload("nginx", rules=[{"source_dir": "/srv/reports",
                                   "destination_url": "/internal-reports/"}])
         def report(id):
-            return DownloadResponse(PathFile(f"/srv/reports/{id}.pdf"))
+            return send_download(f"/srv/reports/{id}.pdf")
+
+        app.add_url_rule("/media/<path:path>", view_func=offload("apache")(
+            PathDownloadView.as_view("media", root="/srv/media")))
 
     :param backend: ``"nginx"``, ``"apache"``, ``"lighttpd"``; ``None`` uses
         ``DOWNLOAD_ACCEL``; ``False`` never offloads this view.
-    :param rules: offload rules; ``None`` uses ``DOWNLOAD_ACCEL_RULES``.
+    :param rules: offload rules; ``None`` uses ``DOWNLOAD_ACCEL_RULES``. A
+        relative ``source_dir`` is relative to the application's
+        ``root_path``.
     :raises ConfigurationError: an unknown backend or an invalid rule (when
-        the view is decorated).
+        the decorator is made).
+    :raises TypeError: the decorator is used without parentheses, or on
+        something that is not a view function (a view class: decorate its
+        ``as_view()`` result, or list the decorator in its ``decorators``).
     """
+    if callable(backend) and not isinstance(backend, str):
+        raise TypeError(
+            "offload takes the backend, not the view: write '@offload()' or"
+            " '@offload(\"nginx\", rules=[...])', with parentheses."
+        )
     given: t.Any = rules
     if isinstance(rules, cabc.Iterable) and not isinstance(
         rules, (str, bytes, cabc.Mapping, AccelRule)
@@ -196,15 +224,27 @@ def offload(
         # A copy: a list changed (or a generator used up) later does not matter.
         given = tuple(rules)
     check_offload("offload(backend)", backend, given)
+    choice = (backend, given, "offload(backend)")
 
     def decorator(view: F) -> F:
+        if isinstance(view, type) or not callable(view):
+            raise TypeError(
+                f"offload(...) decorates a view function, not {view!r}: decorate"
+                " 'SomeView.as_view(name)', or set 'decorators = [offload(...)]'"
+                " on the class."
+            )
+
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            response = current_app.make_response(
-                current_app.ensure_sync(view)(*args, **kwargs)
-            )
+            token = _decorated.set(choice)
+            try:
+                rv = current_app.ensure_sync(view)(*args, **kwargs)
+            finally:
+                _decorated.reset(token)
+            response = current_app.make_response(rv)
             if not isinstance(response, DownloadResponse) or response._offload_decided:
                 return response
+            # Built by hand, not by a view or send_download: decide here.
             found = resolve_offload(
                 response.file, backend, given, get_settings(), owner="offload(backend)"
             )

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import datetime
 import os
 import re
 import typing as t
 from urllib.parse import quote
 from urllib.parse import unquote
 
+from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 from .files import DownloadFile
@@ -31,7 +33,13 @@ from .paths import split_relative
 #: Offload backends understood by ``DOWNLOAD_ACCEL`` and the ``accel`` view attribute.
 ACCEL_BACKENDS = ("nginx", "apache", "lighttpd")
 #: Keys of one ``DOWNLOAD_ACCEL_RULES`` mapping besides the nginx options.
-_RULE_KEYS = ("source_dir", "source_url", "destination_url", "destination_dir")
+_RULE_KEYS = (
+    "source_dir",
+    "source_url",
+    "destination_url",
+    "destination_dir",
+    "backend",
+)
 #: nginx options of a rule, given flat or under an ``options`` mapping.
 _OPTION_KEYS = ("buffering", "limit_rate", "expires", "charset")
 # RFC 9110 §5.6.2 token, for X-Accel-Charset.
@@ -80,10 +88,16 @@ class AccelRule:
         source from (``X-Sendfile``); defaults to ``source_dir``.
     :param buffering: nginx ``X-Accel-Buffering`` (``True``: ``yes``).
     :param limit_rate: nginx ``X-Accel-Limit-Rate``, bytes per second
-        (``0``: no limit).
+        (``0`` or ``"off"``: no limit).
     :param expires: nginx ``X-Accel-Expires`` for its proxy cache: seconds
-        (``0``: do not cache) or ``"@<epoch seconds>"``.
+        (an ``int`` or a :class:`~datetime.timedelta`; ``0``: do not cache),
+        or an expiry time (a :class:`~datetime.datetime`, naive meaning
+        UTC, or ``"@<epoch seconds>"``).
     :param charset: nginx ``X-Accel-Charset``.
+    :param backend: the backend this rule offloads to (``"nginx"``,
+        ``"apache"``, ``"lighttpd"``), whatever ``DOWNLOAD_ACCEL`` says, so
+        one application can offload to two kinds of servers; ``None``
+        (default): the configured backend.
     :raises ConfigurationError: a value is missing, of the wrong type, or
         could not go into a header.
     """
@@ -94,8 +108,9 @@ class AccelRule:
     destination_dir: str | None = None
     buffering: bool | None = None
     limit_rate: int | None = None
-    expires: int | str | None = None
+    expires: int | str | datetime.datetime | datetime.timedelta | None = None
     charset: str | None = None
+    backend: str | None = None
 
     def __post_init__(self) -> None:
         if (self.source_dir is None) == (self.source_url is None):
@@ -114,7 +129,7 @@ class AccelRule:
                     "'source_url' of a DOWNLOAD_ACCEL_RULES rule must be a URL"
                     f" prefix such as 's3://bucket/media', not {self.source_url!r}."
                 )
-            object.__setattr__(self, "source_url", self.source_url.rstrip("/"))
+            object.__setattr__(self, "source_url", normalize_url(self.source_url))
         if self.destination_url is not None:
             if not isinstance(self.destination_url, str) or not _URL_PATH.match(
                 self.destination_url
@@ -146,20 +161,42 @@ class AccelRule:
                 "Each DOWNLOAD_ACCEL_RULES rule needs 'destination_url' (nginx) or"
                 f" 'destination_dir' (Apache, lighttpd): {self!r}."
             )
+        if self.backend is not None:
+            object.__setattr__(
+                self, "backend", validate_accel("A rule's 'backend'", self.backend)
+            )
+        if self.backend == "nginx" and self.destination_url is None:
+            raise ConfigurationError(
+                "A DOWNLOAD_ACCEL_RULES rule with backend 'nginx' needs a"
+                f" 'destination_url' (an nginx internal location): {self!r}."
+            )
+        if self.backend in ("apache", "lighttpd") and self.sendfile_dir is None:
+            raise ConfigurationError(
+                f"A DOWNLOAD_ACCEL_RULES rule with backend {self.backend!r} needs a"
+                f" 'destination_dir' (X-Sendfile path): {self!r}."
+            )
         if self.buffering is not None and not isinstance(self.buffering, bool):
             raise ConfigurationError(
                 f"The 'buffering' option must be True or False, not {self.buffering!r}."
             )
+        if isinstance(self.limit_rate, str) and self.limit_rate.lower() == "off":
+            # nginx reads "off" like 0 (no limit) in X-Accel-Limit-Rate.
+            object.__setattr__(self, "limit_rate", 0)
         if self.limit_rate is not None and (
             isinstance(self.limit_rate, bool)
             or not isinstance(self.limit_rate, int)
             or self.limit_rate < 0
         ):
             raise ConfigurationError(
-                "The 'limit_rate' option must be bytes per second (an integer >= 0),"
-                f" not {self.limit_rate!r}."
+                "The 'limit_rate' option must be bytes per second (an integer >= 0)"
+                f" or 'off', not {self.limit_rate!r}."
             )
         expires = self.expires
+        if isinstance(expires, datetime.timedelta) and expires.total_seconds() >= 0:
+            expires = int(expires.total_seconds())
+        elif isinstance(expires, datetime.datetime):
+            expires = f"@{int(as_utc(expires).timestamp())}"
+        object.__setattr__(self, "expires", expires)
         if expires is not None and not (
             (
                 isinstance(expires, int)
@@ -169,8 +206,9 @@ class AccelRule:
             or (isinstance(expires, str) and re.fullmatch(r"@[0-9]+", expires))
         ):
             raise ConfigurationError(
-                "The 'expires' option must be seconds (an integer >= 0) or"
-                f" '@<epoch seconds>', not {expires!r}."
+                "The 'expires' option must be seconds (an integer >= 0 or a"
+                " timedelta), a datetime or '@<epoch seconds>',"
+                f" not {self.expires!r}."
             )
         if self.charset is not None and (
             not isinstance(self.charset, str) or not _TOKEN.match(self.charset)
@@ -214,7 +252,10 @@ class AccelRule:
             return segments
         assert self.source_url is not None
         url = file.url
-        if not isinstance(url, str) or not url.startswith(self.source_url + "/"):
+        if not isinstance(url, str):
+            return None
+        url = normalize_url(url)
+        if not url.startswith(self.source_url + "/"):
             return None
         rest = url[len(self.source_url) + 1 :]
         try:
@@ -225,6 +266,23 @@ class AccelRule:
             return split_relative(rest)
         except (FileNotFound, UnicodeDecodeError):
             return None
+
+
+def normalize_url(url: str) -> str:
+    """Spell a storage URL (or prefix) one way, for matching ``source_url``.
+
+    fsspec reads ``memory://x/pub`` and ``memory:///x/pub`` (or ``s3://b/p``
+    and ``s3:///b/p/``) as the same location: below a non-HTTP scheme, the
+    slashes around the path do not count. HTTP(S) URLs only lose a
+    trailing slash; the scheme is compared in lower case.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.rstrip("/")
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        return f"{scheme}://{rest.rstrip('/')}"
+    return f"{scheme}://{rest.strip('/')}"
 
 
 def _path(key: str, value: t.Any, absolute: bool = True) -> str:
@@ -259,6 +317,8 @@ def parse_rules(
         )
     rules = tuple(_parse_rule(item, root_path) for item in value)
     for rule in rules:
+        if rule.backend is not None:
+            continue  # checked against its own backend
         if backend == "nginx" and rule.destination_url is None:
             raise ConfigurationError(
                 "DOWNLOAD_ACCEL is 'nginx': each DOWNLOAD_ACCEL_RULES rule needs a"
@@ -380,14 +440,16 @@ def find_offload(
     """The offload of ``file`` by the first matching rule, or ``None``.
 
     :param backend: ``"nginx"``, ``"apache"``, ``"lighttpd"``, or ``None``
-        (no offload). Rules without the destination the backend needs are
-        skipped.
+        (only rules naming their own backend apply). A rule's own
+        ``backend`` wins; rules without the destination their backend needs
+        are skipped.
     """
-    if backend is None:
-        return None
     real_path = None
     for rule in rules:
-        if backend == "nginx":
+        rule_backend = rule.backend or backend
+        if rule_backend is None:
+            continue
+        if rule_backend == "nginx":
             if rule.destination_url is None:
                 continue
         elif rule.sendfile_dir is None:
@@ -398,9 +460,9 @@ def find_offload(
         segments = rule.relative_segments(file, real_path)
         if segments is None:
             continue
-        if backend == "nginx":
+        if rule_backend == "nginx":
             return _x_accel_redirect(rule, segments)
-        found = _x_sendfile(rule, segments, backend)
+        found = _x_sendfile(rule, segments, rule_backend)
         if found is not None:
             return found
     return None

@@ -27,8 +27,8 @@ def _offload_after_request(response: Response) -> Response:
     # Offload (issue 5) for download responses built by hand; views decide
     # their own, and every other response is returned untouched.
     settings = get_settings()
-    if settings.accel is None:
-        return response
+    if settings.accel is None and not settings.accel_rules:
+        return response  # rules may name their own backend
     return offload_after_request(response, settings)
 
 
