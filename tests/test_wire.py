@@ -29,6 +29,7 @@ from werkzeug.serving import make_server as make_werkzeug_server
 
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
+from flask_download import send_download
 from flask_download import VirtualDownloadView
 from flask_download.pytest_plugin import write_sample_files
 
@@ -77,6 +78,11 @@ def _add_text_views(app: Flask, root: str) -> None:
         "chunks": (lambda: iter(TEXT.splitlines(keepends=True)), None),
         "textmode": (text_mode_file, None),
     }
+
+    @app.route("/text/send")
+    def send_text() -> t.Any:
+        return send_download(io.StringIO(TEXT), download_name="t.txt")
+
     for name, (content, charset) in views.items():
         app.add_url_rule(
             f"/text/{name}",
@@ -273,8 +279,9 @@ def text_server_url(request: pytest.FixtureRequest) -> str:
         ("str", TEXT.encode(), "utf-8", True),
         ("chunks", TEXT.encode(), "utf-8", False),
         ("textmode", TEXT.encode(), "utf-8", False),
+        ("send", TEXT.encode(), "utf-8", True),
     ],
-    ids=["demo", "stringio", "latin", "str", "chunks", "textmode"],
+    ids=["demo", "stringio", "latin", "str", "chunks", "textmode", "send"],
 )
 def test_text_sources_reach_the_client_as_bytes(
     text_server_url: str, name: str, expected: bytes, charset: str, sized: bool
