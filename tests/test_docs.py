@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import io
 import os
 import pathlib
 import re
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import typing as t
 
 import pytest
 from conftest import free_port
@@ -270,3 +272,32 @@ def test_readme_quickstart_runs_as_written(tmp_path: pathlib.Path) -> None:
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_upload_recipe_saves_where_the_view_reads(
+    sample_dir: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upload recipe of docs/models.rst, with the app started from another
+    working directory: the file is saved under DOWNLOAD_ROOT resolved against
+    app.root_path, where the download view reads it (201, then 200)."""
+    namespace = sample_namespace(sample_dir, monkeypatch)
+    run_samples(page_samples(DOCS / "models.rst"), namespace)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    create_app = t.cast(t.Callable[..., t.Any], namespace["create_app"])
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    with app.test_client() as client:
+        created = client.post(
+            "/documents", data={"file": (io.BytesIO(b"agenda\n"), "agenda.txt")}
+        )
+        assert created.status_code == 201
+        with client.get(created.headers["Location"]) as response:
+            assert response.status_code == 200
+            assert response.data == b"agenda\n"
+        # A missing form field is the client's mistake: 400, not a 500.
+        with client.post("/documents", data={}) as response:
+            assert response.status_code == 400
+    assert not any(elsewhere.iterdir())  # nothing written to the working dir
