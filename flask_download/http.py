@@ -44,12 +44,14 @@ from .exceptions import UpstreamTimeout
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .response import DownloadResponse
+from .settings import check_allowed_hosts
 from .settings import DEFAULTS
 from .settings import get_settings
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
     import urllib3
+    from flask.typing import RouteCallable
     from urllib3.response import BaseHTTPResponse
 
 _logger = logging.getLogger("flask_download")
@@ -149,7 +151,7 @@ class _Target(t.NamedTuple):
 
 def _host_allowed(host: str, allowed_hosts: cabc.Collection[str]) -> bool:
     for allowed in allowed_hosts:
-        allowed = allowed.lower().rstrip(".")
+        allowed = allowed.lower().rstrip(".").strip("[]")
         if host == allowed:
             return True
         # ".example.com" allows example.com and its subdomains (as Django's
@@ -183,8 +185,9 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
         raise _refuse(f"{url!r} has no host.")
     if port is None:
         port = 443 if scheme == "https" else 80
+    # An IPv6 entry may be written "[::1]"; the URL's host name is "::1".
     listed = allowed_hosts is not None and host in {
-        h.lower().rstrip(".") for h in allowed_hosts
+        h.lower().rstrip(".").strip("[]") for h in allowed_hosts
     }
     if allowed_hosts is not None and not (listed or _host_allowed(host, allowed_hosts)):
         raise _refuse(f"{host!r} is not in the allowed hosts.")
@@ -327,6 +330,8 @@ class HTTPFile(DownloadFile):
         timeout: float | None = None,
         max_redirects: int = MAX_REDIRECTS,
     ) -> None:
+        if allowed_hosts and any(":" in host or "/" in host for host in allowed_hosts):
+            check_allowed_hosts(allowed_hosts, "allowed_hosts")  # raises
         if allowed_hosts is False or timeout is None:
             settings = get_settings() if has_app_context() else None
             if allowed_hosts is False:
@@ -450,6 +455,23 @@ class HTTPDownloadView(DownloadView):
     timeout: float | None = None
     #: Most redirects followed (each one checked like the URL).
     max_redirects: int = MAX_REDIRECTS
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function, checking :attr:`allowed_hosts` once.
+
+        :raises TypeError: a keyword names no attribute of the class.
+        :raises ConfigurationError: an ``allowed_hosts`` entry with a port or
+            a scheme (they are never compared, so it would never match).
+        """
+        view = super().as_view(name, *class_args, **class_kwargs)
+        check_allowed_hosts(
+            class_kwargs.get("allowed_hosts", cls.allowed_hosts),
+            f"{cls.__name__}.allowed_hosts",
+        )
+        return view
 
     def get_url(self) -> str:
         """The URL to fetch: :attr:`url` by default.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import difflib
+import inspect
 import os
 import typing as t
 
@@ -24,6 +26,7 @@ from .paths import safe_join
 from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
+from .settings import check_root
 from .settings import get_settings
 from .settings import Settings
 from .signing import check_signature
@@ -327,17 +330,15 @@ class DownloadView(DownloadMixin, MethodView):
         ``PathDownloadView.as_view("readme", path="README.md", attachment=False)``.
         The class itself is not changed.
 
-        :raises TypeError: a keyword names no attribute of the class.
+        :raises TypeError: a keyword names no attribute of the class (the
+            message suggests the closest attribute, and the attribute to use
+            for a :func:`flask.send_file` keyword).
         :raises ConfigurationError: an unknown ``accel`` backend or an invalid
             ``accel_rules`` rule (keyword or class attribute).
         """
         for key in class_kwargs:
             if key.startswith("_") or key in _HTTP_METHODS or not hasattr(cls, key):
-                raise TypeError(
-                    f"{cls.__name__}.as_view() got the keyword {key!r}, which is not"
-                    f" an attribute of {cls.__name__}. Only existing attributes"
-                    " can be set."
-                )
+                raise TypeError(_unknown_attribute_message(cls, key))
         # Offload (issue 5): fail now, not on the first request; parsed rules
         # are cached for the requests.
         _accel.check_offload(
@@ -356,6 +357,46 @@ class DownloadView(DownloadMixin, MethodView):
     def get(self, **kwargs: t.Any) -> Response:
         """Answer ``GET`` (and ``HEAD``) with :meth:`render_to_response`."""
         return self.render_to_response()
+
+
+# flask.send_file keywords (and their pre-2.0 names) -> what to use instead.
+_SEND_FILE_NAMES = {
+    "as_attachment": "use 'attachment'",
+    "download_name": "use 'basename'",
+    "attachment_filename": "use 'basename'",
+    "max_age": "use 'cache_max_age'",
+    "cache_timeout": "use 'cache_max_age'",
+    "path_or_file": "use 'path' (PathDownloadView) or override 'get_file'",
+    "filename_or_fp": "use 'path' (PathDownloadView) or override 'get_file'",
+    "conditional": "conditional requests are always answered",
+    "add_etags": "the ETag comes from the file wrapper",
+    "etag": "the ETag comes from the file wrapper (override 'get_file')",
+    "last_modified": (
+        "Last-Modified comes from the file wrapper's modified_time"
+        " (override 'get_file')"
+    ),
+}
+
+
+def _unknown_attribute_message(cls: type, key: str) -> str:
+    message = (
+        f"{cls.__name__}.as_view() got the keyword {key!r}, which is not an"
+        f" attribute of {cls.__name__}. Only existing attributes can be set."
+    )
+    hint = _SEND_FILE_NAMES.get(key)
+    if hint is not None:
+        return f"{message} {key!r} is a flask.send_file keyword: {hint}."
+    settable = [
+        name
+        for name in dir(cls)
+        if not name.startswith("_")
+        and name not in _HTTP_METHODS
+        and not inspect.isroutine(getattr(cls, name, None))
+    ]
+    close = difflib.get_close_matches(key, settable, n=1)
+    if close:
+        return f"{message} Did you mean {close[0]!r}?"
+    return message
 
 
 _HTTP_METHODS = frozenset(
@@ -386,11 +427,16 @@ class PathDownloadView(DownloadView):
     path_url_kwarg: str = "path"
 
     def get_root(self) -> str | None:
-        """The root directory: :attr:`root`, else ``DOWNLOAD_ROOT``."""
+        """The root directory: :attr:`root`, else ``DOWNLOAD_ROOT``.
+
+        :raises ConfigurationError: the root is not an existing directory
+            (checked at its first use).
+        """
         if self.root is not None:
-            root = os.fspath(self.root)
-            return os.path.join(current_app.root_path, root)
-        return self._settings().root
+            root = os.path.join(current_app.root_path, os.fspath(self.root))
+            return check_root(root, f"{type(self).__name__}.root")
+        configured = self._settings().root
+        return None if configured is None else check_root(configured, "DOWNLOAD_ROOT")
 
     def get_path(self) -> str:
         """The local path of the file to send, confined to the root.
