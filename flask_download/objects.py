@@ -163,6 +163,19 @@ class ObjectDownloadView(DownloadView):
             f"{message} Or rename the variable in the rule, or override 'get_object'."
         )
 
+    def get_cache_control(self) -> str:
+        """``Cache-Control``: ``private`` unless the view says otherwise.
+
+        Rows are usually per user (see :meth:`get_query`), so a shared cache
+        must not keep one user's file for another: ``private, no-cache``, or
+        ``private, max-age=N`` with ``DOWNLOAD_CACHE_MAX_AGE``. A
+        :attr:`cache_control` set on the view is sent as it is.
+        """
+        if self.cache_control is not None:
+            return self.cache_control
+        max_age = self._setting("cache_max_age")
+        return "private, no-cache" if max_age is None else f"private, max-age={max_age}"
+
     # -- the row --------------------------------------------------------------
 
     def get_session(self) -> orm.Session:

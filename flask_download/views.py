@@ -23,6 +23,7 @@ from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
 from .paths import safe_join
+from .response import DEFAULT_CONTENT_SECURITY_POLICY
 from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
@@ -63,6 +64,10 @@ class DownloadMixin:
     #: A full ``Cache-Control`` value, such as ``"private, max-age=60"``;
     #: wins over :attr:`cache_max_age`.
     cache_control: str | None = None
+    #: ``Content-Security-Policy`` of inline responses of active types (HTML,
+    #: XHTML, SVG, XML), so that an uploaded page or image runs no script in
+    #: the site's origin; ``None`` sends none. Attachments never get it.
+    content_security_policy: str | None = DEFAULT_CONTENT_SECURITY_POLICY
     #: Bytes per chunk; ``None`` uses ``DOWNLOAD_CHUNK_SIZE``.
     chunk_size: int | None = None
     #: Most ranges served in one response; ``None`` uses ``DOWNLOAD_MAX_RANGES``.
@@ -186,7 +191,8 @@ class DownloadMixin:
 
         Keyword arguments go to :attr:`response_class` and win over the
         view's: ``attachment``, ``basename``, ``mimetype``, ``encoding``,
-        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``. A file
+        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``,
+        ``content_security_policy``. A file
         matching an offload rule (:attr:`accel`) gives an empty-bodied
         :class:`~flask_download.AccelResponse` for the web server instead.
         """
@@ -198,6 +204,7 @@ class DownloadMixin:
         kwargs.setdefault("charset", self.get_charset())
         kwargs.setdefault("chunk_size", self._setting("chunk_size"))
         kwargs.setdefault("cache_control", self.get_cache_control())
+        kwargs.setdefault("content_security_policy", self.content_security_policy)
         offload = self._find_offload(file)
         if offload is not None:
             # The web server answers Range itself, from the request's header.
