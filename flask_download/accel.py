@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from flask import current_app
 from flask import Response
 
+from . import paths as _paths
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 from .files import DownloadFile
@@ -405,8 +406,9 @@ def find_offload(
         elif rule.sendfile_dir is None:
             continue
         if real_path is None and rule.source_dir is not None and file.path is not None:
-            # Resolved once per request, not once per rule.
-            real_path = os.path.realpath(file.path)
+            # Resolved once per request, not once per rule; a confined
+            # file's path as its opener walked it (no second resolution).
+            real_path = _paths.real_path(file)
         segments = rule.relative_segments(file, real_path)
         if segments is None:
             continue
