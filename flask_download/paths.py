@@ -316,7 +316,10 @@ def _open_checked(
 ) -> Opened:  # pragma: no cover - platforms without dir_fd (Windows)
     # Best effort: resolve, check, open, then make sure the opened file is
     # the one the resolved name designates (and not a link put there since).
-    real = os.path.realpath(os.path.join(roots[0], *segments))
+    try:
+        real = os.path.realpath(os.path.join(roots[0], *segments))
+    except (OSError, ValueError):  # EINVAL, ELOOP... while links change
+        _refuse(shown, "it changed while it was resolved")
     if not _below(real, roots[:1]):
         _refuse(shown, "it leaves the root")
     opened = open_path(real)
