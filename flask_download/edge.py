@@ -272,7 +272,7 @@ def nginx_secure_url_for(
     :raises ConfigurationError: no (or a weak) secret in the config, a
         non-positive ``expires_in``, or a query parameter in ``values``.
     """
-    from .extension import get_settings
+    from .settings import get_settings
 
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     secret = _app_secret(app)

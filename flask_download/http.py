@@ -41,11 +41,11 @@ from .exceptions import DisallowedURL
 from .exceptions import FileNotFound
 from .exceptions import UpstreamError
 from .exceptions import UpstreamTimeout
-from .extension import DEFAULTS
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .response import DownloadResponse
+from .settings import DEFAULTS
+from .settings import get_settings
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
@@ -70,6 +70,7 @@ FORWARDED_REQUEST_HEADERS = (
     "If-Unmodified-Since",
     "Accept-Encoding",
 )
+_RANGE_HEADERS = ("Range", "If-Range")
 #: Upstream response headers relayed to the client; nothing else is (no
 #: hop-by-hop headers, ``Set-Cookie``, ``X-Accel-*`` or ``X-Sendfile``).
 RELAYED_RESPONSE_HEADERS = (
@@ -476,11 +477,18 @@ class HTTPDownloadView(DownloadView):
         return self._settings().http_timeout
 
     def get_request_headers(self) -> dict[str, str]:
-        """The client's headers sent upstream (:data:`FORWARDED_REQUEST_HEADERS`)."""
+        """The client's headers sent upstream (:data:`FORWARDED_REQUEST_HEADERS`).
+
+        ``Range`` and ``If-Range`` go upstream with ``GET`` only: RFC 9110
+        §14.2 defines range handling for ``GET`` alone, so a ``HEAD``
+        mirrors the full 200.
+        """
+        ranged = request.method == "GET"
         return {
             name: value
             for name in FORWARDED_REQUEST_HEADERS
-            if (value := request.headers.get(name)) is not None
+            if (ranged or name not in _RANGE_HEADERS)
+            and (value := request.headers.get(name)) is not None
         }
 
     def get_file(self) -> DownloadFile:

@@ -21,13 +21,13 @@ from flask import current_app
 
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
 from .paths import safe_join
 from .paths import split_relative
+from .settings import get_settings
 
 try:
     import sqlalchemy as sa

@@ -17,8 +17,6 @@ from . import conditional
 from . import ranges as _ranges
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import get_settings
-from .extension import Settings
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
@@ -26,6 +24,8 @@ from .paths import safe_join
 from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
+from .settings import get_settings
+from .settings import Settings
 from .signing import check_signature
 
 if t.TYPE_CHECKING:
@@ -208,6 +208,7 @@ class DownloadMixin:
                 etag=file.etag,
                 last_modified=file.modified_time,
                 max_ranges=self._setting("max_ranges"),
+                method=environ["REQUEST_METHOD"],
             )
         response = self.response_class(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
@@ -430,6 +431,7 @@ class VirtualDownloadView(DownloadView):
 
     #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
     #: accepts (an iterator set here would be used up by the first request).
+    #: Text is encoded with :attr:`charset` (default UTF-8).
     content: t.Any = None
 
     def get_content(self) -> t.Any:
@@ -445,4 +447,6 @@ class VirtualDownloadView(DownloadView):
         return content
 
     def get_file(self) -> DownloadFile:
-        return VirtualFile(self.get_content(), name=self.get_basename())
+        return VirtualFile(
+            self.get_content(), name=self.get_basename(), charset=self.get_charset()
+        )
