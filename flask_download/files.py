@@ -66,6 +66,10 @@ class DownloadFile:
     #: (a ``str`` or text stream given to :class:`VirtualFile`): the response
     #: then announces that charset even when the view names another.
     encoded_text: bool = False
+    #: The CRC-32 of the content, or ``None``. Optional: archives
+    #: (:class:`~flask_download.ArchiveFile`) use it to answer ranges without
+    #: reading the whole member (set it from a database column, say).
+    crc32: int | None = None
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False

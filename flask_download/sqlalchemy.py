@@ -152,6 +152,7 @@ class ColumnFile(DownloadFile):
     encoding = _Resolved[str | None]()
     charset = _Resolved[str | None]()
     seekable = _Resolved[bool]()
+    crc32 = _Resolved[int | None]()
 
     def __init__(
         self,
