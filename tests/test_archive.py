@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import datetime
 import io
+import os
 import pathlib
 import typing as t
 import zipfile
@@ -616,3 +617,30 @@ def test_range_of_central_directory_reads_no_row_file_with_crc32(
         assert rv.status_code == 206
         assert rv.data == whole[-100:]
     assert opened == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_local_members_hold_no_descriptor_but_the_one_being_read(
+    tmp_path: pathlib.Path,
+) -> None:
+    paths = []
+    for i in range(300):
+        paths.append(tmp_path / f"f{i}.txt")
+        paths[-1].write_bytes(b"%d" % i)
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    archive = ArchiveFile(PathFile(path) for path in paths)
+    assert open_fds() == before
+    most = 0
+    data = b""
+    with archive.open() as handle:
+        while chunk := handle.read(100):
+            most = max(most, open_fds() - before)
+            data += chunk
+    archive.close()
+    assert open_fds() == before
+    assert most == 1
+    assert unzip(data) == {f"f{i}.txt": b"%d" % i for i in range(300)}

@@ -24,8 +24,10 @@ import zlib
 
 from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
+from ..files import PathFile
 from ..files import read_slice
 from ..response import DownloadResponse
+from ..storage import StorageFile
 from ..views import DownloadView
 from ._format import DEFLATED
 from ._format import end_records
@@ -93,24 +95,37 @@ class ArchiveFile(DownloadFile):
         names = Names()
         offset = 0
         sizes_known = True
+        current: DownloadFile | None = None
         try:
             for member in members:
                 member_name: str | None
                 if isinstance(member, tuple):
-                    member_name, file = member
+                    member_name, current = member
                 else:
-                    member_name, file = file_name(member), member
+                    member_name, current = file_name(member), member
                 entry = Entry(
-                    file, names.add(safe_member_name(member_name)), offset, compress
+                    current, names.add(safe_member_name(member_name)), offset, compress
                 )
                 entries.append(entry)
+                current = None
+                _release(entry.file)
                 if entry.size is None or compress:
                     sizes_known = False
                 else:
                     offset += len(entry.header) + entry.size + entry.descriptor_length
         except BaseException:
-            for entry in entries:
-                entry.file.close()
+            # A member that failed (FileNotFound: 404) and every other one
+            # made so far: nothing stays open.
+            closing = [entry.file for entry in entries]
+            if current is not None:
+                closing.append(current)
+            if isinstance(members, cabc.Sequence):
+                closing += [m[1] if isinstance(m, tuple) else m for m in members]
+            seen: set[int] = set()
+            for file in closing:
+                if id(file) not in seen:
+                    seen.add(id(file))
+                    file.close()
             raise
         self.members: list[DownloadFile] = [entry.file for entry in entries]
         self._entries = entries
@@ -135,9 +150,9 @@ class ArchiveFile(DownloadFile):
 
     def _make_etag(self) -> str | None:
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(
-            b"zip/1 deflate/%d" % self.compresslevel if self.compress else b"zip/1"
-        )
+        # Deflated bytes depend on the zlib version and level; stored ones not.
+        compression = f"deflate/{self.compresslevel}/{zlib.ZLIB_RUNTIME_VERSION}"
+        digest.update(f"zip/1 {compression if self.compress else 'stored'}".encode())
         for entry in self._entries:
             file = entry.file
             if file.etag is not None:
@@ -271,6 +286,24 @@ class ArchiveFile(DownloadFile):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ({len(self.members)} members)>"
+
+
+def _release(file: DownloadFile) -> None:
+    """Close the descriptor a local file holds from its construction.
+
+    A :class:`~flask_download.PathFile` (also behind a local
+    :class:`~flask_download.StorageFile` or a ``FileColumn`` value) opens
+    its file when it is made and opens it again, checked to be the same
+    unchanged file, when it is read after :meth:`~DownloadFile.close`. An
+    archive of thousands of files thus holds no descriptor but the one of
+    the member being sent. Other wrappers keep what they hold.
+    """
+    target = file
+    resolved = getattr(file, "_file", None)  # a FileColumn value, resolved
+    if hasattr(file, "resolve") and isinstance(resolved, DownloadFile):
+        target = resolved
+    if isinstance(target, (PathFile, StorageFile)):
+        file.close()
 
 
 def file_name(file: DownloadFile) -> str | None:

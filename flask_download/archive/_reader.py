@@ -105,19 +105,32 @@ class ArchiveReader(io.RawIOBase):
         return b"".join(iter(lambda: self.read(DEFAULT_CHUNK_SIZE), b""))
 
     def read(self, size: int | None = -1) -> bytes:
-        position = self._position
         if size is None or size < 0:
             return self.readall()
-        if self._broken or position >= self._size or size == 0:
-            return b""
-        try:
-            data = self._read_part(position, size)
-        except Truncated:
-            self._broken = True
-            self._close_member()
-            return b""
-        self._position = position + len(data)
-        return data
+        return self._read(size, sendfile=False)
+
+    def _read(self, size: int, sendfile: bool) -> bytes:
+        # Parts are joined up to ``size`` (the headers, descriptors and
+        # central records of small members are a few dozen bytes each: one
+        # write each would cost a system call per part). With ``sendfile``,
+        # stop where the data of a member sendfile can send begins.
+        position = self._position
+        parts: list[bytes] = []
+        wanted = size
+        while wanted > 0 and not self._broken and position < self._size:
+            if sendfile and parts and self._sendable_at(position) is not None:
+                break
+            try:
+                data = self._read_part(position, wanted)
+            except Truncated:
+                self._broken = True
+                self._close_member()
+                break
+            parts.append(data)
+            position += len(data)
+            wanted -= len(data)
+        self._position = position
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _read_part(self, position: int, size: int) -> bytes:
         archive = self._archive
@@ -222,7 +235,7 @@ class ArchiveReader(io.RawIOBase):
                     on_sent(sent)
                     self._position += sent
                     continue
-            data = self.read(chunk_size)
+            data = self._read(chunk_size, sendfile=True)
             if not data:
                 return
             yield data
