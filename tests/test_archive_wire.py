@@ -643,3 +643,83 @@ def test_signals_fire_once_per_archive_with_sendfile(
     assert len(started) == 1
     assert isinstance(started[0], ArchiveFile)
     assert finished == [(len(expected), True)]
+
+
+# -- streamed archives: deflated, and members of unknown size -------------------
+
+
+@pytest.fixture(scope="module")
+def streamed_archives(
+    wire_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, pathlib.Path]:
+    folder = tmp_path_factory.mktemp("streamed")
+    text = b"line of text\n" * 50_000
+
+    def members() -> list[t.Any]:
+        return [
+            VirtualFile(text, name="text.txt"),
+            ("stream.bin", VirtualFile(iter([b"abc"] * 1000))),
+            PathFile(wire_root / "m1.bin", name="binary.bin"),
+        ]
+
+    paths = {}
+    for label, compress in (("deflated", True), ("unknown-size", False)):
+        archive = ArchiveFile(members(), compress=compress)
+        assert archive.size is None
+        paths[label] = folder / f"{label}.zip"
+        with open(paths[label], "wb") as handle:
+            for chunk in archive.chunks():
+                handle.write(chunk)
+        archive.close()
+    return paths
+
+
+@pytest.mark.parametrize("label", ["deflated", "unknown-size"])
+@pytest.mark.parametrize(
+    "command",
+    [["unzip", "-t", "{}"], ["7z", "t", "{}"], ["bsdtar", "-xOf", "{}", "text.txt"]],
+    ids=lambda c: c[0],
+)
+def test_unzippers_read_streamed_archives(
+    streamed_archives: dict[str, pathlib.Path], label: str, command: list[str]
+) -> None:
+    path = os.fspath(streamed_archives[label])
+    done = _run(*(path if a == "{}" else a for a in command))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    if command[0] == "bsdtar":
+        assert done.stdout == b"line of text\n" * 50_000
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("stream.bin") == b"abc" * 1000
+        assert archive.read("binary.bin") == pattern(MEMBER_SIZE, 1)
+
+
+# -- memory --------------------------------------------------------------------
+
+
+def test_memory_stays_flat_while_5_gib_stream(tmp_path: pathlib.Path) -> None:
+    """Five sparse 1 GiB members (CRC-32s given), streamed through Python:
+    what Python allocates stays under a few chunks' worth."""
+    import tracemalloc
+
+    members = []
+    for i in range(5):
+        path = tmp_path / f"sparse-{i}.bin"
+        with open(path, "wb") as handle:
+            handle.truncate(1 << 30)
+        member = PathFile(path)
+        member.crc32 = crc32_of_zeros(1 << 30)
+        members.append(member)
+    archive = ArchiveFile(members)
+    assert archive.size is not None and archive.size > 5 << 30
+    total = 0
+    tracemalloc.start()
+    try:
+        with archive.open() as handle:
+            while chunk := handle.read(1 << 20):
+                total += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        archive.close()
+    assert total == archive.size
+    assert peak < 4 << 20

@@ -368,7 +368,7 @@ class ZipDownloadView(DownloadView):
 
             def get_members(self):
                 folder = REPORTS / str(self.kwargs["year"])
-                return [PathFile(path) for path in sorted(folder.iterdir())]
+                return (PathFile(path) for path in sorted(folder.iterdir()))
 
     Stored archives (the default) get ``Content-Length``, a strong ``ETag``,
     ``Last-Modified`` (the newest member), 304/412 and ``Range`` like any
@@ -389,6 +389,10 @@ class ZipDownloadView(DownloadView):
 
     def get_members(self) -> cabc.Iterable[Member]:
         """Return the files of the archive, made for this request.
+
+        A generator is best: each member is looked at (size, times) as it
+        comes, and a local file's descriptor is released at once, so that
+        at most one is open whatever the number of files.
 
         :raises FileNotFound: answered with 404.
         """
