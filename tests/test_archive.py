@@ -23,6 +23,7 @@ from werkzeug.http import http_date
 from flask_download import ArchiveFile
 from flask_download import DownloadFile
 from flask_download import FileNotFound
+from flask_download import FlaskDownload
 from flask_download import ObjectDownloadView
 from flask_download import PathFile
 from flask_download import VirtualFile
@@ -644,3 +645,19 @@ def test_local_members_hold_no_descriptor_but_the_one_being_read(
     assert open_fds() == before
     assert most == 1
     assert unzip(data) == {f"f{i}.txt": b"%d" % i for i in range(300)}
+
+
+def test_archives_are_never_offloaded(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"alpha")
+    app = make_app(lambda: (PathFile(tmp_path / n) for n in ["a.txt"]))
+    app.config.update(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(tmp_path), "destination_url": "/protected/"}
+        ],
+    )
+    FlaskDownload(app)
+    with app.test_client().get("/zip") as rv:
+        assert rv.status_code == 200
+        assert "X-Accel-Redirect" not in rv.headers
+        assert unzip(rv.data) == {"a.txt": b"alpha"}
