@@ -661,3 +661,45 @@ def test_archives_are_never_offloaded(tmp_path: pathlib.Path) -> None:
         assert rv.status_code == 200
         assert "X-Accel-Redirect" not in rv.headers
         assert unzip(rv.data) == {"a.txt": b"alpha"}
+
+
+class Vanished(DownloadFile):
+    """A wrapper that finds its file gone when asked for its size (as a
+    ``FileColumn`` value resolves lazily)."""
+
+    closes = 0
+
+    @property  # type: ignore[override]
+    def size(self) -> int:
+        raise FileNotFound("the file is gone")
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_missing_member_from_a_generator_closes_the_others() -> None:
+    made = counting_members([10, 20])
+    vanished = Vanished()
+    after = counting_members([30])
+
+    def members() -> cabc.Iterator[DownloadFile]:
+        yield from made
+        yield vanished
+        yield from after
+
+    with make_app(members).test_client().get("/zip") as rv:
+        assert rv.status_code == 404
+    assert [m.closes for m in made] == [1, 1]
+    assert vanished.closes == 1
+    assert [m.closes for m in after] == [0]  # never made use of
+
+
+def test_missing_member_of_a_list_closes_every_member() -> None:
+    made = counting_members([10])
+    vanished = Vanished()
+    after = counting_members([30])
+    with make_app(lambda: [*made, vanished, *after]).test_client().get("/zip") as rv:
+        assert rv.status_code == 404
+    assert made[0].closes >= 1
+    assert vanished.closes == 1
+    assert after[0].closes == 1

@@ -121,6 +121,9 @@ class ArchiveFile(DownloadFile):
                 closing.append(current)
             if isinstance(members, cabc.Sequence):
                 closing += [m[1] if isinstance(m, tuple) else m for m in members]
+            close_members = getattr(members, "close", None)
+            if close_members is not None:
+                close_members()  # a generator: its own cleanup runs now
             seen: set[int] = set()
             for file in closing:
                 if id(file) not in seen:
