@@ -57,10 +57,12 @@ def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
 class ArchiveReader(io.RawIOBase):
     """A seekable read-only view of a stored archive with a fixed layout.
 
-    Each read returns bytes of one part only (a header, a member's data, a
-    descriptor, a central record, the end records), so that a range reads
-    only the member bytes it covers. The member being read stays open while
-    reads continue in it, and is closed when a read moves elsewhere.
+    The archive is a sequence of parts (a member's local header, its data,
+    its data descriptor, the central records, the end records) whose
+    offsets are known: a read at any position finds its part by bisection,
+    computes headers, and reads only the member bytes it covers. The member
+    being read stays open while reads continue in it, and is closed when a
+    read moves to another one.
     """
 
     def __init__(self, archive: ArchiveFile) -> None:
@@ -181,7 +183,8 @@ class ArchiveReader(io.RawIOBase):
             self._crc = 0
         if offset != self._offset:
             handle.seek(offset)
-            self._crc = None  # bytes skipped: no CRC-32 from this pass
+            # Bytes skipped: no CRC-32 from this pass, unless it starts over.
+            self._crc = 0 if offset == 0 else None
         try:
             data = handle.read(size)
         except OSError as e:
