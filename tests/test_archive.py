@@ -26,6 +26,7 @@ from flask_download import FileNotFound
 from flask_download import FlaskDownload
 from flask_download import ObjectDownloadView
 from flask_download import PathFile
+from flask_download import send_download
 from flask_download import VirtualFile
 from flask_download import ZipDownloadView
 from flask_download.archive import safe_member_name
@@ -703,3 +704,23 @@ def test_missing_member_of_a_list_closes_every_member() -> None:
     assert made[0].closes >= 1
     assert vanished.closes == 1
     assert after[0].closes == 1
+
+
+def test_send_download_serves_an_archive() -> None:
+    app = Flask("send_archive")
+
+    @app.route("/bundle.zip")
+    def bundle() -> t.Any:
+        members = [VirtualFile(b"one", name="1.txt"), VirtualFile(b"two", name="2.txt")]
+        return send_download(ArchiveFile(members, name="bundle.zip"))
+
+    client = app.test_client()
+    with client.get("/bundle.zip") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Type"] == "application/zip"
+        assert 'filename="bundle.zip"' in rv.headers["Content-Disposition"]
+        assert unzip(rv.data) == {"1.txt": b"one", "2.txt": b"two"}
+        whole = rv.data
+    with client.get("/bundle.zip", headers={"Range": "bytes=10-"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[10:]
