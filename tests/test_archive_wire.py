@@ -723,3 +723,23 @@ def test_memory_stays_flat_while_5_gib_stream(tmp_path: pathlib.Path) -> None:
         archive.close()
     assert total == archive.size
     assert peak < 4 << 20
+
+
+def test_connection_is_reused_after_a_sendfile_archive(
+    server_url: str, expected: bytes
+) -> None:
+    """The bytes sent around the server (sendfile) keep HTTP/1.1 framing
+    intact: a second request on the same connection gets a clean answer."""
+    host = server_url.removeprefix("http://")
+    connection = http.client.HTTPConnection(host, timeout=60)
+    try:
+        for path in ("/known.zip", "/known.zip", "/plain.zip"):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            assert response.status == 200
+            assert response.read() == expected
+            if response.headers["Server"].startswith("gunicorn"):
+                # Werkzeug's server closes after each response anyway.
+                assert not response.will_close
+    finally:
+        connection.close()
