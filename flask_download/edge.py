@@ -59,8 +59,8 @@ EXPIRES_PARAM = "expires"
 MIN_SECRET_LENGTH = 32
 
 # Characters that would change the meaning of the secret inside nginx's
-# ``secure_link_md5 "..."`` (a variable, the end of the string, an escape).
-_NGINX_UNSAFE = frozenset("$\"'\\{};")
+# ``secure_link_md5 "..."``: a variable, the end of the string, an escape.
+_NGINX_UNSAFE = frozenset('$"\\')
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 Expiry: t.TypeAlias = int | float | datetime.datetime | datetime.timedelta
@@ -92,12 +92,11 @@ def _secret_bytes(secret: str | bytes) -> bytes:
     if not raw:
         raise ConfigurationError("The nginx secure_link secret is empty.")
     text = raw.decode("latin-1")
-    if any(c in _NGINX_UNSAFE or ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+    if any(c in _NGINX_UNSAFE or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise ConfigurationError(
-            "The nginx secure_link secret must be written as is in nginx's"
-            ' secure_link_md5 "..." string: use letters, digits and'
-            " punctuation other than $ \" ' \\ { } ; and no spaces (for example"
-            " secrets.token_urlsafe(32))."
+            "The nginx secure_link secret must read back as is inside nginx's"
+            ' secure_link_md5 "..." string: no $, " or \\ and no control'
+            " characters (for example secrets.token_urlsafe(32))."
         )
     return raw
 

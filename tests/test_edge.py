@@ -50,6 +50,9 @@ needs_nginx = pytest.mark.skipif(
 )
 
 SECRET = "k3Q9-VwJx2pHf0uTzL8sYbN4cRe7MaGd_x1"
+#: nginx reads spaces, semicolons, braces and single quotes literally
+#: inside the quoted string.
+ODD_SECRET = "two words; {braces} 'quotes' #hash %percent"
 DOCS = pathlib.Path(__file__).parent.parent / "docs" / "edge.rst"
 #: Names nginx must find from the decoded $uri: spaces, reserved characters,
 #: non-ASCII text.
@@ -94,6 +97,7 @@ http {{
         listen 127.0.0.1:{port};
 {files_location}
 {bound_location}
+{odd_location}
         location / {{
             proxy_pass http://127.0.0.1:{app_port};
         }}
@@ -176,6 +180,8 @@ def nginx_url(
     bound = location.replace("location /files/", "location /bound/")
     bound = bound.replace("$uri ", "$uri$remote_addr ")
     assert "$remote_addr" in bound
+    odd = location.replace("location /files/", "location /odd/")
+    odd = odd.replace(SECRET, ODD_SECRET)
     conf = tmp / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(
@@ -184,6 +190,7 @@ def nginx_url(
             app_port=app_port,
             files_location=textwrap.indent(location, " " * 8),
             bound_location=textwrap.indent(bound, " " * 8),
+            odd_location=textwrap.indent(odd, " " * 8),
         )
     )
     command = [NGINX, "-p", os.fspath(tmp), "-c", os.fspath(conf)]
@@ -283,7 +290,7 @@ def test_uri_nginx_would_rewrite_is_refused(uri: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "secret", ["", "has$var", 'quo"te', "sp ace", "semi;colon"], ids=repr
+    "secret", ["", "has$var", 'quo"te', "back\\slash", "new\nline"], ids=repr
 )
 def test_secret_nginx_cannot_hold_is_refused(secret: str) -> None:
     with pytest.raises(ConfigurationError, match="secret"):
@@ -339,6 +346,19 @@ def test_nginx_answers_410_to_an_expired_link(http: t.Any, nginx_url: str) -> No
     rv = http.request("GET", nginx_url + link)
     assert rv.status == 410
     assert rv.data != FILES["report.pdf"]
+
+
+@needs_nginx
+def test_nginx_reads_a_secret_with_spaces_and_punctuation(
+    http: t.Any, nginx_url: str
+) -> None:
+    expires = datetime.timedelta(minutes=5)
+    link = nginx_secure_link("/odd/report.pdf", secret=ODD_SECRET, expires=expires)
+    rv = http.request("GET", nginx_url + link)
+    assert rv.status == 200
+    assert rv.data == FILES["report.pdf"]
+    other = nginx_secure_link("/odd/report.pdf", secret=SECRET, expires=expires)
+    assert http.request("GET", nginx_url + other).status == 403
 
 
 @needs_nginx
