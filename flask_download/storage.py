@@ -559,8 +559,13 @@ _SIGV4_MAX_EXPIRES = 7 * 24 * 3600
 
 
 def _is_s3(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    # A DirFileSystem passes sign()'s options on to the store it wraps.
+    while isinstance(fs, DirFileSystem):
+        fs = fs.fs
     protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return "s3" in protocols
+    return "s3" in protocols or "s3a" in protocols
 
 
 def _expiry_seconds(value: t.Any, owner: str) -> int:

@@ -412,6 +412,23 @@ def test_head_is_redirected_to_a_url_presigned_for_head(
     assert _fetch("GET", head.headers["Location"]).status == 403
 
 
+def test_presigned_redirect_through_a_dir_filesystem(s3: s3fs.S3FileSystem) -> None:
+    """S3 confined with fsspec's DirFileSystem still gets the S3 options."""
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    media = DirFileSystem(path=f"{BUCKET}/media", fs=s3)
+    app = make_app(storage=media, redirect=True)
+    with live(app) as base:
+        get = _fetch("GET", f"{base}/s3/report.pdf")
+        head = _fetch("HEAD", f"{base}/s3/report.pdf")
+    answer = _fetch("GET", get.headers["Location"])
+    assert answer.status == 200
+    assert answer.data == CONTENT
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="report.pdf"'
+    assert head.status == 302
+    assert _fetch("HEAD", head.headers["Location"]).status == 200
+
+
 def test_head_answered_from_metadata_when_asked(s3: s3fs.S3FileSystem) -> None:
     app = make_app(storage=s3, redirect=True, redirect_head=False)
     with live(app) as base:
