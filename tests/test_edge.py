@@ -16,8 +16,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
-import subprocess
 import textwrap
 import time
 import typing as t
@@ -25,8 +23,9 @@ import urllib.parse
 
 import pytest
 from conftest import free_port
+from conftest import NGINX
+from conftest import running_nginx
 from conftest import serving
-from conftest import wait_for_port
 from flask import Flask
 from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
@@ -43,7 +42,6 @@ from flask_download.edge import nginx_secure_url_for
 
 urllib3 = pytest.importorskip("urllib3")
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(
     not os.access(NGINX, os.X_OK),
     reason="needs nginx at /usr/sbin/nginx (apt-get install nginx; .ci/run does it)",
@@ -193,21 +191,8 @@ def nginx_url(
             odd_location=textwrap.indent(odd, " " * 8),
         )
     )
-    command = [NGINX, "-p", os.fspath(tmp), "-c", os.fspath(conf)]
-    command += ["-e", os.fspath(tmp / "error.log")]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        if not wait_for_port(port, proc, timeout=10):
-            log = tmp / "error.log"
-            errors = log.read_text() if log.exists() else ""
-            assert proc.stdout is not None
-            pytest.fail(f"nginx did not start: {errors} {proc.stdout.read()!r}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+    with running_nginx(conf, port) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
