@@ -116,6 +116,8 @@ def edge_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(content)
     (root.parent / "secret.txt").write_bytes(b"TOP SECRET")
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"latin-1 name on disk")
     return root
 
 
@@ -323,6 +325,40 @@ def test_nginx_refuses_tampered_links(http: t.Any, nginx_url: str) -> None:
     rv = http.request("GET", nginx_url + escape)
     assert rv.status == 404
     assert b"TOP SECRET" not in rv.data
+
+
+@needs_nginx
+def test_name_that_is_not_utf8_on_disk(http: t.Any, nginx_url: str) -> None:
+    """Surrogate escapes (os.fsdecode) stand for the raw bytes nginx hashes."""
+    uri = os.fsdecode(b"/files/caf\xe9.txt")
+    link = nginx_secure_link(uri, secret=SECRET, expires=datetime.timedelta(hours=1))
+    assert link.startswith("/files/caf%E9.txt?")
+    rv = http.request("GET", nginx_url + link)
+    assert rv.status == 200
+    assert rv.data == b"latin-1 name on disk"
+    # The Python check hashes the same bytes.
+    query = dict(urllib.parse.parse_qsl(link.partition("?")[2]))
+    edge.verify_nginx_secure_link(
+        b"/files/caf\xe9.txt", query["md5"], query["expires"], secret=SECRET
+    )
+
+
+@needs_nginx
+def test_expiry_is_hashed_as_sent(http: t.Any, nginx_url: str) -> None:
+    """A leading zero or other digits change the hash, in nginx and in Python."""
+    link = _link("report.pdf")
+    stamp = link.rpartition("expires=")[2]
+    app = make_app(pathlib.Path("/nonexistent"))
+    for other in (
+        "0" + stamp,
+        stamp.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+    ):
+        changed = link.replace(
+            f"expires={stamp}", f"expires={urllib.parse.quote(other)}"
+        )
+        assert http.request("GET", nginx_url + changed).status == 403
+        with app.test_client().get(changed) as rv:
+            assert rv.status_code == 403
 
 
 @needs_nginx
