@@ -564,8 +564,13 @@ def _is_s3(fs: AbstractFileSystem) -> bool:
     # A DirFileSystem passes sign()'s options on to the store it wraps.
     while isinstance(fs, DirFileSystem):
         fs = fs.fs
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return "s3" in protocols or "s3a" in protocols
+    # s3fs's sign() passes the response-* overrides and the client method on
+    # to botocore; another filesystem speaking S3 may not take them.
+    try:
+        from s3fs import S3FileSystem
+    except ImportError:
+        return False
+    return isinstance(fs, S3FileSystem)
 
 
 def _expiry_seconds(value: t.Any, owner: str) -> int:

@@ -438,6 +438,17 @@ def test_presigned_redirect_through_a_dir_filesystem(s3: s3fs.S3FileSystem) -> N
     assert _fetch("HEAD", head.headers["Location"]).status == 200
 
 
+def test_presigned_redirect_carries_an_explicit_encoding(
+    s3: s3fs.S3FileSystem,
+) -> None:
+    app = make_app(storage=s3, redirect=True, encoding="gzip")
+    with app.test_client().get(f"/s3/{BUCKET}/media/notes.txt") as rv:
+        location = rv.headers["Location"]
+    answer = _fetch("GET", location, decode_content=False)
+    assert answer.status == 200
+    assert answer.headers["Content-Encoding"] == "gzip"
+
+
 def test_head_answered_from_metadata_when_asked(s3: s3fs.S3FileSystem) -> None:
     app = make_app(storage=s3, redirect=True, redirect_head=False)
     with live(app) as base:
