@@ -5,6 +5,8 @@ from __future__ import annotations
 from .accel import AccelResponse as AccelResponse
 from .accel import AccelRule as AccelRule
 from .accel import offload as offload
+from .archive import ArchiveFile as ArchiveFile
+from .archive import ZipDownloadView as ZipDownloadView
 from .blueprints import make_download_blueprint as make_download_blueprint
 from .edge import cloudfront_signed_cookies as cloudfront_signed_cookies
 from .edge import cloudfront_signed_url as cloudfront_signed_url
@@ -48,6 +50,7 @@ __all__ = [
     "DEFAULTS",
     "AccelResponse",
     "AccelRule",
+    "ArchiveFile",
     "BaseDownloadView",
     "ConfigurationError",
     "DisallowedURL",
@@ -72,6 +75,7 @@ __all__ = [
     "UpstreamTimeout",
     "VirtualDownloadView",
     "VirtualFile",
+    "ZipDownloadView",
     "cloudfront_signed_cookies",
     "cloudfront_signed_url",
     "content_disposition",

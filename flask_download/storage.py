@@ -35,7 +35,9 @@ from .exceptions import DownloadError
 from .exceptions import FileNotFound
 from .exceptions import StorageUnavailable
 from .files import DownloadFile
-from .paths import safe_join
+from .files import PathFile
+from .paths import ConfinedPath
+from .paths import split_key
 from .paths import split_relative
 from .response import representation
 from .views import DownloadView
@@ -100,27 +102,56 @@ def resolve_storage(storage: t.Any) -> tuple[AbstractFileSystem, str]:
 
 
 def _is_local(fs: AbstractFileSystem) -> bool:
+    return _local_dir(fs) is not None
+
+
+def _local_dir(fs: AbstractFileSystem) -> str | None:
+    """The directory of the local disk that ``fs`` keys are relative to.
+
+    ``""`` for a bare ``LocalFileSystem`` (keys are absolute paths), the
+    folder of a ``DirFileSystem`` over the local disk (nested ones too),
+    ``None`` for any other store.
+    """
+    from fsspec.implementations.dirfs import DirFileSystem
     from fsspec.implementations.local import LocalFileSystem
 
-    return isinstance(fs, LocalFileSystem)
+    if isinstance(fs, LocalFileSystem):
+        return ""
+    if isinstance(fs, DirFileSystem):
+        inner = _local_dir(fs.fs)
+        if inner is not None:
+            return posixpath.join(inner, fs.path) if inner else str(fs.path)
+    return None
 
 
 def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     """Join a client-supplied path to ``prefix``, refusing any way out of it.
 
     The path goes through :func:`~flask_download.paths.split_relative`
-    (``..``, absolute paths, backslashes, NUL, ...), so the key always
-    starts with ``prefix``. On the local disk symbolic links leading out of
-    the prefix are refused too.
+    (``..``, absolute paths, backslashes, control characters, ...), so the
+    key always starts with ``prefix``. On the local disk (a
+    ``LocalFileSystem``, ``file://`` URLs, a ``DirFileSystem`` over the
+    local disk) the key is a :class:`~flask_download.paths.ConfinedPath`:
+    :class:`StorageFile` opens it with the confined opener, so no symbolic
+    link leads out of the prefix. Keys of other stores are also checked
+    after percent-decoding each segment
+    (:func:`~flask_download.paths.split_key`), so a store that decodes
+    them again cannot be led out of the prefix either.
 
     :param fs: the filesystem (from :func:`resolve_storage`).
     :param prefix: a trusted prefix (from :func:`resolve_storage`).
     :param untrusted: a relative path from the client.
     :raises FileNotFound: the path is refused (views answer 404).
     """
-    if _is_local(fs):
-        return safe_join(fs._strip_protocol(prefix or "."), untrusted)
-    segments = split_relative(untrusted)
+    local = _local_dir(fs)
+    if local is not None:
+        segments = split_relative(untrusted)
+        if local:
+            root = posixpath.join(local, prefix) if prefix else local
+        else:
+            root = fs._strip_protocol(prefix or ".")
+        return ConfinedPath(root, segments)
+    segments = split_key(untrusted)
     return "/".join([prefix, *segments]) if prefix else "/".join(segments)
 
 
@@ -251,6 +282,11 @@ class StorageFile(DownloadFile):
         self.fs = fs
         #: The key of the file in :attr:`fs`.
         self.key = path
+        self._local: PathFile | None = None
+        local = _local_dir(fs)
+        if local is not None:
+            self._open_local(fs, path, local, name)
+            return
         try:
             info = fs.info(path)
         except Exception as e:
@@ -260,7 +296,8 @@ class StorageFile(DownloadFile):
             raise error from e
         if info.get("type", "file") != "file":
             raise FileNotFound(f"{path!r} is not a file in the storage.")
-        #: The metadata the store returned (``fs.info(path)``).
+        #: The metadata the store returned (``fs.info(path)``; for the local
+        #: disk, from ``fstat`` of the open file).
         self.info: dict[str, t.Any] = dict(info)
         self.name = posixpath.basename(path.rstrip("/")) if name is None else name
         size = info.get("size")
@@ -278,17 +315,49 @@ class StorageFile(DownloadFile):
         self.url = fs.unstrip_protocol(
             name_in_store if isinstance(name_in_store, str) else path
         )
-        if _is_local(fs):
-            self.path = str(info.get("name") or fs._strip_protocol(path))
+
+    def _open_local(
+        self, fs: AbstractFileSystem, key: str, local: str, name: str | None
+    ) -> None:
+        # The local disk: opened once, by the one confined opener for a
+        # client key (a ConfinedPath from storage_key), as is for a trusted
+        # one; what the headers say comes from fstat of that descriptor.
+        if isinstance(key, ConfinedPath):
+            file = PathFile(key)
+        elif local:
+            file = PathFile(fs._join(key))  # a DirFileSystem's trusted key
+        else:
+            file = PathFile(fs._strip_protocol(key))
+        self._local = file
+        self.path = file.path
+        self.real_path = file.real_path
+        self.size = file.size
+        self.modified_time = file.modified_time
+        self.etag = file.etag
+        self.name = file.name if name is None else name
+        self.info = {"name": file.path, "size": file.size, "type": "file"}
+        if not local:
+            self.url = fs.unstrip_protocol(file.path)
+        elif isinstance(key, ConfinedPath):
+            # The key in the DirFileSystem: below its folder.
+            self.url = fs.unstrip_protocol(posixpath.relpath(key, local))
+        else:
+            self.url = fs.unstrip_protocol(key)
 
     def open(self) -> t.IO[bytes]:
-        if self.path is not None:
-            try:
-                return open(self.path, "rb")  # noqa: SIM115 (the caller closes it)
-            except OSError as e:
-                raise FileNotFound(f"Cannot open {self.path!r}: {e.strerror}.") from e
+        if self._local is not None:
+            return self._local.open()
         assert self.size is not None
         return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size))
+
+    def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
+        if self._local is not None:
+            return self._local.unchanged_check(handle)
+        return None
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"
@@ -403,8 +472,9 @@ class StorageDownloadView(DownloadView):
     #: An fsspec filesystem, or a URL such as ``"s3://bucket/prefix"`` or
     #: ``"memory://"`` (see :func:`resolve_storage`).
     storage: t.Any = None
-    #: A trusted key, relative to the storage prefix. Never set it from
-    #: client input: use the URL variable for that.
+    #: A trusted key, relative to the storage prefix, or absolute (the
+    #: store's whole key, such as ``"/srv/reports/a.txt"`` on the local
+    #: disk). Never set it from client input: use the URL variable for that.
     path: str | None = None
     #: Name of the URL variable holding a client-supplied key.
     path_url_kwarg: str = "path"
@@ -458,8 +528,12 @@ class StorageDownloadView(DownloadView):
         """
         fs, prefix = self.get_storage()
         if self.path is not None:
-            key = str(self.path).lstrip("/")
-            return f"{prefix}/{key}" if prefix else key
+            # Trusted: an absolute path is the store's own key (on the local
+            # disk, a path from "/"); a relative one is below the prefix.
+            key = str(self.path)
+            if key.startswith("/") or not prefix:
+                return key
+            return f"{prefix}/{key}"
         untrusted = self.kwargs.get(self.path_url_kwarg)
         if untrusted is None:
             raise ConfigurationError(
