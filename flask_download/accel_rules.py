@@ -107,7 +107,7 @@ class AccelRule:
     destination_url: str | None = None
     destination_dir: str | None = None
     buffering: bool | None = None
-    limit_rate: int | None = None
+    limit_rate: int | str | None = None
     expires: int | str | datetime.datetime | datetime.timedelta | None = None
     charset: str | None = None
     backend: str | None = None
