@@ -18,6 +18,7 @@ from flask import Response
 from .accel import offload_after_request
 from .accel_rules import AccelRule
 from .settings import _ARGUMENTS
+from .settings import check_root
 from .settings import DEFAULTS as DEFAULTS
 from .settings import get_settings as get_settings
 from .settings import Settings as Settings
@@ -102,7 +103,8 @@ class FlaskDownload:
         Missing keys are filled in ``app.config`` (argument, else default), so
         ``app.config`` shows the values in force.
 
-        :raises ConfigurationError: a config value is invalid.
+        :raises ConfigurationError: a config value is invalid, or
+            ``DOWNLOAD_ROOT`` is not an existing directory.
         :raises RuntimeError: the extension is already registered on ``app``.
         """
         if "download" in app.extensions:
@@ -112,7 +114,10 @@ class FlaskDownload:
             )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, self._defaults.get(key, value))
-        self._settings[app] = Settings.from_mapping(app.config, app.root_path)
+        settings = Settings.from_mapping(app.config, app.root_path)
+        if settings.root is not None:
+            check_root(settings.root, "DOWNLOAD_ROOT")
+        self._settings[app] = settings
         app.extensions["download"] = self
         app.after_request(_offload_after_request)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import ipaddress
 import os
 import typing as t
 from weakref import WeakKeyDictionary
@@ -20,6 +21,7 @@ from flask import Flask
 from .accel_rules import AccelRule
 from .accel_rules import parse_rules
 from .accel_rules import validate_accel
+from .edge import validate_nginx_secret
 from .exceptions import ConfigurationError
 from .files import DEFAULT_CHUNK_SIZE
 
@@ -44,6 +46,8 @@ DEFAULTS: dict[str, t.Any] = {
     "DOWNLOAD_HTTP_TIMEOUT": 10.0,
     # Default lifetime of links made by ``signed_url_for``, in seconds.
     "DOWNLOAD_SIGNED_MAX_AGE": 3600,
+    # Secret shared with nginx's ``secure_link_md5`` (``nginx_secure_url_for``).
+    "DOWNLOAD_NGINX_SECURE_LINK_SECRET": None,
 }
 
 # Maps a ``FlaskDownload(...)`` argument to its config key.
@@ -100,6 +104,7 @@ class Settings:
                 root = os.path.join(root_path, root)
             root = os.path.abspath(root)
         accel = validate_accel("DOWNLOAD_ACCEL", get("DOWNLOAD_ACCEL"))
+        validate_nginx_secret(get("DOWNLOAD_NGINX_SECURE_LINK_SECRET"))
         return cls(
             root=root,
             chunk_size=_positive_int("DOWNLOAD_CHUNK_SIZE", get("DOWNLOAD_CHUNK_SIZE")),
@@ -107,7 +112,9 @@ class Settings:
             cache_max_age=_max_age(get("DOWNLOAD_CACHE_MAX_AGE")),
             accel=accel,
             accel_rules=parse_rules(get("DOWNLOAD_ACCEL_RULES"), accel, root_path),
-            http_allowed_hosts=_hosts(get("DOWNLOAD_HTTP_ALLOWED_HOSTS")),
+            http_allowed_hosts=check_allowed_hosts(
+                get("DOWNLOAD_HTTP_ALLOWED_HOSTS"), "DOWNLOAD_HTTP_ALLOWED_HOSTS"
+            ),
             http_timeout=_timeout(get("DOWNLOAD_HTTP_TIMEOUT")),
             signed_max_age=_positive_int(
                 "DOWNLOAD_SIGNED_MAX_AGE", get("DOWNLOAD_SIGNED_MAX_AGE")
@@ -132,18 +139,100 @@ def _max_age(value: t.Any) -> int | None:
     return value
 
 
-def _hosts(value: t.Any) -> tuple[str, ...] | None:
+def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
+    """Validate a list of host names, lowercased; ``None`` stays ``None``.
+
+    Entries are host names (``cdn.example.com``, ``.example.com`` for the
+    subdomains too) or IP addresses. Ports and schemes are never compared,
+    so an entry with one would silently never match: it is refused.
+
+    :param setting: the name to put in the message
+        (``DOWNLOAD_HTTP_ALLOWED_HOSTS`` or ``allowed_hosts``).
+    :raises ConfigurationError: not a list of host names.
+    """
     if value is None:
         return None
     if isinstance(value, str):
         value = [value]
-    hosts = tuple(value)
-    if not all(isinstance(host, str) and host for host in hosts):
+    try:
+        hosts = tuple(value)
+    except TypeError:
+        hosts = (value,)
+    if not all(isinstance(host, str) and host.strip() for host in hosts):
         raise ConfigurationError(
-            "DOWNLOAD_HTTP_ALLOWED_HOSTS must be a list of host names or None,"
-            f" not {value!r}."
+            f"{setting} must be a list of host names or None, not {value!r}."
         )
-    return tuple(host.lower() for host in hosts)
+    for host in hosts:
+        problem = _host_problem(host)
+        if problem is not None:
+            raise ConfigurationError(
+                f"{setting} entry {host!r} {problem}. Entries are host names only"
+                " (ports and schemes are not compared, so this one would never"
+                f" match): use {_bare_host(host)!r}."
+            )
+    # "[::1]" is compared as the URL's host name is: "::1".
+    return tuple(host.lower().removeprefix("[").removesuffix("]") for host in hosts)
+
+
+def _host_problem(host: str) -> str | None:
+    if "://" in host:
+        return "has a scheme"
+    if any(c in host for c in "/?#@") or any(c.isspace() for c in host):
+        return "is not a host name"
+    if host.startswith("["):
+        # "[::1]" is an IPv6 address; "[::1]:8080" has a port.
+        return None if host.endswith("]") else "has a port"
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "has a port"
+    return None
+
+
+def _bare_host(host: str) -> str:
+    """``host`` without scheme, user info, port or path (for the message)."""
+    rest = host.split("://", 1)[-1]
+    rest = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    rest = rest.rsplit("@", 1)[-1].strip()
+    if rest.startswith("["):
+        return rest[: rest.find("]") + 1] or rest
+    try:
+        ipaddress.IPv6Address(rest)
+        return rest
+    except ValueError:
+        return rest.rsplit(":", 1)[0]
+
+
+# Roots already found to be directories: each is checked at its first use.
+_checked_roots: set[str] = set()
+
+
+def check_root(root: str, setting: str) -> str:
+    """Return ``root`` if it is an existing directory, once per path.
+
+    Called by ``init_app`` for ``DOWNLOAD_ROOT`` and by views at the first
+    use of their ``root``, so a wrong root stops the application with a
+    message instead of answering 404 for every file. Later requests pay one
+    set lookup; a root removed afterwards gives 404s, as missing files do.
+
+    :param root: an absolute path.
+    :param setting: the name to put in the message (``DOWNLOAD_ROOT``, or
+        ``PathDownloadView.root``...).
+    :raises ConfigurationError: ``root`` does not exist or is not a directory.
+    """
+    if root in _checked_roots:
+        return root
+    if not os.path.isdir(root):
+        exists = os.path.exists(root)
+        problem = "is not a directory" if exists else "does not exist"
+        raise ConfigurationError(
+            f"{setting} is {root!r}, which {problem}. Set it to the directory"
+            " that holds the files to serve (a relative path is relative to"
+            " app.root_path), or create that directory."
+        )
+    _checked_roots.add(root)
+    return root
 
 
 def _timeout(value: t.Any) -> float:
