@@ -256,9 +256,12 @@ class AccelRule:
         if not isinstance(url, str):
             return None
         url = normalize_url(url)
-        if not url.startswith(self.source_url + "/"):
+        prefix = self.source_url
+        if not prefix.endswith("://"):
+            prefix += "/"  # a whole store ("memory://") has no path to end
+        if not url.startswith(prefix):
             return None
-        rest = url[len(self.source_url) + 1 :]
+        rest = url[len(prefix) :]
         try:
             if self.source_url.lower().startswith(("http://", "https://")):
                 if "?" in rest or "#" in rest:
