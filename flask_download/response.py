@@ -552,10 +552,12 @@ class DownloadResponse(Response):
         handle = self._handle
         if handle is None:
             # A stream without open(): its own chunks, whole. A subclass
-            # yielding str gets it encoded: no str may reach the server.
+            # yielding str gets it encoded with the charset the response
+            # announces: no str may reach the server.
             for chunk in self.file.chunks(self.chunk_size):
                 if isinstance(chunk, str):
-                    chunk = chunk.encode(self.file.charset or "utf-8")
+                    charset = self.mimetype_params.get("charset")
+                    chunk = chunk.encode(charset or self.file.charset or "utf-8")
                 yield chunk
             return
         unchanged = self.file.unchanged_check(handle)

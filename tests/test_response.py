@@ -1426,6 +1426,13 @@ def test_str_chunks_of_a_custom_wrapper_are_encoded(app: Flask) -> None:
         body = list(response.iter_encoded())
         response.close()
     assert body == ["été".encode("latin-1"), b"!"]
+    with app.test_request_context():
+        # The charset the response announces is the one the text goes out in.
+        response = DownloadResponse(TextChunks(), charset="utf-16-le")
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-16-le"
+        body = list(response.iter_encoded())
+        response.close()
+    assert body == ["été".encode("utf-16-le"), b"!"]
 
 
 def test_encoded_text_announces_its_own_charset(app: Flask) -> None:
