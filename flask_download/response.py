@@ -404,6 +404,9 @@ class DownloadResponse(Response):
     ) -> None:
         self.file = file
         self.attachment = attachment
+        if charset is not None and file.charset is None and file._streams_text:
+            # Text streamed by the wrapper goes out in the announced charset.
+            file.charset = charset
         name, content_type, content_encoding, disposition = representation(
             file, basename, mimetype, encoding, charset, attachment
         )
