@@ -254,6 +254,9 @@ def test_readme_quickstart_runs_as_written(tmp_path: pathlib.Path) -> None:
         status, headers, body = _get(port, "/files/report.csv")
         assert status == 200
         assert body == b"year,total\n2026,42\n"
+        # The headers the README shows.
+        assert headers["Content-Type"] == "text/csv; charset=utf-8"
+        assert headers["Content-Length"] == "19"
         assert headers["Content-Disposition"] == 'attachment; filename="report.csv"'
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Accept-Ranges"] == "bytes"
@@ -301,3 +304,18 @@ def test_upload_recipe_saves_where_the_view_reads(
         with client.post("/documents", data={}) as response:
             assert response.status_code == 400
     assert not any(elsewhere.iterdir())  # nothing written to the working dir
+
+
+def test_config_reference_documents_every_key_and_default() -> None:
+    """docs/config.rst has a ``.. data::`` entry for every key of DEFAULTS,
+    and each ``:default:`` starts with the default's repr."""
+    from flask_download import DEFAULTS
+
+    text = (DOCS / "config.rst").read_text(encoding="utf-8")
+    entries = re.findall(
+        r"^\.\. data:: (\w+)\n(?:.*\n)*?   :default: ``([^`]*)``", text, re.MULTILINE
+    )
+    documented = dict(entries)
+    assert sorted(documented) == sorted(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        assert documented[key] == repr(default), key
