@@ -89,6 +89,10 @@ class ObjectDownloadView(DownloadView):
     modification_time_field: str | None = None
     #: Attribute with the size in bytes, used when the file cannot tell.
     size_field: str | None = None
+    #: Attribute with the CRC-32 of the content (an ``int``), stored when the
+    #: file was saved: :class:`~flask_download.ArchiveFile` uses it to answer
+    #: ranges of a ZIP without reading the whole member.
+    crc32_field: str | None = None
     #: Attribute that changes whenever the content does (a version counter or
     #: an ``updated_at``): the ETag of ``LargeBinary`` content is made from it
     #: instead of a hash of the content.
@@ -162,6 +166,19 @@ class ObjectDownloadView(DownloadView):
         return ConfigurationError(
             f"{message} Or rename the variable in the rule, or override 'get_object'."
         )
+
+    def get_cache_control(self) -> str:
+        """``Cache-Control``: ``private`` unless the view says otherwise.
+
+        Rows are usually per user (see :meth:`get_query`), so a shared cache
+        must not keep one user's file for another: ``private, no-cache``, or
+        ``private, max-age=N`` with ``DOWNLOAD_CACHE_MAX_AGE``. A
+        :attr:`cache_control` set on the view is sent as it is.
+        """
+        if self.cache_control is not None:
+            return self.cache_control
+        max_age = self._setting("cache_max_age")
+        return "private, no-cache" if max_age is None else f"private, max-age={max_age}"
 
     # -- the row --------------------------------------------------------------
 
@@ -260,6 +277,7 @@ class ObjectDownloadView(DownloadView):
             self.modification_time_field,
             self.size_field,
             self.version_field,
+            self.crc32_field,
         ]
         return [name for name in names if name]
 
@@ -332,6 +350,9 @@ class ObjectDownloadView(DownloadView):
                 file.modified_time = modified
             if file.size is None:
                 file.size = self._value(obj, self.size_field, int)
+        crc32 = self._value(obj, self.crc32_field, int)
+        if crc32 is not None:
+            file.crc32 = crc32
         for attr, field in (
             ("mimetype", self.mime_type_field),
             ("encoding", self.encoding_field),

@@ -19,16 +19,18 @@ from . import conditional
 from . import ranges as _ranges
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import check_root
-from .extension import get_settings
-from .extension import Settings
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
-from .paths import safe_join
+from .paths import ConfinedPath
+from .paths import split_relative
+from .response import DEFAULT_CONTENT_SECURITY_POLICY
 from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
+from .settings import check_root
+from .settings import get_settings
+from .settings import Settings
 from .signing import check_signature
 
 if t.TYPE_CHECKING:
@@ -63,6 +65,10 @@ class DownloadMixin:
     #: A full ``Cache-Control`` value, such as ``"private, max-age=60"``;
     #: wins over :attr:`cache_max_age`.
     cache_control: str | None = None
+    #: ``Content-Security-Policy`` of inline responses of active types (HTML,
+    #: XHTML, SVG, XML), so that an uploaded page or image runs no script in
+    #: the site's origin; ``None`` sends none. Attachments never get it.
+    content_security_policy: str | None = DEFAULT_CONTENT_SECURITY_POLICY
     #: Bytes per chunk; ``None`` uses ``DOWNLOAD_CHUNK_SIZE``.
     chunk_size: int | None = None
     #: Most ranges served in one response; ``None`` uses ``DOWNLOAD_MAX_RANGES``.
@@ -186,7 +192,8 @@ class DownloadMixin:
 
         Keyword arguments go to :attr:`response_class` and win over the
         view's: ``attachment``, ``basename``, ``mimetype``, ``encoding``,
-        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``. A file
+        ``charset``, ``ranges``, ``chunk_size``, ``cache_control``,
+        ``content_security_policy``. A file
         matching an offload rule (:attr:`accel`) gives an empty-bodied
         :class:`~flask_download.AccelResponse` for the web server instead.
         """
@@ -198,6 +205,7 @@ class DownloadMixin:
         kwargs.setdefault("charset", self.get_charset())
         kwargs.setdefault("chunk_size", self._setting("chunk_size"))
         kwargs.setdefault("cache_control", self.get_cache_control())
+        kwargs.setdefault("content_security_policy", self.content_security_policy)
         offload = self._find_offload(file)
         if offload is not None:
             # The web server answers Range itself, from the request's header.
@@ -211,6 +219,7 @@ class DownloadMixin:
                 etag=file.etag,
                 last_modified=file.modified_time,
                 max_ranges=self._setting("max_ranges"),
+                method=environ["REQUEST_METHOD"],
             )
         response = self.response_class(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
@@ -412,8 +421,11 @@ class PathDownloadView(DownloadView):
     Either a fixed :attr:`path`, or the URL variable named by
     :attr:`path_url_kwarg` (``<path:path>``) resolved inside :attr:`root`
     (else ``DOWNLOAD_ROOT``). A URL-supplied path never leaves the root,
-    symbolic links included: ``..``, absolute paths, backslashes, NUL and
-    links pointing outside give 404.
+    symbolic links included: ``..``, absolute paths, backslashes, control
+    characters, Windows device names and links pointing outside give 404.
+    The file is opened with :func:`~flask_download.paths.open_confined`,
+    which checks the descriptor it serves, not a name: a link swapped in
+    while the request runs is never followed out of the root.
     """
 
     #: A trusted path (absolute, or relative to :attr:`root`). Never set it
@@ -438,9 +450,16 @@ class PathDownloadView(DownloadView):
         return None if configured is None else check_root(configured, "DOWNLOAD_ROOT")
 
     def get_path(self) -> str:
-        """The local path of the file to send, confined to the root.
+        """The local path of the file to send.
 
-        :raises FileNotFound: a URL path that leaves the root.
+        A trusted :attr:`path` is returned as is (joined to the root when
+        relative). A URL path is checked and returned as a
+        :class:`~flask_download.paths.ConfinedPath`, a string that
+        :class:`~flask_download.PathFile` opens confined to the root (so
+        ``PathFile(self.get_path())`` in a subclass stays safe); symbolic
+        links are resolved when it is opened, not here.
+
+        :raises FileNotFound: a URL path refused outright (``..``...).
         :raises ConfigurationError: no path at all, or a URL path with no root.
         """
         if self.path is not None:
@@ -461,7 +480,7 @@ class PathDownloadView(DownloadView):
                 " confine it to: set DOWNLOAD_ROOT in the app config or pass"
                 " root=... to as_view()."
             )
-        return safe_join(root, str(untrusted))
+        return ConfinedPath(root, split_relative(str(untrusted)))
 
     def get_file(self) -> DownloadFile:
         return PathFile(self.get_path())
@@ -476,6 +495,7 @@ class VirtualDownloadView(DownloadView):
 
     #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
     #: accepts (an iterator set here would be used up by the first request).
+    #: Text is encoded with :attr:`charset` (default UTF-8).
     content: t.Any = None
 
     def get_content(self) -> t.Any:
@@ -491,4 +511,6 @@ class VirtualDownloadView(DownloadView):
         return content
 
     def get_file(self) -> DownloadFile:
-        return VirtualFile(self.get_content(), name=self.get_basename())
+        return VirtualFile(
+            self.get_content(), name=self.get_basename(), charset=self.get_charset()
+        )
