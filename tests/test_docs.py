@@ -319,3 +319,19 @@ def test_config_reference_documents_every_key_and_default() -> None:
     assert sorted(documented) == sorted(DEFAULTS)
     for key, default in DEFAULTS.items():
         assert documented[key] == repr(default), key
+
+
+def test_api_reference_documents_every_public_name() -> None:
+    """docs/api.rst has an entry for every name in ``flask_download.__all__``."""
+    import flask_download
+
+    text = (DOCS / "api.rst").read_text(encoding="utf-8")
+    documented = set(
+        re.findall(
+            r"^\.\. (?:auto)?(?:class|function|data|exception|decorator)::"
+            r"\s+(?:flask_download\.)?(\w+)",
+            text,
+            re.MULTILINE,
+        )
+    )
+    assert [name for name in flask_download.__all__ if name not in documented] == []
