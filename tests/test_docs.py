@@ -8,6 +8,7 @@ fresh temporary working directory. A reST block preceded by the comment
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import dataclasses
 import http.client
 import io
@@ -19,10 +20,14 @@ import sys
 import textwrap
 import types
 import typing as t
+import weakref
 
 import pytest
 from conftest import free_port
 from conftest import wait_for_port
+
+from flask_download import download_finished
+from flask_download import download_started
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -118,13 +123,25 @@ PAGES_WITH_SAMPLES = [page for page in PAGES if page_samples(page)]
 
 
 @pytest.fixture
-def sample_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    """A fresh working directory; ``sys.path`` and env are restored after."""
+def sample_dir(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> cabc.Iterator[pathlib.Path]:
+    """A fresh working directory; ``sys.path`` and signal receivers (samples
+    connect some, and blinker keeps them) are restored after."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    return work
+    signals = [download_started, download_finished]
+    before = [set(signal.receivers) for signal in signals]
+    yield work
+    for signal, known in zip(signals, before, strict=True):
+        for key in set(signal.receivers) - known:
+            receiver = signal.receivers[key]
+            if isinstance(receiver, weakref.ref):
+                receiver = receiver()
+            if receiver is not None:
+                signal.disconnect(receiver)
 
 
 def sample_namespace(
