@@ -528,12 +528,14 @@ class _Counting(PathFile):
 
 
 def _all_released(names: list[str]) -> bool:
-    """Every handle closed, and each wrapper closed after it was last opened."""
+    """The response is over: every wrapper closed by the archive at the end
+    (the first close releases its descriptor when the archive is made),
+    after it was last opened, and every handle closed."""
     events = _Counting.events
     for name in names:
         opens = [i for i, e in enumerate(events) if e == f"open {name}"]
         closes = [i for i, e in enumerate(events) if e == f"close {name}"]
-        if not closes or (opens and closes[-1] < opens[-1]):
+        if len(closes) < 2 or (opens and closes[-1] < opens[-1]):
             return False
     return all(handle.closed for handle in _Counting.handles)
 
@@ -546,17 +548,26 @@ def _wait_released(names: list[str]) -> bool:
     return False
 
 
-@pytest.fixture
+@pytest.fixture(params=["python", "sendfile"])
 def local_server(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, request: pytest.FixtureRequest
 ) -> cabc.Iterator[tuple[int, pathlib.Path, Flask]]:
+    """Werkzeug serving three 16 MiB files as a ZIP; with "sendfile" their
+    CRC-32s are known, so their data goes out with sendfile."""
+    crcs = {}
     for i in range(3):
-        (tmp_path / f"f{i}").write_bytes(pattern(4 * MEMBER_SIZE // 4, i))
+        content = pattern(MEMBER_SIZE, i)
+        (tmp_path / f"f{i}").write_bytes(content)
+        crcs[i] = zlib.crc32(content)
+    known = request.param == "sendfile"
     app = Flask("archive_local")
 
     class Files(ZipDownloadView):
         def get_members(self) -> t.Any:
-            return [_Counting(tmp_path / f"f{i}") for i in range(3)]
+            members = [_Counting(tmp_path / f"f{i}") for i in range(3)]
+            for i, member in enumerate(members):
+                member.crc32 = crcs[i] if known else None
+            return members
 
     app.add_url_rule("/files.zip", view_func=Files.as_view("files"))
     _Counting.events = []
@@ -590,8 +601,7 @@ def test_client_hanging_up_closes_every_member(
     assert sock.recv(4096).startswith(b"HTTP/1.1 200")
     sock.close()
     assert _wait_released(["f0", "f1", "f2"]), _Counting.events
-    # The first member was being sent, the last one never opened.
-    assert "open f0" in _Counting.events
+    # The body stopped with the first member: the last one was never opened.
     assert "open f2" not in _Counting.events
 
 
