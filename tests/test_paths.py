@@ -9,6 +9,7 @@ from flask import Flask
 
 from flask_download import FileNotFound
 from flask_download import PathDownloadView
+from flask_download import PathFile
 from flask_download.paths import ConfinedPath
 from flask_download.paths import is_windows_device
 from flask_download.paths import MAX_SYMLINKS
@@ -543,3 +544,76 @@ def test_view_serves_nested_path(files_client: t.Any) -> None:
     with files_client.get("/files/sub/nested.txt") as rv:
         assert rv.status_code == 200
         assert rv.data == b"nested\n"
+
+
+class _SubclassedView(PathDownloadView):
+    """The common customisation: a wrapper of one's own around get_path()."""
+
+    def get_file(self) -> PathFile:
+        return PathFile(self.get_path())
+
+
+def test_pathfile_of_get_path_stays_confined(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    """Issue #11: get_path() returns a ConfinedPath, so a subclass that wraps
+    it in PathFile still goes through the confined opener."""
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    app.add_url_rule("/s/<path:path>", view_func=_SubclassedView.as_view("s"))
+    with app.test_client() as client:
+        with client.get("/s/escape.txt") as rv:
+            assert rv.status_code == 404
+            assert b"TOP SECRET" not in rv.data
+        with client.get("/s/sub/nested.txt") as rv:
+            assert rv.status_code == 200
+            assert rv.data == b"nested\n"
+
+
+def test_pathfile_with_root_is_confined(download_root: pathlib.Path) -> None:
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    with pytest.raises(FileNotFound):
+        PathFile("escape.txt", root=download_root)
+    with pytest.raises(FileNotFound):
+        PathFile("../secret.txt", root=download_root)
+    with PathFile("sub/nested.txt", root=download_root) as file:
+        assert file.real_path == os.path.realpath(download_root / "sub/nested.txt")
+        assert file.name == "nested.txt"
+        with file.open() as handle:
+            assert handle.read() == b"nested\n"
+        # A second open walks again, confined the same way.
+        with file.open() as handle:
+            assert handle.read() == b"nested\n"
+
+
+def test_trusted_pathfile_follows_links(download_root: pathlib.Path) -> None:
+    """Without root the path is the developer's: links are followed."""
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    with PathFile(download_root / "escape.txt") as file:
+        assert file.real_path is None
+        assert file.size == len(b"TOP SECRET")
+
+
+def test_pathfile_closes_its_descriptor(download_root: pathlib.Path) -> None:
+    before = _open_fds()
+    files = [PathFile("hello.txt", root=download_root) for _ in range(20)]
+    assert _open_fds() == before + 20
+    for file in files:
+        file.close()
+        file.close()  # twice is fine
+    assert _open_fds() == before
+
+
+def test_view_answers_closes_the_descriptor(
+    files_client: t.Any, download_root: pathlib.Path
+) -> None:
+    """GET, HEAD, 304 and 416 all release what the wrapper opened."""
+    before = _open_fds()
+    with files_client.get("/files/hello.txt") as rv:
+        etag = rv.headers["ETag"]
+    with files_client.head("/files/hello.txt"):
+        pass
+    with files_client.get("/files/hello.txt", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+    with files_client.get("/files/hello.txt", headers={"Range": "bytes=999-"}) as rv:
+        assert rv.status_code == 416
+    assert _open_fds() == before
