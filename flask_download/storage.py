@@ -43,6 +43,7 @@ from .response import representation
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
+    from flask.typing import RouteCallable
     from fsspec import AbstractFileSystem
 
 _logger = logging.getLogger("flask_download")
@@ -452,9 +453,20 @@ class StorageDownloadView(DownloadView):
     missing key gives 404; a store that cannot be reached gives 503 (see
     :class:`StorageUnavailable`) with a log line.
 
-    With :attr:`redirect`, stores that can presign URLs (S3) answer with a
-    302 to a URL valid :attr:`redirect_expires` seconds, so the bytes never
-    go through the application; other stores stream as usual.
+    With :attr:`redirect`, stores whose filesystem implements ``sign()``
+    answer with a 302 to a URL valid :attr:`redirect_expires` seconds, so
+    the bytes never go through the application; other stores stream as
+    usual. On S3 the URL also carries the view's ``Content-Disposition``
+    and ``Content-Type`` (``response-content-disposition`` and
+    ``response-content-type``), so the browser saves the file under the
+    name the view gives, non-ASCII names included.
+
+    A presigned URL is only valid for the method it was signed for (S3,
+    GCS and every S3-compatible store sign the method), so ``HEAD`` never
+    gets the ``GET`` URL: on S3 it is redirected to a URL presigned for
+    ``HEAD`` (:attr:`redirect_head`), elsewhere the application answers it
+    from the store's metadata (size, ETag, modification time), as it
+    would when streaming.
     """
 
     #: An fsspec filesystem, or a URL such as ``"s3://bucket/prefix"`` or
@@ -468,8 +480,26 @@ class StorageDownloadView(DownloadView):
     path_url_kwarg: str = "path"
     #: Answer with a 302 to a presigned URL when the store can make one.
     redirect: bool = False
-    #: Lifetime of presigned URLs, in seconds.
-    redirect_expires: int = 300
+    #: Lifetime of presigned URLs: seconds, or a :class:`~datetime.timedelta`.
+    #: SigV4 (S3) allows at most 7 days.
+    redirect_expires: int | datetime.timedelta = 300
+    #: With :attr:`redirect`, answer ``HEAD`` with a 302 to a URL presigned
+    #: for ``HEAD`` when the store can make one (S3). ``False``: the
+    #: application answers every ``HEAD`` from the store's metadata.
+    redirect_head: bool = True
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function (see :meth:`DownloadView.as_view`).
+
+        :raises ConfigurationError: :attr:`redirect_expires` is not a
+            positive number of seconds.
+        """
+        expires = class_kwargs.get("redirect_expires", cls.redirect_expires)
+        _expiry_seconds(expires, cls.__name__)  # fail now, not per request
+        return super().as_view(name, *class_args, **class_kwargs)
 
     def get_storage(self) -> tuple[AbstractFileSystem, str]:
         """The filesystem and prefix, from :attr:`storage` (resolved once per
@@ -517,22 +547,41 @@ class StorageDownloadView(DownloadView):
         fs, _ = self.get_storage()
         return StorageFile(fs, key)
 
-    def get_redirect_url(self, file: DownloadFile) -> str | None:
-        """A presigned URL of ``file``, or ``None`` when the store cannot sign.
+    def get_redirect_expires(self) -> int:
+        """Lifetime of presigned URLs in seconds, from :attr:`redirect_expires`.
 
-        For S3 the URL also makes the store answer with this view's
-        ``Content-Disposition`` and ``Content-Type``.
+        :raises ConfigurationError: not a positive number of seconds, or
+            more than 7 days (SigV4's limit) on S3.
+        """
+        return _expiry_seconds(self.redirect_expires, type(self).__name__)
 
+    def get_redirect_url(self, file: DownloadFile, method: str = "GET") -> str | None:
+        """A URL of ``file`` presigned for ``method``, or ``None``.
+
+        ``None`` means the store cannot presign it (a filesystem without
+        ``sign()``, or a ``HEAD`` on a store other than S3); the application
+        then answers the request itself. For S3 the URL also makes the store
+        answer with this view's ``Content-Disposition`` and ``Content-Type``.
+        Override it to pass other options to another backend's ``sign()``.
+
+        :param method: ``"GET"`` or ``"HEAD"``.
         :raises StorageUnavailable: signing failed (no credentials...).
+        :raises ConfigurationError: :attr:`redirect_expires` is invalid.
         """
         if not isinstance(file, StorageFile):
             return None
         fs = file.fs
+        expires = self.get_redirect_expires()
         params: dict[str, str] = {}
-        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-        if "s3" in protocols:
+        if _is_s3(fs):
+            if expires > _SIGV4_MAX_EXPIRES:
+                raise ConfigurationError(
+                    f"{type(self).__name__}.redirect_expires is {expires} seconds:"
+                    " S3 presigned URLs (SigV4) are valid at most 7 days"
+                    f" ({_SIGV4_MAX_EXPIRES} seconds)."
+                )
             # Described as the streamed download would be.
-            _, content_type, _, disposition = representation(
+            _, content_type, encoding, disposition = representation(
                 file,
                 self.get_basename(),
                 self.get_mimetype(),
@@ -542,8 +591,16 @@ class StorageDownloadView(DownloadView):
             )
             params["ResponseContentDisposition"] = disposition
             params["ResponseContentType"] = content_type
+            if encoding is not None:
+                params["ResponseContentEncoding"] = encoding
+            if method == "HEAD":
+                # s3fs passes it to botocore's generate_presigned_url.
+                params["client_method"] = "head_object"
+        elif method != "GET":
+            # fsspec's sign() has no method: its URLs are for GET only.
+            return None
         try:
-            return str(fs.sign(file.key, expiration=self.redirect_expires, **params))
+            return str(fs.sign(file.key, expiration=expires, **params))
         except NotImplementedError:
             return None
         except Exception as e:
@@ -553,15 +610,41 @@ class StorageDownloadView(DownloadView):
             raise error from e
 
     def file_response(self, file: DownloadFile) -> Response | None:
-        """A 302 to a presigned URL (:attr:`redirect`, ``GET`` and ``HEAD``),
-        else ``None``: the file is streamed."""
-        if self.redirect and request.method in ("GET", "HEAD"):
-            url = self.get_redirect_url(file)
-            if url is not None:
-                # The URL expires: no cache may keep the redirect.
-                return Response(
-                    b"",
-                    status=302,
-                    headers={"Location": url, "Cache-Control": "no-store"},
-                )
-        return super().file_response(file)
+        """A 302 to a presigned URL (:attr:`redirect`), else ``None``: the
+        file is streamed, or for ``HEAD`` described from its metadata."""
+        if not self.redirect:
+            return None
+        method = request.method
+        if method == "HEAD" and not self.redirect_head:
+            return None
+        if method not in ("GET", "HEAD"):
+            return None
+        url = self.get_redirect_url(file, method)
+        if url is None:
+            return None
+        # The URL expires: no cache may keep the redirect.
+        return Response(
+            b"", status=302, headers={"Location": url, "Cache-Control": "no-store"}
+        )
+
+
+#: Longest lifetime of a SigV4 presigned URL: 7 days.
+_SIGV4_MAX_EXPIRES = 7 * 24 * 3600
+
+
+def _is_s3(fs: AbstractFileSystem) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+    return "s3" in protocols
+
+
+def _expiry_seconds(value: t.Any, owner: str) -> int:
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+        if value == int(value):
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{owner}.redirect_expires must be a positive whole number of seconds"
+            f" or a timedelta, not {value!r}."
+        )
+    return value

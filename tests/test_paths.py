@@ -617,3 +617,33 @@ def test_view_answers_closes_the_descriptor(
     with files_client.get("/files/hello.txt", headers={"Range": "bytes=999-"}) as rv:
         assert rv.status_code == 416
     assert _open_fds() == before
+
+
+def test_pathfiles_hold_a_bounded_number_of_descriptors(
+    download_root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_HELD_DESCRIPTORS (an archive of many members), a wrapper
+    keeps only the file's identity and opens it again, still confined."""
+    from flask_download import files
+
+    monkeypatch.setattr(files, "MAX_HELD_DESCRIPTORS", files._held + 2)
+    before = _open_fds()
+    wrappers = [PathFile("sub/nested.txt", root=download_root) for _ in range(5)]
+    assert _open_fds() == before + 2
+    for wrapper in wrappers:
+        with wrapper.open() as handle:
+            assert handle.read() == b"nested\n"
+    # One past the limit, then the file is replaced: refused, not mixed up.
+    held = [PathFile("hello.txt", root=download_root) for _ in range(2)]
+    late = PathFile("hello.txt", root=download_root)
+    assert _open_fds() == before + 2
+    for wrapper in held:
+        wrapper.close()
+    (download_root / "new.txt").write_bytes(b"replaced")
+    os.replace(download_root / "new.txt", download_root / "hello.txt")
+    with pytest.raises(FileNotFound, match="changed"):
+        late.open()
+    for wrapper in wrappers:
+        wrapper.close()
+    late.close()
+    assert _open_fds() == before
