@@ -447,11 +447,14 @@ class _RangeReader(io.RawIOBase):
 class StorageDownloadView(DownloadView):
     """Serve a file of an fsspec filesystem (S3, memory, local disk...).
 
-    The file is :attr:`path` (a key relative to the storage prefix), or the
-    URL variable named by :attr:`path_url_kwarg` (``<path:path>``) confined
-    to the prefix: ``..``, absolute paths, backslashes and NUL give 404. A
-    missing key gives 404; a store that cannot be reached gives 503 (see
-    :class:`StorageUnavailable`) with a log line.
+    The file is :attr:`path` (a trusted key relative to the storage prefix,
+    or absolute), or the URL variable named by :attr:`path_url_kwarg`
+    (``<path:path>``) confined to the prefix: ``..`` (also once decoded
+    again, for stores that decode keys), absolute paths, backslashes and
+    control characters give 404, and on the local disk so do symbolic
+    links leading out of the prefix. A missing key gives 404; a store that
+    cannot be reached gives 503 (see :class:`StorageUnavailable`) with a
+    log line.
 
     With :attr:`redirect`, stores whose filesystem implements ``sign()``
     answer with a 302 to a URL valid :attr:`redirect_expires` seconds, so
