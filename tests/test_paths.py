@@ -647,3 +647,29 @@ def test_pathfiles_hold_a_bounded_number_of_descriptors(
         wrapper.close()
     late.close()
     assert _open_fds() == before
+
+
+def test_offload_gets_the_walked_path_and_closes_the_descriptor(
+    app_factory: t.Any, download_root: pathlib.Path
+) -> None:
+    """Issue #11: offload rules match the real path the opener walked (a
+    link inside the root maps to its target), never a second resolution."""
+    app = app_factory(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/protected/"}
+        ],
+    )
+    app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("f"))
+    (download_root / "latest.txt").symlink_to("sub/nested.txt")
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    client = app.test_client()
+    before = _open_fds()
+    with client.get("/files/latest.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["X-Accel-Redirect"] == "/protected/sub/nested.txt"
+        assert rv.data == b""
+    with client.get("/files/escape.txt") as rv:
+        assert rv.status_code == 404
+        assert "X-Accel-Redirect" not in rv.headers
+    assert _open_fds() == before
