@@ -230,7 +230,7 @@ class PathFile(DownloadFile):
         else:
             opened = open_path(path)
         self._fd = _hold(opened.fd)
-        st = opened.stat
+        st = self._stat = opened.stat
         self.path = opened.path
         self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name

@@ -335,7 +335,21 @@ class StorageFile(DownloadFile):
         self.modified_time = file.modified_time
         self.etag = file.etag
         self.name = file.name if name is None else name
-        self.info = {"name": file.path, "size": file.size, "type": "file"}
+        # What LocalFileSystem.info() tells, from fstat of the open file.
+        st = file._stat
+        self.info = {
+            "name": file.path,
+            "size": st.st_size,
+            "type": "file",
+            "created": st.st_ctime,
+            "islink": False,
+            "mode": st.st_mode,
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+            "mtime": st.st_mtime,
+            "ino": st.st_ino,
+            "nlink": st.st_nlink,
+        }
         if not local:
             self.url = fs.unstrip_protocol(file.path)
         elif isinstance(key, ConfinedPath):
