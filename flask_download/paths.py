@@ -215,9 +215,14 @@ def open_confined(
     :raises FileNotFound: the path is refused, leaves the root, is missing,
         unreadable or not a regular file, or changed while it was walked.
     """
-    segments = (
-        split_relative(untrusted) if isinstance(untrusted, str) else list(untrusted)
-    )
+    if isinstance(untrusted, str):
+        segments = split_relative(untrusted)
+    else:
+        segments = list(untrusted)
+        # One name per segment: a "/" would let os.open walk several
+        # components at once, following links in all but the last.
+        if any(os.sep in segment or "\0" in segment for segment in segments):
+            raise FileNotFound(f"Refused segments {segments!r}.")
     roots = _roots(os.fspath(root))
     shown = untrusted if isinstance(untrusted, str) else "/".join(untrusted)
     if not HAS_DIR_FD:  # pragma: no cover - Windows

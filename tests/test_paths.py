@@ -368,6 +368,10 @@ def test_open_confined_root_with_trailing_slash(download_root: pathlib.Path) -> 
     assert path == os.path.realpath(download_root / "hello.txt")
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "O_PATH") or os.geteuid() == 0,
+    reason="O_PATH is Linux's; root reads any directory anyway",
+)
 def test_open_confined_needs_no_read_permission_on_directories(
     download_root: pathlib.Path,
 ) -> None:
@@ -378,6 +382,18 @@ def test_open_confined_needs_no_read_permission_on_directories(
     finally:
         (download_root / "sub").chmod(0o755)
     assert content == b"nested\n"
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [["sub/nested.txt"], ["..", "secret.txt"], ["/etc", "passwd"], ["a\0b"]],
+    ids=["slash-inside", "dotdot", "absolute", "nul"],
+)
+def test_open_confined_refuses_unchecked_segments(
+    download_root: pathlib.Path, segments: list[str]
+) -> None:
+    with pytest.raises(FileNotFound):
+        open_confined(download_root, segments)
 
 
 def test_confined_path_is_the_joined_path(download_root: pathlib.Path) -> None:
