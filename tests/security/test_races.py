@@ -302,7 +302,7 @@ def test_symlink_swaps_never_leak(
     port: int, flipper: None, source: tuple[str, str]
 ) -> None:
     answers = _hammer(port, source)
-    assert len(answers) >= MIN_REQUESTS // 2, "too few requests to mean anything"
+    assert len(answers) >= MIN_REQUESTS // 3, "too few requests to mean anything"
     leaks = [(target, status) for target, status, body in answers if MARKER in body]
     assert not leaks, f"{len(leaks)} of {len(answers)} answers leaked: {leaks[:5]}"
     errors = [(target, status) for target, status, _ in answers if status >= 500]
