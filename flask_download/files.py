@@ -298,9 +298,11 @@ class PathFile(DownloadFile):
         # release the descriptor rather than leak it.
         fd, self._fd = self._fd, None
         if fd is not None:
-            _release()
-            with contextlib.suppress(OSError):
+            # Also at interpreter exit, when module globals may be gone.
+            with contextlib.suppress(Exception):
                 os.close(fd)
+            with contextlib.suppress(Exception):
+                _release()
 
 
 #: Most descriptors that :class:`PathFile` wrappers hold open between their
