@@ -25,6 +25,7 @@ from .http import HTTPFile as HTTPFile
 from .objects import ObjectDownloadView as ObjectDownloadView
 from .response import content_disposition as content_disposition
 from .response import DownloadResponse as DownloadResponse
+from .shortcuts import send_download as send_download
 from .signals import download_finished as download_finished
 from .signals import download_started as download_started
 from .signing import signature_required as signature_required
@@ -72,6 +73,7 @@ __all__ = [
     "make_download_blueprint",
     "offload",
     "resolve_storage",
+    "send_download",
     "signature_required",
     "signed_url_for",
 ]

@@ -8,8 +8,10 @@ rest, and reads the bytes as an iterator of chunks.
 
 from __future__ import annotations
 
+import codecs
 import collections.abc as cabc
 import datetime
+import functools
 import hashlib
 import io
 import os
@@ -17,6 +19,7 @@ import stat
 import typing as t
 
 from .conditional import as_utc
+from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
@@ -51,6 +54,10 @@ class DownloadFile:
     encoding: str | None = None
     #: Character set of a text file known by the source.
     charset: str | None = None
+    #: Whether the bytes are text this wrapper encoded with :attr:`charset`
+    #: (a ``str`` or text stream given to :class:`VirtualFile`): the response
+    #: then announces that charset even when the view names another.
+    encoded_text: bool = False
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False
@@ -213,17 +220,30 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 class VirtualFile(DownloadFile):
     """Content made in Python.
 
-    :param content: ``str`` (sent as UTF-8), ``bytes``, a binary file-like
-        object, or an iterator of ``bytes`` / ``str`` chunks. ``str`` and
-        ``bytes`` support ``Range`` and get a strong ETag from a hash of the
-        content; a seekable file-like object supports ``Range``; an iterator
-        is streamed as it comes (no ``Range``, no ETag unless given).
+    Text is sent as bytes encoded with ``charset``: a ``str``, an
+    :class:`io.StringIO` (read from its current position), a text-mode
+    file, and ``str`` chunks of an iterator. ``Content-Length`` counts
+    those bytes, and the wrapper's :attr:`charset` names the encoding, so a
+    ``text/*`` response announces the charset its bytes are in.
+
+    :param content: ``str``, ``bytes``, a binary or text file-like object,
+        or an iterator of ``bytes`` / ``str`` chunks. ``str``, ``bytes`` and
+        ``StringIO`` support ``Range`` and get a strong ETag from a hash of
+        the bytes; a seekable binary file-like object supports ``Range``;
+        an iterator and a text-mode file are streamed as they come (no
+        ``Range``, no ETag unless given, no ``Content-Length`` unless
+        ``size`` is given).
     :param name: the client-side name.
-    :param size: the size in bytes, if known (computed for ``str``/``bytes``
-        and seekable file-like objects).
+    :param size: the size in bytes, if known (computed for ``str``/``bytes``,
+        ``StringIO`` and seekable binary file-like objects).
     :param modified_time: the last modification, sent as ``Last-Modified``.
         A naive datetime is taken as UTC.
     :param etag: an entity tag, bare (without quotes).
+    :param charset: the encoding of text content (default UTF-8), also
+        announced for ``text/*`` types (the wrapper's :attr:`charset`).
+    :raises ConfigurationError: ``charset`` is not a known encoding.
+    :raises UnicodeEncodeError: a ``str`` or ``StringIO`` has a character
+        ``charset`` cannot encode (streamed text fails when it gets there).
     """
 
     def __init__(
@@ -238,14 +258,24 @@ class VirtualFile(DownloadFile):
         size: int | None = None,
         modified_time: datetime.datetime | None = None,
         etag: str | None = None,
+        charset: str | None = None,
     ) -> None:
         self.name = name
         self.modified_time = None if modified_time is None else as_utc(modified_time)
         self._bytes: bytes | None = None
         self._stream: t.IO[bytes] | None = None
         self._iterable: cabc.Iterable[bytes | str] | None = None
+        self._text_stream: t.IO[str] | None = None
+        self._encoding = _text_encoding(charset)
+        if charset is not None:
+            self.charset = charset
+        if isinstance(content, io.StringIO):
+            # In memory already: encode it whole, so its byte size is known
+            # and ranges work (its own offsets count characters).
+            content = content.read()
         if isinstance(content, str):
-            content = content.encode("utf-8")
+            self._mark_text()
+            content = content.encode(self._encoding)
         if isinstance(content, (bytes, bytearray, memoryview)):
             self._bytes = bytes(content)
             self.size = len(self._bytes)
@@ -257,6 +287,13 @@ class VirtualFile(DownloadFile):
             )
             return
         self.etag = etag
+        if isinstance(content, io.TextIOBase):
+            # A text-mode file: encoded as it is read. Its size in bytes is
+            # unknown (newline translation, the file's own encoding).
+            self._mark_text()
+            self._text_stream = t.cast(t.IO[str], content)
+            self.size = size
+            return
         if hasattr(content, "read"):
             stream = t.cast(t.IO[bytes], content)
             self._stream = stream
@@ -270,6 +307,12 @@ class VirtualFile(DownloadFile):
             return
         self._iterable = content
         self.size = size
+
+    def _mark_text(self) -> None:
+        # These bytes are in this encoding: the response announces it, over
+        # a charset the view would otherwise give.
+        self.charset = self._encoding
+        self.encoded_text = True
 
     def open(self) -> t.IO[bytes]:
         if self._bytes is not None:
@@ -299,19 +342,57 @@ class VirtualFile(DownloadFile):
             if start:
                 raise ValueError("Cannot read a range of a stream that can't seek.")
             yield from read_slice(self._stream, chunk_size, 0, stop)
+        elif self._text_stream is not None:
+            yield from _encode_chunks(
+                iter(functools.partial(self._text_stream.read, chunk_size), ""),
+                self._encoding,
+            )
         else:
             assert self._iterable is not None
-            for chunk in self._iterable:
-                if isinstance(chunk, str):
-                    chunk = chunk.encode("utf-8")
-                if chunk:
-                    yield chunk
+            yield from _encode_chunks(self._iterable, self._encoding)
 
     def close(self) -> None:
         target: object = self._stream if self._stream is not None else self._iterable
+        if self._text_stream is not None:
+            target = self._text_stream
         close = getattr(target, "close", None)
         if close is not None:
             close()
+
+
+def _text_encoding(charset: str | None) -> str:
+    if charset is None:
+        return "utf-8"
+    try:
+        codecs.lookup(charset)
+    except (LookupError, TypeError, ValueError):
+        raise ConfigurationError(
+            f"VirtualFile charset must be a known text encoding such as 'utf-8',"
+            f" not {charset!r}."
+        ) from None
+    return charset
+
+
+def _encode_chunks(
+    chunks: cabc.Iterable[bytes | str], encoding: str
+) -> cabc.Iterator[bytes]:
+    """Yield non-empty ``bytes`` chunks, ``str`` ones encoded with ``encoding``.
+
+    One incremental encoder for the whole stream: a stateful encoding (a
+    byte order mark, ISO-2022 shifts) is written once, not once a chunk.
+    """
+    encoder = None
+    for chunk in chunks:
+        if isinstance(chunk, str):
+            if encoder is None:
+                encoder = codecs.getincrementalencoder(encoding)()
+            chunk = encoder.encode(chunk)
+        if chunk:
+            yield bytes(chunk)
+    if encoder is not None:
+        tail = encoder.encode("", final=True)
+        if tail:
+            yield tail
 
 
 def _is_seekable(stream: t.IO[bytes]) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import datetime
+import difflib
 import inspect
 import os
 import re
@@ -28,6 +29,7 @@ from .views import DownloadView
 if t.TYPE_CHECKING:
     import sqlalchemy as sa
     import sqlalchemy.orm as orm
+    from flask.typing import RouteCallable
 
 
 _SQLALCHEMY: tuple[t.Any, t.Any] | None = None
@@ -128,6 +130,72 @@ class ObjectDownloadView(DownloadView):
     #: attributes (see :attr:`load_instance`).
     object: t.Any
 
+    # -- configuration checks -------------------------------------------------
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function, checking the field names against the model.
+
+        :raises TypeError: a keyword names no attribute of the class.
+        :raises ConfigurationError: a ``*_field`` names no attribute of
+            :attr:`model` (the message lists the mapped ones).
+        """
+        view = super().as_view(name, *class_args, **class_kwargs)
+        # Checked once here, never per request. A subclass that reads the row
+        # its own way (file_from_object overridden) may use other names.
+        if cls.file_from_object is ObjectDownloadView.file_from_object:
+            model = class_kwargs.get("model", cls.model)
+            if model is not None:
+                _check_fields(
+                    cls,
+                    model,
+                    {
+                        field: class_kwargs.get(field, getattr(cls, field))
+                        for field in _FIELD_ATTRIBUTES
+                    },
+                )
+        return view
+
+    def _lookup_error(self) -> ConfigurationError:
+        # The route has neither URL variable this view looks the row up by.
+        names = sorted(self.kwargs)
+        message = (
+            f"{type(self).__name__} needs the primary key in the URL variable"
+            f" '<{self.pk_url_kwarg}>' (pk_url_kwarg) or the slug in"
+            f" '<{self.slug_url_kwarg}>' (slug_url_kwarg)"
+        )
+        if not names:
+            return ConfigurationError(
+                f"{message}; the URL rule has no variables. Add one to the rule,"
+                " or override 'get_object'."
+            )
+        found = ", ".join(repr(name) for name in names)
+        message += f"; the URL rule has {found}."
+        if len(names) == 1:
+            message += (
+                f" If {names[0]!r} holds the primary key, set"
+                f" pk_url_kwarg={names[0]!r} (class attribute or as_view());"
+                f" if it holds the slug, set slug_url_kwarg={names[0]!r}."
+            )
+        return ConfigurationError(
+            f"{message} Or rename the variable in the rule, or override 'get_object'."
+        )
+
+    def get_cache_control(self) -> str:
+        """``Cache-Control``: ``private`` unless the view says otherwise.
+
+        Rows are usually per user (see :meth:`get_query`), so a shared cache
+        must not keep one user's file for another: ``private, no-cache``, or
+        ``private, max-age=N`` with ``DOWNLOAD_CACHE_MAX_AGE``. A
+        :attr:`cache_control` set on the view is sent as it is.
+        """
+        if self.cache_control is not None:
+            return self.cache_control
+        max_age = self._setting("cache_max_age")
+        return "private, no-cache" if max_age is None else f"private, max-age={max_age}"
+
     # -- the row --------------------------------------------------------------
 
     def get_session(self) -> orm.Session:
@@ -187,11 +255,7 @@ class ObjectDownloadView(DownloadView):
         pk = self.kwargs.get(self.pk_url_kwarg)
         slug = self.kwargs.get(self.slug_url_kwarg)
         if pk is None and slug is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} needs a '<int:{self.pk_url_kwarg}>' or"
-                f" '<{self.slug_url_kwarg}>' URL variable, or an override of"
-                " 'get_object'."
-            )
+            raise self._lookup_error()
         lookup = self._lookup(session, pk is not None, slug is not None)
         params: dict[str, t.Any] = {}
         if pk is not None:
@@ -403,6 +467,65 @@ class ObjectDownloadView(DownloadView):
         session.rollback()
 
 
+# The attributes that name a field of the model, checked by as_view.
+_FIELD_ATTRIBUTES = (
+    "file_field",
+    "basename_field",
+    "encoding_field",
+    "mime_type_field",
+    "charset_field",
+    "modification_time_field",
+    "size_field",
+    "version_field",
+)
+
+
+def _check_fields(
+    view: type[ObjectDownloadView],
+    model: type[t.Any],
+    fields: dict[str, str | None],
+) -> None:
+    for attribute, field in fields.items():
+        if field and not hasattr(model, field):
+            raise ConfigurationError(_field_message(view, model, attribute, field))
+
+
+def _field_message(
+    view: type[ObjectDownloadView], model: type[t.Any], attribute: str, field: str
+) -> str:
+    names = _mapped_names(model)
+    message = (
+        f"{view.__name__}.{attribute} is {field!r}, but {model.__name__} has no"
+        f" attribute {field!r}."
+    )
+    close = difflib.get_close_matches(field, names, n=1)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    if names:
+        message += f" {model.__name__} maps: {', '.join(names)}."
+    return message + (
+        f" Set {attribute} (class attribute or as_view()) to one of them"
+        + (", or None." if attribute != "file_field" else ".")
+    )
+
+
+def _mapped_names(model: type[t.Any]) -> list[str]:
+    """The names of ``model``'s mapped attributes, in declaration order."""
+    try:
+        _, orm_ = _import_sqlalchemy()
+    except ImportError:
+        return []
+    names = []
+    for klass in reversed(model.__mro__):
+        for name in vars(klass):
+            if name.startswith("_") or name in names:
+                continue
+            value = getattr(model, name, None)
+            if isinstance(value, (orm_.QueryableAttribute, property)):
+                names.append(name)
+    return names
+
+
 def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.Any:
     """Convert a URL value to the primary key's type, or raise FileNotFound."""
     import sqlalchemy as sa_
@@ -588,7 +711,11 @@ class _Lookup:
             pk_column = keys[0]
             criteria.append(pk_column == sa_.bindparam(_PK))
         if by_slug:
-            slug = getattr(model, view.slug_field)
+            slug = getattr(model, view.slug_field, None)
+            if slug is None:
+                raise ConfigurationError(
+                    _field_message(type(view), model, "slug_field", view.slug_field)
+                )
             slug_prop = props.get(view.slug_field)
             if core and slug_prop is not None and len(slug_prop.columns) == 1:
                 slug = slug_prop.columns[0]

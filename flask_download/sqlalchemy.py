@@ -21,13 +21,14 @@ from flask import current_app
 
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
 from .paths import safe_join
 from .paths import split_relative
+from .settings import check_root
+from .settings import get_settings
 
 try:
     import sqlalchemy as sa
@@ -51,10 +52,12 @@ def resolve_root(root: str | os.PathLike[str] | None) -> str:
     A relative ``root`` is taken relative to the application's ``root_path``
     (as :class:`~flask_download.PathDownloadView` does).
 
-    :raises ConfigurationError: no root at all.
+    :raises ConfigurationError: no root at all, or one that is not an
+        existing directory.
     """
     if root is not None:
-        return os.path.join(current_app.root_path, os.fspath(root))
+        path = os.path.join(current_app.root_path, os.fspath(root))
+        return check_root(path, "the root of the FileColumn or the download view")
     configured = get_settings().root
     if configured is None:
         raise ConfigurationError(
@@ -62,7 +65,7 @@ def resolve_root(root: str | os.PathLike[str] | None) -> str:
             " DOWNLOAD_ROOT in the app config, or pass root=... (or storage=...)"
             " to the FileColumn or the download view."
         )
-    return configured
+    return check_root(configured, "DOWNLOAD_ROOT")
 
 
 def open_key(

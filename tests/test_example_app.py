@@ -81,7 +81,7 @@ def test_every_link_on_the_index_downloads(example: Flask) -> None:
         ("/documents/1", 'attachment; filename="readme.txt"', b"Flask-Download"),
         (
             "/documents/by-slug/resume",
-            "attachment; filename=\"Resume  2026.txt\"; filename*=UTF-8''"
+            "attachment; filename=\"Resume - 2026.txt\"; filename*=UTF-8''"
             "R%C3%A9sum%C3%A9%20%E2%80%93%202026.txt",
             None,
         ),

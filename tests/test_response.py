@@ -1387,3 +1387,52 @@ def test_validator_headers() -> None:
         ("ETag", '"v1"'),
         ("Cache-Control", "no-cache"),
     ]
+
+
+# -- text sources (issue 13) ---------------------------------------------------
+
+
+def test_str_chunks_of_a_custom_wrapper_are_encoded(app: Flask) -> None:
+    """Issue 13: no str reaches the server, whatever a wrapper yields."""
+
+    class TextChunks(DownloadFile):
+        name = "t.txt"
+        charset = "latin-1"
+
+        def chunks(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            yield "été"
+            yield b"!"
+
+    with app.test_request_context():
+        response = DownloadResponse(TextChunks())
+        assert response.headers["Content-Type"] == "text/plain; charset=latin-1"
+        body = list(response.iter_encoded())
+        response.close()
+    assert body == ["été".encode("latin-1"), b"!"]
+
+
+def test_encoded_text_announces_its_own_charset(app: Flask) -> None:
+    """The bytes of a text VirtualFile are in its charset: a view charset
+    cannot relabel them."""
+    from flask_download import VirtualFile
+
+    with app.test_request_context():
+        response = DownloadResponse(
+            VirtualFile("été", name="t.txt", charset="latin-1"), charset="utf-8"
+        )
+        assert response.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert response.headers["Content-Length"] == "3"
+        response.close()
+
+
+def test_view_charset_encodes_virtual_text(app: Flask) -> None:
+    app.add_url_rule(
+        "/t",
+        view_func=VirtualDownloadView.as_view(
+            "t", content="été", basename="t.txt", charset="latin-1"
+        ),
+    )
+    with app.test_client().get("/t") as rv:
+        assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert rv.data == "été".encode("latin-1")
+        assert rv.headers["Content-Length"] == "3"
