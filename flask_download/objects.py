@@ -296,7 +296,7 @@ class ObjectDownloadView(DownloadView):
         if found is None:
             raise FileNotFound(f"No {lookup.model.__name__} matches {self.kwargs!r}.")
         assert lookup.row_class is not None
-        return lookup.row_class(found._mapping)
+        return lookup.row_class(zip(lookup.names, found, strict=True))
 
     def _lookup(
         self, session: t.Any, by_pk: bool, by_slug: bool, rows: bool | None = None
@@ -325,7 +325,9 @@ class ObjectDownloadView(DownloadView):
             rows,
             orm_events,
         )
-        cache = _LOOKUPS.setdefault(type(self), {})
+        cache = _LOOKUPS.get(type(self))
+        if cache is None:
+            cache = _LOOKUPS[type(self)] = {}
         lookup = cache.get(key)
         if lookup is None:
             lookup = cache[key] = _Lookup.build(
@@ -630,7 +632,7 @@ def _may_bypass(session: t.Any) -> bool:
 class _Row:
     """The download's fields of one row, as attributes (see ``load_instance``)."""
 
-    def __init__(self, values: cabc.Mapping[str, t.Any]) -> None:
+    def __init__(self, values: cabc.Iterable[tuple[str, t.Any]]) -> None:
         self.__dict__.update(values)
 
     def __repr__(self) -> str:
@@ -665,6 +667,8 @@ class _Lookup:
         #: Whether the statement is a Core one (no ORM compilation needed).
         self.core = False
         self.engine_class: type[t.Any] = type(None)
+        #: The fields, in the order of the row's columns.
+        self.names: list[str] = []
 
     @classmethod
     def build(
@@ -739,6 +743,7 @@ class _Lookup:
         lookup = cls(
             model, mapper, pk_column, row_class, columns, criteria, options, None
         )
+        lookup.names = names
         if core:
             lookup.core = True
             lookup.engine_class = sa_.engine.Engine
