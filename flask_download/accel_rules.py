@@ -24,6 +24,7 @@ import typing as t
 from urllib.parse import quote
 from urllib.parse import unquote
 
+from . import paths as _paths
 from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
@@ -455,8 +456,9 @@ def find_offload(
         elif rule.sendfile_dir is None:
             continue
         if real_path is None and rule.source_dir is not None and file.path is not None:
-            # Resolved once per request, not once per rule.
-            real_path = os.path.realpath(file.path)
+            # Resolved once per request, not once per rule; a confined
+            # file's path as its opener walked it (no second resolution).
+            real_path = _paths.real_path(file)
         segments = rule.relative_segments(file, real_path)
         if segments is None:
             continue

@@ -99,6 +99,10 @@ class ObjectDownloadView(DownloadView):
     modification_time_field: str | None = None
     #: Attribute with the size in bytes, used when the file cannot tell.
     size_field: str | None = None
+    #: Attribute with the CRC-32 of the content (an ``int``), stored when the
+    #: file was saved: :class:`~flask_download.ArchiveFile` uses it to answer
+    #: ranges of a ZIP without reading the whole member.
+    crc32_field: str | None = None
     #: Attribute that changes whenever the content does (a version counter or
     #: an ``updated_at``): the ETag of ``LargeBinary`` content is made from it
     #: instead of a hash of the content.
@@ -356,6 +360,7 @@ class ObjectDownloadView(DownloadView):
             self.modification_time_field,
             self.size_field,
             self.version_field,
+            self.crc32_field,
         ]
         return [name for name in names if name]
 
@@ -428,6 +433,9 @@ class ObjectDownloadView(DownloadView):
                 file.modified_time = modified
             if file.size is None:
                 file.size = self._value(obj, self.size_field, int)
+        crc32 = self._value(obj, self.crc32_field, int)
+        if crc32 is not None:
+            file.crc32 = crc32
         for attr, field in (
             ("mimetype", self.mime_type_field),
             ("encoding", self.encoding_field),

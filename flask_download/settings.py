@@ -21,6 +21,7 @@ from flask import Flask
 from .accel_rules import AccelRule
 from .accel_rules import parse_rules
 from .accel_rules import validate_accel
+from .edge import validate_nginx_secret
 from .exceptions import ConfigurationError
 from .files import DEFAULT_CHUNK_SIZE
 
@@ -45,6 +46,8 @@ DEFAULTS: dict[str, t.Any] = {
     "DOWNLOAD_HTTP_TIMEOUT": 10.0,
     # Default lifetime of links made by ``signed_url_for``, in seconds.
     "DOWNLOAD_SIGNED_MAX_AGE": 3600,
+    # Secret shared with nginx's ``secure_link_md5`` (``nginx_secure_url_for``).
+    "DOWNLOAD_NGINX_SECURE_LINK_SECRET": None,
 }
 
 # Maps a ``FlaskDownload(...)`` argument to its config key.
@@ -101,6 +104,7 @@ class Settings:
                 root = os.path.join(root_path, root)
             root = os.path.abspath(root)
         accel = validate_accel("DOWNLOAD_ACCEL", get("DOWNLOAD_ACCEL"))
+        validate_nginx_secret(get("DOWNLOAD_NGINX_SECURE_LINK_SECRET"))
         return cls(
             root=root,
             chunk_size=_positive_int("DOWNLOAD_CHUNK_SIZE", get("DOWNLOAD_CHUNK_SIZE")),

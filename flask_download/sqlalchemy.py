@@ -25,7 +25,6 @@ from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
-from .paths import safe_join
 from .paths import split_relative
 from .settings import check_root
 from .settings import get_settings
@@ -80,8 +79,10 @@ def open_key(
     With ``storage`` (an fsspec filesystem or a URL such as
     ``s3://bucket/prefix``) the key is a path under the storage prefix;
     otherwise a path under ``root`` (else ``DOWNLOAD_ROOT``). Either way it
-    never leaves them: ``..``, absolute paths, backslashes, NUL and (on disk)
-    symbolic links pointing out are refused.
+    never leaves them: ``..``, absolute paths, backslashes, control
+    characters and Windows device names are refused, and a file on disk is
+    opened with :func:`~flask_download.paths.open_confined` (no symbolic
+    link leads out, even one swapped in while the request runs).
 
     :param key: the stored key, a relative path with ``/`` separators.
     :param name: the client-side name (default: the key's last part).
@@ -90,7 +91,7 @@ def open_key(
     """
     if storage is not None:
         return _storage_file(storage, key, name)
-    return PathFile(safe_join(resolve_root(root), key), name=name)
+    return PathFile(key, name=name, root=resolve_root(root))
 
 
 def _storage_file(storage: t.Any, key: str, name: str | None) -> DownloadFile:
@@ -146,10 +147,12 @@ class ColumnFile(DownloadFile):
     etag = _Resolved[str | None]()
     url = _Resolved[str | None]()
     path = _Resolved[str | None]()
+    real_path = _Resolved[str | None]()
     mimetype = _Resolved[str | None]()
     encoding = _Resolved[str | None]()
     charset = _Resolved[str | None]()
     seekable = _Resolved[bool]()
+    crc32 = _Resolved[int | None]()
 
     def __init__(
         self,

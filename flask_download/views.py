@@ -22,7 +22,8 @@ from .exceptions import FileNotFound
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
-from .paths import safe_join
+from .paths import ConfinedPath
+from .paths import split_relative
 from .response import DEFAULT_CONTENT_SECURITY_POLICY
 from .response import DownloadResponse
 from .response import NotModifiedResponse
@@ -420,8 +421,11 @@ class PathDownloadView(DownloadView):
     Either a fixed :attr:`path`, or the URL variable named by
     :attr:`path_url_kwarg` (``<path:path>``) resolved inside :attr:`root`
     (else ``DOWNLOAD_ROOT``). A URL-supplied path never leaves the root,
-    symbolic links included: ``..``, absolute paths, backslashes, NUL and
-    links pointing outside give 404.
+    symbolic links included: ``..``, absolute paths, backslashes, control
+    characters, Windows device names and links pointing outside give 404.
+    The file is opened with :func:`~flask_download.paths.open_confined`,
+    which checks the descriptor it serves, not a name: a link swapped in
+    while the request runs is never followed out of the root.
     """
 
     #: A trusted path (absolute, or relative to :attr:`root`). Never set it
@@ -446,9 +450,16 @@ class PathDownloadView(DownloadView):
         return None if configured is None else check_root(configured, "DOWNLOAD_ROOT")
 
     def get_path(self) -> str:
-        """The local path of the file to send, confined to the root.
+        """The local path of the file to send.
 
-        :raises FileNotFound: a URL path that leaves the root.
+        A trusted :attr:`path` is returned as is (joined to the root when
+        relative). A URL path is checked and returned as a
+        :class:`~flask_download.paths.ConfinedPath`, a string that
+        :class:`~flask_download.PathFile` opens confined to the root (so
+        ``PathFile(self.get_path())`` in a subclass stays safe); symbolic
+        links are resolved when it is opened, not here.
+
+        :raises FileNotFound: a URL path refused outright (``..``...).
         :raises ConfigurationError: no path at all, or a URL path with no root.
         """
         if self.path is not None:
@@ -469,7 +480,7 @@ class PathDownloadView(DownloadView):
                 " confine it to: set DOWNLOAD_ROOT in the app config or pass"
                 " root=... to as_view()."
             )
-        return safe_join(root, str(untrusted))
+        return ConfinedPath(root, split_relative(str(untrusted)))
 
     def get_file(self) -> DownloadFile:
         return PathFile(self.get_path())

@@ -202,9 +202,14 @@ def test_path_file_nul_in_path_is_not_found(download_root: pathlib.Path) -> None
 
 
 def test_path_file_deleted_before_open(download_root: pathlib.Path) -> None:
+    """Issue #11: the first open hands over the descriptor opened (and
+    described) by the wrapper; only a second open looks the name up again."""
     path = download_root / "hello.txt"
+    content = path.read_bytes()
     file = PathFile(path)
     path.unlink()
+    with file.open() as handle:
+        assert handle.read() == content
     with pytest.raises(FileNotFound):
         file.open()
 
@@ -484,6 +489,8 @@ def test_path_file_refuses_a_file_replaced_after_stat(tmp_path: pathlib.Path) ->
     replacement = tmp_path / "new.txt"
     replacement.write_bytes(b"version two, longer")
     os.replace(replacement, path)
+    with file.open() as handle:
+        assert handle.read() == b"version one"
     with pytest.raises(FileNotFound, match="changed"):
         file.open()
 
