@@ -286,6 +286,10 @@ class ObjectDownloadView(DownloadView):
                 with bind.connect() as connection:
                     found = connection.execute(statement, params).first()
                 return self._row(lookup, found)
+        lazy = self.__dict__.pop("_lazy_session", None)
+        if lazy is not None:
+            # get_file deferred making the session: the lookup needs it now.
+            session = self._session = lazy()
         result = session.execute(statement, params)
         if lookup.row_class is None:
             row = result.scalars().first()
@@ -372,18 +376,35 @@ class ObjectDownloadView(DownloadView):
         :raises FileNotFound: no row, a NULL column, or a missing file.
         """
         _, orm_ = _import_sqlalchemy()
-        owned = isinstance(self.session, orm_.sessionmaker)
-        session = self.session() if owned else self.get_session()
-        if isinstance(session, orm_.scoped_session):
-            # The Session of this thread (or greenlet, or app context).
-            session = session()
+        source = self.get_session()
+        owned = isinstance(source, orm_.sessionmaker)
+        # A session this request does not have yet is made only if the lookup
+        # needs one: a plain SELECT on a pooled connection does not.
+        lazy: t.Any = None
+        rows = self._loads_rows()
+        if owned:
+            lazy = source
+        elif isinstance(source, orm_.scoped_session):
+            if source.registry.has() or not rows:
+                # The Session of this thread (or greenlet, or app context).
+                source = source()
+            else:
+                lazy = source
+        if lazy is not None and rows:
+            session = _probe(lazy)
+            self._lazy_session = lazy
+        else:
+            session = lazy() if lazy is not None else source
         self._session = session
         began = not session.in_transaction()
         try:
             self.object = self.get_object()
             return self.file_from_object(self.object)
         finally:
-            if owned:
+            session = self._session
+            if self.__dict__.pop("_lazy_session", None) is not None:
+                pass  # no session was made: nothing to give back
+            elif owned:
                 # Our own session: close it, the row was read already.
                 session.close()
             else:
@@ -618,6 +639,19 @@ def _overridden(cls: type[t.Any]) -> bool:
             for name, method in base.items()
         )
     return found
+
+
+#: Per session factory: a session that never runs a statement, asked only
+#: for its listeners and binds while a request has no session of its own.
+_PROBES: weakref.WeakKeyDictionary[t.Any, t.Any] = weakref.WeakKeyDictionary()
+
+
+def _probe(lazy: t.Any) -> t.Any:
+    factory = getattr(lazy, "session_factory", lazy)  # scoped_session or maker
+    probe = _PROBES.get(factory)
+    if probe is None:
+        probe = _PROBES[factory] = factory()
+    return probe
 
 
 def _may_bypass(session: t.Any) -> bool:

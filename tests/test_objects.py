@@ -893,3 +893,65 @@ def test_out_of_range_ids_are_404_without_a_dialect_lookup_for_small_ones(
     ):
         with db_client.get(url) as rv:
             assert rv.status_code == status, url
+
+
+def test_lookup_makes_no_session_when_a_select_suffices(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """Issue 16: the request's Flask-SQLAlchemy session is not even created."""
+    row = _add(db_app, path="hello.txt")
+    had_session: list[bool] = []
+
+    @db_app.after_request
+    def record(response: t.Any) -> t.Any:
+        had_session.append(db.session.registry.has())
+        return response
+
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.data == b"Hello, world!\n"
+    with db_client.get("/doc/999") as rv:
+        assert rv.status_code == 404
+    assert had_session == [False, False]
+
+
+def test_sessionmaker_attribute_makes_sessions_only_when_needed(
+    db_app: Flask, tmp_path: pathlib.Path
+) -> None:
+    made: list[orm.Session] = []
+
+    class CountingSession(orm.Session):
+        def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    factory = orm.sessionmaker(engine, class_=CountingSession)
+    _route(
+        db_app,
+        "/made/<int:id>",
+        ObjectDownloadView,
+        model=Document,
+        file_field="path",
+        session=factory,
+    )
+    _route(
+        db_app,
+        "/made-inst/<int:id>",
+        ObjectDownloadView,
+        model=Document,
+        file_field="path",
+        session=factory,
+        load_instance=True,
+    )
+    row = _add(db_app, path="hello.txt")
+    client = db_app.test_client()
+    for _ in range(3):
+        with client.get(f"/made/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    assert len(made) == 1  # the probe: asked for binds, never used for a query
+    for _ in range(2):
+        with client.get(f"/made-inst/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    assert len(made) == 3  # the mapped instance needs a session per request
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    engine.dispose()
