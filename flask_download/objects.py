@@ -641,16 +641,18 @@ def _overridden(cls: type[t.Any]) -> bool:
     return found
 
 
-#: Per session factory: a session that never runs a statement, asked only
-#: for its listeners and binds while a request has no session of its own.
-_PROBES: weakref.WeakKeyDictionary[t.Any, t.Any] = weakref.WeakKeyDictionary()
-
-
 def _probe(lazy: t.Any) -> t.Any:
+    """A session of ``lazy``'s factory that never runs a statement.
+
+    Asked only for its listeners and binds while a request has no session
+    of its own; one per factory, kept on the factory (a session refers back
+    to it through Flask-SQLAlchemy's ``db``: a weak mapping would never let
+    either go).
+    """
     factory = getattr(lazy, "session_factory", lazy)  # scoped_session or maker
-    probe = _PROBES.get(factory)
+    probe = factory.__dict__.get("_flask_download_probe")
     if probe is None:
-        probe = _PROBES[factory] = factory()
+        probe = factory._flask_download_probe = factory()
     return probe
 
 
