@@ -120,8 +120,8 @@ class ObjectDownloadView(DownloadView):
     root: str | os.PathLike[str] | None = None
     #: An fsspec filesystem or URL string keys live in instead of :attr:`root`.
     storage: t.Any = None
-    #: What :meth:`get_object` loads: ``False``, a row of the fields the
-    #: download needs (the fastest); ``True``, the mapped instance. ``None``
+    #: What :meth:`get_object` loads for a request: ``False``, a row of the
+    #: fields the download needs (the fastest); ``True``, the mapped instance. ``None``
     #: (the default) chooses the row unless the class overrides a method
     #: that may read other attributes of :attr:`object` (anything but
     #: :meth:`get_query`, :meth:`get_session`, :meth:`get_model` and
@@ -245,11 +245,13 @@ class ObjectDownloadView(DownloadView):
         :meth:`get_query` override is called for each request, its result
         narrowed the same way).
 
-        What comes back is a row holding only the fields the download needs
-        (:attr:`file_field`, :attr:`basename_field`...), each under its
-        attribute name, unless :attr:`load_instance` asks for the mapped
-        instance (see there). Either way, fields the download needs are
-        loaded by the same query even if they are deferred.
+        While :meth:`get_file` serves a request, what comes back is a row
+        holding only the fields the download needs (:attr:`file_field`,
+        :attr:`basename_field`...), each under its attribute name, unless
+        :attr:`load_instance` asks for the mapped instance (see there).
+        Called directly, it returns the mapped instance. Either way, fields
+        the download needs are loaded by the same query even if they are
+        deferred.
 
         :raises FileNotFound: no such row (also for ids the database cannot
             hold, such as 2**63 and up or non-integers for integer keys).
@@ -317,7 +319,9 @@ class ObjectDownloadView(DownloadView):
             or type(self).get_query is not ObjectDownloadView.get_query
         )
         if rows is None:
-            rows = self._loads_rows()
+            # Rows only while get_file serves the request: code calling
+            # get_object itself gets the mapped instance, as it always did.
+            rows = "_session" in self.__dict__ and self._loads_rows()
         # Session events may rewrite ORM statements (global criteria, such as
         # a tenant filter): then the statement stays an ORM one. A scoped
         # session (get_object called outside get_file) cannot tell: ORM too.
