@@ -121,12 +121,12 @@ class ObjectDownloadView(DownloadView):
     #: An fsspec filesystem or URL string keys live in instead of :attr:`root`.
     storage: t.Any = None
     #: What :meth:`get_object` loads for a request: ``False``, a row of the
-    #: fields the download needs (the fastest); ``True``, the mapped instance. ``None``
-    #: (the default) chooses the row unless the class overrides a method
-    #: that may read other attributes of :attr:`object` (anything but
-    #: :meth:`get_query`, :meth:`get_session`, :meth:`get_model` and
-    #: :meth:`release_session`) or a field is not a plain column (a Python
-    #: property, a relationship).
+    #: fields the download needs (the fastest); ``True``, the mapped
+    #: instance. ``None`` (the default) chooses the row unless the class
+    #: overrides a method that may read other attributes of :attr:`object`
+    #: (anything but :meth:`get_query`, :meth:`get_session`,
+    #: :meth:`get_model` and :meth:`release_session`) or a field is not a
+    #: plain column (a Python property, a relationship).
     load_instance: bool | None = None
 
     #: The row of the current request, once :meth:`get_object` found it: the
