@@ -69,19 +69,20 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
+    from . import auth
+    from . import demo
+    from . import documents
+
+    # Files first: FlaskDownload checks that DOWNLOAD_ROOT is a directory.
+    documents.make_upload_dir(app)
+    demo.make_large_file(app)
     download.init_app(app)
     db.init_app(app)
     with app.app_context():
         # Creates the tables and the sample users on first run only.
         init_db()
 
-    from . import auth
-    from . import demo
-    from . import documents
-
     app.register_blueprint(auth.bp)
     app.register_blueprint(documents.bp)
     app.register_blueprint(demo.bp)
-    documents.make_upload_dir(app)
-    demo.make_large_file(app)
     return app
