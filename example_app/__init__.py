@@ -21,6 +21,9 @@ import os
 import typing as t
 
 from flask import Flask
+from flask import render_template
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from flask_download import FlaskDownload
 
@@ -85,4 +88,16 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(documents.bp)
     app.register_blueprint(demo.bp)
+    app.register_error_handler(HTTPException, error_page)
     return app
+
+
+def error_page(error: HTTPException) -> Response:
+    """Show an HTTP error (404, an expired link's 410...) in the site's layout.
+
+    The response keeps the error's own headers, such as ``Allow`` on a 405.
+    """
+    response = error.get_response()
+    response.set_data(render_template("error.html", error=error))
+    response.content_type = "text/html; charset=utf-8"
+    return response

@@ -681,3 +681,24 @@ def test_pages_load_nothing_from_elsewhere(example: Flask) -> None:
                 assert rv.status_code == 200
                 assert b"http://" not in rv.data
                 assert b"https://" not in rv.data
+
+
+def test_errors_are_pages_of_the_site(
+    example: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = example.test_client()
+    login(client)
+    (id,) = upload(client, ("a.txt", b"a"))
+    link = share_link(client, id)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 400)
+    with example.test_client().get(link) as rv:
+        assert rv.status_code == 410
+        page = rv.get_data(as_text=True)
+    assert "<h1>410 Gone</h1>" in page
+    assert "This link has expired: ask for a new link." in page
+    assert 'href="/static/style.css"' in page
+    with client.delete(f"/documents/{id}") as rv:
+        assert rv.status_code == 405
+        assert sorted(rv.headers["Allow"].split(", ")) == ["GET", "HEAD", "OPTIONS"]
+        assert "<h1>405 Method Not Allowed</h1>" in rv.get_data(as_text=True)
