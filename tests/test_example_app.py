@@ -589,10 +589,22 @@ def test_archive_uses_the_stored_crc32(example: Flask) -> None:
         ("id=1&id=x", 400),
         ("id=%C2%B2", 400),
         ("id=" + "&id=".join(["1"] * 101), 400),
+        ("id=" + "9" * 5000, 400),
         ("id=1&id=99", 404),
-        (f"id={2**70}", 404),
+        (f"id={2**63}", 404),
+        (f"id=1&id={2**70}", 404),
     ],
-    ids=["none", "empty", "word", "superscript", "too-many", "missing", "huge"],
+    ids=[
+        "none",
+        "empty",
+        "word",
+        "superscript",
+        "too-many",
+        "too-long",
+        "missing",
+        "past-int64",
+        "huge",
+    ],
 )
 @needs_zip
 def test_archive_bad_selection(example: Flask, query: str, status: int) -> None:
