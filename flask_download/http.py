@@ -8,11 +8,16 @@ client's ``Range`` and conditional headers upstream and relays the answer
 
 Server-side request forgery is refused: only ``http`` and ``https`` URLs
 without user info; the host is resolved here and every address must be
-public (not private, loopback, link-local, shared, reserved, multicast or
-unspecified, IPv4 embedded in IPv6 included) unless that exact host is in
-``allowed_hosts``; the connection goes to the vetted address (no second DNS
-lookup to rebind); redirects are followed here, at most
-:data:`MAX_REDIRECTS`, each hop checked again, and never shown to the client.
+globally routable (see :func:`is_public_address`: IPv4 embedded in IPv6 is
+judged as IPv4) unless that exact host is in ``allowed_hosts``; the
+connection goes to the vetted address (no second DNS lookup to rebind);
+redirects are followed here, at most :data:`MAX_REDIRECTS`, each hop checked
+again, and never shown to the client.
+
+The upstream's framing is never relayed: ``Content-Length`` only when it
+sent exactly one valid length and no ``Transfer-Encoding``; a range the
+client did not ask for, or a malformed length or ``Content-Range``, is a
+502 and the upstream connection is closed at once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import collections.abc as cabc
 import ipaddress
 import logging
 import posixpath
+import re
 import socket
 import threading
 import typing as t
@@ -41,15 +47,19 @@ from .exceptions import DisallowedURL
 from .exceptions import FileNotFound
 from .exceptions import UpstreamError
 from .exceptions import UpstreamTimeout
-from .extension import DEFAULTS
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .response import DownloadResponse
+from .response import set_content_security_policy
+from .response import valid_media_type
+from .settings import check_allowed_hosts
+from .settings import DEFAULTS
+from .settings import get_settings
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
     import urllib3
+    from flask.typing import RouteCallable
     from urllib3.response import BaseHTTPResponse
 
 _logger = logging.getLogger("flask_download")
@@ -70,6 +80,7 @@ FORWARDED_REQUEST_HEADERS = (
     "If-Unmodified-Since",
     "Accept-Encoding",
 )
+_RANGE_HEADERS = ("Range", "If-Range")
 #: Upstream response headers relayed to the client; nothing else is (no
 #: hop-by-hop headers, ``Set-Cookie``, ``X-Accel-*`` or ``X-Sendfile``).
 RELAYED_RESPONSE_HEADERS = (
@@ -83,6 +94,8 @@ RELAYED_RESPONSE_HEADERS = (
     "Vary",
 )
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+# Request headers dropped when a redirect leaves the first origin.
+_CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
 _USER_AGENT = "Flask-Download"
 
 
@@ -103,37 +116,115 @@ def _fail(message: str) -> UpstreamError:
 
 # -- SSRF checks ----------------------------------------------------------------
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IANA IPv4 Special-Purpose Address Registry (RFC 6890 and updates): never
+# fetched, whatever ``ipaddress`` thinks of them (its ``is_global`` changed
+# between Python versions).
+_SPECIAL_IPV4 = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",  # "this network" (RFC 791)
+        "10.0.0.0/8",  # private (RFC 1918)
+        "100.64.0.0/10",  # shared address space, CGNAT (RFC 6598)
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local, cloud metadata (RFC 3927)
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments (RFC 6890)
+        "192.0.2.0/24",  # documentation (RFC 5737)
+        "192.31.196.0/24",  # AS112-v4 (RFC 7535)
+        "192.52.193.0/24",  # AMT (RFC 7450)
+        "192.88.99.0/24",  # 6to4 relay anycast (RFC 7526)
+        "192.168.0.0/16",  # private
+        "192.175.48.0/24",  # AS112 direct delegation (RFC 7534)
+        "198.18.0.0/15",  # benchmarking (RFC 2544)
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and the limited broadcast address
+    )
+)
+# Global unicast (RFC 4291 §2.4): nothing outside it is fetched, unless it
+# embeds an IPv4 address (below).
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+# IANA IPv6 Special-Purpose Address Registry, inside 2000::/3.
+_SPECIAL_IPV6 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "2001::/23",  # IETF protocol assignments (Teredo is judged by its IPv4)
+        "2001:db8::/32",  # documentation (RFC 3849)
+        "2620:4f:8000::/48",  # AS112 direct delegation (RFC 7534)
+        "3fff::/20",  # documentation (RFC 9637)
+    )
+)
+# Prefixes that carry an IPv4 address in their last 32 bits: IPv4-compatible
+# (RFC 4291 §2.5.5.1, "::" and "::1" included), IPv4-mapped (§2.5.5.2), SIIT
+# (RFC 2765) and the NAT64 well-known prefix (RFC 6052).
+_IPV4_IN_LAST_32 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+# RFC 8215 local-use NAT64: the operator picks the prefix length, so the IPv4
+# address may sit at any RFC 6052 §2.2 position; every candidate is judged.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+def _rfc6052_ipv4(packed: bytes, prefix_length: int) -> ipaddress.IPv4Address:
+    # RFC 6052 §2.2: the IPv4 bits follow the prefix, skipping bits 64-71.
+    start = prefix_length // 8
+    if start >= 12:
+        return ipaddress.IPv4Address(packed[12:16])
+    head = packed[start:8]
+    return ipaddress.IPv4Address(head + packed[9 : 9 + 4 - len(head)])
+
+
+def _embedded_ipv4s(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses ``address`` stands for; empty if none."""
+    if any(address in net for net in _IPV4_IN_LAST_32):
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address in _LOCAL_NAT64:
+        return [_rfc6052_ipv4(address.packed, n) for n in (48, 56, 64, 96)]
+    if address in _SIX_TO_FOUR:
+        return [t.cast(ipaddress.IPv4Address, address.sixtofour)]
+    if address in _TEREDO:
+        server, client = t.cast(
+            "tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]", address.teredo
+        )
+        return [server, client]
+    return []
+
+
+def _public_ipv4(ip: ipaddress.IPv4Address) -> bool:
+    return ip.is_global and not any(ip in net for net in _SPECIAL_IPV4)
 
 
 def is_public_address(address: str) -> bool:
-    """Whether an IP address is globally reachable (safe to fetch from).
+    """Whether an IP address is globally routable (safe to fetch from).
 
-    Private, loopback, link-local, shared (CGNAT), reserved, unspecified and
-    multicast addresses are not; an IPv6 address embedding an IPv4 one
-    (mapped, 6to4, Teredo, NAT64) is judged by that IPv4 address.
+    IPv4: outside every special-purpose range (private, loopback,
+    link-local, shared, documentation, benchmarking, multicast, reserved...).
+    IPv6: inside ``2000::/3`` and outside its special-purpose ranges; an
+    address that embeds an IPv4 one (mapped, compatible, SIIT, NAT64
+    ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4, Teredo) is judged by that
+    IPv4 address alone. Anything unparseable, or with a zone (``%eth0``), is
+    not public.
     """
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None and not is_public_address(str(embedded)):
-            return False
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _public_ipv4(ip)
+    if ip.scope_id is not None:
+        return False  # zones belong to link-local and site-local addresses
+    embedded = _embedded_ipv4s(ip)
+    if embedded:
+        return all(_public_ipv4(v4) for v4 in embedded)
+    return (
+        ip in _GLOBAL_UNICAST
+        and not any(ip in net for net in _SPECIAL_IPV6)
+        and ip.is_global
+    )
 
 
 class _Target(t.NamedTuple):
@@ -148,7 +239,7 @@ class _Target(t.NamedTuple):
 
 def _host_allowed(host: str, allowed_hosts: cabc.Collection[str]) -> bool:
     for allowed in allowed_hosts:
-        allowed = allowed.lower().rstrip(".")
+        allowed = allowed.lower().rstrip(".").strip("[]")
         if host == allowed:
             return True
         # ".example.com" allows example.com and its subdomains (as Django's
@@ -164,6 +255,8 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
     :raises DisallowedURL: the URL may not be fetched.
     :raises UpstreamError: the host name does not resolve.
     """
+    if isinstance(allowed_hosts, str):
+        allowed_hosts = (allowed_hosts,)  # one host, not its letters
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
         raise _refuse(f"{url!r} contains spaces or control characters.")
     try:
@@ -182,8 +275,9 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
         raise _refuse(f"{url!r} has no host.")
     if port is None:
         port = 443 if scheme == "https" else 80
+    # An IPv6 entry may be written "[::1]"; the URL's host name is "::1".
     listed = allowed_hosts is not None and host in {
-        h.lower().rstrip(".") for h in allowed_hosts
+        h.lower().rstrip(".").strip("[]") for h in allowed_hosts
     }
     if allowed_hosts is not None and not (listed or _host_allowed(host, allowed_hosts)):
         raise _refuse(f"{host!r} is not in the allowed hosts.")
@@ -289,10 +383,14 @@ class HTTPFile(DownloadFile):
     :param url: the URL to fetch. It is checked against SSRF (see the
         module) whatever its origin.
     :param name: the client-side name; defaults to the URL path's last part.
-    :param headers: request headers to send (the view passes the client's
-        ``Range`` and conditional headers).
+    :param headers: request headers to send, as given (the view passes the
+        client's ``Range`` and conditional headers, and the app's own);
+        ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped
+        when a redirect leads to another origin. Never put the client's
+        credentials here.
     :param method: ``"GET"`` or ``"HEAD"``.
-    :param allowed_hosts: host names that may be fetched; ``None`` allows
+    :param allowed_hosts: host names that may be fetched (a string is one
+        host; ``".example.com"`` also allows subdomains); ``None`` allows
         any host with public addresses. A host listed exactly may also have
         private addresses. Default: ``DOWNLOAD_HTTP_ALLOWED_HOSTS`` in an
         application, else ``None``.
@@ -326,6 +424,8 @@ class HTTPFile(DownloadFile):
         timeout: float | None = None,
         max_redirects: int = MAX_REDIRECTS,
     ) -> None:
+        if allowed_hosts and any(":" in host or "/" in host for host in allowed_hosts):
+            check_allowed_hosts(allowed_hosts, "allowed_hosts")  # raises
         if allowed_hosts is False or timeout is None:
             settings = get_settings() if has_app_context() else None
             if allowed_hosts is False:
@@ -337,14 +437,28 @@ class HTTPFile(DownloadFile):
         self.url = url
         self._method = method
         self._done = False
-        request_headers = {"User-Agent": _USER_AGENT, **(headers or {})}
-        for header in ("Cookie", "Authorization", "Host"):
-            # Never forwarded, even when a caller passes them by mistake.
-            for key in [k for k in request_headers if k.lower() == header.lower()]:
-                del request_headers[key]
+        self._response: BaseHTTPResponse | None = None
+        if isinstance(allowed_hosts, str):
+            allowed_hosts = (allowed_hosts,)  # one host, not its letters
+        # The caller's headers are sent as given (the view puts only the
+        # client's range and conditional headers there, plus what the app
+        # chose); Host is always the URL's.
+        request_headers = {"User-Agent": _USER_AGENT}
+        for key, value in (headers or {}).items():
+            if key.lower() != "host":
+                request_headers[key] = value
+        self._asked_range = any(k.lower() == "range" for k in request_headers)
         current = url
+        origin = None
         for _ in range(max_redirects + 1):
             target = _vet(current, allowed_hosts)
+            hop_origin = (target.scheme, target.host, target.port)
+            if origin is not None and hop_origin != origin:
+                # Credentials the app set are for the first origin only (as
+                # browsers and requests do): never hand them to another.
+                for key in [k for k in request_headers if k.lower() in _CREDENTIALS]:
+                    del request_headers[key]
+            origin = hop_origin
             response = _open(target, method, request_headers, timeout)
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
@@ -353,14 +467,24 @@ class HTTPFile(DownloadFile):
             current = urljoin(current, location)
         else:
             raise _fail(f"{url!r}: more than {max_redirects} redirects.")
-        self._response: BaseHTTPResponse | None = response
+        self._response = response
         self.final_url = current
+        try:
+            self._read_head(response, name)
+        except BaseException:
+            # Never leave the upstream socket to the garbage collector.
+            self.close()
+            raise
+        if self.status in (304, 412, 416) or method == "HEAD":
+            # No body to relay: the connection can go back to the pool.
+            self.close()
+
+    def _read_head(self, response: BaseHTTPResponse, name: str | None) -> None:
+        current = self.final_url
         status = self.status = response.status
         if status in (404, 410):
-            self.close()
             raise FileNotFound(f"{current!r} answered {status}.")
         if status >= 400 and status not in (412, 416):
-            self.close()
             raise _fail(f"{current!r} answered {status}.")
         upstream = response.headers
         relayed = Headers()
@@ -369,6 +493,7 @@ class HTTPFile(DownloadFile):
                 upstream.getlist(header) if hasattr(upstream, "getlist") else ()
             ):
                 relayed.add(header, value)
+        _check_framing(current, status, upstream, relayed, self._asked_range)
         self.response_headers = relayed
         if name is None:
             name = posixpath.basename(unquote(urlsplit(current).path)) or None
@@ -378,11 +503,10 @@ class HTTPFile(DownloadFile):
         etag = relayed.get("ETag")
         if etag and not etag.startswith("W/") and len(etag) > 1 and etag[0] == '"':
             self.etag = etag.strip('"')
-        self.mimetype = relayed.get("Content-Type") or None
+        # RFC 9110 §8.3: an invalid media type is as good as none (guessed).
+        mimetype = relayed.get("Content-Type")
+        self.mimetype = mimetype if valid_media_type(mimetype) else None
         self.encoding = relayed.get("Content-Encoding") or None
-        if status in (304, 412, 416) or method == "HEAD":
-            # No body to relay: the connection can go back to the pool.
-            self.close()
 
     def chunks(
         self,
@@ -417,13 +541,78 @@ class HTTPFile(DownloadFile):
         return f"<{type(self).__name__} {self.url!r}>"
 
 
+# RFC 9110 §8.6: Content-Length = 1*DIGIT; at most 19 digits keeps it in a
+# signed 64-bit integer (and int() away from 5,000-digit strings).
+_LENGTH = re.compile(r"[0-9]{1,19}")
+# RFC 9110 §14.4: "bytes first-last/complete" or "bytes */complete" (416).
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/([0-9]{1,19})")
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# RFC 9110 §8.4: Content-Encoding = #content-coding (a list of tokens).
+_ENCODING_LIST = re.compile(rf"{_TOKEN}(?:[ \t]*,[ \t]*{_TOKEN})*")
+
+
+def _check_framing(
+    url: str,
+    status: int,
+    upstream: t.Any,
+    relayed: Headers,
+    asked_range: bool,
+) -> None:
+    """Refuse an answer whose framing or range cannot be relayed faithfully.
+
+    The body is relayed as urllib3 reads it (de-chunked), so the client's
+    framing must come from one valid ``Content-Length`` or from none:
+    ``Transfer-Encoding`` with ``Content-Length`` is a smuggling attempt
+    (RFC 9112 §6.3), and two lengths or a malformed one cannot be trusted.
+
+    :raises UpstreamError: answered 502.
+    """
+    lengths = relayed.getlist("Content-Length")
+    if "Transfer-Encoding" in upstream:
+        if lengths:
+            raise _fail(f"{url!r} sent both Transfer-Encoding and Content-Length.")
+    elif len(lengths) > 1 or (lengths and not _LENGTH.fullmatch(lengths[0])):
+        raise _fail(f"{url!r} sent an invalid Content-Length {lengths!r}.")
+    ranges = relayed.getlist("Content-Range")
+    if (status == 206 or ranges) and not asked_range:
+        # Nobody asked for part of the file: a 206 here would be taken for
+        # the whole file (and skip the view's checks on the type).
+        raise _fail(f"{url!r} answered a range that was not asked for.")
+    if len(ranges) > 1:
+        raise _fail(f"{url!r} sent {len(ranges)} Content-Range headers.")
+    if ranges:
+        value = ranges[0]
+        if status == 416:
+            valid = _UNSATISFIED_RANGE.fullmatch(value) is not None
+        else:
+            match = _CONTENT_RANGE.fullmatch(value) if status == 206 else None
+            valid = match is not None and _range_is_sane(*match.groups())
+        if not valid:
+            raise _fail(f"{url!r} sent an invalid Content-Range {value!r}.")
+    elif status == 206:
+        content_type = relayed.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/byteranges"):
+            raise _fail(f"{url!r} answered 206 without a Content-Range.")
+    encodings = relayed.getlist("Content-Encoding")
+    if encodings and not all(_ENCODING_LIST.fullmatch(e) for e in encodings):
+        raise _fail(f"{url!r} sent an invalid Content-Encoding {encodings!r}.")
+
+
+def _range_is_sane(first: str, last: str, complete: str) -> bool:
+    if int(first) > int(last):
+        return False
+    return complete == "*" or int(last) < int(complete)
+
+
 def _content_size(status: int, headers: Headers) -> int | None:
+    # The headers passed _check_framing: lengths are ASCII digits.
     if status == 206:
         # RFC 9110 §14.4: "bytes first-last/complete-length".
         complete = headers.get("Content-Range", "").rpartition("/")[2]
         return int(complete) if complete.isdigit() else None
-    length = headers.get("Content-Length", "")
-    return int(length) if length.isdigit() else None
+    length = headers.get("Content-Length")
+    return int(length) if length is not None else None
 
 
 class HTTPDownloadView(DownloadView):
@@ -449,6 +638,27 @@ class HTTPDownloadView(DownloadView):
     timeout: float | None = None
     #: Most redirects followed (each one checked like the URL).
     max_redirects: int = MAX_REDIRECTS
+    #: Headers the application sends upstream with every request (an
+    #: ``Authorization`` for a private upstream, say), on top of the client's
+    #: forwarded ones; see :meth:`get_request_headers`.
+    request_headers: cabc.Mapping[str, str] | None = None
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function, checking :attr:`allowed_hosts` once.
+
+        :raises TypeError: a keyword names no attribute of the class.
+        :raises ConfigurationError: an ``allowed_hosts`` entry with a port or
+            a scheme (they are never compared, so it would never match).
+        """
+        view = super().as_view(name, *class_args, **class_kwargs)
+        check_allowed_hosts(
+            class_kwargs.get("allowed_hosts", cls.allowed_hosts),
+            f"{cls.__name__}.allowed_hosts",
+        )
+        return view
 
     def get_url(self) -> str:
         """The URL to fetch: :attr:`url` by default.
@@ -476,12 +686,32 @@ class HTTPDownloadView(DownloadView):
         return self._settings().http_timeout
 
     def get_request_headers(self) -> dict[str, str]:
-        """The client's headers sent upstream (:data:`FORWARDED_REQUEST_HEADERS`)."""
-        return {
+        """The headers sent upstream.
+
+        The client's :data:`FORWARDED_REQUEST_HEADERS` (never its ``Cookie``
+        or ``Authorization``), then :attr:`request_headers`, which win.
+        ``Range`` and ``If-Range`` go upstream with ``GET`` only: RFC 9110
+        §14.2 defines range handling for ``GET`` alone, so a ``HEAD``
+        mirrors the full 200. Override it to add headers computed per
+        request, such as a token for a private upstream::
+
+            def get_request_headers(self):
+                return {**super().get_request_headers(),
+                        "Authorization": f"Bearer {get_token()}"}
+
+        Credentials (``Authorization``, ``Cookie``, ``Proxy-Authorization``)
+        are dropped when a redirect leads to another scheme, host or port.
+        """
+        ranged = request.method == "GET"
+        headers = {
             name: value
             for name in FORWARDED_REQUEST_HEADERS
-            if (value := request.headers.get(name)) is not None
+            if (ranged or name not in _RANGE_HEADERS)
+            and (value := request.headers.get(name)) is not None
         }
+        if self.request_headers:
+            headers.update(self.request_headers)
+        return headers
 
     def get_file(self) -> DownloadFile:
         return HTTPFile(
@@ -515,9 +745,10 @@ class HTTPDownloadView(DownloadView):
         # and Vary (RFC 9110 §15.4.5).
         headers = super()._validators(file)
         if isinstance(file, HTTPFile):
-            for name in ("ETag", "Last-Modified", "Vary"):
+            for name in ("ETag", "Last-Modified"):
                 if name in file.response_headers:
                     headers[name] = file.response_headers[name]
+            headers["Vary"] = _vary(file.response_headers)
         return headers
 
     def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
@@ -531,15 +762,37 @@ class HTTPDownloadView(DownloadView):
         h = response.headers
         upstream = file.response_headers
         # The bytes are relayed as they are: their encoding, length, range
-        # and validators are upstream's, not guessed.
+        # and validators are upstream's, not guessed. The type is the view's
+        # when it sets one (an upstream cannot turn an image view into an
+        # HTML page), except for a multipart body, whose framing it names.
+        upstream_type = upstream.get("Content-Type")
+        if upstream_type is not None and valid_media_type(upstream_type):
+            multipart = upstream_type.lower().startswith("multipart/byteranges")
+            if multipart or not kwargs.get("mimetype", self.get_mimetype()):
+                h["Content-Type"] = upstream_type
         for name in RELAYED_RESPONSE_HEADERS:
-            if name == "Content-Type" and "Content-Type" in upstream:
-                if file.status == 206 or not self.get_mimetype():
-                    h["Content-Type"] = upstream["Content-Type"]
-                continue
-            if name == "Content-Type":
+            if name in ("Content-Type", "Vary"):
                 continue
             del h[name]
             for value in upstream.getlist(name):
                 h.add(name, value)
+        h["Vary"] = _vary(upstream)
+        set_content_security_policy(
+            h,
+            kwargs.get("attachment", self.attachment),
+            kwargs.get("content_security_policy", self.content_security_policy),
+        )
         return response
+
+
+def _vary(upstream: Headers) -> str:
+    # RFC 9110 §12.5.5: Accept-Encoding goes upstream, so the answer varies
+    # with it whatever the upstream says (a gzip body must not be cached for
+    # a client that cannot read it).
+    values = [v.strip() for value in upstream.getlist("Vary") for v in value.split(",")]
+    values = [v for v in values if v]
+    if "*" in values:
+        return "*"
+    if not any(v.lower() == "accept-encoding" for v in values):
+        values.append("Accept-Encoding")
+    return ", ".join(values)

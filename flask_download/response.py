@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import datetime
 import functools
+import hashlib
 import mimetypes
 import os
 import re
@@ -39,10 +40,11 @@ _ENCODING_TYPES = {
     "zstd": "application/zstd",
 }
 
-# Characters deleted from file names: C0 controls (TAB, CR, LF, NUL...), DEL,
-# C1 controls, and the Unicode bidi controls that make "exe.txt" display as
-# "txt.exe".
-_UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Characters deleted from ASCII file names: C0 controls (TAB, CR, LF, NUL...)
+# and DEL. Other names also lose C1 controls and every Unicode format
+# character (category Cf: bidi controls that make "exe.txt" display as
+# "txt.exe", U+061C, zero-width characters...), see _clean_name.
+_UNSAFE_ASCII = re.compile("[\x00-\x1f\x7f]")
 # RFC 8187 §3.2.1 attr-char, besides ALPHA and DIGIT (quote() keeps those).
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
 # Longest file name put in a header, in characters (most file systems allow 255).
@@ -50,7 +52,9 @@ MAX_NAME_LENGTH = 255
 
 
 def _clean_name(name: str) -> str | None:
-    if not name.isascii():
+    if name.isascii():
+        name = _UNSAFE_ASCII.sub("", name)
+    else:
         # A name read from a non-UTF-8 file system holds lone surrogates
         # (os.fsdecode's surrogateescape), which cannot be encoded: turn the
         # undecodable bytes into U+FFFD instead of failing.
@@ -59,7 +63,9 @@ def _clean_name(name: str) -> str | None:
         except UnicodeEncodeError:
             raw = name.encode("utf-8", "replace")
         name = raw.decode("utf-8", "replace")
-    name = _UNSAFE_NAME.sub("", name).strip()
+        category = unicodedata.category
+        name = "".join(c for c in name if category(c) not in ("Cc", "Cf"))
+    name = name.strip()
     if name in ("", ".", ".."):
         return None
     if len(name) > MAX_NAME_LENGTH:
@@ -70,19 +76,81 @@ def _clean_name(name: str) -> str | None:
     return name
 
 
+# Punctuation NFKD leaves alone, mapped to its ASCII look-alike.
+_PUNCTUATION = str.maketrans(
+    {
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58", "-"),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2039\u203a", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+        "\u2026": "_",
+        "\u00d7": "x",
+        "\u00df": "ss",
+        "\u00e6": "ae",
+        "\u00c6": "AE",
+        "\u0153": "oe",
+        "\u0152": "OE",
+        "\u00f8": "o",
+        "\u00d8": "O",
+        "\u0142": "l",
+        "\u0141": "L",
+        "\u0111": "d",
+        "\u0110": "D",
+        "\u00f0": "d",
+        "\u00fe": "th",
+        "\u0131": "i",
+    }
+)
+# An extension kept in the fallback: ASCII letters and digits after the dot.
+_ASCII_EXTENSION = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9_+-]{0,31}")
+# What folding may never add: a new extension or path separator.
+_FORBIDDEN_FOLDED = str.maketrans(dict.fromkeys("./\\", "_"))
+
+
+def _fold_char(char: str) -> str:
+    if char.isascii():
+        return char
+    mapped = char.translate(_PUNCTUATION)
+    if mapped != char:
+        return mapped
+    if unicodedata.category(char) == "Zs":
+        return " "  # no-break, en, ideographic... spaces
+    folded = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+    # NFKD turns U+2024 ONE DOT LEADER and U+FF0E FULLWIDTH FULL STOP into
+    # ".", and U+FF0F into "/": they may not become an extension or a path.
+    return folded.translate(_FORBIDDEN_FOLDED)
+
+
 def _ascii_fallback(name: str) -> str:
+    """An ASCII ``filename`` for a non-ASCII name (RFC 6266 §4.3).
+
+    Only the stem is folded, one character at a time (``é`` -> ``e``, ``–``
+    -> ``-``, a no-break space -> a space); the extension is kept if it is
+    ASCII. Folding never makes a new ``.``, ``/`` or ``\\``, so
+    ``report\u2024exe`` cannot become ``report.exe``. Letters of other scripts,
+    which do not fold, are replaced by a short hash of the whole name, so
+    ``報告.pdf`` becomes ``f1c2d3e4.pdf`` rather than an empty name.
+    """
     stem, ext = os.path.splitext(name)
-
-    def to_ascii(text: str) -> str:
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-        return _UNSAFE_NAME.sub("", text)
-
-    stem, ext = to_ascii(stem).strip(), to_ascii(ext)
     if ext == ".":
         ext = ""
-    if not stem.strip("."):
-        stem = "download"
-    return stem + ext
+    elif ext and not _ASCII_EXTENSION.fullmatch(ext):
+        # A non-ASCII "extension" (".ｈｔｍｌ") is part of the name, folded
+        # like the rest, behind an underscore instead of its dot.
+        stem, ext = stem + "_" + ext[1:], ""
+    parts: list[str] = []
+    lost = False
+    for char in stem:
+        folded = _fold_char(char)
+        if not folded and unicodedata.category(char)[0] in "LN":
+            lost = True
+        parts.append(folded)
+    text = _UNSAFE_ASCII.sub("", "".join(parts))
+    text = " ".join(text.split())  # runs of spaces collapse to one
+    text = text.strip(" .")
+    if lost or not text:
+        digest = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
+        text = f"{text}-{digest}" if text else digest
+    return text + ext
 
 
 def _quoted_string(value: str) -> str:
@@ -114,6 +182,74 @@ def content_disposition(basename: str | None, attachment: bool = True) -> str:
     return f"{disposition}; filename={fallback}; filename*=UTF-8''{encoded}"
 
 
+# RFC 9110 §5.6.2 token, §5.6.4 quoted-string (ASCII only: a header value
+# must encode as Latin-1, and obs-text has no use in a media type).
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED_STRING = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+# RFC 9110 §8.3.1: type "/" subtype *( OWS ";" OWS [ name "=" value ] ).
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED_STRING}))?)*"
+)
+_TOKEN_RE = re.compile(_TOKEN)
+
+
+@functools.lru_cache(maxsize=256)
+def valid_media_type(value: str | None) -> bool:
+    """Whether ``value`` is a well-formed media type (RFC 9110 §8.3.1).
+
+    Values read from a row or an upstream (``text/plain€``, a CR, a missing
+    subtype) are not; they are treated as unknown and the type is guessed.
+    """
+    return value is not None and _MEDIA_TYPE.fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_token(value: str) -> bool:
+    return _TOKEN_RE.fullmatch(value) is not None
+
+
+#: The default ``Content-Security-Policy`` of inline active content.
+DEFAULT_CONTENT_SECURITY_POLICY = "sandbox"
+# Types a browser runs scripts in when it displays them (HTML, XHTML, SVG,
+# XML with XSLT or XHTML islands, multipart/x-mixed-replace HTML parts).
+_ACTIVE_TYPES = frozenset(
+    (
+        "text/html",
+        "text/xml",
+        "text/xsl",
+        "application/xml",
+        "multipart/x-mixed-replace",
+    )
+)
+
+
+@functools.lru_cache(maxsize=256)
+def is_active_type(content_type: str) -> bool:
+    """Whether a browser may run scripts in content of this type shown inline.
+
+    HTML, XHTML, SVG and every other XML type (``*+xml``). Images, audio,
+    video, PDF and plain text are not.
+    """
+    essence = content_type.partition(";")[0].strip().lower()
+    return essence in _ACTIVE_TYPES or essence.endswith("+xml")
+
+
+def set_content_security_policy(
+    headers: Headers, attachment: bool, policy: str | None
+) -> None:
+    """Set or remove ``Content-Security-Policy`` for the headers' type.
+
+    ``policy`` goes out for inline responses of active types
+    (:func:`is_active_type`), so that an uploaded HTML or SVG file runs no
+    script in the site's origin; attachments and other types get none.
+    """
+    content_type = headers.get("Content-Type", "")
+    if policy and not attachment and is_active_type(content_type):
+        headers["Content-Security-Policy"] = policy
+    else:
+        del headers["Content-Security-Policy"]
+
+
 @functools.lru_cache(maxsize=1024)
 def http_date(value: datetime.datetime) -> str:
     """Format an HTTP-date (cached: a file's mtime is formatted per request)."""
@@ -138,8 +274,18 @@ def content_type_and_encoding(
     An explicit ``encoding`` is always sent. One guessed from the name is
     sent only for inline responses: an attachment keeps the bytes it is
     (``x.tar.gz`` -> ``application/gzip``, no ``Content-Encoding``).
-    ``text/*`` types get a charset (``charset``, else UTF-8).
+    ``text/*`` types get a charset (``charset``, else UTF-8). A media type
+    that is not well formed (:func:`valid_media_type`), or a charset or
+    encoding that is not a token, is ignored.
     """
+    # Values from a row or an upstream may be anything: invalid ones count as
+    # unknown (guessed), never reach the headers, never cause a 500.
+    if mimetype is not None and not valid_media_type(mimetype):
+        mimetype = None
+    if charset is not None and not _valid_token(charset):
+        charset = None
+    if encoding is not None and not _valid_token(encoding):
+        encoding = None
     guessed_type, guessed_encoding = guess_type(name) if name else (None, None)
     if encoding is None and guessed_encoding is not None:
         if attachment:
@@ -166,7 +312,8 @@ def representation(
 
     The one place the view's values meet the wrapper's: each of
     ``basename``, ``mimetype``, ``encoding`` and ``charset`` that is
-    ``None`` falls back to the file's own (``name``, ``mimetype``...). Used
+    ``None`` falls back to the file's own (``name``, ``mimetype``...), and
+    the charset of text a wrapper encoded is always the wrapper's. Used
     by :class:`DownloadResponse` and by presigned redirects, so that a file
     streamed and the same file redirected to are described alike.
 
@@ -174,11 +321,14 @@ def representation(
         Content-Disposition)``.
     """
     name = basename if basename is not None else file.name
+    if charset is None or file.encoded_text:
+        # Text the wrapper encoded: its bytes are in the wrapper's charset.
+        charset = file.charset
     content_type, content_encoding = content_type_and_encoding(
         name,
         mimetype if mimetype is not None else file.mimetype,
         encoding if encoding is not None else file.encoding,
-        charset if charset is not None else file.charset,
+        charset,
         attachment,
     )
     return name, content_type, content_encoding, content_disposition(name, attachment)
@@ -225,6 +375,9 @@ class DownloadResponse(Response):
     :param chunk_size: bytes per chunk when Python streams the body.
     :param cache_control: the ``Cache-Control`` value, if any.
     :param headers: extra headers.
+    :param content_security_policy: sent as ``Content-Security-Policy`` with
+        inline responses of active types (HTML, XHTML, SVG, XML), so that
+        their scripts cannot run in the site's origin; ``None`` sends none.
     """
 
     default_mimetype = "application/octet-stream"
@@ -247,6 +400,7 @@ class DownloadResponse(Response):
         cache_control: str | None = None,
         headers: Headers | cabc.Mapping[str, str] | None = None,
         status: int | None = None,
+        content_security_policy: str | None = DEFAULT_CONTENT_SECURITY_POLICY,
     ) -> None:
         self.file = file
         self.attachment = attachment
@@ -281,6 +435,12 @@ class DownloadResponse(Response):
             items.append(("Content-Length", "0"))
         else:
             items.append(("Content-Disposition", disposition))
+            if (
+                content_security_policy
+                and not attachment
+                and is_active_type(content_type)
+            ):
+                items.append(("Content-Security-Policy", content_security_policy))
             if not ranges:
                 status = status or 200
                 self._segments = [(0, size)]
@@ -391,8 +551,12 @@ class DownloadResponse(Response):
     def _iter_body(self) -> cabc.Iterator[bytes]:
         handle = self._handle
         if handle is None:
-            # A stream without open(): its own chunks, whole.
-            yield from self.file.chunks(self.chunk_size)
+            # A stream without open(): its own chunks, whole. A subclass
+            # yielding str gets it encoded: no str may reach the server.
+            for chunk in self.file.chunks(self.chunk_size):
+                if isinstance(chunk, str):
+                    chunk = chunk.encode(self.file.charset or "utf-8")
+                yield chunk
             return
         unchanged = self.file.unchanged_check(handle)
         for segment in self._segments:

@@ -2,14 +2,19 @@
 
 A signed link carries two query parameters, ``expires`` (a Unix time) and
 ``signature`` (an HMAC made with :mod:`itsdangerous` from the app's
-``SECRET_KEY`` and the salt :data:`SALT`). The signature covers the path and
-every other query parameter, so a link can neither be pointed at another
-file or endpoint nor given a later expiry.
+``SECRET_KEY`` and the salt :data:`SALT`).
 
-Paths are compared decoded: the signer decodes what ``url_for`` encoded and
-the checker uses ``request.path``, which the server decoded, and both
-encode the text again in one canonical way. Names with spaces or non-ASCII
-characters therefore work whatever encoding the client or a proxy chose.
+The signature covers what the link *routes to*, not how its URL is
+spelled: the endpoint, every URL variable the rule matched (host and
+subdomain variables included), every other query parameter and the expiry.
+The signer routes the URL it built, the checker routes the request, and both
+sign the same canonical form. So neither the ``Host`` header, nor
+``X-Forwarded-Prefix`` (``ProxyFix``), nor another ``SCRIPT_NAME`` /
+``PATH_INFO`` split can point a link at another file, and a path spelled
+with other percent-escapes is still the same link.
+
+A signed response is ``Cache-Control: private`` with a ``max-age`` that
+never runs past the link's expiry: a shared cache cannot keep serving it.
 """
 
 from __future__ import annotations
@@ -18,27 +23,37 @@ import collections.abc as cabc
 import datetime
 import functools
 import hashlib
+import json
+import re
 import time
 import typing as t
 from urllib.parse import parse_qsl
 from urllib.parse import quote
-from urllib.parse import unquote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+from flask import after_this_request
 from flask import current_app
+from flask import has_request_context
 from flask import request
 from flask import url_for
 from itsdangerous import Signer
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import RoutingException
+from werkzeug.test import EnvironBuilder
 
 from .exceptions import ConfigurationError
 from .exceptions import InvalidSignature
 from .exceptions import SignatureExpired
-from .extension import get_settings
+from .settings import get_settings
 
 if t.TYPE_CHECKING:
     from flask import Flask
+    from werkzeug.routing import MapAdapter
+    from werkzeug.routing import Rule
+    from werkzeug.wrappers import Response
 
 #: The itsdangerous salt of link signatures: a signature made for anything
 #: else with the same ``SECRET_KEY`` is not a valid link signature.
@@ -78,16 +93,73 @@ def _signer(app: Flask) -> Signer:
     )
 
 
-def _message(path: str, query: cabc.Iterable[tuple[str, str]]) -> bytes:
-    # One canonical form for both sides: the decoded path percent-encoded
-    # again, then the query pairs without the signature, sorted by name
-    # (values of one name keep their order).
+def _legacy_message(path: str, query: cabc.Iterable[tuple[str, str]]) -> bytes:
+    # The form of links made before 0.2: the decoded path percent-encoded
+    # again, then the sorted query pairs. Kept to check old links where a
+    # path alone decides the route (see _legacy_unambiguous).
+    encoded_path = quote(path, safe="/", errors="backslashreplace")
+    return f"{encoded_path}?{_query_text(query)}".encode()
+
+
+def _query_text(query: cabc.Iterable[tuple[str, str]]) -> str:
+    # The query pairs without the signature, sorted by name (values of one
+    # name keep their order).
     pairs = sorted(
         ((name, value) for name, value in query if name != SIGNATURE_PARAM),
         key=lambda pair: pair[0],
     )
-    encoded_path = quote(path, safe="/", errors="backslashreplace")
-    return f"{encoded_path}?{urlencode(pairs, quote_via=quote)}".encode()
+    return urlencode(pairs, quote_via=quote)
+
+
+def _message(
+    rule: Rule, args: cabc.Mapping[str, t.Any], query: cabc.Iterable[tuple[str, str]]
+) -> bytes:
+    # One canonical form for both sides: the endpoint and each URL variable
+    # (host and subdomain ones included) as its converter writes it, then the
+    # query. JSON keeps the parts apart whatever characters they hold.
+    converters = getattr(rule, "_converters", {})
+    variables = sorted(
+        (name, converters[name].to_url(value) if name in converters else str(value))
+        for name, value in args.items()
+    )
+    return json.dumps(
+        ["v2", rule.endpoint, variables, _query_text(query)],
+        ensure_ascii=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+def _route_built_url(app: Flask, external: str, method: str) -> tuple[Rule, t.Any]:
+    """Route the absolute URL ``url_for`` built, as a request for it would be."""
+    adapter = t.cast(
+        "MapAdapter",
+        app.create_url_adapter(request if has_request_context() else None),
+    )
+    parts = urlsplit(external)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    # MapAdapter.build writes the script name as it is, then the rule's path.
+    prefix = adapter.script_name[:-1]
+    rest = external[len(origin) :].partition("?")[0].partition("#")[0]
+    if prefix and rest.startswith(prefix):
+        rest = rest[len(prefix) :]
+    environ = EnvironBuilder(
+        path=rest or "/", base_url=origin + prefix, method=method
+    ).get_environ()
+    routed = t.cast("MapAdapter", app.create_url_adapter(app.request_class(environ)))
+    try:
+        try:
+            return routed.match(return_rule=True)
+        except MethodNotAllowed as e:
+            # A view for another method (POST...): route it as that one.
+            methods = sorted(e.valid_methods or ())
+            if not methods:
+                raise
+            return routed.match(method=methods[0], return_rule=True)
+    except (RoutingException, HTTPException) as e:
+        raise ConfigurationError(
+            f"signed_url_for() built {external!r}, which does not route back to a"
+            f" view ({type(e).__name__}); check the endpoint and its values."
+        ) from None
 
 
 def signed_url_for(
@@ -99,8 +171,10 @@ def signed_url_for(
 
     The link opens a view protected by ``signed = True`` or
     :func:`signature_required` until it expires; the signature covers the
-    path and every query parameter, so no part of the link can be changed.
-    Needs the app's ``SECRET_KEY``.
+    endpoint, every URL variable (host and subdomain ones included), every
+    query parameter and the expiry, so no part of the link can be changed
+    and no ``Host`` or prefix header can re-point it. Needs the app's
+    ``SECRET_KEY``.
 
     ``url_for`` options such as ``_external`` and ``_anchor`` work as usual.
 
@@ -110,7 +184,8 @@ def signed_url_for(
     :param values: URL variables and query parameters, as for ``url_for``.
     :raises ConfigurationError: the app has no ``SECRET_KEY``.
     :raises ConfigurationError: ``expires_in`` is not positive, or ``values`` use
-        the reserved names ``expires`` or ``signature``.
+        the reserved names ``expires`` or ``signature``, or the URL built does
+        not route back to a view.
     """
     for reserved in (EXPIRES_PARAM, SIGNATURE_PARAM):
         if reserved in values:
@@ -133,7 +208,11 @@ def signed_url_for(
     url = urlsplit(url_for(endpoint, **values))
     query = parse_qsl(url.query, keep_blank_values=True)
     query.append((EXPIRES_PARAM, str(expires)))
-    signature = signer.get_signature(_message(unquote(url.path), query)).decode()
+    # Sign what the link routes to: route the URL as a request for it would
+    # be routed (its host and script root included).
+    external = url_for(endpoint, **{**values, "_external": True, "_anchor": None})
+    rule, args = _route_built_url(app, external, values.get("_method") or "GET")
+    signature = signer.get_signature(_message(rule, args, query)).decode()
     extra = urlencode({EXPIRES_PARAM: expires, SIGNATURE_PARAM: signature})
     return urlunsplit(
         url._replace(query=f"{url.query}&{extra}" if url.query else extra)
@@ -155,14 +234,62 @@ def check_signature() -> None:
     expiries = args.getlist(EXPIRES_PARAM)
     if not signatures or not expiries:
         raise InvalidSignature("This link needs a signature: ask for a new link.")
-    signer = _signer(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
-    message = _message(request.root_path + request.path, args.items(multi=True))
-    valid = len(signatures) == 1 and signer.verify_signature(message, signatures[0])
-    if not valid or len(expiries) != 1 or not expiries[0].isdigit():
+    app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
+    signer = _signer(app)
+    if len(signatures) != 1 or len(expiries) != 1 or not _EXPIRY.fullmatch(expiries[0]):
         raise InvalidSignature("The signature of this link is not valid.")
-    if _now() > int(expiries[0]):
+    query = args.items(multi=True)
+    # Route the request again: view_args may have been changed since by
+    # url_value_preprocessor functions.
+    adapter = t.cast("MapAdapter", app.create_url_adapter(request))
+    try:
+        rule, values = adapter.match(return_rule=True)
+    except Exception:
+        raise InvalidSignature("The signature of this link is not valid.") from None
+    valid = signer.verify_signature(_message(rule, values, query), signatures[0])
+    if not valid and _legacy_unambiguous(app, rule):
+        valid = signer.verify_signature(
+            _legacy_message(request.path, query), signatures[0]
+        )
+    if not valid:
+        raise InvalidSignature("The signature of this link is not valid.")
+    expires = int(expiries[0])
+    if _now() > expires:
         raise SignatureExpired("This link has expired: ask for a new link.")
     environ[_CHECKED] = True
+    after_this_request(functools.partial(_private_until, expires))
+
+
+# An expiry as signed_url_for writes it: ASCII digits (str.isdigit() also
+# takes "²"), at most 19.
+_EXPIRY = re.compile(r"[0-9]{1,19}")
+
+
+def _legacy_unambiguous(app: Flask, rule: Rule) -> bool:
+    # A link signed over its path alone (before 0.2) is accepted only where
+    # the path alone decides the route: no script root that could be split
+    # differently (X-Forwarded-Prefix), no host or subdomain in any rule.
+    if request.root_path or app.url_map.host_matching:
+        return False
+    return not any(r.subdomain or r.host for r in app.url_map.iter_rules())
+
+
+def _private_until(expires: int, response: Response) -> Response:
+    """Keep a signed response out of shared caches and past its expiry.
+
+    ``private`` (RFC 9111 §5.2.2.7) and a ``max-age`` no longer than the
+    link's remaining lifetime; ``no-store`` and ``no-cache`` are kept.
+    """
+    remaining = max(0, expires - int(_now()))
+    cache_control = response.cache_control
+    cache_control.public = False
+    cache_control.s_maxage = None
+    cache_control.private = True
+    if cache_control.max_age is not None:
+        cache_control.max_age = min(cache_control.max_age, remaining)
+    elif not (cache_control.no_cache or cache_control.no_store):
+        cache_control.max_age = remaining
+    return response
 
 
 @t.overload
