@@ -10,8 +10,9 @@ the package), which it creates on first run:
   (sparse: it takes almost no disk space).
 
 The app is made by :func:`create_app` from three blueprints: ``auth``
-(pick a user), ``documents`` (upload, list, download, preview, share,
-archive) and ``demo`` (the large file).
+(pick a user), ``documents`` (upload, list, download, preview, share;
+:mod:`~example_app.archive` and :mod:`~example_app.export` add the ZIP and
+the CSV list to it) and ``demo`` (the large file).
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
+    from . import archive  # noqa: F401 - adds /archive to documents.bp
     from . import auth
     from . import demo
     from . import documents
+    from . import export  # noqa: F401 - adds /documents.csv to documents.bp
 
     # Files first: FlaskDownload checks that DOWNLOAD_ROOT is a directory.
     documents.make_upload_dir(app)

@@ -171,14 +171,7 @@ def index() -> str:
     documents = db.session.scalars(
         own_documents().order_by(Document.uploaded_at.desc(), Document.id.desc())
     ).all()
-    # TODO(#18): drop the check once ZipDownloadView has landed.
-    archive = "documents.archive" in current_app.view_functions
-    return render_template(
-        "index.html",
-        documents=documents,
-        previewable=previewable,
-        archive_url=url_for(".archive") if archive else None,
-    )
+    return render_template("index.html", documents=documents, previewable=previewable)
 
 
 @bp.post("/upload")

@@ -21,7 +21,6 @@ from flask import Flask
 from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
 
-import flask_download
 from example_app import create_app
 from example_app.models import db
 
@@ -256,10 +255,6 @@ def test_shared_link_opens_in_a_fresh_session(
     assert visitor.status(link.replace("signature=", "signature=x")) == 403
 
 
-@pytest.mark.xfail(
-    not hasattr(flask_download, "ZipDownloadView"),
-    reason="ZipDownloadView (issue 15) has not landed",
-)
 def test_zip_of_two_documents(browser: Browser, files: pathlib.Path) -> None:
     (files / "first.txt").write_bytes(b"first")
     (files / "second ½.csv").write_bytes(b"a,b\n1,2\n")
@@ -297,10 +292,6 @@ def test_other_users_document_is_404(
     assert list(other.downloads.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    not hasattr(flask_download.DownloadMixin, "content_security_policy"),
-    reason="Content-Security-Policy: sandbox (issue 12) has not landed",
-)
 @pytest.mark.parametrize(
     ("name", "content"),
     [

@@ -33,7 +33,6 @@ from flask import Flask
 from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
 
-import flask_download
 from example_app import create_app
 from example_app.demo import LARGE_FILE
 from example_app.demo import MARK_EVERY
@@ -48,16 +47,6 @@ from flask_download import ConfigurationError
 EXAMPLE_ROOT = pathlib.Path(__file__).parent.parent / "example_app"
 #: Small enough to download whole in a test, not a multiple of MARK_EVERY.
 LARGE_SIZE = 3 * MARK_EVERY + 12345
-
-needs_zip = pytest.mark.xfail(
-    not hasattr(flask_download, "ZipDownloadView"),
-    reason="ZipDownloadView (issue 15) has not landed",
-)
-
-needs_send_download = pytest.mark.xfail(
-    not hasattr(flask_download, "send_download"),
-    reason="send_download (issue 13) has not landed",
-)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -210,7 +199,7 @@ def test_flask_run_works_from_a_fresh_clone(tmp_path: pathlib.Path) -> None:
         "/documents/1",
         "/documents/1/download",
         "/documents/1/preview",
-        pytest.param("/archive?id=1", marks=needs_zip),
+        "/archive?id=1",
     ],
 )
 def test_pages_and_downloads_need_a_user(example: Flask, url: str) -> None:
@@ -413,7 +402,7 @@ def test_download_answers_ranges_and_revalidation(example: Flask) -> None:
         "/documents/{id}",
         "/documents/{id}/download",
         "/documents/{id}/preview",
-        pytest.param("/archive?id={id}", marks=needs_zip),
+        "/archive?id={id}",
     ],
 )
 def test_other_users_documents_are_404(example: Flask, url: str) -> None:
@@ -434,32 +423,14 @@ def test_other_users_documents_are_404(example: Flask, url: str) -> None:
         assert "private.txt" not in rv.get_data(as_text=True)
 
 
-def _has_csp() -> bool:
-    return hasattr(flask_download.DownloadMixin, "content_security_policy")
-
-
 @pytest.mark.parametrize(
     ("name", "inline", "sandboxed"),
     [
         ("photo.png", True, False),
         ("paper.pdf", True, False),
         ("notes.txt", True, False),
-        pytest.param(
-            "page.html",
-            True,
-            True,
-            marks=pytest.mark.xfail(
-                not _has_csp(), reason="CSP sandbox (issue 12) has not landed"
-            ),
-        ),
-        pytest.param(
-            "drawing.svg",
-            True,
-            True,
-            marks=pytest.mark.xfail(
-                not _has_csp(), reason="CSP sandbox (issue 12) has not landed"
-            ),
-        ),
+        ("page.html", True, True),
+        ("drawing.svg", True, True),
         ("setup.exe", False, False),
         ("backup.tar.gz", False, False),
     ],
@@ -543,7 +514,6 @@ def test_share_only_offers_the_listed_durations(example: Flask, expires: str) ->
 # -- archives -------------------------------------------------------------------
 
 
-@needs_zip
 def test_archive_of_selected_documents(example: Flask) -> None:
     client = example.test_client()
     login(client)
@@ -567,7 +537,6 @@ def test_archive_of_selected_documents(example: Flask) -> None:
         assert rv.data == b"PK\x03\x04"
 
 
-@needs_zip
 def test_archive_uses_the_stored_crc32(example: Flask) -> None:
     """The CRC-32 column is what the archive carries: no second read."""
     client = example.test_client()
@@ -606,7 +575,6 @@ def test_archive_uses_the_stored_crc32(example: Flask) -> None:
         "huge",
     ],
 )
-@needs_zip
 def test_archive_bad_selection(example: Flask, query: str, status: int) -> None:
     client = example.test_client()
     login(client)
@@ -618,7 +586,6 @@ def test_archive_bad_selection(example: Flask, query: str, status: int) -> None:
 # -- export -------------------------------------------------------------------
 
 
-@needs_send_download
 def test_export_lists_own_documents_as_csv(example: Flask) -> None:
     client = example.test_client()
     login(client, "carol")
