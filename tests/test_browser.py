@@ -18,17 +18,16 @@ import zipfile
 import pytest
 from conftest import serving
 from flask import Flask
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
 
 from example_app import create_app
 from example_app.models import db
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 if t.TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -65,7 +64,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[Flask]:
+def example(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[Flask]:
     tmp = tmp_path_factory.mktemp("browser_app")
     app = create_app(
         {
@@ -80,9 +79,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[Flask]:
 
 
 @pytest.fixture(scope="module")
-def base_url(app: Flask) -> cabc.Iterator[str]:
+def base_url(example: Flask) -> cabc.Iterator[str]:
     server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
+        "127.0.0.1", 0, example, threaded=True, request_handler=_QuietHandler
     )
     with serving(server):
         yield f"http://127.0.0.1:{server.server_port}"
@@ -111,10 +110,16 @@ class Browser:
         self.driver: WebDriver = webdriver.Chrome(
             service=Service(executable_path=CHROMEDRIVER), options=options
         )
+        self.use_downloads(self.downloads)
+
+    def use_downloads(self, folder: pathlib.Path) -> None:
+        """Save downloads into ``folder`` from now on."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.downloads = folder
         # Headless Chromium saves downloads only when told where.
         self.driver.execute_cdp_cmd(
             "Browser.setDownloadBehavior",
-            {"behavior": "allow", "downloadPath": os.fspath(self.downloads)},
+            {"behavior": "allow", "downloadPath": os.fspath(folder)},
         )
 
     def quit(self) -> None:
@@ -188,14 +193,39 @@ def _stale(element: t.Any) -> bool:
     return False
 
 
-@pytest.fixture
-def browser_factory(
-    base_url: str, tmp_path: pathlib.Path
-) -> cabc.Iterator[cabc.Callable[[], Browser]]:
+def _need_binaries() -> None:
     if CHROMIUM is None:
         pytest.skip("chromium not found: install the distribution's chromium")
     if CHROMEDRIVER is None:
         pytest.skip("chromedriver not found: install chromium-driver")
+
+
+@pytest.fixture(scope="module")
+def shared_browser(
+    base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> cabc.Iterator[Browser]:
+    _need_binaries()
+    browser = Browser(base_url, tmp_path_factory.mktemp("browser"))
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def browser(shared_browser: Browser, tmp_path: pathlib.Path) -> Browser:
+    """One browser for the module (starting one takes seconds), with no
+    cookies and an empty download folder for each test."""
+    shared_browser.use_downloads(tmp_path / "downloads")
+    shared_browser.get("/auth/login")
+    shared_browser.driver.delete_all_cookies()
+    return shared_browser
+
+
+@pytest.fixture
+def browser_factory(
+    base_url: str, tmp_path: pathlib.Path
+) -> cabc.Iterator[cabc.Callable[[], Browser]]:
+    """Start browsers with a fresh profile each (a fresh session)."""
+    _need_binaries()
     browsers: list[Browser] = []
 
     def factory() -> Browser:
@@ -206,11 +236,6 @@ def browser_factory(
     yield factory
     for browser in browsers:
         browser.quit()
-
-
-@pytest.fixture
-def browser(browser_factory: cabc.Callable[[], Browser]) -> Browser:
-    return browser_factory()
 
 
 @pytest.fixture
@@ -235,9 +260,11 @@ def test_upload_and_download_a_non_ascii_name(
 
 
 def test_shared_link_opens_in_a_fresh_session(
-    browser_factory: cabc.Callable[[], Browser], files: pathlib.Path
+    browser: Browser,
+    browser_factory: cabc.Callable[[], Browser],
+    files: pathlib.Path,
 ) -> None:
-    owner = browser_factory()
+    owner = browser
     (files / "plan.txt").write_bytes(b"the shared plan\n")
     owner.login("browser-share")
     owner.upload(files / "plan.txt")
@@ -273,10 +300,12 @@ def test_zip_of_two_documents(browser: Browser, files: pathlib.Path) -> None:
 
 
 def test_other_users_document_is_404(
-    browser_factory: cabc.Callable[[], Browser], files: pathlib.Path
+    browser: Browser,
+    browser_factory: cabc.Callable[[], Browser],
+    files: pathlib.Path,
 ) -> None:
     (files / "mine.txt").write_bytes(b"only mine")
-    owner = browser_factory()
+    owner = browser
     owner.login("browser-owner")
     owner.upload(files / "mine.txt")
     page = owner.document_url("mine.txt")
@@ -317,10 +346,13 @@ def test_active_upload_shown_inline_runs_no_script(
     browser.upload(files / name)
     browser.get(browser.document_url(name))
     browser.find("a.preview").click()
+    # Scripts and the image's error handler run before the load completes.
     WebDriverWait(browser.driver, WAIT).until(
-        lambda driver: driver.current_url.endswith("/preview")
+        lambda driver: (
+            driver.current_url.endswith("/preview")
+            and driver.execute_script("return document.readyState") == "complete"
+        )
     )
-    time.sleep(0.3)  # a script would have run by now
     assert browser.driver.title == "inert"
     assert list(browser.downloads.iterdir()) == []
 
