@@ -189,6 +189,35 @@ def test_flask_run_works_from_a_fresh_clone(tmp_path: pathlib.Path) -> None:
     assert large.stat().st_blocks * 512 < 64 * MARK_EVERY
 
 
+def test_example_needs_only_the_example_extra(tmp_path: pathlib.Path) -> None:
+    """``pip install -e ".[example]"`` is enough: no optional backend is imported."""
+    script = f"""
+import sys
+from example_app import create_app
+app = create_app({{
+    "SQLALCHEMY_DATABASE_URI": "sqlite:///{tmp_path / "x.sqlite"}",
+    "DOWNLOAD_ROOT": {os.fspath(tmp_path / "files")!r},
+    "EXAMPLE_LARGE_FILE_SIZE": 100,
+}})
+client = app.test_client()
+client.post("/auth/login", data={{"name": "alice"}})
+for url in ("/", "/large.bin", "/archive?id=1", "/documents.csv"):
+    client.get(url).close()
+print(" ".join(sorted({{name.partition(".")[0] for name in sys.modules}})))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    imported = set(result.stdout.split())
+    assert {"flask_sqlalchemy", "sqlalchemy"} <= imported
+    optional = {"fsspec", "s3fs", "urllib3", "botocore", "cryptography", "selenium"}
+    assert not imported & optional
+
+
 # -- users ----------------------------------------------------------------------
 
 
