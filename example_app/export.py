@@ -1,8 +1,13 @@
-"""The user's document list as a CSV file, from a function view.
+"""Files made from the user's document list, on each request.
 
-``send_download`` is the function-view counterpart of the download views
-(and a drop-in for ``flask.send_file``): the same headers, validators and
-ranges, for content made in the view.
+- ``/documents.csv``, from a function view with ``send_download``, the
+  function-view counterpart of the download views (and a drop-in for
+  ``flask.send_file``);
+- ``/documents.sfv``, the CRC-32 of each document, from a
+  ``VirtualDownloadView``.
+
+Both get the same headers, validators (a 304 while the list is unchanged)
+and ranges as every other download.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import io
 
 from werkzeug.wrappers import Response
 
+from flask_download import DownloadFile
 from flask_download import send_download
+from flask_download import VirtualDownloadView
+from flask_download import VirtualFile
 
 from .auth import current_user
 from .auth import login_required
@@ -54,3 +62,26 @@ def export() -> Response:
         mimetype="text/csv",
         cache_control="private, no-cache",
     )
+
+
+class ChecksumsView(VirtualDownloadView):
+    """The CRC-32 of each document in SFV (Simple File Verification), the
+    format ``cksfv`` and many download managers check files with.
+
+    The text is made by :meth:`get_file`; as a ``str`` it is seekable, so it
+    gets a strong ETag from its content, ``Content-Length`` and ranges.
+    """
+
+    decorators = [login_required]
+    mimetype = "text/plain"
+    cache_control = "private, no-cache"
+
+    def get_file(self) -> DownloadFile:
+        user = current_user()
+        lines = [f"; CRC-32 of the documents of {user.name}, for cksfv -f"]
+        for document in db.session.scalars(own_documents().order_by(Document.id)):
+            lines.append(f"{document.filename} {document.crc32:08X}")
+        return VirtualFile("\n".join(lines) + "\n", name=f"{user.name}-documents.sfv")
+
+
+bp.add_url_rule("/documents.sfv", view_func=ChecksumsView.as_view("checksums"))

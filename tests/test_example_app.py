@@ -641,6 +641,49 @@ def test_export_lists_own_documents_as_csv(example: Flask) -> None:
         assert rv.status_code == 304
 
 
+def test_checksums_are_an_sfv_file(example: Flask) -> None:
+    client = example.test_client()
+    login(client, "erin")
+    upload(client, ("été 1.txt", b"one"), ("b.bin", b"two"))
+    with client.get("/documents.sfv") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert 'filename="erin-documents.sfv"' in rv.headers["Content-Disposition"]
+        assert rv.headers["Cache-Control"] == "private, no-cache"
+        lines = rv.get_data(as_text=True).splitlines()
+        etag = rv.headers["ETag"]
+    assert lines[0].startswith(";")
+    assert lines[1:] == [
+        f"été 1.txt {zlib.crc32(b'one'):08X}",
+        f"b.bin {zlib.crc32(b'two'):08X}",
+    ]
+    with client.get("/documents.sfv", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+    upload(client, ("c.txt", b"three"))
+    with client.get("/documents.sfv", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 200
+
+
+def test_index_links_every_kind_of_download(example: Flask) -> None:
+    client = example.test_client()
+    login(client)
+    (id,) = upload(client, ("notes.txt", b"notes"))
+    with client.get("/") as rv:
+        page = rv.get_data(as_text=True)
+    links = set(re.findall(r'<a[^>]* href="(/[^"]*)"', page))
+    assert {
+        f"/documents/{id}/download",  # ObjectDownloadView
+        f"/documents/{id}/preview",  # inline
+        "/documents.csv",  # send_download
+        "/documents.sfv",  # VirtualDownloadView
+        "/large.bin",  # PathDownloadView
+    } <= links
+    assert 'action="/archive"' in page  # ZipDownloadView
+    for url in links:
+        with client.head(url) as rv:
+            assert rv.status_code == 200, url
+
+
 # -- on the wire ------------------------------------------------------------------
 
 
