@@ -404,6 +404,9 @@ class DownloadResponse(Response):
     ) -> None:
         self.file = file
         self.attachment = attachment
+        if charset is not None and file.charset is None and file._streams_text:
+            # Text streamed by the wrapper goes out in the announced charset.
+            file.charset = charset
         name, content_type, content_encoding, disposition = representation(
             file, basename, mimetype, encoding, charset, attachment
         )
@@ -552,10 +555,12 @@ class DownloadResponse(Response):
         handle = self._handle
         if handle is None:
             # A stream without open(): its own chunks, whole. A subclass
-            # yielding str gets it encoded: no str may reach the server.
+            # yielding str gets it encoded with the charset the response
+            # announces: no str may reach the server.
             for chunk in self.file.chunks(self.chunk_size):
                 if isinstance(chunk, str):
-                    chunk = chunk.encode(self.file.charset or "utf-8")
+                    charset = self.mimetype_params.get("charset")
+                    chunk = chunk.encode(charset or self.file.charset or "utf-8")
                 yield chunk
             return
         unchanged = self.file.unchanged_check(handle)

@@ -1426,6 +1426,13 @@ def test_str_chunks_of_a_custom_wrapper_are_encoded(app: Flask) -> None:
         body = list(response.iter_encoded())
         response.close()
     assert body == ["été".encode("latin-1"), b"!"]
+    with app.test_request_context():
+        # The charset the response announces is the one the text goes out in.
+        response = DownloadResponse(TextChunks(), charset="utf-16-le")
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-16-le"
+        body = list(response.iter_encoded())
+        response.close()
+    assert body == ["été".encode("utf-16-le"), b"!"]
 
 
 def test_encoded_text_announces_its_own_charset(app: Flask) -> None:
@@ -1453,3 +1460,28 @@ def test_view_charset_encodes_virtual_text(app: Flask) -> None:
         assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
         assert rv.data == "été".encode("latin-1")
         assert rv.headers["Content-Length"] == "3"
+
+
+@pytest.mark.parametrize("kind", ["chunks", "text-mode"])
+def test_streamed_text_goes_out_in_the_view_charset(
+    app: Flask, tmp_path: pathlib.Path, kind: str
+) -> None:
+    """Issue 13: text a wrapper encodes while streaming uses the charset the
+    response announces, the view's when the wrapper was given none."""
+    from flask_download import VirtualFile
+
+    path = tmp_path / "t.txt"
+    path.write_text("Un été\n", encoding="utf-8")
+
+    class Streamed(VirtualDownloadView):
+        charset = "latin-1"
+
+        def get_file(self) -> DownloadFile:
+            if kind == "chunks":
+                return VirtualFile(iter(["Un ", "été\n"]), name="t.txt")
+            return VirtualFile(path.open(encoding="utf-8"), name="t.txt")
+
+    app.add_url_rule("/s", view_func=Streamed.as_view("s"))
+    with app.test_client().get("/s") as rv:
+        assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert rv.data == "Un été\n".encode("latin-1")
