@@ -18,14 +18,13 @@ from .documents import bp
 from .documents import own_documents
 from .models import db
 from .models import Document
+from .models import MAX_ID
 
 #: Most documents in one ZIP: a longer query string is refused (400).
 MAX_ARCHIVE_MEMBERS = 100
 # ASCII digits only (str.isdigit() also takes "²"), and few enough that
 # int() is cheap.
 _ID = re.compile(r"[0-9]{1,30}\Z")
-# SQLite integers are 64-bit: a larger id is no row (binding it would fail).
-_MAX_ID = 2**63 - 1
 
 
 def _archive_ids() -> list[int]:
@@ -55,7 +54,7 @@ class ArchiveView(ZipDownloadView):
 
     def get_members(self) -> cabc.Iterable[tuple[str, DownloadFile]]:
         ids = _archive_ids()
-        if max(ids) > _MAX_ID:
+        if max(ids) > MAX_ID:
             raise FileNotFound("No such document.")
         documents = db.session.scalars(
             own_documents().where(Document.id.in_(ids)).order_by(Document.id)

@@ -43,6 +43,7 @@ from .auth import current_user
 from .auth import login_required
 from .models import db
 from .models import Document
+from .models import MAX_ID
 
 bp = Blueprint("documents", __name__)
 
@@ -158,6 +159,8 @@ def own_documents() -> sa.Select[Document]:
 
 
 def _get_own_document(id: int) -> Document:
+    if id > MAX_ID:
+        abort(404)
     document = db.session.scalar(own_documents().where(Document.id == id))
     if document is None:
         abort(404)

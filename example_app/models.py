@@ -24,6 +24,11 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+#: The largest id SQLite can store (its integers are 64-bit): a larger one in
+#: a URL is no row, and binding it in a query would fail.
+MAX_ID = 2**63 - 1
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 

@@ -452,6 +452,18 @@ def test_other_users_documents_are_404(example: Flask, url: str) -> None:
         assert "private.txt" not in rv.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("id", [2**63, 10**30])
+def test_ids_no_row_can_have_are_404(example: Flask, id: int) -> None:
+    client = example.test_client()
+    login(client)
+    for url in ("", "/download", "/preview"):
+        with client.get(f"/documents/{id}{url}") as rv:
+            assert rv.status_code == 404, url
+    for action in ("share", "delete"):
+        with client.post(f"/documents/{id}/{action}", data={"expires": "300"}) as rv:
+            assert rv.status_code == 404, action
+
+
 @pytest.mark.parametrize(
     ("name", "inline", "sandboxed"),
     [
