@@ -503,6 +503,17 @@ class DownloadResponse(Response):
         headers = self.get_wsgi_headers(environ)
         return app_iter, self.status, headers.to_wsgi_list()
 
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        # Werkzeug's version copies the headers to fix Location and
+        # Content-Location and the length of 1xx, 204 and 304 answers. A
+        # download (200, 206, 404 or 416) has none of those unless an
+        # application added them: then, and only then, the copy is made.
+        if self.status_code in _PLAIN_STATUSES and not any(
+            key.lower() in _FIXED_HEADERS for key, _ in self.headers
+        ):
+            return self.headers
+        return super().get_wsgi_headers(environ)
+
     def get_app_iter(self, environ: WSGIEnvironment) -> cabc.Iterable[bytes]:
         if not self._wants_body(environ):
             self.close()
@@ -617,6 +628,12 @@ class DownloadResponse(Response):
             and self.status_code in (200, 206)
             and any(name in self.headers for name in _signals.OFFLOAD_HEADERS)
         )
+
+
+# Statuses whose headers Werkzeug's get_wsgi_headers leaves as they are, and
+# the headers it rewrites for any status.
+_PLAIN_STATUSES = frozenset((200, 206, 404, 416))
+_FIXED_HEADERS = frozenset(("location", "content-location"))
 
 
 class NotModifiedResponse(Response):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import datetime
+import http.client
 import os
 import pathlib
 import re
@@ -10,8 +11,10 @@ import urllib.parse
 
 import pytest
 from conftest import SAMPLE_FILES
+from conftest import serving
 from flask import Flask
 from werkzeug.http import http_date
+from werkzeug.serving import make_server
 
 from flask_download import content_disposition
 from flask_download import DownloadFile
@@ -1460,6 +1463,51 @@ def test_view_charset_encodes_virtual_text(app: Flask) -> None:
         assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
         assert rv.data == "été".encode("latin-1")
         assert rv.headers["Content-Length"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "sent"),
+    [
+        ("Content-Location", "/files/é.txt", "/files/%C3%A9.txt"),
+        ("Location", "/files/ü", "/files/%C3%BC"),
+    ],
+    ids=["content-location", "location"],
+)
+def test_location_headers_added_by_the_app_are_still_encoded(
+    app: Flask, name: str, value: str, sent: str
+) -> None:
+    """Issue 16: downloads skip Werkzeug's header copy, unless it has work."""
+    app.add_url_rule("/p/<path:path>", view_func=PathDownloadView.as_view("p"))
+
+    @app.after_request
+    def add(response: t.Any) -> t.Any:
+        response.headers[name] = value
+        return response
+
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.request("GET", "/p/hello.txt")
+            rv = conn.getresponse()
+            assert rv.read() == b"Hello, world!\n"
+        finally:
+            conn.close()
+    assert rv.status == 200
+    assert rv.getheader(name) == sent
+    assert rv.getheader("Content-Length") == "14"
+
+
+def test_download_headers_reach_the_server_unchanged(app: Flask) -> None:
+    app.add_url_rule("/p/<path:path>", view_func=PathDownloadView.as_view("p"))
+    with app.test_request_context("/p/hello.txt"):
+        response = app.full_dispatch_request()
+        try:
+            expected = response.headers.to_wsgi_list()
+            _, status, headers = response.get_wsgi_response({"REQUEST_METHOD": "HEAD"})
+        finally:
+            response.close()
+    assert status == "200 OK"
+    assert headers == expected
 
 
 @pytest.mark.parametrize("kind", ["chunks", "text-mode"])
