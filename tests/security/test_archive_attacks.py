@@ -1,0 +1,193 @@
+"""Attacks on ZIP archives (issue 15): the raw-socket ``sendfile`` path.
+
+:class:`~flask_download.archive.ArchiveResponse` writes member data straight
+to the server's socket between the chunks it yields. That is only correct
+while the server writes each chunk before asking for the next one; WSGI
+middleware that holds the body back (Werkzeug's ``ProfilerMiddleware``,
+anything that buffers, compresses or rewrites it) must never see the bytes
+overtake the headers or the chunks it holds.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import io
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import typing as t
+import zipfile
+import zlib
+
+import pytest
+from conftest import free_port
+from conftest import wait_for_port
+from flask import Flask
+from werkzeug.middleware.profiler import ProfilerMiddleware
+
+from flask_download import ArchiveFile
+from flask_download import PathFile
+from flask_download import ZipDownloadView
+
+from .conftest import build_request
+from .conftest import raw_request
+from .conftest import start_server
+from .conftest import stop_server
+
+MEMBERS = {"a.bin": 300_000, "b.bin": 5, "c.bin": 200_000}
+
+
+class KnownCRC(PathFile):
+    """A local file whose CRC-32 is known: its data goes out with sendfile."""
+
+    @property
+    def crc32(self) -> int | None:  # type: ignore[override]
+        with open(self.path, "rb") as handle:  # type: ignore[arg-type]
+            return zlib.crc32(handle.read())
+
+
+def _write_members(root: pathlib.Path) -> None:
+    for i, (name, size) in enumerate(MEMBERS.items()):
+        (root / name).write_bytes(bytes((j * 7 + i) % 251 for j in range(size)))
+
+
+def _members(root: str) -> list[t.Any]:
+    return [KnownCRC(os.path.join(root, name)) for name in MEMBERS]
+
+
+def _buffering(app: t.Any) -> t.Any:
+    """Middleware that reads the whole body before the server writes any."""
+
+    def middleware(environ: t.Any, start_response: t.Any) -> t.Any:
+        iterable = app(environ, start_response)
+        try:
+            body = b"".join(iterable)
+        finally:
+            getattr(iterable, "close", lambda: None)()
+        return [body]
+
+    return middleware
+
+
+def _rewriting(app: t.Any) -> t.Any:
+    """Middleware that rewrites the headers and passes the chunks on."""
+
+    def middleware(environ: t.Any, start_response: t.Any) -> t.Any:
+        def wrapped(status: str, headers: t.Any, exc_info: t.Any = None) -> t.Any:
+            headers = [*headers, ("X-Rewritten", "1")]
+            return start_response(status, headers, exc_info)
+
+        return app(environ, wrapped)
+
+    return middleware
+
+
+def make_attack_app(root: str) -> t.Any:
+    """The app both servers run: one archive, plain and behind middleware."""
+    app = Flask("archive_attacks")
+
+    class Zip(ZipDownloadView):
+        def get_members(self) -> t.Any:
+            return _members(root)
+
+    app.add_url_rule("/a.zip", view_func=Zip.as_view("zip"))
+    plain = app.wsgi_app
+    profiled = ProfilerMiddleware(plain, stream=io.StringIO())
+    buffered = _buffering(plain)
+    rewritten = _rewriting(plain)
+
+    def dispatch(environ: t.Any, start_response: t.Any) -> t.Any:
+        kind = environ.get("QUERY_STRING", "")
+        wrapped = {"profiled": profiled, "buffered": buffered}.get(kind)
+        if kind == "rewritten":
+            wrapped = rewritten
+        return (wrapped or plain)(environ, start_response)
+
+    app.wsgi_app = dispatch  # type: ignore[method-assign]
+    return app
+
+
+@pytest.fixture(scope="module")
+def attack_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("archive_attacks")
+    _write_members(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def expected(attack_root: pathlib.Path) -> bytes:
+    archive = ArchiveFile(_members(os.fspath(attack_root)), name="a.zip")
+    return b"".join(archive.chunks())
+
+
+@pytest.fixture(scope="module")
+def werkzeug_port(attack_root: pathlib.Path) -> cabc.Iterator[int]:
+    live = start_server(make_attack_app(os.fspath(attack_root)))
+    try:
+        yield live.port
+    finally:
+        stop_server(live)
+
+
+@pytest.fixture(scope="module")
+def gunicorn_port(
+    attack_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
+) -> cabc.Iterator[int]:
+    pytest.importorskip("gunicorn")
+    here = pathlib.Path(__file__).parent
+    app_dir = tmp_path_factory.mktemp("archive_attacks_gunicorn")
+    (app_dir / "archive_attack_app.py").write_text(
+        textwrap.dedent(
+            f"""
+            from tests.security.test_archive_attacks import make_attack_app
+            app = make_attack_app({os.fspath(attack_root)!r})
+            """
+        )
+    )
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.fspath(app_dir), os.fspath(here.parent.parent), os.fspath(here.parent)]
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers=1",
+            "--worker-class=gthread",
+            "--threads=2",
+            f"--bind=127.0.0.1:{port}",
+            "archive_attack_app:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_for_port(port, proc):
+            pytest.fail("gunicorn did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["werkzeug", "gunicorn"])
+def port(request: pytest.FixtureRequest) -> int:
+    return t.cast(int, request.getfixturevalue(f"{request.param}_port"))
+
+
+@pytest.mark.parametrize("middleware", ["", "profiled", "buffered", "rewritten"])
+def test_sendfile_never_overtakes_middleware(
+    port: int, middleware: str, expected: bytes
+) -> None:
+    target = f"/a.zip?{middleware}" if middleware else "/a.zip"
+    response = raw_request(port, build_request(target))
+    assert response.status == 200, response
+    assert response.body == expected
+    with zipfile.ZipFile(io.BytesIO(response.body)) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == sorted(MEMBERS)
