@@ -14,10 +14,12 @@ import collections.abc as cabc
 import io
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
 import typing as t
+import unicodedata
 import zipfile
 import zlib
 
@@ -29,7 +31,9 @@ from werkzeug.middleware.profiler import ProfilerMiddleware
 
 from flask_download import ArchiveFile
 from flask_download import PathFile
+from flask_download import VirtualFile
 from flask_download import ZipDownloadView
+from flask_download.archive import safe_member_name
 
 from .conftest import build_request
 from .conftest import raw_request
@@ -191,3 +195,108 @@ def test_sendfile_never_overtakes_middleware(
     with zipfile.ZipFile(io.BytesIO(response.body)) as archive:
         assert archive.testzip() is None
         assert sorted(archive.namelist()) == sorted(MEMBERS)
+
+
+# -- member names ---------------------------------------------------------------
+
+HOSTILE_NAMES = [
+    "../../escape.txt",
+    "/etc/escape.txt",
+    "C:\\Windows\\escape.txt",
+    "..\\..\\escape.txt",
+    # Fullwidth and compatibility forms that NFKC or Windows "best fit"
+    # turn into "../" (WorstFit).
+    "\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fescape.txt",
+    "\u2025\uff0fescape.txt",
+    "..\u2215..\u2215escape.txt",
+    "\ufe68..\ufe68escape.txt",
+    "a\u202egpj.exe",
+    "a\u061cb.txt",
+    "CON",
+    "nul.txt",
+    "x" * 70_000 + ".txt",
+    ("deep" * 60 + "/") * 100 + "leaf.txt",
+]
+
+
+def _hostile_archive(tmp_path: pathlib.Path) -> pathlib.Path:
+    archive = ArchiveFile(
+        [(name, VirtualFile(f"{i}\n".encode())) for i, name in enumerate(HOSTILE_NAMES)]
+    )
+    path = tmp_path / "hostile.zip"
+    path.write_bytes(b"".join(archive.chunks()))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    HOSTILE_NAMES,
+    ids=[f"name{i}" for i in range(len(HOSTILE_NAMES))],
+)
+def test_member_names_are_relative_plain_and_short(name: str) -> None:
+    cleaned = safe_member_name(name)
+    assert not cleaned.startswith("/")
+    segments = cleaned.split("/")
+    assert ".." not in segments and "." not in segments
+    for segment in segments:
+        assert segment and len(segment.encode()) <= 255
+        assert ":" not in segment and "\\" not in segment
+        # No character that NFKC folds into path punctuation is left.
+        for char in segment:
+            if not char.isascii():
+                folded = unicodedata.normalize("NFKC", char)
+                assert not set(folded) <= set("/\\.:"), repr(char)
+            assert unicodedata.category(char) not in ("Cc", "Cf"), repr(char)
+    assert len(cleaned.encode()) <= 4096
+
+
+def test_duplicates_differing_by_composition_are_numbered() -> None:
+    archive = ArchiveFile(
+        [
+            ("e\u0301t\u00e9.txt", VirtualFile(b"1")),
+            ("\u00e9t\u00e9.txt", VirtualFile(b"2")),
+            ("\u00c9T\u00c9.TXT", VirtualFile(b"3")),
+        ]
+    )
+    data = b"".join(archive.chunks())
+    with zipfile.ZipFile(io.BytesIO(data)) as opened:
+        names = opened.namelist()
+    keys = {unicodedata.normalize("NFC", n).casefold() for n in names}
+    assert len(keys) == 3, names
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["python"],
+        ["unzip", "-o", "-q", "{zip}", "-d", "{dest}"],
+        ["bsdtar", "-xf", "{zip}", "-C", "{dest}"],
+        ["7z", "x", "-y", "-o{dest}", "{zip}"],
+    ],
+    ids=["zipfile", "unzip", "bsdtar", "7z"],
+)
+def test_hostile_names_extract_inside_the_folder(
+    command: list[str], tmp_path: pathlib.Path
+) -> None:
+    archive = _hostile_archive(tmp_path)
+    dest = tmp_path / "out" / "inside"
+    dest.mkdir(parents=True)
+    if command == ["python"]:
+        with zipfile.ZipFile(archive) as opened:
+            opened.extractall(dest)
+    else:
+        if shutil.which(command[0]) is None:
+            pytest.skip(f"needs {command[0]}")
+        args = [a.format(zip=archive, dest=dest) for a in command]
+        done = subprocess.run(args, capture_output=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    outside = [
+        p
+        for p in (tmp_path / "out").rglob("*")
+        if not p.is_relative_to(dest) and p != dest
+    ]
+    assert outside == []
+    extracted = sorted(p for p in dest.rglob("*") if p.is_file())
+    assert len(extracted) == len(HOSTILE_NAMES)
+    contents = sorted(int(p.read_bytes()) for p in extracted)
+    assert contents == list(range(len(HOSTILE_NAMES)))
