@@ -238,7 +238,7 @@ def check_signature() -> None:
     signer = _signer(app)
     if len(signatures) != 1 or len(expiries) != 1 or not _EXPIRY.fullmatch(expiries[0]):
         raise InvalidSignature("The signature of this link is not valid.")
-    query = args.items(multi=True)
+    query = list(args.items(multi=True))
     # Route the request again: view_args may have been changed since by
     # url_value_preprocessor functions.
     adapter = t.cast("MapAdapter", app.create_url_adapter(request))
@@ -249,7 +249,7 @@ def check_signature() -> None:
     valid = signer.verify_signature(_message(rule, values, query), signatures[0])
     if not valid and _legacy_unambiguous(app, rule):
         valid = signer.verify_signature(
-            _legacy_message(request.path, query), signatures[0]
+            _legacy_message(request.root_path + request.path, query), signatures[0]
         )
     if not valid:
         raise InvalidSignature("The signature of this link is not valid.")
@@ -280,7 +280,7 @@ def _private_until(expires: int, response: Response) -> Response:
     ``private`` (RFC 9111 §5.2.2.7) and a ``max-age`` no longer than the
     link's remaining lifetime; ``no-store`` and ``no-cache`` are kept.
     """
-    remaining = max(0, expires - int(_now()))
+    remaining = max(0, int(expires - _now()))
     cache_control = response.cache_control
     cache_control.public = False
     cache_control.s_maxage = None
