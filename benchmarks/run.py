@@ -31,6 +31,7 @@ import os
 import platform
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing as t
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -458,6 +460,9 @@ class Contender:
     skip: str | None = None
     #: Why some workloads do not apply.
     not_applicable: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The ``server`` body of an ``nginx`` contender (``{data_dir}`` filled
+    #: in); empty: nginx static, the whole data directory.
+    nginx_body: str = ""
 
 
 @dataclasses.dataclass
@@ -495,6 +500,8 @@ def contenders() -> list[Contender]:
     virtual_na = "bytes held in memory: the 4 KiB content only"
     return [
         Contender(NGINX, "nginx", f"/{SMALL_NAME}", f"/{BIG_NAME}"),
+        # Right after nginx static, so that both see the same machine load.
+        *edge_contenders(),
         Contender(
             SEND_FILE,
             "gunicorn",
@@ -544,6 +551,61 @@ def contenders() -> list[Contender]:
     ]
 
 
+# -- edge-verified links (issue #17) ------------------------------------------
+# nginx checks a flask_download.edge link itself (secure_link) and serves the
+# file: no Python at all per download. Compared with nginx static in the
+# same run.
+
+FD_EDGE = "nginx secure_link (flask_download.edge links)"
+#: Worth >= 0.8x nginx static on 4 KiB: the check is one MD5 per request.
+EDGE_TARGET = 0.8
+
+
+def edge_contenders() -> list[Contender]:
+    try:
+        edge = importlib.import_module("flask_download.edge")
+    except ImportError as e:
+        skip: str | None = f"flask_download.edge is missing ({e})"
+        return [Contender(FD_EDGE, "nginx", "/", None, skip=skip)]
+    secret = secrets.token_urlsafe(32)
+    # Valid for the whole run; wrk sends the same link each time, as many
+    # clients of one published link would.
+    expires = datetime.timedelta(hours=6)
+
+    def link(name: str) -> str:
+        return str(edge.nginx_secure_link(f"/e/{name}", secret=secret, expires=expires))
+
+    body = (
+        "        location /e/ {{\n"
+        "            secure_link $arg_md5,$arg_expires;\n"
+        f'            secure_link_md5 "$secure_link_expires$uri {secret}";\n'
+        '            if ($secure_link = "") {{ return 403; }}\n'
+        '            if ($secure_link = "0") {{ return 410; }}\n'
+        "            alias {data_dir}/;\n"
+        "        }}"
+    )
+    return [
+        Contender(FD_EDGE, "nginx", link(SMALL_NAME), link(BIG_NAME), nginx_body=body)
+    ]
+
+
+def edge_targets(outcomes: dict[str, Outcome]) -> list[Target]:
+    label = f"{FD_EDGE}, {SMALL}: >= {EDGE_TARGET:g}x nginx static"
+    cells = [
+        outcomes[name].cells.get(SMALL) for name in (FD_EDGE, NGINX) if name in outcomes
+    ]
+    if len(cells) != 2 or not all(c and c.value for c in cells):
+        return [Target(label, "not measured", None)]
+    edge_cell, nginx_cell = t.cast("list[Cell]", cells)
+    assert edge_cell.value and nginx_cell.value
+    r = edge_cell.value / nginx_cell.value
+    target = Target(label, f"{r:.3g}x", r >= EDGE_TARGET)
+    if edge_cell.cpu_per_request and nginx_cell.cpu_per_request:
+        r_cpu = nginx_cell.cpu_per_request / edge_cell.cpu_per_request
+        target.by_cpu, target.met_by_cpu = f"{r_cpu:.3g}x", r_cpu >= EDGE_TARGET
+    return [target]
+
+
 class Runner:
     """Starts each contender in turn and measures it."""
 
@@ -560,6 +622,8 @@ class Runner:
         port = free_port()
         if contender.kind == "nginx":
             body = f"        root {self.data_dir};\n        location / {{ }}"
+            if contender.nginx_body:
+                body = contender.nginx_body.format(data_dir=self.data_dir)
             server = start_nginx(self.run_dir, port, body)
             started = [(server, port)]
         elif contender.kind == "gunicorn":
@@ -914,6 +978,7 @@ def targets(outcomes: dict[str, Outcome]) -> list[Target]:
         found.append(
             Target(label, f"{kib:,.0f} KiB", path.range_rchar <= 2 * RANGE_LENGTH)
         )
+    found += edge_targets(outcomes)
     return found
 
 

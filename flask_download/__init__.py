@@ -5,7 +5,14 @@ from __future__ import annotations
 from .accel import AccelResponse as AccelResponse
 from .accel import AccelRule as AccelRule
 from .accel import offload as offload
+from .archive import ArchiveFile as ArchiveFile
+from .archive import ZipDownloadView as ZipDownloadView
 from .blueprints import make_download_blueprint as make_download_blueprint
+from .edge import cloudfront_signed_cookies as cloudfront_signed_cookies
+from .edge import cloudfront_signed_url as cloudfront_signed_url
+from .edge import nginx_secure_link as nginx_secure_link
+from .edge import nginx_secure_link_required as nginx_secure_link_required
+from .edge import nginx_secure_url_for as nginx_secure_url_for
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import DisallowedURL as DisallowedURL
 from .exceptions import DownloadError as DownloadError
@@ -25,6 +32,7 @@ from .http import HTTPFile as HTTPFile
 from .objects import ObjectDownloadView as ObjectDownloadView
 from .response import content_disposition as content_disposition
 from .response import DownloadResponse as DownloadResponse
+from .shortcuts import send_download as send_download
 from .signals import download_finished as download_finished
 from .signals import download_started as download_started
 from .signing import signature_required as signature_required
@@ -42,6 +50,7 @@ __all__ = [
     "DEFAULTS",
     "AccelResponse",
     "AccelRule",
+    "ArchiveFile",
     "BaseDownloadView",
     "ConfigurationError",
     "DisallowedURL",
@@ -66,12 +75,19 @@ __all__ = [
     "UpstreamTimeout",
     "VirtualDownloadView",
     "VirtualFile",
+    "ZipDownloadView",
+    "cloudfront_signed_cookies",
+    "cloudfront_signed_url",
     "content_disposition",
     "download_finished",
     "download_started",
     "make_download_blueprint",
+    "nginx_secure_link",
+    "nginx_secure_link_required",
+    "nginx_secure_url_for",
     "offload",
     "resolve_storage",
+    "send_download",
     "signature_required",
     "signed_url_for",
 ]

@@ -64,15 +64,12 @@ def make_download_blueprint(
     It makes these routes (endpoints are prefixed with ``name``, so
     ``url_for("downloads.file", path="a/b.pdf")``):
 
-    ========================  ===============================  =====================
-    endpoint                  rule (under ``url_prefix``)      view
-    ========================  ===============================  =====================
-    ``<name>.file``           ``files_rule``: ``/<path:path>``  ``PathDownloadView``
-                                                               (``StorageDownloadView``
-                                                               with ``storage``)
-    ``<name>.object``         ``<model_rule>/<int:id>``        ``ObjectDownloadView``
-    ``<name>.object_by_slug`` ``<model_rule>/by-slug/<slug>``  ``ObjectDownloadView``
-    ========================  ===============================  =====================
+    - ``<name>.file``: ``files_rule`` (``/<path:path>``), a
+      ``PathDownloadView`` (a ``StorageDownloadView`` with ``storage``);
+    - ``<name>.object``: ``<model_rule>/<int:id>``, an ``ObjectDownloadView``;
+    - ``<name>.object_by_slug``: ``<model_rule>/by-slug/<slug>``, the same.
+
+    Rules are under ``url_prefix``.
 
     The directory route is made when ``files`` is true; by default when
     ``root`` or ``storage`` is given or there is no ``model`` (it then

@@ -8,16 +8,22 @@ rest, and reads the bytes as an iterator of chunks.
 
 from __future__ import annotations
 
+import codecs
 import collections.abc as cabc
+import contextlib
 import datetime
+import functools
 import hashlib
 import io
 import os
-import stat
 import typing as t
 
 from .conditional import as_utc
+from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
+from .paths import ConfinedPath
+from .paths import open_confined
+from .paths import open_path
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -45,12 +51,25 @@ class DownloadFile:
     #: Path of a regular file on the local disk, or ``None``. Lets servers
     #: send the file with ``sendfile`` and offload rules match it.
     path: str | None = None
+    #: The real path of :attr:`path` as the confined opener walked it
+    #: (:func:`~flask_download.paths.open_confined`), or ``None`` when the
+    #: path is trusted. Offload rules match it instead of resolving
+    #: :attr:`path` again.
+    real_path: str | None = None
     #: Media type known by the source (the view's ``mimetype`` wins over it).
     mimetype: str | None = None
     #: ``Content-Encoding`` known by the source, such as ``"gzip"``.
     encoding: str | None = None
     #: Character set of a text file known by the source.
     charset: str | None = None
+    #: Whether the bytes are text this wrapper encoded with :attr:`charset`
+    #: (a ``str`` or text stream given to :class:`VirtualFile`): the response
+    #: then announces that charset even when the view names another.
+    encoded_text: bool = False
+    #: The CRC-32 of the content, or ``None``. Optional: archives
+    #: (:class:`~flask_download.ArchiveFile`) use it to answer ranges without
+    #: reading the whole member (set it from a database column, say).
+    crc32: int | None = None
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False
@@ -135,75 +154,148 @@ def read_slice(
         yield data
 
 
-def _utc(timestamp: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+def _utc(timestamp: float) -> datetime.datetime | None:
+    """An mtime as an aware UTC datetime, or ``None`` when it tells nothing.
+
+    0 and negative mtimes (reproducible builds, archives extracted without
+    times, clock errors) and those out of :class:`~datetime.datetime`'s
+    range (year 10000, ``±1e13`` s) give ``None``: no ``Last-Modified``
+    rather than a wrong one or a 500.
+    """
+    if not timestamp > 0:  # also NaN
+        return None
+    try:
+        return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
-# O_NONBLOCK: opening a FIFO planted under the root must not hang the worker.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+def stat_etag(st: os.stat_result) -> str:
+    """A strong entity tag of a local file from its ``stat``, reading nothing.
+
+    It changes when the content is replaced or rewritten: a new inode, size
+    or mtime. When the mtime tells nothing (:func:`_utc` gives ``None``:
+    every file of a reproducible build has the same one) the change time,
+    which no one can set back, stands in for it.
+    """
+    if _utc(st.st_mtime) is None:
+        return f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
 
 
 class PathFile(DownloadFile):
     """A regular file on the local disk.
 
-    The file is ``stat``-ed once, when the wrapper is made, so the wrapper
-    holds no resource; it is opened only when a body is sent (never for
-    ``HEAD``, 304, 412 or 416). The opened descriptor is checked against
-    that ``stat``: a file replaced in between is refused rather than sent
-    under the old version's headers.
+    The file is opened when the wrapper is made, and what the headers say
+    (size, modification time, ETag) comes from ``fstat`` of that open
+    descriptor, which is also the one the body is read from: a name swapped
+    for another file or a symbolic link afterwards changes nothing. A file
+    that grows while it is sent yields the bytes announced; one that
+    shrinks ends the body short. :meth:`close` releases the descriptor (the
+    views do it on every path: body sent, ``HEAD``, 304, 412, 416).
 
-    :param path: the file's path. It is used as given: never pass a path
-        built from client input here without confining it first (the views
-        do that with ``root``).
-    :param name: the client-side name; defaults to the path's last part.
-    :raises FileNotFound: ``path`` is missing, not a regular file, or unreadable.
+    :param path: with ``root``, a relative path from the client, opened with
+        :func:`~flask_download.paths.open_confined`: it never leaves
+        ``root``, symbolic links included. Without ``root``, a trusted path
+        (absolute, or relative to the working directory) opened as is:
+        never pass client input without ``root``.
+    :param name: the client-side name; defaults to the file's last part.
+    :param root: the trusted directory a client path is confined to.
+    :raises FileNotFound: ``path`` is refused, missing, not a regular file,
+        or unreadable.
     """
 
     seekable = True
 
     path: str
+    _fd: int | None = None
+    _root: str = ""
 
-    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
-        self.path = os.fspath(path)
-        try:
-            st = os.stat(self.path)
-        except (OSError, ValueError) as e:
-            raise FileNotFound(f"No file at {self.path!r}.") from e
-        if not stat.S_ISREG(st.st_mode):
-            raise FileNotFound(f"{self.path!r} is not a regular file.")
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        untrusted: str | tuple[str, ...] = os.fspath(path)
+        if root is None and isinstance(path, ConfinedPath):
+            # From PathDownloadView.get_path(): still a client path.
+            root, untrusted = path.root, path.segments
+        if root is not None:
+            self._root = os.fspath(root)
+            opened = open_confined(self._root, untrusted)
+            self.real_path = opened.path
+        else:
+            opened = open_path(path)
+        self._fd = opened.fd
+        st = opened.stat
+        self.path = opened.path
         self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name
         self.size = st.st_size
         self.modified_time = _utc(st.st_mtime)
-        # Changes whenever the content is replaced or rewritten (new mtime,
-        # size or inode); computed from the stat, so it costs no read.
-        self.etag = f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+        self.etag = stat_etag(st)
 
     def open(self) -> t.IO[bytes]:
-        """Open the file, making sure it is still the one that was ``stat``-ed.
+        """A stream of the file, from its start.
+
+        The first call hands over the descriptor opened by the wrapper;
+        later calls open the path again (confined the same way) and make
+        sure it is still the same, unchanged file.
 
         :raises FileNotFound: the file is gone or was replaced or modified.
         """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            fd = self._open_again()
         try:
-            fd = os.open(self.path, _OPEN_FLAGS)
-        except (OSError, ValueError) as e:
-            raise FileNotFound(f"Cannot open {self.path!r}.") from e
-        raw = io.FileIO(fd, "rb", closefd=True)
-        try:
-            if _identity(os.fstat(fd)) != self._identity:
-                raise FileNotFound(f"{self.path!r} changed while it was served.")
+            raw = io.FileIO(fd, "rb", closefd=True)
         except BaseException:
-            raw.close()
+            os.close(fd)
             raise
         return io.BufferedReader(raw)
+
+    def _open_again(self) -> int:
+        if self.real_path is not None:
+            # The path walked the first time, relative to the same root.
+            relative = os.path.relpath(self.real_path, os.path.realpath(self._root))
+            opened = open_confined(self._root, relative.split(os.sep))
+        else:
+            opened = open_path(self.path)
+        if _identity(opened.stat) != self._identity:
+            os.close(opened.fd)
+            raise FileNotFound(f"{self.path!r} changed while it was served.")
+        return opened.fd
 
     def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
         try:
             fd = handle.fileno()
         except (AttributeError, OSError, ValueError):
             return None  # a stream of a subclass, not a descriptor
-        identity = self._identity
-        return lambda: _identity(os.fstat(fd)) == identity
+        _, dev, ino, size, mtime_ns = self._identity
+
+        def unchanged() -> bool:
+            # A file that grew (a log being appended to) still holds the
+            # announced bytes: send them. One that shrank, or was rewritten
+            # in place at the same size, would mix versions: stop.
+            st = os.fstat(fd)
+            return st.st_size > size or st.st_mtime_ns == mtime_ns
+
+        return unchanged
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        # A wrapper dropped without close() (made only to read its size):
+        # release the descriptor rather than leak it.
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -213,17 +305,30 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 class VirtualFile(DownloadFile):
     """Content made in Python.
 
-    :param content: ``str`` (sent as UTF-8), ``bytes``, a binary file-like
-        object, or an iterator of ``bytes`` / ``str`` chunks. ``str`` and
-        ``bytes`` support ``Range`` and get a strong ETag from a hash of the
-        content; a seekable file-like object supports ``Range``; an iterator
-        is streamed as it comes (no ``Range``, no ETag unless given).
+    Text is sent as bytes encoded with ``charset``: a ``str``, an
+    :class:`io.StringIO` (read from its current position), a text-mode
+    file, and ``str`` chunks of an iterator. ``Content-Length`` counts
+    those bytes, and the wrapper's :attr:`charset` names the encoding, so a
+    ``text/*`` response announces the charset its bytes are in.
+
+    :param content: ``str``, ``bytes``, a binary or text file-like object,
+        or an iterator of ``bytes`` / ``str`` chunks. ``str``, ``bytes`` and
+        ``StringIO`` support ``Range`` and get a strong ETag from a hash of
+        the bytes; a seekable binary file-like object supports ``Range``;
+        an iterator and a text-mode file are streamed as they come (no
+        ``Range``, no ETag unless given, no ``Content-Length`` unless
+        ``size`` is given).
     :param name: the client-side name.
-    :param size: the size in bytes, if known (computed for ``str``/``bytes``
-        and seekable file-like objects).
+    :param size: the size in bytes, if known (computed for ``str``/``bytes``,
+        ``StringIO`` and seekable binary file-like objects).
     :param modified_time: the last modification, sent as ``Last-Modified``.
         A naive datetime is taken as UTC.
     :param etag: an entity tag, bare (without quotes).
+    :param charset: the encoding of text content (default UTF-8), also
+        announced for ``text/*`` types (the wrapper's :attr:`charset`).
+    :raises ConfigurationError: ``charset`` is not a known encoding.
+    :raises UnicodeEncodeError: a ``str`` or ``StringIO`` has a character
+        ``charset`` cannot encode (streamed text fails when it gets there).
     """
 
     def __init__(
@@ -238,14 +343,24 @@ class VirtualFile(DownloadFile):
         size: int | None = None,
         modified_time: datetime.datetime | None = None,
         etag: str | None = None,
+        charset: str | None = None,
     ) -> None:
         self.name = name
         self.modified_time = None if modified_time is None else as_utc(modified_time)
         self._bytes: bytes | None = None
         self._stream: t.IO[bytes] | None = None
         self._iterable: cabc.Iterable[bytes | str] | None = None
+        self._text_stream: t.IO[str] | None = None
+        self._encoding = _text_encoding(charset)
+        if charset is not None:
+            self.charset = charset
+        if isinstance(content, io.StringIO):
+            # In memory already: encode it whole, so its byte size is known
+            # and ranges work (its own offsets count characters).
+            content = content.read()
         if isinstance(content, str):
-            content = content.encode("utf-8")
+            self._mark_text()
+            content = content.encode(self._encoding)
         if isinstance(content, (bytes, bytearray, memoryview)):
             self._bytes = bytes(content)
             self.size = len(self._bytes)
@@ -257,6 +372,13 @@ class VirtualFile(DownloadFile):
             )
             return
         self.etag = etag
+        if isinstance(content, io.TextIOBase):
+            # A text-mode file: encoded as it is read. Its size in bytes is
+            # unknown (newline translation, the file's own encoding).
+            self._mark_text()
+            self._text_stream = t.cast(t.IO[str], content)
+            self.size = size
+            return
         if hasattr(content, "read"):
             stream = t.cast(t.IO[bytes], content)
             self._stream = stream
@@ -270,6 +392,12 @@ class VirtualFile(DownloadFile):
             return
         self._iterable = content
         self.size = size
+
+    def _mark_text(self) -> None:
+        # These bytes are in this encoding: the response announces it, over
+        # a charset the view would otherwise give.
+        self.charset = self._encoding
+        self.encoded_text = True
 
     def open(self) -> t.IO[bytes]:
         if self._bytes is not None:
@@ -299,19 +427,57 @@ class VirtualFile(DownloadFile):
             if start:
                 raise ValueError("Cannot read a range of a stream that can't seek.")
             yield from read_slice(self._stream, chunk_size, 0, stop)
+        elif self._text_stream is not None:
+            yield from _encode_chunks(
+                iter(functools.partial(self._text_stream.read, chunk_size), ""),
+                self._encoding,
+            )
         else:
             assert self._iterable is not None
-            for chunk in self._iterable:
-                if isinstance(chunk, str):
-                    chunk = chunk.encode("utf-8")
-                if chunk:
-                    yield chunk
+            yield from _encode_chunks(self._iterable, self._encoding)
 
     def close(self) -> None:
         target: object = self._stream if self._stream is not None else self._iterable
+        if self._text_stream is not None:
+            target = self._text_stream
         close = getattr(target, "close", None)
         if close is not None:
             close()
+
+
+def _text_encoding(charset: str | None) -> str:
+    if charset is None:
+        return "utf-8"
+    try:
+        codecs.lookup(charset)
+    except (LookupError, TypeError, ValueError):
+        raise ConfigurationError(
+            f"VirtualFile charset must be a known text encoding such as 'utf-8',"
+            f" not {charset!r}."
+        ) from None
+    return charset
+
+
+def _encode_chunks(
+    chunks: cabc.Iterable[bytes | str], encoding: str
+) -> cabc.Iterator[bytes]:
+    """Yield non-empty ``bytes`` chunks, ``str`` ones encoded with ``encoding``.
+
+    One incremental encoder for the whole stream: a stateful encoding (a
+    byte order mark, ISO-2022 shifts) is written once, not once a chunk.
+    """
+    encoder = None
+    for chunk in chunks:
+        if isinstance(chunk, str):
+            if encoder is None:
+                encoder = codecs.getincrementalencoder(encoding)()
+            chunk = encoder.encode(chunk)
+        if chunk:
+            yield bytes(chunk)
+    if encoder is not None:
+        tail = encoder.encode("", final=True)
+        if tail:
+            yield tail
 
 
 def _is_seekable(stream: t.IO[bytes]) -> bool:

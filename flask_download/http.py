@@ -47,17 +47,19 @@ from .exceptions import DisallowedURL
 from .exceptions import FileNotFound
 from .exceptions import UpstreamError
 from .exceptions import UpstreamTimeout
-from .extension import DEFAULTS
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .response import DownloadResponse
 from .response import set_content_security_policy
 from .response import valid_media_type
+from .settings import check_allowed_hosts
+from .settings import DEFAULTS
+from .settings import get_settings
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
     import urllib3
+    from flask.typing import RouteCallable
     from urllib3.response import BaseHTTPResponse
 
 _logger = logging.getLogger("flask_download")
@@ -78,6 +80,7 @@ FORWARDED_REQUEST_HEADERS = (
     "If-Unmodified-Since",
     "Accept-Encoding",
 )
+_RANGE_HEADERS = ("Range", "If-Range")
 #: Upstream response headers relayed to the client; nothing else is (no
 #: hop-by-hop headers, ``Set-Cookie``, ``X-Accel-*`` or ``X-Sendfile``).
 RELAYED_RESPONSE_HEADERS = (
@@ -236,7 +239,7 @@ class _Target(t.NamedTuple):
 
 def _host_allowed(host: str, allowed_hosts: cabc.Collection[str]) -> bool:
     for allowed in allowed_hosts:
-        allowed = allowed.lower().rstrip(".")
+        allowed = allowed.lower().rstrip(".").strip("[]")
         if host == allowed:
             return True
         # ".example.com" allows example.com and its subdomains (as Django's
@@ -272,8 +275,9 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
         raise _refuse(f"{url!r} has no host.")
     if port is None:
         port = 443 if scheme == "https" else 80
+    # An IPv6 entry may be written "[::1]"; the URL's host name is "::1".
     listed = allowed_hosts is not None and host in {
-        h.lower().rstrip(".") for h in allowed_hosts
+        h.lower().rstrip(".").strip("[]") for h in allowed_hosts
     }
     if allowed_hosts is not None and not (listed or _host_allowed(host, allowed_hosts)):
         raise _refuse(f"{host!r} is not in the allowed hosts.")
@@ -420,6 +424,8 @@ class HTTPFile(DownloadFile):
         timeout: float | None = None,
         max_redirects: int = MAX_REDIRECTS,
     ) -> None:
+        if allowed_hosts and any(":" in host or "/" in host for host in allowed_hosts):
+            check_allowed_hosts(allowed_hosts, "allowed_hosts")  # raises
         if allowed_hosts is False or timeout is None:
             settings = get_settings() if has_app_context() else None
             if allowed_hosts is False:
@@ -637,6 +643,23 @@ class HTTPDownloadView(DownloadView):
     #: forwarded ones; see :meth:`get_request_headers`.
     request_headers: cabc.Mapping[str, str] | None = None
 
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function, checking :attr:`allowed_hosts` once.
+
+        :raises TypeError: a keyword names no attribute of the class.
+        :raises ConfigurationError: an ``allowed_hosts`` entry with a port or
+            a scheme (they are never compared, so it would never match).
+        """
+        view = super().as_view(name, *class_args, **class_kwargs)
+        check_allowed_hosts(
+            class_kwargs.get("allowed_hosts", cls.allowed_hosts),
+            f"{cls.__name__}.allowed_hosts",
+        )
+        return view
+
     def get_url(self) -> str:
         """The URL to fetch: :attr:`url` by default.
 
@@ -667,8 +690,10 @@ class HTTPDownloadView(DownloadView):
 
         The client's :data:`FORWARDED_REQUEST_HEADERS` (never its ``Cookie``
         or ``Authorization``), then :attr:`request_headers`, which win.
-        Override it to add headers computed per request, such as a token
-        for a private upstream::
+        ``Range`` and ``If-Range`` go upstream with ``GET`` only: RFC 9110
+        §14.2 defines range handling for ``GET`` alone, so a ``HEAD``
+        mirrors the full 200. Override it to add headers computed per
+        request, such as a token for a private upstream::
 
             def get_request_headers(self):
                 return {**super().get_request_headers(),
@@ -677,10 +702,12 @@ class HTTPDownloadView(DownloadView):
         Credentials (``Authorization``, ``Cookie``, ``Proxy-Authorization``)
         are dropped when a redirect leads to another scheme, host or port.
         """
+        ranged = request.method == "GET"
         headers = {
             name: value
             for name in FORWARDED_REQUEST_HEADERS
-            if (value := request.headers.get(name)) is not None
+            if (ranged or name not in _RANGE_HEADERS)
+            and (value := request.headers.get(name)) is not None
         }
         if self.request_headers:
             headers.update(self.request_headers)

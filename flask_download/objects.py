@@ -7,6 +7,7 @@ SQLAlchemy is imported when a view is used, not when this module is, so that
 from __future__ import annotations
 
 import datetime
+import difflib
 import os
 import re
 import typing as t
@@ -24,6 +25,7 @@ from .views import DownloadView
 if t.TYPE_CHECKING:
     import sqlalchemy as sa
     import sqlalchemy.orm as orm
+    from flask.typing import RouteCallable
 
 
 def _import_sqlalchemy() -> tuple[t.Any, t.Any]:
@@ -87,6 +89,10 @@ class ObjectDownloadView(DownloadView):
     modification_time_field: str | None = None
     #: Attribute with the size in bytes, used when the file cannot tell.
     size_field: str | None = None
+    #: Attribute with the CRC-32 of the content (an ``int``), stored when the
+    #: file was saved: :class:`~flask_download.ArchiveFile` uses it to answer
+    #: ranges of a ZIP without reading the whole member.
+    crc32_field: str | None = None
     #: Attribute that changes whenever the content does (a version counter or
     #: an ``updated_at``): the ETag of ``LargeBinary`` content is made from it
     #: instead of a hash of the content.
@@ -107,6 +113,59 @@ class ObjectDownloadView(DownloadView):
 
     #: The row of the current request, once :meth:`get_object` found it.
     object: t.Any
+
+    # -- configuration checks -------------------------------------------------
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function, checking the field names against the model.
+
+        :raises TypeError: a keyword names no attribute of the class.
+        :raises ConfigurationError: a ``*_field`` names no attribute of
+            :attr:`model` (the message lists the mapped ones).
+        """
+        view = super().as_view(name, *class_args, **class_kwargs)
+        # Checked once here, never per request. A subclass that reads the row
+        # its own way (file_from_object overridden) may use other names.
+        if cls.file_from_object is ObjectDownloadView.file_from_object:
+            model = class_kwargs.get("model", cls.model)
+            if model is not None:
+                _check_fields(
+                    cls,
+                    model,
+                    {
+                        field: class_kwargs.get(field, getattr(cls, field))
+                        for field in _FIELD_ATTRIBUTES
+                    },
+                )
+        return view
+
+    def _lookup_error(self) -> ConfigurationError:
+        # The route has neither URL variable this view looks the row up by.
+        names = sorted(self.kwargs)
+        message = (
+            f"{type(self).__name__} needs the primary key in the URL variable"
+            f" '<{self.pk_url_kwarg}>' (pk_url_kwarg) or the slug in"
+            f" '<{self.slug_url_kwarg}>' (slug_url_kwarg)"
+        )
+        if not names:
+            return ConfigurationError(
+                f"{message}; the URL rule has no variables. Add one to the rule,"
+                " or override 'get_object'."
+            )
+        found = ", ".join(repr(name) for name in names)
+        message += f"; the URL rule has {found}."
+        if len(names) == 1:
+            message += (
+                f" If {names[0]!r} holds the primary key, set"
+                f" pk_url_kwarg={names[0]!r} (class attribute or as_view());"
+                f" if it holds the slug, set slug_url_kwarg={names[0]!r}."
+            )
+        return ConfigurationError(
+            f"{message} Or rename the variable in the rule, or override 'get_object'."
+        )
 
     def get_cache_control(self) -> str:
         """``Cache-Control``: ``private`` unless the view says otherwise.
@@ -175,11 +234,7 @@ class ObjectDownloadView(DownloadView):
         pk = self.kwargs.get(self.pk_url_kwarg)
         slug = self.kwargs.get(self.slug_url_kwarg)
         if pk is None and slug is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} needs a '<int:{self.pk_url_kwarg}>' or"
-                f" '<{self.slug_url_kwarg}>' URL variable, or an override of"
-                " 'get_object'."
-            )
+            raise self._lookup_error()
         mapper = sa_.inspect(model)
         if pk is not None:
             columns = mapper.primary_key
@@ -194,7 +249,12 @@ class ObjectDownloadView(DownloadView):
         if slug is not None:
             if not isinstance(slug, str) or "\x00" in slug:
                 raise FileNotFound(f"No {model.__name__} with slug {slug!r}.")
-            query = query.where(getattr(model, self.slug_field) == slug)
+            column = getattr(model, self.slug_field, None)
+            if column is None:
+                raise ConfigurationError(
+                    _field_message(type(self), model, "slug_field", self.slug_field)
+                )
+            query = query.where(column == slug)
         # Load deferred columns the response reads in this same SELECT.
         loaded = {prop.key for prop in mapper.column_attrs}
         wanted = [name for name in self._fields() if name in loaded]
@@ -217,6 +277,7 @@ class ObjectDownloadView(DownloadView):
             self.modification_time_field,
             self.size_field,
             self.version_field,
+            self.crc32_field,
         ]
         return [name for name in names if name]
 
@@ -289,6 +350,9 @@ class ObjectDownloadView(DownloadView):
                 file.modified_time = modified
             if file.size is None:
                 file.size = self._value(obj, self.size_field, int)
+        crc32 = self._value(obj, self.crc32_field, int)
+        if crc32 is not None:
+            file.crc32 = crc32
         for attr, field in (
             ("mimetype", self.mime_type_field),
             ("encoding", self.encoding_field),
@@ -328,6 +392,65 @@ class ObjectDownloadView(DownloadView):
         if session.new or session.dirty or session.deleted:
             return
         session.rollback()
+
+
+# The attributes that name a field of the model, checked by as_view.
+_FIELD_ATTRIBUTES = (
+    "file_field",
+    "basename_field",
+    "encoding_field",
+    "mime_type_field",
+    "charset_field",
+    "modification_time_field",
+    "size_field",
+    "version_field",
+)
+
+
+def _check_fields(
+    view: type[ObjectDownloadView],
+    model: type[t.Any],
+    fields: dict[str, str | None],
+) -> None:
+    for attribute, field in fields.items():
+        if field and not hasattr(model, field):
+            raise ConfigurationError(_field_message(view, model, attribute, field))
+
+
+def _field_message(
+    view: type[ObjectDownloadView], model: type[t.Any], attribute: str, field: str
+) -> str:
+    names = _mapped_names(model)
+    message = (
+        f"{view.__name__}.{attribute} is {field!r}, but {model.__name__} has no"
+        f" attribute {field!r}."
+    )
+    close = difflib.get_close_matches(field, names, n=1)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    if names:
+        message += f" {model.__name__} maps: {', '.join(names)}."
+    return message + (
+        f" Set {attribute} (class attribute or as_view()) to one of them"
+        + (", or None." if attribute != "file_field" else ".")
+    )
+
+
+def _mapped_names(model: type[t.Any]) -> list[str]:
+    """The names of ``model``'s mapped attributes, in declaration order."""
+    try:
+        _, orm_ = _import_sqlalchemy()
+    except ImportError:
+        return []
+    names = []
+    for klass in reversed(model.__mro__):
+        for name in vars(klass):
+            if name.startswith("_") or name in names:
+                continue
+            value = getattr(model, name, None)
+            if isinstance(value, (orm_.QueryableAttribute, property)):
+                names.append(name)
+    return names
 
 
 def _coerce_pk(value: t.Any, column: t.Any, dialect: str) -> t.Any:

@@ -1,31 +1,79 @@
-"""Confine client-supplied paths to a trusted root (local disk or storage prefix)."""
+"""The one confined opener for the local disk, and checks of client paths.
+
+Every source that reads a local file named by a client (a URL path, a key
+stored in a row, a key of a local or ``DirFileSystem`` storage) goes
+through :func:`open_confined`. It never checks a name and opens it later:
+it walks the path one segment at a time, each segment opened relative to
+the descriptor of the directory before it with ``O_NOFOLLOW``, so the
+descriptor it returns is the file that was checked. A symbolic link met on
+the way is read (``readlink``) and followed only while its target stays
+inside the root, the way ``openat2(RESOLVE_IN_ROOT)`` and nginx's
+``disable_symlinks`` resolve; a link swapped in at any moment can point
+outside, but the walk never crosses it. Size, modification time and entity
+tag are then taken with ``fstat`` from that descriptor.
+"""
 
 from __future__ import annotations
 
+import collections.abc as cabc
+import errno
 import functools
 import os
 import re
 import stat
+import typing as t
+from urllib.parse import unquote
 
 from .exceptions import FileNotFound
 
-# A Windows drive ("C:") or device name ("CON", "nul.txt", "COM1"): refused
-# everywhere so that the same URL behaves alike whatever the server's OS.
-_WINDOWS_NAME = re.compile(
-    r"^(?:[a-z]:.*|(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?)$", re.IGNORECASE
+# A Windows drive ("C:") anywhere a segment starts: refused everywhere so
+# that the same URL behaves alike whatever the server's OS.
+_DRIVE = re.compile(r"^[a-z]:", re.IGNORECASE)
+# Windows device names. Windows reserves them with any extension ("nul.txt",
+# "con.tar.gz"), before a stream (":"), with trailing spaces or dots
+# ("CON ", "nul."), and spells COM/LPT ports with superscript digits too.
+_DEVICE_NAMES = frozenset(
+    [
+        "con",
+        "prn",
+        "aux",
+        "nul",
+        "conin$",
+        "conout$",
+        *(f"{port}{digit}" for port in ("com", "lpt") for digit in "0123456789¹²³"),
+    ]
 )
+# C0 controls (NUL, TAB, CR, LF...), DEL and C1 controls (U+0080-U+009F,
+# such as NEL, "%C2%85"): no file name a client asks for holds one.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Percent-escapes of "/", "\" and "%" itself (a double encoding).
+_ESCAPE = re.compile("%[0-9a-f]{2}", re.IGNORECASE)
+
+#: Most symbolic links followed while opening one path (Linux's MAXSYMLINKS).
+MAX_SYMLINKS = 40
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+def is_windows_device(segment: str) -> bool:
+    """Whether Windows takes ``segment`` for a device (``CON``, ``COM¹``...)."""
+    stem = segment.split(".", 1)[0].split(":", 1)[0].rstrip(" .")
+    return stem.lower() in _DEVICE_NAMES
+
+
+def _refused_segment(segment: str) -> bool:
+    return segment == ".." or bool(_DRIVE.match(segment)) or is_windows_device(segment)
 
 
 def split_relative(untrusted: str) -> list[str]:
     """Split a client-supplied relative path into safe segments.
 
     Refuses (with :exc:`FileNotFound`, so views answer 404) empty paths,
-    absolute paths, backslashes, NUL and other control characters, ``..``
-    segments, Windows drive and device names. ``.`` and empty segments are
-    dropped.
+    absolute paths, backslashes, C0 and C1 control characters (NUL
+    included), ``..`` segments, Windows drives and Windows device names in
+    every spelling Windows accepts (``CON``, ``nul.txt``, ``COM¹``,
+    ``CONIN$``, ``"CON "``). ``.`` and empty segments are dropped.
+
+    This is a syntactic check: symbolic links are the opener's business
+    (:func:`open_confined`).
 
     :raises FileNotFound: the path could leave its root.
     """
@@ -34,49 +82,268 @@ def split_relative(untrusted: str) -> list[str]:
     if _CONTROL.search(untrusted):
         raise FileNotFound(f"Refused path {untrusted!r}.")
     segments = [s for s in untrusted.split("/") if s not in ("", ".")]
-    if not segments or any(s == ".." or _WINDOWS_NAME.match(s) for s in segments):
+    if not segments or any(_refused_segment(s) for s in segments):
         raise FileNotFound(f"Refused path {untrusted!r}.")
     return segments
 
 
-@functools.lru_cache(maxsize=64)
-def _real_root(root: str) -> str:
-    return os.path.realpath(root)
+def split_key(untrusted: str) -> list[str]:
+    """Split a client-supplied key of a remote store into safe segments.
 
+    Like :func:`split_relative`, and each segment is also checked after
+    percent-decoding it (repeatedly, as long as escapes remain): a store
+    that decodes keys once more (an HTTP store, a URL-built API) can never
+    see a ``..`` or ``.`` segment, a ``/`` or ``\\`` inside a segment, or a
+    control character that the first check did not.
 
-def safe_join(root: str, untrusted: str) -> str:
-    """Join a client-supplied path to ``root`` and make sure it stays inside.
-
-    Unlike Werkzeug's ``safe_join`` this also follows symbolic links: a link
-    inside ``root`` that points outside it is refused.
-
-    :param root: a trusted directory (never from the client).
-    :param untrusted: a relative path from the client.
-    :return: the real (symlink-free) path of the target, inside ``root``. A
-        target that does not exist is returned too (opening it fails later).
-    :raises FileNotFound: the path is refused or leaves ``root``.
+    :raises FileNotFound: the key could leave its prefix.
     """
     segments = split_relative(untrusted)
-    real_root = _real_root(root)
-    # Walk the segments below the (already real) root with one lstat each:
-    # without a symlink and without "..", the path cannot leave the root.
-    # This costs fewer system calls than os.path.realpath, which also walks
-    # every component of the root itself.
-    path = real_root
     for segment in segments:
-        path = os.path.join(path, segment)
-        try:
-            mode = os.lstat(path).st_mode
-        except OSError:
-            # Missing (or not a directory): nothing further can be a link.
-            return os.path.join(real_root, *segments)
-        if stat.S_ISLNK(mode):
-            return _resolve_links(real_root, segments, untrusted)
-    return path
+        decoded = segment
+        while "%" in decoded and _ESCAPE.search(decoded):
+            decoded = unquote(decoded, errors="strict")
+            if (
+                decoded in ("", ".", "..")
+                or "/" in decoded
+                or "\\" in decoded
+                or _CONTROL.search(decoded)
+                or _refused_segment(decoded)
+            ):
+                raise FileNotFound(f"Refused key {untrusted!r}.")
+    return segments
 
 
-def _resolve_links(real_root: str, segments: list[str], untrusted: str) -> str:
-    target = os.path.realpath(os.path.join(real_root, *segments))
-    if target == real_root or not target.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise FileNotFound(f"{untrusted!r} leaves the download root.")
-    return target
+class ConfinedPath(str):
+    """A path string that remembers it must stay inside ``root``.
+
+    :meth:`PathDownloadView.get_path() <flask_download.PathDownloadView.get_path>`
+    returns one for a URL path, so that ``PathFile(view.get_path())`` in a
+    subclass still opens it with :func:`open_confined` instead of following
+    whatever the name points to by then.
+    """
+
+    root: str
+    segments: tuple[str, ...]
+
+    def __new__(cls, root: str, segments: cabc.Sequence[str]) -> ConfinedPath:
+        self = super().__new__(cls, os.path.join(root, *segments))
+        self.root = root
+        self.segments = tuple(segments)
+        return self
+
+
+class Opened(t.NamedTuple):
+    """A regular file opened by :func:`open_confined` or :func:`open_path`."""
+
+    #: The open descriptor, read-only; the caller closes it.
+    fd: int
+    #: ``os.fstat(fd)``.
+    stat: os.stat_result
+    #: The path the file was reached by: for a confined open, the real
+    #: (symlink-free) path below the real root, as walked.
+    path: str
+
+
+# O_NONBLOCK: opening a FIFO planted under the root must not hang the
+# worker (it is refused after fstat). O_NOCTTY: a terminal never becomes
+# the process's controlling terminal.
+_FILE_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# Directories are only walked through: O_PATH (Linux) needs no read
+# permission and reads nothing; elsewhere O_RDONLY.
+_DIR_FLAGS = (
+    getattr(os, "O_PATH", os.O_RDONLY)
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+#: Whether this platform can walk a path relative to directory descriptors
+#: (Linux, macOS, the BSDs). Elsewhere :func:`open_confined` checks the
+#: real path, then compares the opened file with it (best effort).
+HAS_DIR_FD = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
+# errno values of an O_NOFOLLOW open that met a symbolic link: ELOOP (Linux,
+# macOS), EMLINK (FreeBSD), ENOTDIR (a link where O_DIRECTORY wants a
+# directory, and O_PATH|O_NOFOLLOW on Linux).
+_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+
+
+@functools.lru_cache(maxsize=64)
+def _roots(root: str) -> tuple[str, str]:
+    # The real root, and the absolute root as configured (an absolute link
+    # target may spell it either way). Trusted: resolved once per process.
+    return os.path.realpath(root), os.path.abspath(root)
+
+
+def _below(target: str, roots: tuple[str, ...]) -> list[str] | None:
+    # The segments of an absolute link target below one of the root spellings.
+    for base in roots:
+        base = base.rstrip(os.sep)
+        if target == base:
+            return []
+        if target.startswith(base + os.sep):
+            return target[len(base) + 1 :].split(os.sep)
+    return None
+
+
+def _refuse(path: str, reason: str) -> t.NoReturn:
+    raise FileNotFound(f"Refused {path!r}: {reason}.")
+
+
+def open_confined(
+    root: str | os.PathLike[str], untrusted: str | cabc.Sequence[str]
+) -> Opened:
+    """Open a client-supplied relative path as a regular file inside ``root``.
+
+    The path is checked with :func:`split_relative`, then opened segment
+    by segment relative to the root's descriptor, each with
+    ``O_NOFOLLOW``: a symbolic link is followed only by reading it and
+    going on inside the root (at most :data:`MAX_SYMLINKS` of them), so no
+    link swapped in between two system calls can lead the walk out. The
+    last segment is opened without blocking and must be a regular file
+    (FIFOs, devices, sockets and directories are refused).
+
+    :param root: a trusted directory (never from the client).
+    :param untrusted: a relative path from the client, or its segments
+        (already checked with :func:`split_relative`).
+    :return: the open descriptor (the caller closes it), its ``fstat`` and
+        its real path.
+    :raises FileNotFound: the path is refused, leaves the root, is missing,
+        unreadable or not a regular file, or changed while it was walked.
+    """
+    segments = (
+        split_relative(untrusted) if isinstance(untrusted, str) else list(untrusted)
+    )
+    roots = _roots(os.fspath(root))
+    shown = untrusted if isinstance(untrusted, str) else "/".join(untrusted)
+    if not HAS_DIR_FD:  # pragma: no cover - Windows
+        return _open_checked(roots, segments, shown)
+    try:
+        root_fd = os.open(roots[0], _DIR_FLAGS)
+    except OSError as e:
+        _refuse(shown, f"the root cannot be opened ({e.strerror})")
+    # The directories walked so far, the root first; names[i] is the name
+    # of fds[i + 1] in fds[i].
+    fds = [root_fd]
+    names: list[str] = []
+    pending = segments[::-1]  # a stack: the next segment is last
+    links = 0
+    try:
+        while pending:
+            segment = pending.pop()
+            if segment in ("", "."):
+                continue
+            if segment == "..":
+                # Only from a link's target: never above the root.
+                if not names:
+                    _refuse(shown, "a link leads out of the root")
+                os.close(fds.pop())
+                names.pop()
+                continue
+            last = not pending
+            try:
+                fd = os.open(
+                    segment,
+                    (_FILE_FLAGS if last else _DIR_FLAGS) | _NOFOLLOW,
+                    dir_fd=fds[-1],
+                )
+            except OSError as e:
+                if e.errno not in _LINK_ERRNOS:
+                    _refuse(shown, e.strerror or "cannot open")
+                try:
+                    target = os.readlink(segment, dir_fd=fds[-1])
+                except OSError:
+                    _refuse(shown, e.strerror or "not a directory")  # not a link
+                links += 1
+                if links > MAX_SYMLINKS:
+                    _refuse(shown, "too many levels of symbolic links")
+                if os.path.isabs(target):
+                    below = _below(target, roots)
+                    if below is None:
+                        _refuse(shown, "a link leads out of the root")
+                    # Start again from the root.
+                    while len(fds) > 1:
+                        os.close(fds.pop())
+                    names.clear()
+                    parts = below
+                else:
+                    parts = target.split(os.sep)
+                pending.extend(reversed(parts))
+                continue
+            if last:
+                return _regular(fd, os.path.join(roots[0], *names, segment), shown)
+            fds.append(fd)
+            names.append(segment)
+        _refuse(shown, "a directory")
+    except ValueError as e:  # NUL or an unencodable name in a link's target
+        raise FileNotFound(f"Refused {shown!r}: {e}.") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _regular(fd: int, path: str, shown: str) -> Opened:
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            _refuse(shown, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return Opened(fd, st, path)
+
+
+def open_path(path: str | os.PathLike[str]) -> Opened:
+    """Open a trusted path (symbolic links followed) as a regular file.
+
+    :param path: a path from the developer, never from a client.
+    :raises FileNotFound: missing, unreadable or not a regular file.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, _FILE_FLAGS)
+    except (OSError, ValueError) as e:
+        raise FileNotFound(f"No file at {path!r}.") from e
+    return _regular(fd, path, path)
+
+
+def _open_checked(
+    roots: tuple[str, str], segments: list[str], shown: str
+) -> Opened:  # pragma: no cover - platforms without dir_fd (Windows)
+    # Best effort: resolve, check, open, then make sure the opened file is
+    # the one the resolved name designates (and not a link put there since).
+    try:
+        real = os.path.realpath(os.path.join(roots[0], *segments))
+    except (OSError, ValueError):  # EINVAL, ELOOP... while links change
+        _refuse(shown, "it changed while it was resolved")
+    if not _below(real, roots[:1]):
+        _refuse(shown, "it leaves the root")
+    opened = open_path(real)
+    try:
+        if not os.path.samestat(opened.stat, os.lstat(real)):
+            _refuse(shown, "it changed while it was opened")
+    except OSError:
+        os.close(opened.fd)
+        _refuse(shown, "it changed while it was opened")
+    except BaseException:
+        os.close(opened.fd)
+        raise
+    return opened
+
+
+def real_path(file: object) -> str | None:
+    """The real path of a wrapper's local file, for offload rules.
+
+    A wrapper that reached its file through :func:`open_confined` knows the
+    path it walked (``real_path``); any other local wrapper's ``path`` is
+    trusted and resolved with :func:`os.path.realpath`.
+    """
+    known = getattr(file, "real_path", None)
+    if isinstance(known, str):
+        return known
+    path = getattr(file, "path", None)
+    return None if path is None else os.path.realpath(path)

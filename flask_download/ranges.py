@@ -116,11 +116,13 @@ def evaluate_range(
     etag: str | None,
     last_modified: datetime.datetime | None,
     max_ranges: int,
+    method: str = "GET",
 ) -> RangeDecision:
     """Decide how to answer a ``Range`` request (RFC 9110 §14).
 
     Only call this after the other preconditions passed. The header is
-    ignored (``None``, a full 200 response) when it is absent, when ``size``
+    ignored (``None``, a full 200 response) when it is absent, when the
+    method is not ``GET`` (``HEAD`` included), when ``size``
     is unknown, when ``If-Range`` does not match, when the unit is not
     ``bytes``, when it is malformed (including ``last < first``), when it has
     more than ``max_ranges`` non-empty range-specs, or when the satisfiable
@@ -139,12 +141,15 @@ def evaluate_range(
     :param last_modified: The representation's modification time as an aware
         UTC datetime (a naive one is taken as UTC), or ``None``.
     :param max_ranges: The largest number of range-specs to honour.
+    :param method: The request method; only ``GET`` has range handling.
     :return: ``None`` to send the whole representation (200); a non-empty
         tuple of sorted, coalesced, half-open ``(start, stop)`` ranges to send
         206 (one range) or multipart/byteranges (several); or
         :data:`UNSATISFIABLE` to send 416.
     """
-    if range_header is None or size is None or size < 0:
+    # RFC 9110 §14.2: a server MUST ignore Range on any method but GET, so a
+    # HEAD mirrors the full 200 a GET without Range would get.
+    if range_header is None or size is None or size < 0 or method != "GET":
         return None
 
     # RFC 9110 §13.1.5: a non-matching If-Range means the Range header is

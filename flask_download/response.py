@@ -312,7 +312,8 @@ def representation(
 
     The one place the view's values meet the wrapper's: each of
     ``basename``, ``mimetype``, ``encoding`` and ``charset`` that is
-    ``None`` falls back to the file's own (``name``, ``mimetype``...). Used
+    ``None`` falls back to the file's own (``name``, ``mimetype``...), and
+    the charset of text a wrapper encoded is always the wrapper's. Used
     by :class:`DownloadResponse` and by presigned redirects, so that a file
     streamed and the same file redirected to are described alike.
 
@@ -320,11 +321,14 @@ def representation(
         Content-Disposition)``.
     """
     name = basename if basename is not None else file.name
+    if charset is None or file.encoded_text:
+        # Text the wrapper encoded: its bytes are in the wrapper's charset.
+        charset = file.charset
     content_type, content_encoding = content_type_and_encoding(
         name,
         mimetype if mimetype is not None else file.mimetype,
         encoding if encoding is not None else file.encoding,
-        charset if charset is not None else file.charset,
+        charset,
         attachment,
     )
     return name, content_type, content_encoding, content_disposition(name, attachment)
@@ -547,8 +551,12 @@ class DownloadResponse(Response):
     def _iter_body(self) -> cabc.Iterator[bytes]:
         handle = self._handle
         if handle is None:
-            # A stream without open(): its own chunks, whole.
-            yield from self.file.chunks(self.chunk_size)
+            # A stream without open(): its own chunks, whole. A subclass
+            # yielding str gets it encoded: no str may reach the server.
+            for chunk in self.file.chunks(self.chunk_size):
+                if isinstance(chunk, str):
+                    chunk = chunk.encode(self.file.charset or "utf-8")
+                yield chunk
             return
         unchanged = self.file.unchanged_check(handle)
         for segment in self._segments:

@@ -47,7 +47,7 @@ from werkzeug.test import EnvironBuilder
 from .exceptions import ConfigurationError
 from .exceptions import InvalidSignature
 from .exceptions import SignatureExpired
-from .extension import get_settings
+from .settings import get_settings
 
 if t.TYPE_CHECKING:
     from flask import Flask

@@ -21,13 +21,13 @@ from flask import current_app
 
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import get_settings
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
-from .paths import safe_join
 from .paths import split_relative
+from .settings import check_root
+from .settings import get_settings
 
 try:
     import sqlalchemy as sa
@@ -51,10 +51,12 @@ def resolve_root(root: str | os.PathLike[str] | None) -> str:
     A relative ``root`` is taken relative to the application's ``root_path``
     (as :class:`~flask_download.PathDownloadView` does).
 
-    :raises ConfigurationError: no root at all.
+    :raises ConfigurationError: no root at all, or one that is not an
+        existing directory.
     """
     if root is not None:
-        return os.path.join(current_app.root_path, os.fspath(root))
+        path = os.path.join(current_app.root_path, os.fspath(root))
+        return check_root(path, "the root of the FileColumn or the download view")
     configured = get_settings().root
     if configured is None:
         raise ConfigurationError(
@@ -62,7 +64,7 @@ def resolve_root(root: str | os.PathLike[str] | None) -> str:
             " DOWNLOAD_ROOT in the app config, or pass root=... (or storage=...)"
             " to the FileColumn or the download view."
         )
-    return configured
+    return check_root(configured, "DOWNLOAD_ROOT")
 
 
 def open_key(
@@ -77,8 +79,10 @@ def open_key(
     With ``storage`` (an fsspec filesystem or a URL such as
     ``s3://bucket/prefix``) the key is a path under the storage prefix;
     otherwise a path under ``root`` (else ``DOWNLOAD_ROOT``). Either way it
-    never leaves them: ``..``, absolute paths, backslashes, NUL and (on disk)
-    symbolic links pointing out are refused.
+    never leaves them: ``..``, absolute paths, backslashes, control
+    characters and Windows device names are refused, and a file on disk is
+    opened with :func:`~flask_download.paths.open_confined` (no symbolic
+    link leads out, even one swapped in while the request runs).
 
     :param key: the stored key, a relative path with ``/`` separators.
     :param name: the client-side name (default: the key's last part).
@@ -87,7 +91,7 @@ def open_key(
     """
     if storage is not None:
         return _storage_file(storage, key, name)
-    return PathFile(safe_join(resolve_root(root), key), name=name)
+    return PathFile(key, name=name, root=resolve_root(root))
 
 
 def _storage_file(storage: t.Any, key: str, name: str | None) -> DownloadFile:
@@ -143,10 +147,12 @@ class ColumnFile(DownloadFile):
     etag = _Resolved[str | None]()
     url = _Resolved[str | None]()
     path = _Resolved[str | None]()
+    real_path = _Resolved[str | None]()
     mimetype = _Resolved[str | None]()
     encoding = _Resolved[str | None]()
     charset = _Resolved[str | None]()
     seekable = _Resolved[bool]()
+    crc32 = _Resolved[int | None]()
 
     def __init__(
         self,

@@ -35,12 +35,15 @@ from .exceptions import DownloadError
 from .exceptions import FileNotFound
 from .exceptions import StorageUnavailable
 from .files import DownloadFile
-from .paths import safe_join
+from .files import PathFile
+from .paths import ConfinedPath
+from .paths import split_key
 from .paths import split_relative
 from .response import representation
 from .views import DownloadView
 
 if t.TYPE_CHECKING:
+    from flask.typing import RouteCallable
     from fsspec import AbstractFileSystem
 
 _logger = logging.getLogger("flask_download")
@@ -99,27 +102,56 @@ def resolve_storage(storage: t.Any) -> tuple[AbstractFileSystem, str]:
 
 
 def _is_local(fs: AbstractFileSystem) -> bool:
+    return _local_dir(fs) is not None
+
+
+def _local_dir(fs: AbstractFileSystem) -> str | None:
+    """The directory of the local disk that ``fs`` keys are relative to.
+
+    ``""`` for a bare ``LocalFileSystem`` (keys are absolute paths), the
+    folder of a ``DirFileSystem`` over the local disk (nested ones too),
+    ``None`` for any other store.
+    """
+    from fsspec.implementations.dirfs import DirFileSystem
     from fsspec.implementations.local import LocalFileSystem
 
-    return isinstance(fs, LocalFileSystem)
+    if isinstance(fs, LocalFileSystem):
+        return ""
+    if isinstance(fs, DirFileSystem):
+        inner = _local_dir(fs.fs)
+        if inner is not None:
+            return posixpath.join(inner, fs.path) if inner else str(fs.path)
+    return None
 
 
 def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     """Join a client-supplied path to ``prefix``, refusing any way out of it.
 
     The path goes through :func:`~flask_download.paths.split_relative`
-    (``..``, absolute paths, backslashes, NUL, ...), so the key always
-    starts with ``prefix``. On the local disk symbolic links leading out of
-    the prefix are refused too.
+    (``..``, absolute paths, backslashes, control characters, ...), so the
+    key always starts with ``prefix``. On the local disk (a
+    ``LocalFileSystem``, ``file://`` URLs, a ``DirFileSystem`` over the
+    local disk) the key is a :class:`~flask_download.paths.ConfinedPath`:
+    :class:`StorageFile` opens it with the confined opener, so no symbolic
+    link leads out of the prefix. Keys of other stores are also checked
+    after percent-decoding each segment
+    (:func:`~flask_download.paths.split_key`), so a store that decodes
+    them again cannot be led out of the prefix either.
 
     :param fs: the filesystem (from :func:`resolve_storage`).
     :param prefix: a trusted prefix (from :func:`resolve_storage`).
     :param untrusted: a relative path from the client.
     :raises FileNotFound: the path is refused (views answer 404).
     """
-    if _is_local(fs):
-        return safe_join(fs._strip_protocol(prefix or "."), untrusted)
-    segments = split_relative(untrusted)
+    local = _local_dir(fs)
+    if local is not None:
+        segments = split_relative(untrusted)
+        if local:
+            root = posixpath.join(local, prefix) if prefix else local
+        else:
+            root = fs._strip_protocol(prefix or ".")
+        return ConfinedPath(root, segments)
+    segments = split_key(untrusted)
     return "/".join([prefix, *segments]) if prefix else "/".join(segments)
 
 
@@ -250,6 +282,11 @@ class StorageFile(DownloadFile):
         self.fs = fs
         #: The key of the file in :attr:`fs`.
         self.key = path
+        self._local: PathFile | None = None
+        local = _local_dir(fs)
+        if local is not None:
+            self._open_local(fs, path, local, name)
+            return
         try:
             info = fs.info(path)
         except Exception as e:
@@ -259,7 +296,8 @@ class StorageFile(DownloadFile):
             raise error from e
         if info.get("type", "file") != "file":
             raise FileNotFound(f"{path!r} is not a file in the storage.")
-        #: The metadata the store returned (``fs.info(path)``).
+        #: The metadata the store returned (``fs.info(path)``; for the local
+        #: disk, from ``fstat`` of the open file).
         self.info: dict[str, t.Any] = dict(info)
         self.name = posixpath.basename(path.rstrip("/")) if name is None else name
         size = info.get("size")
@@ -277,17 +315,49 @@ class StorageFile(DownloadFile):
         self.url = fs.unstrip_protocol(
             name_in_store if isinstance(name_in_store, str) else path
         )
-        if _is_local(fs):
-            self.path = str(info.get("name") or fs._strip_protocol(path))
+
+    def _open_local(
+        self, fs: AbstractFileSystem, key: str, local: str, name: str | None
+    ) -> None:
+        # The local disk: opened once, by the one confined opener for a
+        # client key (a ConfinedPath from storage_key), as is for a trusted
+        # one; what the headers say comes from fstat of that descriptor.
+        if isinstance(key, ConfinedPath):
+            file = PathFile(key)
+        elif local:
+            file = PathFile(fs._join(key))  # a DirFileSystem's trusted key
+        else:
+            file = PathFile(fs._strip_protocol(key))
+        self._local = file
+        self.path = file.path
+        self.real_path = file.real_path
+        self.size = file.size
+        self.modified_time = file.modified_time
+        self.etag = file.etag
+        self.name = file.name if name is None else name
+        self.info = {"name": file.path, "size": file.size, "type": "file"}
+        if not local:
+            self.url = fs.unstrip_protocol(file.path)
+        elif isinstance(key, ConfinedPath):
+            # The key in the DirFileSystem: below its folder.
+            self.url = fs.unstrip_protocol(posixpath.relpath(key, local))
+        else:
+            self.url = fs.unstrip_protocol(key)
 
     def open(self) -> t.IO[bytes]:
-        if self.path is not None:
-            try:
-                return open(self.path, "rb")  # noqa: SIM115 (the caller closes it)
-            except OSError as e:
-                raise FileNotFound(f"Cannot open {self.path!r}: {e.strerror}.") from e
+        if self._local is not None:
+            return self._local.open()
         assert self.size is not None
         return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size))
+
+    def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
+        if self._local is not None:
+            return self._local.unchanged_check(handle)
+        return None
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"
@@ -383,23 +453,53 @@ class StorageDownloadView(DownloadView):
     missing key gives 404; a store that cannot be reached gives 503 (see
     :class:`StorageUnavailable`) with a log line.
 
-    With :attr:`redirect`, stores that can presign URLs (S3) answer with a
-    302 to a URL valid :attr:`redirect_expires` seconds, so the bytes never
-    go through the application; other stores stream as usual.
+    With :attr:`redirect`, stores whose filesystem implements ``sign()``
+    answer with a 302 to a URL valid :attr:`redirect_expires` seconds, so
+    the bytes never go through the application; other stores stream as
+    usual. On S3 the URL also carries the view's ``Content-Disposition``
+    and ``Content-Type`` (``response-content-disposition`` and
+    ``response-content-type``), so the browser saves the file under the
+    name the view gives, non-ASCII names included.
+
+    A presigned URL is only valid for the method it was signed for (S3,
+    GCS and every S3-compatible store sign the method), so ``HEAD`` never
+    gets the ``GET`` URL: on S3 it is redirected to a URL presigned for
+    ``HEAD`` (:attr:`redirect_head`), elsewhere the application answers it
+    from the store's metadata (size, ETag, modification time), as it
+    would when streaming.
     """
 
     #: An fsspec filesystem, or a URL such as ``"s3://bucket/prefix"`` or
     #: ``"memory://"`` (see :func:`resolve_storage`).
     storage: t.Any = None
-    #: A trusted key, relative to the storage prefix. Never set it from
-    #: client input: use the URL variable for that.
+    #: A trusted key, relative to the storage prefix, or absolute (the
+    #: store's whole key, such as ``"/srv/reports/a.txt"`` on the local
+    #: disk). Never set it from client input: use the URL variable for that.
     path: str | None = None
     #: Name of the URL variable holding a client-supplied key.
     path_url_kwarg: str = "path"
     #: Answer with a 302 to a presigned URL when the store can make one.
     redirect: bool = False
-    #: Lifetime of presigned URLs, in seconds.
-    redirect_expires: int = 300
+    #: Lifetime of presigned URLs: seconds, or a :class:`~datetime.timedelta`.
+    #: SigV4 (S3) allows at most 7 days.
+    redirect_expires: int | datetime.timedelta = 300
+    #: With :attr:`redirect`, answer ``HEAD`` with a 302 to a URL presigned
+    #: for ``HEAD`` when the store can make one (S3). ``False``: the
+    #: application answers every ``HEAD`` from the store's metadata.
+    redirect_head: bool = True
+
+    @classmethod
+    def as_view(
+        cls, name: str, *class_args: t.Any, **class_kwargs: t.Any
+    ) -> RouteCallable:
+        """Make a view function (see :meth:`DownloadView.as_view`).
+
+        :raises ConfigurationError: :attr:`redirect_expires` is not a
+            positive number of seconds.
+        """
+        expires = class_kwargs.get("redirect_expires", cls.redirect_expires)
+        _expiry_seconds(expires, cls.__name__)  # fail now, not per request
+        return super().as_view(name, *class_args, **class_kwargs)
 
     def get_storage(self) -> tuple[AbstractFileSystem, str]:
         """The filesystem and prefix, from :attr:`storage` (resolved once per
@@ -428,8 +528,12 @@ class StorageDownloadView(DownloadView):
         """
         fs, prefix = self.get_storage()
         if self.path is not None:
-            key = str(self.path).lstrip("/")
-            return f"{prefix}/{key}" if prefix else key
+            # Trusted: an absolute path is the store's own key (on the local
+            # disk, a path from "/"); a relative one is below the prefix.
+            key = str(self.path)
+            if key.startswith("/") or not prefix:
+                return key
+            return f"{prefix}/{key}"
         untrusted = self.kwargs.get(self.path_url_kwarg)
         if untrusted is None:
             raise ConfigurationError(
@@ -443,22 +547,41 @@ class StorageDownloadView(DownloadView):
         fs, _ = self.get_storage()
         return StorageFile(fs, key)
 
-    def get_redirect_url(self, file: DownloadFile) -> str | None:
-        """A presigned URL of ``file``, or ``None`` when the store cannot sign.
+    def get_redirect_expires(self) -> int:
+        """Lifetime of presigned URLs in seconds, from :attr:`redirect_expires`.
 
-        For S3 the URL also makes the store answer with this view's
-        ``Content-Disposition`` and ``Content-Type``.
+        :raises ConfigurationError: not a positive number of seconds, or
+            more than 7 days (SigV4's limit) on S3.
+        """
+        return _expiry_seconds(self.redirect_expires, type(self).__name__)
 
+    def get_redirect_url(self, file: DownloadFile, method: str = "GET") -> str | None:
+        """A URL of ``file`` presigned for ``method``, or ``None``.
+
+        ``None`` means the store cannot presign it (a filesystem without
+        ``sign()``, or a ``HEAD`` on a store other than S3); the application
+        then answers the request itself. For S3 the URL also makes the store
+        answer with this view's ``Content-Disposition`` and ``Content-Type``.
+        Override it to pass other options to another backend's ``sign()``.
+
+        :param method: ``"GET"`` or ``"HEAD"``.
         :raises StorageUnavailable: signing failed (no credentials...).
+        :raises ConfigurationError: :attr:`redirect_expires` is invalid.
         """
         if not isinstance(file, StorageFile):
             return None
         fs = file.fs
+        expires = self.get_redirect_expires()
         params: dict[str, str] = {}
-        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-        if "s3" in protocols:
+        if _is_s3(fs):
+            if expires > _SIGV4_MAX_EXPIRES:
+                raise ConfigurationError(
+                    f"{type(self).__name__}.redirect_expires is {expires} seconds:"
+                    " S3 presigned URLs (SigV4) are valid at most 7 days"
+                    f" ({_SIGV4_MAX_EXPIRES} seconds)."
+                )
             # Described as the streamed download would be.
-            _, content_type, _, disposition = representation(
+            _, content_type, encoding, disposition = representation(
                 file,
                 self.get_basename(),
                 self.get_mimetype(),
@@ -468,8 +591,16 @@ class StorageDownloadView(DownloadView):
             )
             params["ResponseContentDisposition"] = disposition
             params["ResponseContentType"] = content_type
+            if encoding is not None:
+                params["ResponseContentEncoding"] = encoding
+            if method == "HEAD":
+                # s3fs passes it to botocore's generate_presigned_url.
+                params["client_method"] = "head_object"
+        elif method != "GET":
+            # fsspec's sign() has no method: its URLs are for GET only.
+            return None
         try:
-            return str(fs.sign(file.key, expiration=self.redirect_expires, **params))
+            return str(fs.sign(file.key, expiration=expires, **params))
         except NotImplementedError:
             return None
         except Exception as e:
@@ -479,15 +610,41 @@ class StorageDownloadView(DownloadView):
             raise error from e
 
     def file_response(self, file: DownloadFile) -> Response | None:
-        """A 302 to a presigned URL (:attr:`redirect`, ``GET`` and ``HEAD``),
-        else ``None``: the file is streamed."""
-        if self.redirect and request.method in ("GET", "HEAD"):
-            url = self.get_redirect_url(file)
-            if url is not None:
-                # The URL expires: no cache may keep the redirect.
-                return Response(
-                    b"",
-                    status=302,
-                    headers={"Location": url, "Cache-Control": "no-store"},
-                )
-        return super().file_response(file)
+        """A 302 to a presigned URL (:attr:`redirect`), else ``None``: the
+        file is streamed, or for ``HEAD`` described from its metadata."""
+        if not self.redirect:
+            return None
+        method = request.method
+        if method == "HEAD" and not self.redirect_head:
+            return None
+        if method not in ("GET", "HEAD"):
+            return None
+        url = self.get_redirect_url(file, method)
+        if url is None:
+            return None
+        # The URL expires: no cache may keep the redirect.
+        return Response(
+            b"", status=302, headers={"Location": url, "Cache-Control": "no-store"}
+        )
+
+
+#: Longest lifetime of a SigV4 presigned URL: 7 days.
+_SIGV4_MAX_EXPIRES = 7 * 24 * 3600
+
+
+def _is_s3(fs: AbstractFileSystem) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+    return "s3" in protocols
+
+
+def _expiry_seconds(value: t.Any, owner: str) -> int:
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+        if value == int(value):
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{owner}.redirect_expires must be a positive whole number of seconds"
+            f" or a timedelta, not {value!r}."
+        )
+    return value

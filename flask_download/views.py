@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import difflib
+import inspect
 import os
 import typing as t
 
@@ -17,16 +19,18 @@ from . import conditional
 from . import ranges as _ranges
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .extension import get_settings
-from .extension import Settings
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
-from .paths import safe_join
+from .paths import ConfinedPath
+from .paths import split_relative
 from .response import DEFAULT_CONTENT_SECURITY_POLICY
 from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
+from .settings import check_root
+from .settings import get_settings
+from .settings import Settings
 from .signing import check_signature
 
 if t.TYPE_CHECKING:
@@ -215,6 +219,7 @@ class DownloadMixin:
                 etag=file.etag,
                 last_modified=file.modified_time,
                 max_ranges=self._setting("max_ranges"),
+                method=environ["REQUEST_METHOD"],
             )
         response = self.response_class(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
@@ -333,17 +338,15 @@ class DownloadView(DownloadMixin, MethodView):
         ``PathDownloadView.as_view("readme", path="README.md", attachment=False)``.
         The class itself is not changed.
 
-        :raises TypeError: a keyword names no attribute of the class.
+        :raises TypeError: a keyword names no attribute of the class (the
+            message suggests the closest attribute, and the attribute to use
+            for a :func:`flask.send_file` keyword).
         :raises ConfigurationError: an unknown ``accel`` backend or an invalid
             ``accel_rules`` rule (keyword or class attribute).
         """
         for key in class_kwargs:
             if key.startswith("_") or key in _HTTP_METHODS or not hasattr(cls, key):
-                raise TypeError(
-                    f"{cls.__name__}.as_view() got the keyword {key!r}, which is not"
-                    f" an attribute of {cls.__name__}. Only existing attributes"
-                    " can be set."
-                )
+                raise TypeError(_unknown_attribute_message(cls, key))
         # Offload (issue 5): fail now, not on the first request; parsed rules
         # are cached for the requests.
         _accel.check_offload(
@@ -364,6 +367,46 @@ class DownloadView(DownloadMixin, MethodView):
         return self.render_to_response()
 
 
+# flask.send_file keywords (and their pre-2.0 names) -> what to use instead.
+_SEND_FILE_NAMES = {
+    "as_attachment": "use 'attachment'",
+    "download_name": "use 'basename'",
+    "attachment_filename": "use 'basename'",
+    "max_age": "use 'cache_max_age'",
+    "cache_timeout": "use 'cache_max_age'",
+    "path_or_file": "use 'path' (PathDownloadView) or override 'get_file'",
+    "filename_or_fp": "use 'path' (PathDownloadView) or override 'get_file'",
+    "conditional": "conditional requests are always answered",
+    "add_etags": "the ETag comes from the file wrapper",
+    "etag": "the ETag comes from the file wrapper (override 'get_file')",
+    "last_modified": (
+        "Last-Modified comes from the file wrapper's modified_time"
+        " (override 'get_file')"
+    ),
+}
+
+
+def _unknown_attribute_message(cls: type, key: str) -> str:
+    message = (
+        f"{cls.__name__}.as_view() got the keyword {key!r}, which is not an"
+        f" attribute of {cls.__name__}. Only existing attributes can be set."
+    )
+    hint = _SEND_FILE_NAMES.get(key)
+    if hint is not None:
+        return f"{message} {key!r} is a flask.send_file keyword: {hint}."
+    settable = [
+        name
+        for name in dir(cls)
+        if not name.startswith("_")
+        and name not in _HTTP_METHODS
+        and not inspect.isroutine(getattr(cls, name, None))
+    ]
+    close = difflib.get_close_matches(key, settable, n=1)
+    if close:
+        return f"{message} Did you mean {close[0]!r}?"
+    return message
+
+
 _HTTP_METHODS = frozenset(
     ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 )
@@ -378,8 +421,11 @@ class PathDownloadView(DownloadView):
     Either a fixed :attr:`path`, or the URL variable named by
     :attr:`path_url_kwarg` (``<path:path>``) resolved inside :attr:`root`
     (else ``DOWNLOAD_ROOT``). A URL-supplied path never leaves the root,
-    symbolic links included: ``..``, absolute paths, backslashes, NUL and
-    links pointing outside give 404.
+    symbolic links included: ``..``, absolute paths, backslashes, control
+    characters, Windows device names and links pointing outside give 404.
+    The file is opened with :func:`~flask_download.paths.open_confined`,
+    which checks the descriptor it serves, not a name: a link swapped in
+    while the request runs is never followed out of the root.
     """
 
     #: A trusted path (absolute, or relative to :attr:`root`). Never set it
@@ -392,16 +438,28 @@ class PathDownloadView(DownloadView):
     path_url_kwarg: str = "path"
 
     def get_root(self) -> str | None:
-        """The root directory: :attr:`root`, else ``DOWNLOAD_ROOT``."""
+        """The root directory: :attr:`root`, else ``DOWNLOAD_ROOT``.
+
+        :raises ConfigurationError: the root is not an existing directory
+            (checked at its first use).
+        """
         if self.root is not None:
-            root = os.fspath(self.root)
-            return os.path.join(current_app.root_path, root)
-        return self._settings().root
+            root = os.path.join(current_app.root_path, os.fspath(self.root))
+            return check_root(root, f"{type(self).__name__}.root")
+        configured = self._settings().root
+        return None if configured is None else check_root(configured, "DOWNLOAD_ROOT")
 
     def get_path(self) -> str:
-        """The local path of the file to send, confined to the root.
+        """The local path of the file to send.
 
-        :raises FileNotFound: a URL path that leaves the root.
+        A trusted :attr:`path` is returned as is (joined to the root when
+        relative). A URL path is checked and returned as a
+        :class:`~flask_download.paths.ConfinedPath`, a string that
+        :class:`~flask_download.PathFile` opens confined to the root (so
+        ``PathFile(self.get_path())`` in a subclass stays safe); symbolic
+        links are resolved when it is opened, not here.
+
+        :raises FileNotFound: a URL path refused outright (``..``...).
         :raises ConfigurationError: no path at all, or a URL path with no root.
         """
         if self.path is not None:
@@ -422,7 +480,7 @@ class PathDownloadView(DownloadView):
                 " confine it to: set DOWNLOAD_ROOT in the app config or pass"
                 " root=... to as_view()."
             )
-        return safe_join(root, str(untrusted))
+        return ConfinedPath(root, split_relative(str(untrusted)))
 
     def get_file(self) -> DownloadFile:
         return PathFile(self.get_path())
@@ -437,6 +495,7 @@ class VirtualDownloadView(DownloadView):
 
     #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
     #: accepts (an iterator set here would be used up by the first request).
+    #: Text is encoded with :attr:`charset` (default UTF-8).
     content: t.Any = None
 
     def get_content(self) -> t.Any:
@@ -452,4 +511,6 @@ class VirtualDownloadView(DownloadView):
         return content
 
     def get_file(self) -> DownloadFile:
-        return VirtualFile(self.get_content(), name=self.get_basename())
+        return VirtualFile(
+            self.get_content(), name=self.get_basename(), charset=self.get_charset()
+        )

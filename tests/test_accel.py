@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import datetime
 import os
 import pathlib
 import typing as t
@@ -700,7 +701,7 @@ def test_view_rules_are_parsed_once(
     download_root: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flask_download import accel
+    from flask_download import accel_rules as accel
 
     calls: list[t.Any] = []
     parse_rules = accel.parse_rules
@@ -988,3 +989,292 @@ def test_name_that_is_not_utf8_on_disk(
         assert rv.status_code == 200
         assert offload_headers(rv) == expected
         assert rv.data == (b"" if expected else b"latin-1 name")
+
+
+# -- the offload decorator on any view (issue 13) --------------------------------
+
+
+def test_offload_decorator_works_on_a_class_based_view(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    """Issue 13: offload(...) around an as_view() result was a no-op."""
+    app = app_factory(DOWNLOAD_ACCEL=None)
+    view = PathDownloadView.as_view("files")
+    app.add_url_rule(
+        "/files/<path:path>",
+        view_func=offload("nginx", rules=nginx_rules(download_root))(view),
+    )
+    with app.test_client().get("/files/hello.txt") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/protected/hello.txt"]}
+        assert rv.data == b""
+
+
+def test_offload_decorator_rule_wins_over_the_app_rule(
+    nginx_app: Flask, download_root: pathlib.Path
+) -> None:
+    """Issue 13: the decorator's destination wins, as in django-downloadview."""
+    rules = [{"source_dir": os.fspath(download_root), "destination_url": "/deco/"}]
+    nginx_app.add_url_rule(
+        "/cbv/<path:path>",
+        view_func=offload("nginx", rules=rules)(PathDownloadView.as_view("cbv")),
+    )
+
+    @nginx_app.route("/fn")
+    @offload("nginx", rules=rules)
+    def fn() -> DownloadResponse:
+        return DownloadResponse(PathFile(download_root / "hello.txt"))
+
+    client = nginx_app.test_client()
+    for url in ("/cbv/hello.txt", "/fn"):
+        with client.get(url) as rv:
+            assert offload_headers(rv) == {"X-Accel-Redirect": ["/deco/hello.txt"]}
+    with client.get("/files/hello.txt") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/protected/hello.txt"]}
+
+
+def test_offload_decorator_wins_over_view_attributes(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    app = app_factory(DOWNLOAD_ACCEL=None)
+    app.add_url_rule(
+        "/on/<path:path>",
+        view_func=offload("nginx", rules=nginx_rules(download_root))(
+            PathDownloadView.as_view("on", accel=False)
+        ),
+    )
+    app.add_url_rule(
+        "/off/<path:path>",
+        view_func=offload(False)(
+            PathDownloadView.as_view(
+                "off", accel="nginx", accel_rules=nginx_rules(download_root)
+            )
+        ),
+    )
+    client = app.test_client()
+    with client.get("/on/hello.txt") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/protected/hello.txt"]}
+    with client.get("/off/hello.txt") as rv:
+        assert offload_headers(rv) == {}
+        assert rv.data == b"Hello, world!\n"
+
+
+def test_offload_decorator_in_view_class_decorators(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    class Offloaded(PathDownloadView):
+        decorators = [offload("nginx", rules=nginx_rules(download_root))]
+
+    app = app_factory(DOWNLOAD_ACCEL=None)
+    app.add_url_rule("/o/<path:path>", view_func=Offloaded.as_view("o"))
+    with app.test_client().get("/o/hello.txt") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/protected/hello.txt"]}
+
+
+def test_offload_decorator_keeps_the_view_attributes() -> None:
+    view = PathDownloadView.as_view("kept")
+    wrapped = offload(
+        "nginx", rules=[{"source_dir": "/srv", "destination_url": "/p/"}]
+    )(view)
+    assert wrapped.view_class is PathDownloadView  # type: ignore[attr-defined]
+    assert wrapped.__name__ == "kept"
+
+
+def test_offload_decorator_misuse_fails_when_decorating() -> None:
+    with pytest.raises(TypeError, match="parentheses"):
+        offload(PathDownloadView.as_view("x"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="as_view"):
+        offload("nginx")(PathDownloadView)
+    with pytest.raises(TypeError, match="as_view"):
+        offload("nginx")("not a view")  # type: ignore[type-var]
+
+
+def test_offload_decorator_choice_ends_with_the_view(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    """The decorator decides for the view it wraps, not for later requests."""
+    app = add_views(app_factory(DOWNLOAD_ACCEL=None))
+
+    @app.route("/boom")
+    @offload("nginx", rules=nginx_rules(download_root))
+    def boom() -> DownloadResponse:
+        raise RuntimeError("view failed")
+
+    client = app.test_client()
+    app.testing = False
+    with client.get("/boom") as rv:
+        assert rv.status_code == 500
+    with client.get("/files/hello.txt") as rv:
+        assert offload_headers(rv) == {}
+
+
+# -- a rule's own backend (issue 13) ------------------------------------------
+
+
+def test_rules_with_their_own_backend_offload_to_two_servers(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    (download_root / "big").mkdir()
+    (download_root / "big" / "movie.bin").write_bytes(b"movie")
+    app = add_views(
+        app_factory(
+            DOWNLOAD_ACCEL="nginx",
+            DOWNLOAD_ACCEL_RULES=[
+                {
+                    "source_dir": os.fspath(download_root / "big"),
+                    "destination_dir": "/mnt/big",
+                    "backend": "apache",
+                },
+                {"source_dir": os.fspath(download_root), "destination_url": "/p/"},
+            ],
+        )
+    )
+    client = app.test_client()
+    with client.get("/files/big/movie.bin") as rv:
+        assert offload_headers(rv) == {"X-Sendfile": ["/mnt/big/movie.bin"]}
+    with client.get("/files/hello.txt") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/p/hello.txt"]}
+
+
+def test_rule_backend_applies_without_download_accel(
+    app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    rules = nginx_rules(download_root, backend="nginx")
+    app = add_views(app_factory(DOWNLOAD_ACCEL=None, DOWNLOAD_ACCEL_RULES=rules))
+
+    @app.route("/by-hand")
+    def by_hand() -> DownloadResponse:
+        return DownloadResponse(PathFile(download_root / "hello.txt"))
+
+    # A view that opts out still streams.
+    app.add_url_rule(
+        "/no/<path:path>", view_func=PathDownloadView.as_view("no", accel=False)
+    )
+    client = app.test_client()
+    for url in ("/files/hello.txt", "/by-hand"):
+        with client.get(url) as rv:
+            assert offload_headers(rv) == {"X-Accel-Redirect": ["/protected/hello.txt"]}
+    with client.get("/no/hello.txt") as rv:
+        assert offload_headers(rv) == {}
+
+
+@pytest.mark.parametrize(
+    ("rule", "match"),
+    [
+        ({"source_dir": "/srv", "destination_url": "/p/", "backend": "iis"}, "backend"),
+        (
+            {"source_dir": "/srv", "destination_dir": "/d", "backend": "nginx"},
+            "destination_url",
+        ),
+        (
+            {"source_url": "s3://b/p", "destination_url": "/p/", "backend": "apache"},
+            "destination_dir",
+        ),
+    ],
+    ids=["unknown", "nginx-needs-url", "apache-needs-dir"],
+)
+def test_rule_backend_is_checked(rule: dict[str, t.Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        FlaskDownload(accel_rules=[rule])
+
+
+# -- parity details (issue 13) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "url"),
+    [
+        ("memory://accel13/pub", "memory:///accel13/pub/a.txt"),
+        ("memory:///accel13/pub/", "memory://accel13/pub/a.txt"),
+        ("s3://bucket/pub/", "s3://bucket/pub/a.txt"),
+        ("s3://bucket/pub", "s3:///bucket/pub/a.txt"),
+        ("S3://bucket/pub", "s3://bucket/pub/a.txt"),
+    ],
+)
+def test_source_url_matches_every_spelling_of_the_prefix(prefix: str, url: str) -> None:
+    """Issue 13: fsspec reads these spellings as the same location."""
+
+    class Stored(DownloadFile):
+        pass
+
+    file = Stored()
+    file.url = url
+    rule = AccelRule(source_url=prefix, destination_url="/s/")
+    assert rule.relative_segments(file) == ["a.txt"]
+    other = Stored()
+    other.url = url.replace("pub", "pubx")
+    assert rule.relative_segments(other) is None
+
+
+def test_source_url_prefix_from_the_config_matches_a_memory_file() -> None:
+    fsspec = pytest.importorskip("fsspec")
+    from flask_download import StorageFile
+
+    fsspec.filesystem("memory").pipe("/accel13/pub/a.txt", b"x")
+    app = Flask("spelling")
+    app.config.update(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_url": "memory://accel13/pub", "destination_url": "/m/"}
+        ],
+    )
+    FlaskDownload(app)
+
+    @app.route("/m")
+    def m() -> DownloadResponse:
+        return DownloadResponse(
+            StorageFile(fsspec.filesystem("memory"), "/accel13/pub/a.txt")
+        )
+
+    with app.test_client().get("/m") as rv:
+        assert offload_headers(rv) == {"X-Accel-Redirect": ["/m/a.txt"]}
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", 0])
+def test_limit_rate_off_means_no_limit(
+    value: t.Any, app_factory: cabc.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    app = add_views(
+        app_factory(
+            DOWNLOAD_ACCEL="nginx",
+            DOWNLOAD_ACCEL_RULES=nginx_rules(download_root, limit_rate=value),
+        )
+    )
+    with app.test_client().get("/files/hello.txt") as rv:
+        assert rv.headers["X-Accel-Limit-Rate"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("value", "header"),
+    [
+        (datetime.timedelta(minutes=5), "300"),
+        (datetime.timedelta(0), "0"),
+        (
+            datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc),
+            "@1893456000",
+        ),
+        (datetime.datetime(2030, 1, 1), "@1893456000"),
+        (
+            datetime.datetime(
+                2030, 1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=1))
+            ),
+            "@1893456000",
+        ),
+        (60, "60"),
+        ("@1893456000", "@1893456000"),
+    ],
+    ids=["timedelta", "zero", "aware", "naive-utc", "offset", "int", "string"],
+)
+def test_expires_takes_datetime_and_timedelta(value: t.Any, header: str) -> None:
+    """Issue 13: expires as a datetime/timedelta as well as seconds."""
+    rule = AccelRule(source_dir="/srv", destination_url="/p/", expires=value)
+    assert rule.expires == (int(header) if header.isdigit() else header)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [datetime.timedelta(seconds=-1), datetime.datetime(1960, 1, 1), "off", -5],
+    ids=["negative-timedelta", "before-epoch", "off", "negative"],
+)
+def test_bad_expires_is_refused(value: t.Any) -> None:
+    with pytest.raises(ConfigurationError, match="expires"):
+        AccelRule(source_dir="/srv", destination_url="/p/", expires=value)

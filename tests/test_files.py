@@ -202,9 +202,14 @@ def test_path_file_nul_in_path_is_not_found(download_root: pathlib.Path) -> None
 
 
 def test_path_file_deleted_before_open(download_root: pathlib.Path) -> None:
+    """Issue #11: the first open hands over the descriptor opened (and
+    described) by the wrapper; only a second open looks the name up again."""
     path = download_root / "hello.txt"
+    content = path.read_bytes()
     file = PathFile(path)
     path.unlink()
+    with file.open() as handle:
+        assert handle.read() == content
     with pytest.raises(FileNotFound):
         file.open()
 
@@ -484,6 +489,8 @@ def test_path_file_refuses_a_file_replaced_after_stat(tmp_path: pathlib.Path) ->
     replacement = tmp_path / "new.txt"
     replacement.write_bytes(b"version two, longer")
     os.replace(replacement, path)
+    with file.open() as handle:
+        assert handle.read() == b"version one"
     with pytest.raises(FileNotFound, match="changed"):
         file.open()
 
@@ -504,3 +511,78 @@ def test_virtual_file_range_of_a_stream_positioned_mid_way() -> None:
     assert b"".join(file.chunks(4, 2, 5)) == b"234"
     assert b"".join(file.chunks(4)) == b"0123456789"
     assert not stream.closed
+
+
+# -- text sources (issue 13) ---------------------------------------------------
+
+
+def test_stringio_is_encoded_and_sized_in_bytes() -> None:
+    """Issue 13: a StringIO's size counts bytes, not characters."""
+    file = VirtualFile(io.StringIO("Un été\n"))
+    assert file.size == 9
+    assert file.seekable
+    assert file.charset == "utf-8"
+    assert b"".join(file.chunks()) == "Un été\n".encode()
+    assert b"".join(file.chunks(2, 3, 5)) == "é".encode()
+
+
+def test_stringio_is_read_from_its_position() -> None:
+    stream = io.StringIO("skip|été")
+    stream.seek(5)
+    file = VirtualFile(stream)
+    assert b"".join(file.chunks()) == "été".encode()
+    assert file.size == 5
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: "Un été\n",
+        lambda: io.StringIO("Un été\n"),
+        lambda: iter(["Un ", "été", "\n"]),
+    ],
+    ids=["str", "stringio", "str-chunks"],
+)
+def test_text_is_encoded_with_the_given_charset(
+    make: cabc.Callable[[], t.Any],
+) -> None:
+    file = VirtualFile(make(), charset="latin-1")
+    assert b"".join(file.chunks()) == "Un été\n".encode("latin-1")
+    assert file.charset == "latin-1"
+
+
+def test_str_chunks_use_one_encoder_for_the_stream() -> None:
+    """A stateful encoding writes its byte order mark once, not per chunk."""
+    file = VirtualFile(iter(["ab", "", "cd"]), charset="utf-16")
+    assert b"".join(file.chunks()) == "abcd".encode("utf-16")
+
+
+def test_mixed_chunks_are_all_bytes() -> None:
+    file = VirtualFile(iter([b"raw ", "été", b""]))
+    chunks = list(file.chunks())
+    assert all(type(chunk) is bytes and chunk for chunk in chunks)
+    assert b"".join(chunks) == "raw été".encode()
+
+
+def test_text_mode_file_is_streamed_encoded(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("Un été\n" * 1000, encoding="utf-8")
+    with open(path, encoding="utf-8") as handle:
+        file = VirtualFile(handle, charset="latin-1")
+        assert file.size is None
+        assert not file.seekable
+        assert file.encoded_text
+        data = b"".join(file.chunks(100))
+        file.close()
+        assert handle.closed
+    assert data == ("Un été\n" * 1000).encode("latin-1")
+
+
+def test_unknown_charset_is_a_configuration_error() -> None:
+    with pytest.raises(DownloadError, match="known text encoding"):
+        VirtualFile("x", charset="no-such-codec")
+
+
+def test_unencodable_str_fails_when_the_wrapper_is_made() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        VirtualFile("日本", charset="latin-1")

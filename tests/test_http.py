@@ -267,6 +267,21 @@ def test_head_is_sent_upstream_as_head(upstream: Running) -> None:
         assert rv.headers["ETag"] == ETAG
 
 
+def test_head_with_range_is_not_ranged_upstream(upstream: Running) -> None:
+    """Issue 13: RFC 9110 §14.2, HEAD has no range handling; Range and
+    If-Range stay here, and the client gets the 200's headers."""
+    client = make_app(url=upstream.url + "/file.bin").test_client()
+    headers = {"Range": "bytes=10-19", "If-Range": ETAG}
+    with client.head("/dl", headers=headers) as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b""
+        assert rv.headers["Content-Length"] == str(len(CONTENT))
+        assert "Content-Range" not in rv.headers
+    seen = upstream.server.seen["/file.bin"]
+    assert "Range" not in seen
+    assert "If-Range" not in seen
+
+
 def test_cookie_and_authorization_are_not_forwarded(upstream: Running) -> None:
     rv = fetch(
         upstream.url + "/file.bin",

@@ -9,7 +9,11 @@ from flask import Flask
 
 from flask_download import FileNotFound
 from flask_download import PathDownloadView
-from flask_download.paths import safe_join
+from flask_download.paths import ConfinedPath
+from flask_download.paths import is_windows_device
+from flask_download.paths import MAX_SYMLINKS
+from flask_download.paths import open_confined
+from flask_download.paths import split_key
 from flask_download.paths import split_relative
 
 # Every form of path a client could use to leave its root.
@@ -52,6 +56,21 @@ REFUSED = {
     "device-com1": "COM1",
     "device-lpt9": "lpt9.txt",
     "device-con-double-ext": "con.tar.gz",
+    "device-com-superscript-1": "COM\u00b9",
+    "device-com-superscript-2": "com\u00b2.txt",
+    "device-lpt-superscript-3": "LPT\u00b3",
+    "device-com0": "COM0",
+    "device-conin": "CONIN$",
+    "device-conout-lower-ext": "conout$.log",
+    "device-trailing-space": "CON ",
+    "device-trailing-dot": "nul.",
+    "device-space-before-ext": "aux .txt",
+    "device-trailing-dots-spaces": "PRN. .",
+    "device-stream": "CON:stream",
+    "c1-nel": "hello\x85.txt",
+    "c1-first": "\x80",
+    "c1-last": "a\x9fb",
+    "c1-csi": "sub/\x9b31m.txt",
 }
 
 
@@ -61,10 +80,23 @@ def test_split_relative_refuses(untrusted: str) -> None:
         split_relative(untrusted)
 
 
+def _read(root: str | os.PathLike[str], untrusted: str) -> tuple[bytes, str]:
+    """Open ``untrusted`` confined to ``root``: (content, real path)."""
+    opened = open_confined(root, untrusted)
+    try:
+        return os.pread(opened.fd, 1 << 20, 0), opened.path
+    finally:
+        os.close(opened.fd)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 @pytest.mark.parametrize("untrusted", REFUSED.values(), ids=REFUSED.keys())
-def test_safe_join_refuses(download_root: pathlib.Path, untrusted: str) -> None:
+def test_open_confined_refuses(download_root: pathlib.Path, untrusted: str) -> None:
     with pytest.raises(FileNotFound):
-        safe_join(os.fspath(download_root), untrusted)
+        open_confined(download_root, untrusted)
 
 
 @pytest.mark.parametrize(
@@ -121,40 +153,89 @@ def test_split_relative_accepts(untrusted: str, segments: list[str]) -> None:
     ["hello.txt", "sub/nested.txt", "./sub//nested.txt", "été.txt", "archive.tar.gz"],
     ids=["file", "nested", "messy", "non-ascii", "double-ext"],
 )
-def test_safe_join_accepts(download_root: pathlib.Path, untrusted: str) -> None:
-    joined = safe_join(os.fspath(download_root), untrusted)
-    expected = os.path.realpath(download_root.joinpath(*split_relative(untrusted)))
-    assert joined == expected
-    assert os.path.isfile(joined)
+def test_open_confined_accepts(download_root: pathlib.Path, untrusted: str) -> None:
+    content, path = _read(download_root, untrusted)
+    expected = download_root.joinpath(*split_relative(untrusted))
+    assert path == os.path.realpath(expected)
+    assert content == expected.read_bytes()
 
 
-def test_safe_join_returns_real_path_for_missing_file(
-    download_root: pathlib.Path,
-) -> None:
-    # safe_join only confines; whether the file exists is PathFile's business.
-    joined = safe_join(os.fspath(download_root), "missing.txt")
-    assert joined == os.path.join(os.path.realpath(download_root), "missing.txt")
+def test_open_confined_takes_checked_segments(download_root: pathlib.Path) -> None:
+    content, _ = _read(download_root, "sub/nested.txt")
+    opened = open_confined(download_root, ["sub", "nested.txt"])
+    os.close(opened.fd)
+    assert opened.path == os.path.realpath(download_root / "sub" / "nested.txt")
+    assert content == b"nested\n"
 
 
-def test_safe_join_root_through_symlink(
+def test_open_confined_stat_is_of_the_descriptor(download_root: pathlib.Path) -> None:
+    opened = open_confined(download_root, "hello.txt")
+    try:
+        assert os.path.samestat(opened.stat, os.fstat(opened.fd))
+        assert opened.stat.st_size == len(b"Hello, world!\n")
+    finally:
+        os.close(opened.fd)
+
+
+def test_open_confined_root_through_symlink(
     download_root: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
+    """The root itself is trusted: links in its own path are followed."""
     link = tmp_path / "root-link"
     link.symlink_to(download_root, target_is_directory=True)
-    joined = safe_join(os.fspath(link), "sub/nested.txt")
-    assert joined == os.path.realpath(download_root / "sub" / "nested.txt")
+    content, path = _read(link, "sub/nested.txt")
+    assert path == os.path.realpath(download_root / "sub" / "nested.txt")
+    assert content == b"nested\n"
 
 
-def test_safe_join_refuses_root_itself(download_root: pathlib.Path) -> None:
+def test_open_confined_refuses_root_itself(download_root: pathlib.Path) -> None:
     for untrusted in (".", "./", "sub/..", ""):
         with pytest.raises(FileNotFound):
-            safe_join(os.fspath(download_root), untrusted)
+            open_confined(download_root, untrusted)
 
 
-def test_safe_join_accepts_symlink_inside_root(download_root: pathlib.Path) -> None:
-    (download_root / "link.txt").symlink_to(download_root / "hello.txt")
-    joined = safe_join(os.fspath(download_root), "link.txt")
-    assert joined == os.path.realpath(download_root / "hello.txt")
+@pytest.mark.parametrize(
+    ("links", "untrusted", "expected"),
+    [
+        ({"link.txt": "hello.txt"}, "link.txt", "hello.txt"),
+        ({"link.txt": "{root}/hello.txt"}, "link.txt", "hello.txt"),
+        ({"link.txt": "{real}/hello.txt"}, "link.txt", "hello.txt"),
+        ({"dir": "sub"}, "dir/nested.txt", "sub/nested.txt"),
+        ({"sub/up.txt": "../hello.txt"}, "sub/up.txt", "hello.txt"),
+        ({"sub/self": "."}, "sub/self/self/nested.txt", "sub/nested.txt"),
+        ({"a": "b", "b": "c", "c": "hello.txt"}, "a", "hello.txt"),
+        ({"sub/d": "../sub/./", "x": "sub/d/nested.txt"}, "x", "sub/nested.txt"),
+        ({"sub/back": "../sub/../sub/nested.txt"}, "sub/back", "sub/nested.txt"),
+    ],
+    ids=[
+        "relative-file",
+        "absolute-configured-root",
+        "absolute-real-root",
+        "directory",
+        "dotdot-staying-inside",
+        "self-loop-walked",
+        "chain",
+        "through-a-link-to-a-dir",
+        "dotdot-twice",
+    ],
+)
+def test_open_confined_follows_links_inside_root(
+    tmp_path: pathlib.Path,
+    download_root: pathlib.Path,
+    links: dict[str, str],
+    untrusted: str,
+    expected: str,
+) -> None:
+    # The root is configured through a link, so "{root}" and "{real}" differ.
+    configured = tmp_path / "configured"
+    configured.symlink_to(download_root, target_is_directory=True)
+    for link, target in links.items():
+        (download_root / link).symlink_to(
+            target.format(root=configured, real=os.path.realpath(download_root))
+        )
+    content, path = _read(configured, untrusted)
+    assert path == os.path.realpath(download_root / expected)
+    assert content == (download_root / expected).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -169,6 +250,12 @@ def test_safe_join_accepts_symlink_inside_root(download_root: pathlib.Path) -> N
         ("sibling", "../root-evil", "sibling/x.txt"),
         ("sibling-file", "../root-evil/x.txt", "sibling-file"),
         ("dangling", "../nowhere.txt", "dangling"),
+        ("back-in", "../root/hello.txt", "back-in"),
+        ("abs-dotdot", "{root}/../secret.txt", "abs-dotdot"),
+        ("null", "/dev/null", "null"),
+        ("loop", "loop", "loop"),
+        ("dir-loop", "dir-loop/x", "dir-loop/x"),
+        ("empty", "", "empty"),
     ],
     ids=[
         "relative-file",
@@ -180,24 +267,87 @@ def test_safe_join_accepts_symlink_inside_root(download_root: pathlib.Path) -> N
         "sibling-prefix-dir",
         "sibling-prefix-file",
         "dangling-outside",
+        "out-and-back-in",
+        "absolute-dotdot",
+        "device",
+        "loop",
+        "directory-loop",
+        "empty-target",
     ],
 )
-def test_safe_join_refuses_symlink_escaping_root(
+def test_open_confined_refuses_links_out(
     download_root: pathlib.Path,
     tmp_path: pathlib.Path,
     link: str,
     target: str,
     untrusted: str,
 ) -> None:
+    """A link is never followed out of the root, not even one that comes
+    back in by the root's name (RESOLVE_IN_ROOT would not leave it either)."""
     evil = tmp_path / "root-evil"
     evil.mkdir()
     (evil / "x.txt").write_bytes(b"evil")
-    (download_root / link).symlink_to(target.format(tmp=tmp_path))
+    path = download_root / link
+    if not target:
+        try:  # Linux refuses empty link targets; other kernels may not
+            path.symlink_to("")
+        except OSError:
+            pytest.skip("this kernel refuses empty link targets")
+    else:
+        path.symlink_to(target.format(tmp=tmp_path, root=download_root))
+    before = _open_fds()
     with pytest.raises(FileNotFound):
-        safe_join(os.fspath(download_root), untrusted)
+        open_confined(download_root, untrusted)
+    assert _open_fds() == before
 
 
-def test_safe_join_sibling_prefix_root(tmp_path: pathlib.Path) -> None:
+def test_open_confined_limits_link_hops(download_root: pathlib.Path) -> None:
+    # l0 -> l1 -> ... -> l40 -> hello.txt: 41 links from l0, 40 from l1.
+    for i in range(MAX_SYMLINKS):
+        (download_root / f"l{i}").symlink_to(f"l{i + 1}")
+    (download_root / f"l{MAX_SYMLINKS}").symlink_to("hello.txt")
+    with pytest.raises(FileNotFound, match="symbolic links"):
+        open_confined(download_root, "l0")
+    # One hop fewer is fine.
+    content, _ = _read(download_root, "l1")
+    assert content == b"Hello, world!\n"
+
+
+def test_open_confined_refuses_a_fifo_without_blocking(
+    download_root: pathlib.Path,
+) -> None:
+    os.mkfifo(download_root / "pipe")
+    with pytest.raises(FileNotFound, match="not a regular file"):
+        open_confined(download_root, "pipe")
+
+
+def test_open_confined_refuses_a_socket(download_root: pathlib.Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(os.fspath(download_root / "sock"))
+        with pytest.raises(FileNotFound):
+            open_confined(download_root, "sock")
+
+
+@pytest.mark.parametrize(
+    "untrusted", ["sub", "sub/", "hello.txt/x", "missing/x.txt", "missing.txt"]
+)
+def test_open_confined_refuses_non_files(
+    download_root: pathlib.Path, untrusted: str
+) -> None:
+    before = _open_fds()
+    with pytest.raises(FileNotFound):
+        open_confined(download_root, untrusted)
+    assert _open_fds() == before
+
+
+def test_open_confined_missing_root(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(FileNotFound, match="root"):
+        open_confined(tmp_path / "nowhere", "x.txt")
+
+
+def test_open_confined_sibling_prefix_root(tmp_path: pathlib.Path) -> None:
     """A root ``.../root`` must not admit ``.../root-evil``: a string-prefix
     check would."""
     root = tmp_path / "root"
@@ -207,14 +357,126 @@ def test_safe_join_sibling_prefix_root(tmp_path: pathlib.Path) -> None:
     (evil / "x.txt").write_bytes(b"evil")
     (root / "a").symlink_to(evil / "x.txt")
     with pytest.raises(FileNotFound):
-        safe_join(os.fspath(root), "a")
+        open_confined(root, "a")
     with pytest.raises(FileNotFound):
-        safe_join(os.fspath(root) + "/", "a")
+        open_confined(os.fspath(root) + "/", "a")
 
 
-def test_safe_join_root_with_trailing_slash(download_root: pathlib.Path) -> None:
-    joined = safe_join(os.fspath(download_root) + "/", "hello.txt")
-    assert joined == os.path.realpath(download_root / "hello.txt")
+def test_open_confined_root_with_trailing_slash(download_root: pathlib.Path) -> None:
+    _, path = _read(os.fspath(download_root) + "/", "hello.txt")
+    assert path == os.path.realpath(download_root / "hello.txt")
+
+
+def test_open_confined_needs_no_read_permission_on_directories(
+    download_root: pathlib.Path,
+) -> None:
+    """Directories are walked, not listed: search permission is enough."""
+    (download_root / "sub").chmod(0o311)
+    try:
+        content, _ = _read(download_root, "sub/nested.txt")
+    finally:
+        (download_root / "sub").chmod(0o755)
+    assert content == b"nested\n"
+
+
+def test_confined_path_is_the_joined_path(download_root: pathlib.Path) -> None:
+    confined = ConfinedPath(os.fspath(download_root), ["sub", "nested.txt"])
+    assert confined == os.path.join(download_root, "sub", "nested.txt")
+    assert confined.root == os.fspath(download_root)
+    assert confined.segments == ("sub", "nested.txt")
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "CON",
+        "con",
+        "Con.txt",
+        "CON ",
+        "CON.",
+        "con .txt",
+        "CON:",
+        "CON:x",
+        "CONIN$",
+        "conout$.txt",
+        "COM0",
+        "COM9",
+        "COM\u00b9",
+        "com\u00b2.log",
+        "LPT\u00b3",
+        "lpt5",
+        "PRN. .",
+        "nul.tar.gz",
+    ],
+)
+def test_windows_device_names(segment: str) -> None:
+    assert is_windows_device(segment)
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "CONS",
+        "console",
+        "com",
+        "COM10",
+        "lpt",
+        "xcon",
+        "con-tents",
+        " CON",
+        "COM\u2074",
+    ],
+)
+def test_not_windows_device_names(segment: str) -> None:
+    assert not is_windows_device(segment)
+
+
+SPLIT_KEY_REFUSED = {
+    "encoded-dotdot": "%2e%2e/secret.txt",
+    "encoded-dotdot-upper": "%2E%2E/secret.txt",
+    "half-encoded": ".%2e/secret.txt",
+    "half-encoded-first": "%2e./secret.txt",
+    "encoded-dot": "%2e/secret.txt",
+    "double-encoded-dotdot": "%252e%252e/secret.txt",
+    "triple-encoded-dotdot": "%25252e%25252e/secret.txt",
+    "nested-encoded-dotdot": "sub/%2e%2e/%2e%2e/secret.txt",
+    "encoded-slash": "a%2fb",
+    "encoded-slash-upper": "..%2Fsecret.txt",
+    "encoded-backslash": "a%5cb",
+    "double-encoded-slash": "a%252fb",
+    "encoded-nul": "a%00b",
+    "encoded-c1": "a%c2%85b",
+    "encoded-device": "%43ON",
+}
+
+
+@pytest.mark.parametrize(
+    "untrusted", SPLIT_KEY_REFUSED.values(), ids=SPLIT_KEY_REFUSED.keys()
+)
+def test_split_key_refuses_encoded_escapes(untrusted: str) -> None:
+    with pytest.raises(FileNotFound):
+        split_key(untrusted)
+
+
+@pytest.mark.parametrize(
+    ("untrusted", "segments"),
+    [
+        ("a/b.txt", ["a", "b.txt"]),
+        ("100%.txt", ["100%.txt"]),
+        ("a%20b.txt", ["a%20b.txt"]),
+        ("%zz", ["%zz"]),
+        ("caf%C3%A9", ["caf%C3%A9"]),
+    ],
+    ids=["plain", "bare-percent", "encoded-space", "not-an-escape", "encoded-utf8"],
+)
+def test_split_key_accepts(untrusted: str, segments: list[str]) -> None:
+    assert split_key(untrusted) == segments
+
+
+@pytest.mark.parametrize("untrusted", REFUSED.values(), ids=REFUSED.keys())
+def test_split_key_refuses_what_split_relative_refuses(untrusted: str) -> None:
+    with pytest.raises(FileNotFound):
+        split_key(untrusted)
 
 
 # -- through a view ------------------------------------------------------------

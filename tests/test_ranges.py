@@ -545,3 +545,18 @@ def test_too_many_ranges_are_refused_before_any_is_parsed(
     monkeypatch.setattr(ranges_module, "_number", fail)
     header = "bytes=" + ",".join(f"{i}-{i}" for i in range(10_000))
     assert evaluate(header) is None
+
+
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "OPTIONS"])
+def test_range_is_ignored_on_methods_other_than_get(method: str) -> None:
+    """Issue 13: RFC 9110 §14.2, a server MUST ignore Range on other methods."""
+    args = {
+        "range_header": "bytes=2-4",
+        "if_range": None,
+        "size": 10,
+        "etag": "e",
+        "last_modified": None,
+        "max_ranges": 5,
+    }
+    assert evaluate_range(**args, method="GET") == ((2, 5),)
+    assert evaluate_range(**args, method=method) is None

@@ -1277,9 +1277,7 @@ class DeletedPathView(PathDownloadView):
         return file
 
 
-@pytest.mark.parametrize(
-    "view", [VanishingView, DeletedPathView], ids=["open-raises", "path-deleted"]
-)
+@pytest.mark.parametrize("view", [VanishingView], ids=["open-raises"])
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Range": "bytes=0-4"}, {"Range": "bytes=0-1,3-4"}],
@@ -1296,6 +1294,25 @@ def test_file_deleted_after_stat_returns_404(
         assert rv.status_code == 404
         assert "Content-Disposition" not in rv.headers
         assert "Content-Range" not in rv.headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [({}, b"Hello, world!\n"), ({"Range": "bytes=0-4"}, b"Hello")],
+    ids=["whole", "range"],
+)
+@pytest.mark.parametrize("wrapped", [False, True], ids=["streamed", "file-wrapper"])
+def test_path_deleted_after_open_is_still_served(
+    app: Flask, headers: dict[str, str], body: bytes, wrapped: bool
+) -> None:
+    """Issue #11: the body comes from the descriptor the headers were made
+    from, so a name unlinked after the view opened it changes nothing."""
+    app.add_url_rule("/x/<path:path>", view_func=DeletedPathView.as_view("x"))
+    client = app.test_client()
+    env = {"wsgi.file_wrapper": RecordingWrapper} if wrapped else {}
+    with client.get("/x/hello.txt", headers=headers, environ_overrides=env) as rv:
+        assert rv.status_code in (200, 206)
+        assert rv.data == body
 
 
 def test_server_file_wrapper_is_returned_unwrapped(download_root: pathlib.Path) -> None:
@@ -1387,3 +1404,52 @@ def test_validator_headers() -> None:
         ("ETag", '"v1"'),
         ("Cache-Control", "no-cache"),
     ]
+
+
+# -- text sources (issue 13) ---------------------------------------------------
+
+
+def test_str_chunks_of_a_custom_wrapper_are_encoded(app: Flask) -> None:
+    """Issue 13: no str reaches the server, whatever a wrapper yields."""
+
+    class TextChunks(DownloadFile):
+        name = "t.txt"
+        charset = "latin-1"
+
+        def chunks(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            yield "été"
+            yield b"!"
+
+    with app.test_request_context():
+        response = DownloadResponse(TextChunks())
+        assert response.headers["Content-Type"] == "text/plain; charset=latin-1"
+        body = list(response.iter_encoded())
+        response.close()
+    assert body == ["été".encode("latin-1"), b"!"]
+
+
+def test_encoded_text_announces_its_own_charset(app: Flask) -> None:
+    """The bytes of a text VirtualFile are in its charset: a view charset
+    cannot relabel them."""
+    from flask_download import VirtualFile
+
+    with app.test_request_context():
+        response = DownloadResponse(
+            VirtualFile("été", name="t.txt", charset="latin-1"), charset="utf-8"
+        )
+        assert response.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert response.headers["Content-Length"] == "3"
+        response.close()
+
+
+def test_view_charset_encodes_virtual_text(app: Flask) -> None:
+    app.add_url_rule(
+        "/t",
+        view_func=VirtualDownloadView.as_view(
+            "t", content="été", basename="t.txt", charset="latin-1"
+        ),
+    )
+    with app.test_client().get("/t") as rv:
+        assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert rv.data == "été".encode("latin-1")
+        assert rv.headers["Content-Length"] == "3"

@@ -375,3 +375,47 @@ def test_storage_is_resolved_once_per_request(
     with client.get("/files/docs/hello.txt") as rv:
         assert rv.get_data() == b"Hello, storage!\n"
     assert resolved == [fs]
+
+
+def test_head_on_a_signing_store_is_answered_from_metadata() -> None:
+    """Issue #13: a URL signed for GET is never handed to a HEAD.
+
+    fsspec's ``sign()`` has no method argument, so a store other than S3
+    gets HEAD answered by the app, from ``info()``, without reading bytes.
+    """
+    fs = SigningFS(skip_instance_cache=True)
+    fs.pipe("/docs/hello.txt", b"Hello, storage!\n")
+    client = make_app(storage=fs, redirect=True).test_client()
+    with client.get("/files/docs/hello.txt") as rv:
+        assert rv.status_code == 302
+    fs.calls.clear()
+    with client.head("/files/docs/hello.txt") as rv:
+        assert rv.status_code == 200
+        assert "Location" not in rv.headers
+        assert rv.headers["Content-Length"] == "16"
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="hello.txt"'
+        assert "ETag" in rv.headers
+        assert rv.get_data() == b""
+    assert [c[0] for c in fs.calls] == ["info"]
+
+
+@pytest.mark.parametrize(
+    "expires",
+    [0, -5, 1.5, "300", True, None],
+    ids=["zero", "negative", "fraction", "string", "bool", "none"],
+)
+def test_bad_redirect_expires_fails_when_the_view_is_made(expires: t.Any) -> None:
+    with pytest.raises(ConfigurationError, match="redirect_expires"):
+        StorageDownloadView.as_view("dl", storage="memory://", redirect_expires=expires)
+
+
+def test_redirect_expires_accepts_a_timedelta() -> None:
+    import datetime
+
+    fs = SigningFS(skip_instance_cache=True)
+    fs.pipe("/docs/hello.txt", b"Hello, storage!\n")
+    app = make_app(
+        storage=fs, redirect=True, redirect_expires=datetime.timedelta(minutes=2)
+    )
+    with app.test_client().get("/files/docs/hello.txt") as rv:
+        assert rv.headers["Location"].endswith("?expires=120")

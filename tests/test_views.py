@@ -542,6 +542,37 @@ def test_head_has_get_headers_and_no_body(app: Flask, client: t.Any, kind: str) 
     assert head_headers["Content-Length"] == str(len(get.data))
 
 
+@pytest.mark.parametrize("kind", ["path", "virtual"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Range": "bytes=2-4"},
+        {"Range": "bytes=0-1,5-6"},
+        {"Range": "bytes=9999-"},
+        {"Range": "bytes=-3", "If-Range": "ignored"},
+    ],
+    ids=["single", "multipart", "unsatisfiable", "if-range"],
+)
+def test_head_ignores_range(
+    app: Flask, client: t.Any, kind: str, headers: dict[str, str]
+) -> None:
+    """Issue 13: RFC 9110 §14.2, only GET has range handling; a HEAD with
+    Range mirrors the 200 a GET without Range gets."""
+    if kind == "path":
+        view = PathDownloadView.as_view("h", path="hello.txt")
+    else:
+        view = VirtualDownloadView.as_view("h", content=b"0123456789", basename="v.txt")
+    app.add_url_rule("/h", view_func=view)
+    with client.get("/h") as get:
+        get_headers = {k: get.headers.get(k) for k in HEADERS_SHARED_BY_HEAD}
+    with client.head("/h", headers=headers) as head:
+        assert head.status_code == 200
+        assert head.data == b""
+        assert "Content-Range" not in head.headers
+        assert {k: head.headers.get(k) for k in HEADERS_SHARED_BY_HEAD} == get_headers
+    assert get_headers["Content-Length"] == str(len(get.data))
+
+
 # -- recipes ----------------------------------------------------------------
 
 

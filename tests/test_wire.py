@@ -8,6 +8,7 @@ real HTTP client reads headers; these tests run the app in wsgiref (a
 from __future__ import annotations
 
 import collections.abc as cabc
+import io
 import os
 import pathlib
 import shutil
@@ -24,9 +25,12 @@ from conftest import free_port
 from conftest import serving
 from conftest import wait_for_port
 from flask import Flask
+from werkzeug.serving import make_server as make_werkzeug_server
 
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
+from flask_download import send_download
+from flask_download import VirtualDownloadView
 from flask_download.pytest_plugin import write_sample_files
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
@@ -42,6 +46,7 @@ def _big_content() -> bytes:
 def wire_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     base = tmp_path_factory.mktemp("wire")
     root = write_sample_files(base / "root")
+    (root / "text-mode.txt").write_text("Un été à Paris\n" * 3, encoding="utf-8")
     (root / "big.bin").write_bytes(_big_content())
     (base / "secret.txt").write_bytes(b"TOP SECRET")
     return root
@@ -52,7 +57,39 @@ def _make_app(root: str) -> Flask:
     app.config["DOWNLOAD_ROOT"] = root
     FlaskDownload(app)
     app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("files"))
+    _add_text_views(app, root)
     return app
+
+
+# Text sources (issue 13): each must reach the server as bytes in the
+# announced charset, with a Content-Length that counts bytes.
+TEXT = "Un été à Paris\n" * 3
+
+
+def _add_text_views(app: Flask, root: str) -> None:
+    def text_mode_file() -> t.Any:
+        return open(os.path.join(root, "text-mode.txt"), encoding="utf-8")
+
+    views = {
+        "demo": (lambda: io.StringIO("Hello world!\n"), None),
+        "stringio": (lambda: io.StringIO(TEXT), None),
+        "latin": (lambda: io.StringIO(TEXT), "latin-1"),
+        "str": (lambda: TEXT, None),
+        "chunks": (lambda: iter(TEXT.splitlines(keepends=True)), None),
+        "textmode": (text_mode_file, None),
+    }
+
+    @app.route("/text/send")
+    def send_text() -> t.Any:
+        return send_download(io.StringIO(TEXT), download_name="t.txt")
+
+    for name, (content, charset) in views.items():
+        app.add_url_rule(
+            f"/text/{name}",
+            view_func=VirtualDownloadView.as_view(
+                f"text_{name}", content=content, basename="t.txt", charset=charset
+            ),
+        )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -128,6 +165,15 @@ def curl(url: str, *args: str) -> tuple[str, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return lines[0], headers, body
+
+
+@pytest.fixture(scope="module")
+def werkzeug_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
+    server = make_werkzeug_server(
+        "127.0.0.1", 0, _make_app(os.fspath(wire_root)), threaded=True
+    )
+    with serving(server):
+        yield f"http://127.0.0.1:{server.server_port}"
 
 
 @pytest.fixture(params=["wsgiref", "gunicorn"], scope="module")
@@ -217,3 +263,51 @@ def test_traversal_over_the_wire(server_url: str) -> None:
     status, _, body = curl(f"{server_url}/files/../secret.txt", "--path-as-is")
     assert " 404 " in status
     assert b"TOP SECRET" not in body
+
+
+@pytest.fixture(params=["werkzeug", "gunicorn"], scope="module")
+def text_server_url(request: pytest.FixtureRequest) -> str:
+    return t.cast(str, request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "charset", "sized"),
+    [
+        ("demo", b"Hello world!\n", "utf-8", True),
+        ("stringio", TEXT.encode(), "utf-8", True),
+        ("latin", TEXT.encode("latin-1"), "latin-1", True),
+        ("str", TEXT.encode(), "utf-8", True),
+        ("chunks", TEXT.encode(), "utf-8", False),
+        ("textmode", TEXT.encode(), "utf-8", False),
+        ("send", TEXT.encode(), "utf-8", True),
+    ],
+    ids=["demo", "stringio", "latin", "str", "chunks", "textmode", "send"],
+)
+def test_text_sources_reach_the_client_as_bytes(
+    text_server_url: str, name: str, expected: bytes, charset: str, sized: bool
+) -> None:
+    """Issue 13: text is encoded with the announced charset; Content-Length
+    counts bytes (the test client hides a server refusing str)."""
+    status, headers, body = curl(f"{text_server_url}/text/{name}")
+    assert " 200 " in status
+    assert body == expected
+    assert headers["content-type"] == f"text/plain; charset={charset}"
+    if sized:
+        assert headers["content-length"] == str(len(expected))
+
+
+def test_text_range_counts_bytes(text_server_url: str) -> None:
+    status, headers, body = curl(f"{text_server_url}/text/stringio", "-r", "3-4")
+    assert " 206 " in status
+    assert body == "é".encode()
+    assert headers["content-range"] == f"bytes 3-4/{len(TEXT.encode())}"
+
+
+def test_head_with_range_mirrors_the_200(server_url: str) -> None:
+    """Issue 13: RFC 9110 §14.2, a HEAD with Range gets the 200's headers."""
+    status, headers, _ = curl(
+        f"{server_url}/files/big.bin", "-I", "-H", "Range: bytes=2-4"
+    )
+    assert " 200 " in status
+    assert headers["content-length"] == str(BIG_SIZE)
+    assert "content-range" not in headers

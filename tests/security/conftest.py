@@ -330,7 +330,27 @@ def stop_server(live: LiveServer) -> None:
 # -- the files under attack ----------------------------------------------------
 
 #: File names that Windows treats as devices; plain files on this system.
-DEVICE_NAMES = ("CON", "con", "NUL.txt", "nul.txt", "com1", "COM1.log", "LPT9", "aux")
+DEVICE_NAMES = (
+    "CON",
+    "con",
+    "NUL.txt",
+    "nul.txt",
+    "com1",
+    "COM1.log",
+    "LPT9",
+    "aux",
+    # Issue #11: every other spelling Windows accepts.
+    "COM\u00b9",
+    "lpt\u00b2.txt",
+    "CONIN$",
+    "conout$.log",
+    "CON ",
+    "nul.",
+    "aux .txt",
+    "PRN. .",
+)
+#: Names holding a C1 control (NEL, CSI): plain files here, refused anyway.
+C1_NAMES = ("hello\x85.txt", "\x9b31m.txt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,6 +385,8 @@ def make_layout(base: pathlib.Path) -> Layout:
     (root / "data.xml").write_bytes(b"<?xml version='1.0'?><a/>\n")
     (root / "page.xhtml").write_bytes(b"<html xmlns='http://www.w3.org/1999/xhtml'/>")
     (root / "noext").write_bytes(b"<html><script>alert(1)</script>")
+    for name in C1_NAMES:
+        (root / name).write_bytes(b"c1\n")
     for name in DEVICE_NAMES:
         (root / name).write_bytes(b"device-named file\n")
     (root / "sub" / "CON").write_bytes(b"device-named file\n")

@@ -8,16 +8,26 @@ checked on every answer by ``check_invariants``.
 
 from __future__ import annotations
 
+import collections.abc as cabc
+import functools
+import http.server
 import os
+import pathlib
+import threading
+from urllib.parse import quote
 
 import pytest
 
+from .conftest import C1_NAMES
 from .conftest import DEVICE_NAMES
 from .conftest import Layout
 from .conftest import LiveServer
 from .conftest import RawResponse
 from .conftest import require
 from .conftest import ROW_IDS
+from .conftest import SECRET
+from .conftest import start_server
+from .conftest import stop_server
 
 #: Request-target suffixes (after the route's prefix), written raw.
 #: ``{secret}`` is replaced by the secret file's absolute path.
@@ -128,7 +138,13 @@ def test_path_traversal_is_404(
 @pytest.mark.parametrize("suffix", DEVICES.values(), ids=DEVICES.keys())
 def test_windows_device_names_are_404(live: LiveServer, suffix: str) -> None:
     """The files exist on this system: only the name check refuses them."""
-    assert_refused(live, "/files/" + suffix)
+    assert_refused(live, "/files/" + quote(suffix, safe="/%:$"))
+
+
+@pytest.mark.parametrize("name", C1_NAMES, ids=["nel", "csi"])
+def test_c1_controls_are_404(live: LiveServer, name: str) -> None:
+    """Issue #11: the files exist; only the control check refuses them."""
+    assert_refused(live, "/files/" + quote(name))
 
 
 @pytest.mark.parametrize(
@@ -227,6 +243,91 @@ def test_storage_keys_inside_the_prefix_are_served(
     response = live.request(prefix + "hello.txt")
     assert response.status == 200
     assert response.body == b"Hello, world!\n"
+
+
+# -- keys of a store that decodes them again (issue #11) ------------------------
+
+
+class _StoreHandler(http.server.SimpleHTTPRequestHandler):
+    """A plain HTTP file server, which (like most) percent-decodes and
+    normalises the request path before it looks the file up."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_store(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[str]:
+    """``http://127.0.0.1:N/store``; ``secret.txt`` lies next to ``store/``."""
+    pytest.importorskip("aiohttp")
+    base = tmp_path_factory.mktemp("http-store")
+    (base / "store").mkdir()
+    (base / "store" / "hello.txt").write_bytes(b"Hello, store!\n")
+    (base / "secret.txt").write_bytes(SECRET)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(_StoreHandler, directory=os.fspath(base)),
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/store"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def http_store_live(http_store: str) -> cabc.Iterator[LiveServer]:
+    """An app serving the HTTP store's keys under ``/h/``."""
+    from flask import Flask
+
+    from flask_download import FlaskDownload
+    from flask_download import StorageDownloadView
+
+    app = Flask("http_store_app", root_path=os.fspath(pathlib.Path.cwd()))
+    FlaskDownload(app)
+    app.add_url_rule(
+        "/h/<path:path>",
+        view_func=StorageDownloadView.as_view("h", storage=http_store),
+    )
+    server = start_server(app)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+#: Request-target suffixes that a second decoding turns into a way out.
+DOUBLE_ENCODED = {
+    "dotdot": "%252e%252e/secret.txt",
+    "dotdot-upper": "%252E%252E/secret.txt",
+    "half": ".%252e/secret.txt",
+    "half-first": "%252e./secret.txt",
+    "triple": "%25252e%25252e/secret.txt",
+    "nested": "sub/%252e%252e/%252e%252e/secret.txt",
+    "slash": "%252e%252e%252fsecret.txt",
+    "backslash": "%252e%252e%255csecret.txt",
+    "dot": "%252e/hello.txt",
+    "nul": "hello.txt%2500",
+    "c1": "hello%25c2%2585.txt",
+}
+
+
+@pytest.mark.parametrize("suffix", DOUBLE_ENCODED.values(), ids=DOUBLE_ENCODED.keys())
+def test_double_encoded_keys_never_leave_an_http_store(
+    http_store_live: LiveServer, suffix: str
+) -> None:
+    """The store would decode ``%2e%2e`` once more and normalise it away."""
+    assert_refused(http_store_live, "/h/" + suffix)
+
+
+def test_http_store_serves_keys_inside_its_prefix(http_store_live: LiveServer) -> None:
+    """The control: the store works, the refusals above are the key check."""
+    response = http_store_live.request("/h/hello.txt")
+    assert response.status == 200
+    assert response.body == b"Hello, store!\n"
 
 
 # -- paths stored in database rows ---------------------------------------------

@@ -1,0 +1,321 @@
+"""Streaming ZIP archives: many files as one resumable download.
+
+An :class:`ArchiveFile` lays out a ZIP archive from what its members' wrappers
+know (names, sizes, times) without reading a byte of them, so that a stored
+archive has an exact size, validators, and byte ranges before the body starts.
+Member data is read only when a body needs it, one member open at a time.
+
+The layout is fixed by the members' metadata alone: every entry has a data
+descriptor (flag bit 3), so a local header never depends on the CRC-32 of its
+data. Only the data descriptor and the central directory record of a member
+need its CRC-32, taken from :attr:`~flask_download.DownloadFile.crc32` when the
+wrapper knows it, else computed by reading the member once.
+"""
+
+from __future__ import annotations
+
+import array
+import collections.abc as cabc
+import datetime
+import hashlib
+import logging
+import typing as t
+import zlib
+
+from ..files import DEFAULT_CHUNK_SIZE
+from ..files import DownloadFile
+from ..files import read_slice
+from ..views import DownloadView
+from ._format import DEFLATED
+from ._format import end_records
+from ._format import Entry
+from ._format import LIMIT32
+from ._format import Names
+from ._format import safe_member_name as safe_member_name
+from ._format import STORED
+from ._reader import ArchiveReader
+from ._reader import member_chunks
+from ._reader import Truncated
+
+logger = logging.getLogger("flask_download")
+
+#: A member of an archive: a wrapper, or ``(name in the archive, wrapper)``.
+Member: t.TypeAlias = "DownloadFile | tuple[str, DownloadFile]"
+
+
+class ArchiveFile(DownloadFile):
+    """A ZIP archive of other files, streamed as it is read.
+
+    Members are wrappers of any source: :class:`~flask_download.PathFile`,
+    :class:`~flask_download.VirtualFile`, :class:`~flask_download.StorageFile`,
+    :class:`~flask_download.HTTPFile`, rows' files. Their names in the
+    archive are made safe for extraction (see :func:`safe_member_name`) and
+    duplicates are numbered (``name (2).ext``).
+
+    Stored (``compress=False``, the default), an archive whose members all
+    know their size has an exact :attr:`size`, and a strong :attr:`etag`
+    made from every member's name, size and validator; when every member is
+    seekable too, any byte range of it can be read by reading only the
+    members' bytes it covers (plus, for the data descriptor and central
+    directory record of a member, its CRC-32: :attr:`DownloadFile.crc32`, or
+    one read of the member). Deflated (``compress=True``), the size is
+    unknown: no ``Content-Length`` and no ``Range``.
+
+    Making the archive reads no member. Members are opened one at a time
+    while the body is sent, and closed with the archive.
+
+    :param members: wrappers, or ``(name, wrapper)`` pairs to name a member
+        differently in the archive (a path such as ``"reports/2024.pdf"``
+        makes folders).
+    :param name: the archive's client-side name.
+    :param compress: deflate the members (smaller, but no size and no ranges).
+    :param compresslevel: the zlib level when compressing (0-9).
+    """
+
+    mimetype = "application/zip"
+
+    def __init__(
+        self,
+        members: cabc.Iterable[Member],
+        name: str | None = "download.zip",
+        compress: bool = False,
+        compresslevel: int = 6,
+    ) -> None:
+        self.name = name
+        self.compress = compress
+        self.compresslevel = compresslevel
+        self._crcs: dict[int, int] = {}
+        entries: list[Entry] = []
+        names = Names()
+        offset = 0
+        sizes_known = True
+        try:
+            for member in members:
+                member_name: str | None
+                if isinstance(member, tuple):
+                    member_name, file = member
+                else:
+                    member_name, file = file_name(member), member
+                entry = Entry(
+                    file, names.add(safe_member_name(member_name)), offset, compress
+                )
+                entries.append(entry)
+                if entry.size is None or compress:
+                    sizes_known = False
+                else:
+                    offset += len(entry.header) + entry.size + entry.descriptor_length
+        except BaseException:
+            for entry in entries:
+                entry.file.close()
+            raise
+        self.members: list[DownloadFile] = [entry.file for entry in entries]
+        self._entries = entries
+        self.seekable = sizes_known and all(e.file.seekable for e in entries)
+        if sizes_known:
+            # Where each local header and central record starts.
+            self._starts = array.array("q", (e.offset for e in entries))
+            self._directory_offset = offset
+            self._records = array.array("q")
+            for entry in entries:
+                self._records.append(offset)
+                offset += entry.central_length()
+            self._end_offset = offset
+            self._end = end_records(
+                len(entries), offset - self._directory_offset, self._directory_offset
+            )
+            self.size = offset + len(self._end)
+        times = [e.file.modified_time for e in entries]
+        if times and None not in times:
+            self.modified_time = max(t.cast(list[datetime.datetime], times))
+        self.etag = self._make_etag()
+
+    def _make_etag(self) -> str | None:
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(
+            b"zip/1 deflate/%d" % self.compresslevel if self.compress else b"zip/1"
+        )
+        for entry in self._entries:
+            file = entry.file
+            if file.etag is not None:
+                validator = f"etag:{file.etag}"
+            elif file.modified_time is not None:
+                validator = f"mtime:{file.modified_time.timestamp()!r}"
+            elif entry.crc is not None:
+                validator = f"crc:{entry.crc}"
+            else:
+                return None  # a member that can't tell when it changes
+            line = f"{entry.name.hex()}:{entry.size}:{validator}\n"
+            digest.update(line.encode())
+        return digest.hexdigest()
+
+    # -- reading --------------------------------------------------------------
+
+    def open(self) -> t.IO[bytes]:
+        """A seekable stream of the archive that reads members as needed.
+
+        :raises TypeError: the archive has no fixed layout (compressed, or a
+            member of unknown size); read it with :meth:`chunks`.
+        """
+        if not self.seekable:
+            raise TypeError("This archive is streamed; read it with 'chunks'.")
+        return t.cast(t.IO[bytes], ArchiveReader(self))
+
+    def chunks(
+        self,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> cabc.Iterator[bytes]:
+        if self.seekable:
+            with self.open() as handle:
+                yield from read_slice(handle, chunk_size, start, stop)
+            return
+        if start:
+            raise ValueError("Cannot read a range of an archive that is streamed.")
+        yield from self._stream(chunk_size)
+
+    def _stream(self, chunk_size: int) -> cabc.Iterator[bytes]:
+        """The archive from start to end, members read in turn (no layout)."""
+        method = DEFLATED if self.compress else STORED
+        offset = 0
+        directory: list[bytes] = []
+        for index, entry in enumerate(self._entries):
+            entry.offset = offset
+            yield entry.header
+            crc = 0
+            size = 0
+            compressed = 0
+            deflate = (
+                zlib.compressobj(self.compresslevel, zlib.DEFLATED, -15)
+                if self.compress
+                else None
+            )
+            try:
+                for data in member_chunks(entry, chunk_size):
+                    crc = zlib.crc32(data, crc)
+                    size += len(data)
+                    if deflate is not None:
+                        data = deflate.compress(data)
+                        if not data:
+                            continue
+                    compressed += len(data)
+                    yield data
+                if deflate is not None:
+                    data = deflate.flush()
+                    compressed += len(data)
+                    yield data
+            except Truncated:
+                return
+            finally:
+                entry.file.close()
+            if deflate is None:
+                compressed = size
+            if entry.size is not None and size != entry.size:
+                # A member whose size was announced must have exactly it.
+                logger.error(
+                    "Archive member %r changed size while it was sent;"
+                    " the archive was cut short.",
+                    entry.file,
+                )
+                return
+            if not entry.zip64 and compressed >= LIMIT32:
+                logger.error(
+                    "Archive member %r is over 4 GiB but announced a smaller"
+                    " size; the archive was cut short.",
+                    entry.file,
+                )
+                return
+            self._crcs[index] = crc
+            yield entry.descriptor(crc, compressed, size)
+            directory.append(
+                entry.central_record(crc, compressed, size, offset, method)
+            )
+            offset += len(entry.header) + compressed + entry.descriptor_length
+        directory_size = 0
+        for record in directory:
+            directory_size += len(record)
+            yield record
+        yield end_records(len(directory), directory_size, offset)
+
+    def crc32_of(self, index: int) -> int:
+        """The CRC-32 of member ``index``: given by its wrapper, else read once.
+
+        :raises FileNotFound: the member is gone or changed.
+        """
+        entry = self._entries[index]
+        if entry.crc is not None:
+            return entry.crc
+        crc = self._crcs.get(index)
+        if crc is None:
+            crc = 0
+            size = 0
+            for data in member_chunks(entry, DEFAULT_CHUNK_SIZE):
+                crc = zlib.crc32(data, crc)
+                size += len(data)
+            if size != entry.size:
+                raise Truncated
+            self._crcs[index] = crc
+        return crc
+
+    def close(self) -> None:
+        """Close every member's wrapper."""
+        for file in self.members:
+            try:
+                file.close()
+            except Exception:  # one failing close must not keep others open
+                logger.exception("Closing archive member %r failed.", file)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({len(self.members)} members)>"
+
+
+def file_name(file: DownloadFile) -> str | None:
+    """The name a wrapper gets in an archive when none is given: its ``name``."""
+    return file.name
+
+
+class ZipDownloadView(DownloadView):
+    """Serve many files as one ZIP archive, streamed as it is made.
+
+    Override :meth:`get_members` to return the files (any wrappers, or
+    ``(name, wrapper)`` pairs)::
+
+        class ReportsZip(ZipDownloadView):
+            basename = "reports.zip"
+
+            def get_members(self):
+                folder = REPORTS / str(self.kwargs["year"])
+                return [PathFile(path) for path in sorted(folder.iterdir())]
+
+    Stored archives (the default) get ``Content-Length``, a strong ``ETag``,
+    ``Last-Modified`` (the newest member), 304/412 and ``Range`` like any
+    download; ``HEAD`` reads no member. :exc:`~flask_download.FileNotFound`
+    from :meth:`get_members` answers 404; an empty list is an empty archive.
+    Archives are never offloaded to the web server (it has no file to send).
+    """
+
+    #: The archive's client-side name.
+    basename: str | None = "download.zip"
+    #: Deflate the members: smaller, but no ``Content-Length`` and no ``Range``.
+    compress: bool = False
+
+    def get_members(self) -> cabc.Iterable[Member]:
+        """Return the files of the archive, made for this request.
+
+        :raises FileNotFound: answered with 404.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement 'get_members' and return"
+            " DownloadFile wrappers or (name, wrapper) pairs."
+        )
+
+    def get_file(self) -> DownloadFile:
+        return ArchiveFile(
+            self.get_members(),
+            name=self.get_basename() or "download.zip",
+            compress=self.compress,
+        )
+
+    def _find_offload(self, file: DownloadFile) -> t.Any:
+        # The web server has no file to send: an archive is made by Python.
+        return None

@@ -1,0 +1,306 @@
+"""The bytes of a ZIP archive (APPNOTE.TXT 6.3): records, names, times."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import struct
+import typing as t
+
+if t.TYPE_CHECKING:
+    from ..files import DownloadFile
+
+# APPNOTE.TXT 4.3.7, 4.3.9, 4.3.12, 4.3.14, 4.3.15, 4.3.16.
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_DESCRIPTOR = struct.Struct("<IIII")
+_DESCRIPTOR64 = struct.Struct("<IIQQ")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_END64 = struct.Struct("<IQHHIIQQQQ")
+_LOCATOR64 = struct.Struct("<IIQI")
+_LOCAL_SIG = 0x04034B50
+_DESCRIPTOR_SIG = 0x08074B50
+_CENTRAL_SIG = 0x02014B50
+_END_SIG = 0x06054B50
+_END64_SIG = 0x06064B50
+_LOCATOR64_SIG = 0x07064B50
+
+# Fields at or above these values overflow and move to Zip64 records
+# (APPNOTE 4.4.8: 0xFFFFFFFF marks a value found in the Zip64 extra field).
+LIMIT32 = 0xFFFFFFFF
+_LIMIT16 = 0xFFFF
+# Bit 3: CRC-32 and sizes follow the data in a data descriptor; bit 11: the
+# name is UTF-8 (APPNOTE 4.4.4 and appendix D).
+_FLAGS = 0x0008 | 0x0800
+STORED = 0
+DEFLATED = 8
+# "Version made by": Unix (3), so that the external attributes hold a mode;
+# spec version 4.5 (Zip64).
+_MADE_BY = (3 << 8) | 45
+# -rw-r--r--, a regular file, in the high 16 bits of the external attributes.
+_EXTERNAL_ATTR = 0o100644 << 16
+_ZIP64_TAG = 0x0001
+# Info-ZIP extended timestamp (0x5455): flags (bit 0: mtime), mtime as a
+# signed 32-bit count of seconds since the epoch, UTC.
+_EXTENDED_TIME = struct.Struct("<HHBi")
+# DOS time: 1980-01-01 00:00 for a member without a modification time.
+_DOS_EPOCH = (0x0000, 0x0021)
+# Deflate output may exceed its input slightly: entries whose size is this
+# close to 4 GiB (or unknown) get Zip64 sizes when compressed.
+_DEFLATE_MARGIN = 1.05
+
+# Deleted from names: C0 controls, DEL, C1 controls, and the Unicode bidi
+# controls that make "exe.txt" display as "txt.exe".
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_WINDOWS_DEVICE = re.compile(
+    r"^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$", re.IGNORECASE
+)
+_DOUBLE_EXTENSION = re.compile(r"(\.tar)?\.[^.]+$", re.IGNORECASE)
+
+
+def safe_member_name(name: str | None) -> str:
+    """Make a name safe to extract anywhere: a relative path with ``/`` separators.
+
+    Backslashes become ``/``; control characters are deleted; drive letters
+    (``C:``), leading ``/``, ``.``, ``..`` and empty segments are dropped;
+    trailing dots and spaces are removed from each segment (Windows drops
+    them); Windows device names (``CON``, ``nul.txt``) get a leading ``_``.
+    A name with nothing left becomes ``"file"``.
+    """
+    cleaned = _UNSAFE_CHARS.sub("", name or "").replace("\\", "/")
+    segments = []
+    for segment in cleaned.split("/"):
+        segment = _DRIVE.sub("", segment).rstrip(" .")
+        if not segment:
+            continue  # "", "." and ".." (and "..." and " ") all end up here
+        if _WINDOWS_DEVICE.match(segment):
+            segment = f"_{segment}"
+        segments.append(segment)
+    return "/".join(segments) or "file"
+
+
+class Names:
+    """Hands out archive names, numbering duplicates: ``name (2).ext``.
+
+    Names are compared case-insensitively (two names differing by case
+    would overwrite each other on Windows and macOS), and a file never takes
+    the name of a directory of another member, nor the other way round.
+    """
+
+    def __init__(self) -> None:
+        self._files: set[str] = set()
+        self._dirs: set[str] = set()
+
+    def add(self, name: str) -> str:
+        segments = name.split("/")
+        for i in range(len(segments) - 1):
+            # A directory whose path is a file's name already: number it.
+            prefix = segments[: i + 1]
+            if "/".join(prefix).casefold() in self._files:
+                segments[i] = self._free(segments[:i], segments[i], self._files)
+        leaf = self._free(segments[:-1], segments[-1], self._files | self._dirs)
+        segments[-1] = leaf
+        for i in range(len(segments) - 1):
+            self._dirs.add("/".join(segments[: i + 1]).casefold())
+        result = "/".join(segments)
+        self._files.add(result.casefold())
+        return result
+
+    @staticmethod
+    def _free(parents: list[str], segment: str, taken: set[str]) -> str:
+        base = "/".join([*parents, ""])
+        if (base + segment).casefold() not in taken:
+            return segment
+        match = _DOUBLE_EXTENSION.search(segment)
+        if match is not None and match.start() > 0:
+            stem, extension = segment[: match.start()], match.group()
+        else:
+            stem, extension = segment, ""
+        number = 2
+        while True:
+            candidate = f"{stem} ({number}){extension}"
+            if (base + candidate).casefold() not in taken:
+                return candidate
+            number += 1
+
+
+def _dos_time(moment: datetime.datetime | None) -> tuple[int, int]:
+    """DOS time and date of ``moment`` (UTC), clamped to 1980-2107."""
+    if moment is None:
+        return _DOS_EPOCH
+    moment = moment.astimezone(datetime.timezone.utc)
+    if moment.year < 1980:
+        return _DOS_EPOCH
+    if moment.year > 2107:
+        return (23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31
+    time = (moment.hour << 11) | (moment.minute << 5) | (moment.second // 2)
+    date = ((moment.year - 1980) << 9) | (moment.month << 5) | moment.day
+    return time, date
+
+
+def _extended_time(moment: datetime.datetime | None) -> bytes:
+    """The extended timestamp extra field, or nothing if it can't hold ``moment``."""
+    if moment is None:
+        return b""
+    seconds = int(moment.timestamp())
+    if not 0 <= seconds < 2**31:
+        return b""
+    return _EXTENDED_TIME.pack(0x5455, 5, 1, seconds)
+
+
+class Entry:
+    """One member's place in the archive and the bytes around its data."""
+
+    __slots__ = (
+        "crc",
+        "dos_date",
+        "dos_time",
+        "extended_time",
+        "file",
+        "header",
+        "name",
+        "offset",
+        "size",
+        "zip64",
+    )
+
+    def __init__(
+        self, file: DownloadFile, name: str, offset: int, compress: bool
+    ) -> None:
+        self.file = file
+        self.name = name.encode("utf-8")
+        self.offset = offset
+        self.size = file.size
+        crc = file.crc32
+        self.crc: int | None = None if crc is None else int(crc) & 0xFFFFFFFF
+        modified = file.modified_time
+        self.dos_time, self.dos_date = _dos_time(modified)
+        self.extended_time = _extended_time(modified)
+        size = self.size
+        if size is None:
+            self.zip64 = True  # it may turn out big: 8-byte descriptor sizes
+        elif compress:
+            self.zip64 = size * _DEFLATE_MARGIN >= LIMIT32
+        else:
+            self.zip64 = size >= LIMIT32
+        self.header = self._local_header(compress)
+
+    def _local_header(self, compress: bool) -> bytes:
+        # Sizes go in the local header when known and stored (streaming
+        # unzippers use them); the CRC-32 never does (it is in the data
+        # descriptor), so that no header depends on reading the data.
+        known = 0 if compress or self.size is None else self.size
+        extra = self.extended_time
+        if self.zip64:
+            extra = struct.pack("<HHQQ", _ZIP64_TAG, 16, known, known) + extra
+            known = LIMIT32
+        return (
+            _LOCAL.pack(
+                _LOCAL_SIG,
+                45 if self.zip64 else 20,
+                _FLAGS,
+                DEFLATED if compress else STORED,
+                self.dos_time,
+                self.dos_date,
+                0,
+                known,
+                known,
+                len(self.name),
+                len(extra),
+            )
+            + self.name
+            + extra
+        )
+
+    @property
+    def descriptor_length(self) -> int:
+        return _DESCRIPTOR64.size if self.zip64 else _DESCRIPTOR.size
+
+    def descriptor(self, crc: int, compressed: int, size: int) -> bytes:
+        if self.zip64:
+            return _DESCRIPTOR64.pack(_DESCRIPTOR_SIG, crc, compressed, size)
+        return _DESCRIPTOR.pack(_DESCRIPTOR_SIG, crc, compressed, size)
+
+    def central_record(
+        self, crc: int, compressed: int, size: int, offset: int, method: int
+    ) -> bytes:
+        extra = b""
+        fields: list[int] = []
+        if self.zip64 or size >= LIMIT32 or compressed >= LIMIT32:
+            # APPNOTE 4.5.3: only the overflowing fields, in this order.
+            if size >= LIMIT32:
+                fields.append(size)
+                size = LIMIT32
+            if compressed >= LIMIT32:
+                fields.append(compressed)
+                compressed = LIMIT32
+        if offset >= LIMIT32:
+            fields.append(offset)
+            offset = LIMIT32
+        if fields:
+            extra = struct.pack(
+                f"<HH{len(fields)}Q", _ZIP64_TAG, 8 * len(fields), *fields
+            )
+        extra += self.extended_time
+        needs = 45 if self.zip64 or fields else 20
+        return (
+            _CENTRAL.pack(
+                _CENTRAL_SIG,
+                _MADE_BY,
+                needs,
+                _FLAGS,
+                method,
+                self.dos_time,
+                self.dos_date,
+                crc,
+                compressed,
+                size,
+                len(self.name),
+                len(extra),
+                0,
+                0,
+                0,
+                _EXTERNAL_ATTR,
+                offset,
+            )
+            + self.name
+            + extra
+        )
+
+    def central_length(self) -> int:
+        # The length of central_record() for a stored entry of known size,
+        # without knowing its CRC-32.
+        assert self.size is not None
+        overflow = (self.size >= LIMIT32) * 2 + (self.offset >= LIMIT32)
+        zip64 = 4 + 8 * overflow if overflow else 0
+        return _CENTRAL.size + len(self.name) + zip64 + len(self.extended_time)
+
+
+def end_records(count: int, directory_size: int, directory_offset: int) -> bytes:
+    """The end of central directory record, after a Zip64 one if needed."""
+    records = b""
+    if count >= _LIMIT16 or directory_size >= LIMIT32 or directory_offset >= LIMIT32:
+        end64_offset = directory_offset + directory_size
+        records = _END64.pack(
+            _END64_SIG,
+            _END64.size - 12,
+            _MADE_BY,
+            45,
+            0,
+            0,
+            count,
+            count,
+            directory_size,
+            directory_offset,
+        ) + _LOCATOR64.pack(_LOCATOR64_SIG, 0, end64_offset, 1)
+    return records + _END.pack(
+        _END_SIG,
+        0,
+        0,
+        min(count, _LIMIT16),
+        min(count, _LIMIT16),
+        min(directory_size, LIMIT32),
+        min(directory_offset, LIMIT32),
+        0,
+    )

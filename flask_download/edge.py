@@ -1,0 +1,565 @@
+"""Links that nginx or a CDN checks, so that downloads never reach Python.
+
+A link made here carries its own proof: an expiry and a signature that the
+web server or the CDN verifies on each request, with a secret (nginx) or a
+public key (CloudFront) it was given once. The application only hands the
+links out.
+
+- :func:`nginx_secure_link` makes links for nginx's
+  ``ngx_http_secure_link_module``; :func:`nginx_secure_url_for` builds them
+  with :func:`flask.url_for` and the app's ``DOWNLOAD_NGINX_SECURE_LINK_SECRET``,
+  and :func:`nginx_secure_link_required` checks them in Python where no
+  nginx stands in front (development, tests).
+- :func:`cloudfront_signed_url` and :func:`cloudfront_signed_cookies` sign
+  for Amazon CloudFront with botocore's ``CloudFrontSigner`` (extra
+  ``Flask-Download[cdn]``).
+
+What the edge checks, and what it cannot (revocation before expiry,
+per-user rules), is described in the "Edge-verified links" documentation.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections.abc as cabc
+import datetime
+import functools
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+import typing as t
+from urllib.parse import quote
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from flask import current_app
+from flask import request
+from flask import url_for
+
+from ._compat import require
+from .conditional import as_utc
+from .exceptions import ConfigurationError
+from .exceptions import InvalidSignature
+from .exceptions import SignatureExpired
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+#: The config key holding the secret shared with nginx's ``secure_link_md5``.
+SECRET_KEY_CONFIG = "DOWNLOAD_NGINX_SECURE_LINK_SECRET"
+#: Query parameter holding the hash, as in ``secure_link $arg_md5,$arg_expires``.
+MD5_PARAM = "md5"
+#: Query parameter holding the expiry (a Unix time in seconds).
+EXPIRES_PARAM = "expires"
+#: Shortest secret :func:`nginx_secure_url_for` accepts from the config: the
+#: scheme is an MD5 over a known message and the secret, so the secret's
+#: length and randomness are all that keeps a link from being forged.
+MIN_SECRET_LENGTH = 32
+
+# Characters that would change the meaning of the secret inside nginx's
+# ``secure_link_md5 "..."`` (a variable, the end of the string, an escape).
+_NGINX_UNSAFE = frozenset("$\"'\\{};")
+
+F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
+Expiry: t.TypeAlias = int | float | datetime.datetime | datetime.timedelta
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _expiry_timestamp(expires: Expiry) -> int:
+    """A Unix time: ``datetime`` (naive means UTC), ``timedelta`` from now,
+    or a number (a Unix time already)."""
+    if isinstance(expires, datetime.timedelta):
+        return int(_now() + expires.total_seconds() + 0.999)  # never shorter
+    if isinstance(expires, datetime.datetime):
+        return int(as_utc(expires).timestamp())
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        raise TypeError(
+            "expires must be a datetime, a timedelta (from now) or a Unix time,"
+            f" not {expires!r}."
+        )
+    if expires < 0:
+        raise ValueError(f"expires must be a Unix time, not {expires!r}.")
+    return int(expires)
+
+
+def _secret_bytes(secret: str | bytes) -> bytes:
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if not raw:
+        raise ConfigurationError("The nginx secure_link secret is empty.")
+    text = raw.decode("latin-1")
+    if any(c in _NGINX_UNSAFE or ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise ConfigurationError(
+            "The nginx secure_link secret must be written as is in nginx's"
+            ' secure_link_md5 "..." string: use letters, digits and'
+            " punctuation other than $ \" ' \\ { } ; and no spaces (for example"
+            " secrets.token_urlsafe(32))."
+        )
+    return raw
+
+
+def _check_uri(uri: str) -> bytes:
+    """The bytes of ``uri`` as nginx's ``$uri`` holds them."""
+    if not isinstance(uri, str) or not uri.startswith("/"):
+        raise ValueError(f"uri must be a path starting with '/', not {uri!r}.")
+    # nginx normalises $uri (merge_slashes, "." and ".." resolved) before
+    # secure_link_md5 reads it: a path it would rewrite never matches.
+    segments = uri.split("/")[1:]
+    if "" in segments[:-1] or "." in segments or ".." in segments:
+        raise ValueError(
+            f"uri {uri!r} has an empty, '.' or '..' segment, which nginx"
+            " normalises away before checking the hash: use the normal form."
+        )
+    if "\x00" in uri:
+        raise ValueError("uri must not contain NUL.")
+    # Surrogate escapes stand for the raw bytes of a name that is not UTF-8.
+    return uri.encode("utf-8", "surrogateescape")
+
+
+def _nginx_md5(expires: int, uri: bytes, remote_addr: str | None, secret: bytes) -> str:
+    # secure_link_md5 "$secure_link_expires$uri$remote_addr <secret>";
+    message = b"%d%s%s %s" % (expires, uri, (remote_addr or "").encode(), secret)
+    digest = hashlib.md5(message).digest()  # nginx's scheme: keyed by the secret
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def nginx_secure_link(
+    uri: str,
+    *,
+    secret: str | bytes,
+    expires: Expiry,
+    remote_addr: str | None = None,
+) -> str:
+    """A link that nginx's ``secure_link`` module accepts until ``expires``.
+
+    Returns ``uri`` percent-encoded, with ``?md5=...&expires=...`` added, for
+    this nginx configuration (drop ``$remote_addr`` when the link is not
+    bound to an address)::
+
+        location /files/ {
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "$secure_link_expires$uri$remote_addr <secret>";
+            if ($secure_link = "") { return 403; }
+            if ($secure_link = "0") { return 410; }
+            alias /srv/files/;
+        }
+
+    ``md5`` is the unpadded base64url form of the binary MD5 of
+    ``<expires><uri><remote_addr> <secret>``, where ``uri`` is the decoded
+    path, as nginx's ``$uri``.
+
+    :param uri: the decoded path nginx will see, starting with ``/`` (no
+        query; ``?`` and ``#`` are part of the name and get encoded). Names
+        that are not UTF-8 on disk may carry surrogate escapes
+        (:func:`os.fsdecode`).
+    :param secret: the string written in ``secure_link_md5``. Make it long
+        and random (``secrets.token_urlsafe(32)``): it is the only thing that
+        keeps MD5 links from being forged.
+    :param expires: when the link stops working: an aware
+        :class:`~datetime.datetime` (naive means UTC), a
+        :class:`~datetime.timedelta` from now, or a Unix time.
+    :param remote_addr: bind the link to this client address, as nginx's
+        ``$remote_addr`` will see it.
+    :raises ValueError: ``uri`` is not a normalised absolute path.
+    :raises ConfigurationError: ``secret`` is empty or cannot be written in
+        nginx's configuration as is.
+    """
+    path = _check_uri(uri)
+    stamp = _expiry_timestamp(expires)
+    md5 = _nginx_md5(stamp, path, remote_addr, _secret_bytes(secret))
+    encoded = quote(path, safe="/")
+    return f"{encoded}?{MD5_PARAM}={md5}&{EXPIRES_PARAM}={stamp}"
+
+
+def verify_nginx_secure_link(
+    uri: str,
+    md5: str,
+    expires: str,
+    *,
+    secret: str | bytes,
+    remote_addr: str | None = None,
+) -> None:
+    """Check a link as nginx's ``secure_link`` module would.
+
+    :param uri: the decoded path of the request.
+    :param md5: the ``md5`` query parameter.
+    :param expires: the ``expires`` query parameter.
+    :raises InvalidSignature: the hash does not match (nginx: 403).
+    :raises SignatureExpired: the link is past its expiry (nginx: 410).
+    """
+    try:
+        path = _check_uri(uri)
+    except ValueError:
+        raise InvalidSignature("The signature of this link is not valid.") from None
+    if not expires.isdigit() or len(expires) > 12:
+        raise InvalidSignature("The signature of this link is not valid.")
+    stamp = int(expires)
+    expected = _nginx_md5(stamp, path, remote_addr, _secret_bytes(secret))
+    if not hmac.compare_digest(expected.encode(), md5.encode("utf-8", "replace")):
+        raise InvalidSignature("The signature of this link is not valid.")
+    if stamp < _now():
+        raise SignatureExpired("This link has expired: ask for a new link.")
+
+
+def validate_nginx_secret(secret: t.Any) -> bytes | None:
+    """Check a ``DOWNLOAD_NGINX_SECURE_LINK_SECRET`` value (``None``: unset).
+
+    :raises ConfigurationError: not a string of at least
+        :data:`MIN_SECRET_LENGTH` characters nginx can hold as is.
+    """
+    if secret is None:
+        return None
+    if not isinstance(secret, (str, bytes)) or len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(
+            f"{SECRET_KEY_CONFIG} must be a string of at least"
+            f" {MIN_SECRET_LENGTH} random characters (secure_link's MD5 is only"
+            " as strong as its secret); use secrets.token_urlsafe(32)."
+        )
+    return _secret_bytes(secret)
+
+
+def _app_secret(app: Flask) -> bytes:
+    secret = validate_nginx_secret(app.config.get(SECRET_KEY_CONFIG) or None)
+    if secret is None:
+        raise ConfigurationError(
+            f"nginx secure links need {SECRET_KEY_CONFIG}: set it to the secret"
+            ' written in nginx\'s secure_link_md5 "..." (a long random value,'
+            " for example secrets.token_urlsafe(32))."
+        )
+    return secret
+
+
+def _client_address(remote_addr: str | bool | None) -> str | None:
+    if remote_addr is True:
+        # As nginx's $remote_addr sees it: behind another proxy, set up
+        # werkzeug's ProxyFix so that this is the client, not the proxy.
+        return request.remote_addr or ""
+    if remote_addr is False or remote_addr is None:
+        return None
+    return str(remote_addr)
+
+
+def nginx_secure_url_for(
+    endpoint: str,
+    expires_in: int | float | datetime.timedelta | None = None,
+    *,
+    remote_addr: str | bool | None = None,
+    **values: t.Any,
+) -> str:
+    """Build a URL with :func:`flask.url_for` that nginx's ``secure_link`` accepts.
+
+    Used like :func:`~flask_download.signed_url_for`, for a route that nginx
+    serves itself from the same directory (a ``location`` with
+    ``secure_link`` and ``alias``, see :func:`nginx_secure_link`), so that
+    the download never reaches the application. The secret is the app's
+    ``DOWNLOAD_NGINX_SECURE_LINK_SECRET``. Protect the Flask view of the
+    same route with :func:`nginx_secure_link_required`, so that it checks
+    the same links wherever nginx does not answer first.
+
+    :param endpoint: the endpoint of the route nginx mirrors.
+    :param expires_in: lifetime in seconds or a :class:`~datetime.timedelta`;
+        default ``DOWNLOAD_SIGNED_MAX_AGE``.
+    :param remote_addr: bind the link to a client address (the current
+        request's with ``True``); the nginx configuration must then use
+        ``$remote_addr``.
+    :param values: URL variables, and ``_external``, ``_scheme`` as for
+        ``url_for``. Query parameters are not allowed: nginx's hash covers
+        only the path.
+    :raises ConfigurationError: no (or a weak) secret in the config, a
+        non-positive ``expires_in``, or a query parameter in ``values``.
+    """
+    from .settings import get_settings
+
+    app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
+    secret = _app_secret(app)
+    if expires_in is None:
+        expires_in = get_settings(app).signed_max_age
+    if isinstance(expires_in, datetime.timedelta):
+        expires_in = expires_in.total_seconds()
+    if isinstance(expires_in, bool) or not expires_in > 0:
+        raise ConfigurationError(
+            f"expires_in must be a positive duration, not {expires_in!r}."
+        )
+    url = urlsplit(url_for(endpoint, **values))
+    if url.query or url.fragment:
+        raise ConfigurationError(
+            "nginx's secure_link hash covers the path only: pass no query"
+            " parameters or _anchor to nginx_secure_url_for()."
+        )
+    stamp = int(_now() + expires_in + 0.999)
+    link = nginx_secure_link(
+        unquote(url.path, errors="surrogateescape"),
+        secret=secret,
+        expires=stamp,
+        remote_addr=_client_address(remote_addr),
+    )
+    return f"{url.scheme}://{url.netloc}{link}" if url.netloc else link
+
+
+def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
+    """Check the current request's ``md5`` and ``expires`` as nginx would.
+
+    :param remote_addr: the link is bound to the client's address.
+    :raises InvalidSignature: missing or wrong hash (403).
+    :raises SignatureExpired: the link expired (410).
+    :raises ConfigurationError: no (or a weak) secret in the config.
+    """
+    secret = _app_secret(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
+    md5s = request.args.getlist(MD5_PARAM)
+    expiries = request.args.getlist(EXPIRES_PARAM)
+    if len(md5s) != 1 or len(expiries) != 1:
+        raise InvalidSignature("This link needs a signature: ask for a new link.")
+    # nginx hashes $uri: the decoded path under the location, script root
+    # included (the app may be mounted below the server's root).
+    verify_nginx_secure_link(
+        request.root_path + request.path,
+        md5s[0],
+        expiries[0],
+        secret=secret,
+        remote_addr=_client_address(remote_addr or None),
+    )
+
+
+@t.overload
+def nginx_secure_link_required(view: F) -> F: ...
+@t.overload
+def nginx_secure_link_required(
+    view: None = None, *, remote_addr: bool = False
+) -> cabc.Callable[[F], F]: ...
+def nginx_secure_link_required(
+    view: F | None = None, *, remote_addr: bool = False
+) -> F | cabc.Callable[[F], F]:
+    """Check links made by :func:`nginx_secure_url_for` in the app itself.
+
+    For the Flask view of a route that nginx serves with ``secure_link``:
+    wherever nginx does not answer first (development server, tests, a
+    deployment without that location), the view accepts the same links and
+    refuses the rest, 403 for a missing or wrong hash and 410 for an
+    expired link.
+
+    :param remote_addr: links are bound to the client's address.
+    """
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            check_nginx_secure_link(remote_addr=remote_addr)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return t.cast(F, wrapper)
+
+    if view is None:
+        return decorator
+    return decorator(view)
+
+
+# -- Amazon CloudFront ---------------------------------------------------------
+
+
+def _cloudfront_signer(key_pair_id: str, private_key: t.Any) -> t.Any:
+    signers = require("botocore.signers", "cdn", "CloudFront signatures")
+    serialization = require(
+        "cryptography.hazmat.primitives.serialization", "cdn", "CloudFront signatures"
+    )
+    hashes = require(
+        "cryptography.hazmat.primitives.hashes", "cdn", "CloudFront signatures"
+    )
+    padding = require(
+        "cryptography.hazmat.primitives.asymmetric.padding",
+        "cdn",
+        "CloudFront signatures",
+    )
+    if not key_pair_id or not isinstance(key_pair_id, str):
+        raise ConfigurationError(
+            "key_pair_id must be the ID of the CloudFront public key (or key"
+            f" pair), not {key_pair_id!r}."
+        )
+    if isinstance(private_key, (str, bytes)):
+        pem = private_key.encode() if isinstance(private_key, str) else private_key
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as e:
+            raise ConfigurationError(
+                "private_key must be an unencrypted PEM RSA private key (or a"
+                f" loaded cryptography key): {e}"
+            ) from None
+    else:
+        key = private_key
+    if not hasattr(key, "sign") or not hasattr(key, "key_size"):
+        raise ConfigurationError(
+            f"private_key must be an RSA private key, not {type(key).__name__}."
+        )
+
+    def rsa_signer(message: bytes) -> bytes:
+        # CloudFront verifies RSA PKCS #1 v1.5 signatures over SHA-1.
+        return t.cast(bytes, key.sign(message, padding.PKCS1v15(), hashes.SHA1()))
+
+    return signers.CloudFrontSigner(key_pair_id, rsa_signer)
+
+
+def _as_datetime(moment: Expiry) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(
+        _expiry_timestamp(moment), datetime.timezone.utc
+    )
+
+
+def _source_ip(ip_address: str) -> str:
+    try:
+        network = ipaddress.ip_network(ip_address, strict=False)
+    except ValueError:
+        raise ConfigurationError(
+            f"ip_address must be an IP address or a CIDR block, not {ip_address!r}."
+        ) from None
+    return str(network)  # "/32" (or "/128") added to a bare address
+
+
+def _cloudfront_policy(
+    signer: t.Any,
+    url: str,
+    expires: Expiry | None,
+    policy: str | cabc.Mapping[str, t.Any] | None,
+    ip_address: str | None,
+    not_before: Expiry | None,
+) -> str | None:
+    """The custom policy to sign, or ``None`` for a canned policy."""
+    if policy is None:
+        if ip_address is None and not_before is None:
+            return None
+        if expires is None:
+            raise ConfigurationError("A CloudFront link needs 'expires'.")
+        built = signer.build_policy(
+            url,
+            _as_datetime(expires),
+            date_greater_than=None if not_before is None else _as_datetime(not_before),
+            ip_address=None if ip_address is None else _source_ip(ip_address),
+        )
+        return t.cast(str, built)
+    if ip_address is not None or not_before is not None:
+        raise ConfigurationError(
+            "Pass conditions either in 'policy' or as ip_address/not_before, not both."
+        )
+    if isinstance(policy, str):
+        return policy
+    document = json.loads(json.dumps(policy))
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if not isinstance(statements, list) or not statements:
+        raise ConfigurationError(
+            "A CloudFront custom policy is a mapping with a 'Statement' list."
+        )
+    for statement in statements:
+        condition = statement.setdefault("Condition", {})
+        if "DateLessThan" not in condition:
+            if expires is None:
+                raise ConfigurationError(
+                    "A CloudFront policy needs a DateLessThan: pass 'expires'."
+                )
+            stamp = _expiry_timestamp(expires)
+            condition["DateLessThan"] = {"AWS:EpochTime": stamp}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def cloudfront_signed_url(
+    url: str,
+    *,
+    key_pair_id: str,
+    private_key: t.Any,
+    expires: Expiry | None,
+    policy: str | cabc.Mapping[str, t.Any] | None = None,
+    ip_address: str | None = None,
+    not_before: Expiry | None = None,
+) -> str:
+    """Sign ``url`` for Amazon CloudFront (a distribution with trusted keys).
+
+    Without conditions the URL carries a canned policy (``Expires``,
+    ``Signature``, ``Key-Pair-Id``). With ``ip_address`` or ``not_before``,
+    or an explicit ``policy``, it carries a custom policy (``Policy``
+    instead of ``Expires``). Signed with botocore's ``CloudFrontSigner``
+    and ``cryptography`` (extra ``Flask-Download[cdn]``).
+
+    :param url: the CloudFront URL of the file (``https://d111.cloudfront.net/a.pdf``).
+    :param key_pair_id: the ID of the public key registered in CloudFront.
+    :param private_key: the matching RSA private key: PEM text or bytes, or
+        a loaded ``cryptography`` key. Keep it out of the code (a secret
+        manager, an environment variable).
+    :param expires: when the URL stops working: a
+        :class:`~datetime.datetime` (naive means UTC), a
+        :class:`~datetime.timedelta` from now, or a Unix time. May be
+        ``None`` when ``policy`` has its own ``DateLessThan``.
+    :param policy: a custom policy, as JSON text (signed as given) or a
+        mapping (``DateLessThan`` added from ``expires`` where missing).
+        The ``Resource`` may use ``*`` wildcards.
+    :param ip_address: only this client address or CIDR block may use it.
+    :param not_before: the URL works only from this moment on.
+    :raises ConfigurationError: a bad key, key ID, address or policy.
+    :raises ImportError: ``botocore`` or ``cryptography`` is not installed.
+    """
+    signer = _cloudfront_signer(key_pair_id, private_key)
+    custom = _cloudfront_policy(signer, url, expires, policy, ip_address, not_before)
+    if custom is None:
+        if expires is None:
+            raise ConfigurationError("A CloudFront link needs 'expires'.")
+        return t.cast(str, signer.generate_presigned_url(url, _as_datetime(expires)))
+    return t.cast(str, signer.generate_presigned_url(url, policy=custom))
+
+
+def cloudfront_signed_cookies(
+    url: str,
+    *,
+    key_pair_id: str,
+    private_key: t.Any,
+    expires: Expiry | None,
+    policy: str | cabc.Mapping[str, t.Any] | None = None,
+    ip_address: str | None = None,
+    not_before: Expiry | None = None,
+) -> dict[str, str]:
+    """CloudFront signed cookies for ``url`` (a wildcard covers many files).
+
+    Returns the cookies to set, by name: ``CloudFront-Expires`` (canned
+    policy) or ``CloudFront-Policy`` (custom policy), ``CloudFront-Signature``
+    and ``CloudFront-Key-Pair-Id``. A canned policy covers exactly ``url``;
+    use a ``*`` in ``url`` (which makes the policy custom) for a folder::
+
+        cookies = cloudfront_signed_cookies(
+            "https://d111.cloudfront.net/albums/42/*", ...
+        )
+        for name, value in cookies.items():
+            response.set_cookie(name, value, domain=".example.com",
+                                secure=True, httponly=True)
+
+    The arguments are those of :func:`cloudfront_signed_url`.
+    """
+    signer = _cloudfront_signer(key_pair_id, private_key)
+    if policy is None and "*" in url and ip_address is None and not_before is None:
+        # A canned policy cannot hold a wildcard: CloudFront needs it custom.
+        policy = {"Statement": [{"Resource": url}]}
+    custom = _cloudfront_policy(signer, url, expires, policy, ip_address, not_before)
+    if custom is None:
+        if expires is None:
+            raise ConfigurationError("CloudFront cookies need 'expires'.")
+        stamp = _expiry_timestamp(expires)
+        canned = signer.build_policy(url, _as_datetime(stamp))
+        signature = signer.rsa_signer(canned.encode())
+        head = {"CloudFront-Expires": str(stamp)}
+    else:
+        signature = signer.rsa_signer(custom.encode())
+        head = {"CloudFront-Policy": signer._url_b64encode(custom.encode()).decode()}
+    return {
+        **head,
+        "CloudFront-Signature": signer._url_b64encode(signature).decode(),
+        "CloudFront-Key-Pair-Id": key_pair_id,
+    }
+
+
+__all__ = [
+    "check_nginx_secure_link",
+    "cloudfront_signed_cookies",
+    "cloudfront_signed_url",
+    "nginx_secure_link",
+    "nginx_secure_link_required",
+    "nginx_secure_url_for",
+    "verify_nginx_secure_link",
+]

@@ -1,0 +1,269 @@
+"""Configuration keys, their defaults, and the validated :class:`Settings`
+of one application.
+
+Every ``DOWNLOAD_*`` key is defined once, here. :func:`get_settings` is the
+one helper views, sources and offload use to read them; it works with or
+without :class:`~flask_download.FlaskDownload` registered.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import ipaddress
+import os
+import typing as t
+from weakref import WeakKeyDictionary
+
+from flask import current_app
+from flask import Flask
+
+from .accel_rules import AccelRule
+from .accel_rules import parse_rules
+from .accel_rules import validate_accel
+from .edge import validate_nginx_secret
+from .exceptions import ConfigurationError
+from .files import DEFAULT_CHUNK_SIZE
+
+#: Every configuration key Flask-Download reads, with its default. The README
+#: documents each one; code and tests use these names.
+DEFAULTS: dict[str, t.Any] = {
+    # Directory that ``PathDownloadView`` resolves relative and URL paths in.
+    "DOWNLOAD_ROOT": None,
+    # Bytes read and sent per chunk when the body is streamed by Python.
+    "DOWNLOAD_CHUNK_SIZE": DEFAULT_CHUNK_SIZE,
+    # Above this many ranges in one Range header, the whole file is sent.
+    "DOWNLOAD_MAX_RANGES": 50,
+    # ``Cache-Control: max-age`` in seconds; ``None`` sends ``no-cache``.
+    "DOWNLOAD_CACHE_MAX_AGE": None,
+    # Offload backend: ``None``, ``"nginx"``, ``"apache"`` or ``"lighttpd"``.
+    "DOWNLOAD_ACCEL": None,
+    # Offload rules: a list of mappings (see the README).
+    "DOWNLOAD_ACCEL_RULES": (),
+    # Host names ``HTTPDownloadView`` may fetch from; ``None`` allows any public host.
+    "DOWNLOAD_HTTP_ALLOWED_HOSTS": None,
+    # Connect and read timeout of ``HTTPDownloadView``, in seconds.
+    "DOWNLOAD_HTTP_TIMEOUT": 10.0,
+    # Default lifetime of links made by ``signed_url_for``, in seconds.
+    "DOWNLOAD_SIGNED_MAX_AGE": 3600,
+    # Secret shared with nginx's ``secure_link_md5`` (``nginx_secure_url_for``).
+    "DOWNLOAD_NGINX_SECURE_LINK_SECRET": None,
+}
+
+# Maps a ``FlaskDownload(...)`` argument to its config key.
+_ARGUMENTS = {
+    "root": "DOWNLOAD_ROOT",
+    "chunk_size": "DOWNLOAD_CHUNK_SIZE",
+    "max_ranges": "DOWNLOAD_MAX_RANGES",
+    "cache_max_age": "DOWNLOAD_CACHE_MAX_AGE",
+    "accel": "DOWNLOAD_ACCEL",
+    "accel_rules": "DOWNLOAD_ACCEL_RULES",
+    "http_allowed_hosts": "DOWNLOAD_HTTP_ALLOWED_HOSTS",
+    "http_timeout": "DOWNLOAD_HTTP_TIMEOUT",
+    "signed_max_age": "DOWNLOAD_SIGNED_MAX_AGE",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated ``DOWNLOAD_*`` configuration of one application."""
+
+    root: str | None = None
+    chunk_size: int = DEFAULTS["DOWNLOAD_CHUNK_SIZE"]
+    max_ranges: int = DEFAULTS["DOWNLOAD_MAX_RANGES"]
+    cache_max_age: int | None = None
+    accel: str | None = None
+    accel_rules: tuple[AccelRule, ...] = ()
+    http_allowed_hosts: tuple[str, ...] | None = None
+    http_timeout: float = DEFAULTS["DOWNLOAD_HTTP_TIMEOUT"]
+    signed_max_age: int = DEFAULTS["DOWNLOAD_SIGNED_MAX_AGE"]
+
+    @classmethod
+    def from_mapping(
+        cls, values: cabc.Mapping[str, t.Any], root_path: str | None = None
+    ) -> Settings:
+        """Validate ``DOWNLOAD_*`` values; a missing key takes its default.
+
+        :param values: a mapping such as ``app.config``.
+        :param root_path: a relative ``DOWNLOAD_ROOT`` is taken relative to
+            this directory (the application's ``root_path``).
+        :raises ConfigurationError: a value has the wrong type or range.
+        """
+
+        def get(key: str) -> t.Any:
+            return values.get(key, DEFAULTS[key])
+
+        root = get("DOWNLOAD_ROOT")
+        if root is not None:
+            if not isinstance(root, (str, os.PathLike)):
+                raise ConfigurationError(
+                    f"DOWNLOAD_ROOT must be a directory path or None, not {root!r}."
+                )
+            root = os.fspath(root)
+            if root_path is not None:
+                root = os.path.join(root_path, root)
+            root = os.path.abspath(root)
+        accel = validate_accel("DOWNLOAD_ACCEL", get("DOWNLOAD_ACCEL"))
+        validate_nginx_secret(get("DOWNLOAD_NGINX_SECURE_LINK_SECRET"))
+        return cls(
+            root=root,
+            chunk_size=_positive_int("DOWNLOAD_CHUNK_SIZE", get("DOWNLOAD_CHUNK_SIZE")),
+            max_ranges=_positive_int("DOWNLOAD_MAX_RANGES", get("DOWNLOAD_MAX_RANGES")),
+            cache_max_age=_max_age(get("DOWNLOAD_CACHE_MAX_AGE")),
+            accel=accel,
+            accel_rules=parse_rules(get("DOWNLOAD_ACCEL_RULES"), accel, root_path),
+            http_allowed_hosts=check_allowed_hosts(
+                get("DOWNLOAD_HTTP_ALLOWED_HOSTS"), "DOWNLOAD_HTTP_ALLOWED_HOSTS"
+            ),
+            http_timeout=_timeout(get("DOWNLOAD_HTTP_TIMEOUT")),
+            signed_max_age=_positive_int(
+                "DOWNLOAD_SIGNED_MAX_AGE", get("DOWNLOAD_SIGNED_MAX_AGE")
+            ),
+        )
+
+
+def _positive_int(key: str, value: t.Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{key} must be a positive integer, not {value!r}.")
+    return value
+
+
+def _max_age(value: t.Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(
+            "DOWNLOAD_CACHE_MAX_AGE must be a number of seconds (an integer >= 0)"
+            f" or None, not {value!r}."
+        )
+    return value
+
+
+def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
+    """Validate a list of host names, lowercased; ``None`` stays ``None``.
+
+    Entries are host names (``cdn.example.com``, ``.example.com`` for the
+    subdomains too) or IP addresses. Ports and schemes are never compared,
+    so an entry with one would silently never match: it is refused.
+
+    :param setting: the name to put in the message
+        (``DOWNLOAD_HTTP_ALLOWED_HOSTS`` or ``allowed_hosts``).
+    :raises ConfigurationError: not a list of host names.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    try:
+        hosts = tuple(value)
+    except TypeError:
+        hosts = (value,)
+    if not all(isinstance(host, str) and host.strip() for host in hosts):
+        raise ConfigurationError(
+            f"{setting} must be a list of host names or None, not {value!r}."
+        )
+    for host in hosts:
+        problem = _host_problem(host)
+        if problem is not None:
+            raise ConfigurationError(
+                f"{setting} entry {host!r} {problem}. Entries are host names only"
+                " (ports and schemes are not compared, so this one would never"
+                f" match): use {_bare_host(host)!r}."
+            )
+    # "[::1]" is compared as the URL's host name is: "::1".
+    return tuple(host.lower().removeprefix("[").removesuffix("]") for host in hosts)
+
+
+def _host_problem(host: str) -> str | None:
+    if "://" in host:
+        return "has a scheme"
+    if any(c in host for c in "/?#@") or any(c.isspace() for c in host):
+        return "is not a host name"
+    if host.startswith("["):
+        # "[::1]" is an IPv6 address; "[::1]:8080" has a port.
+        return None if host.endswith("]") else "has a port"
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "has a port"
+    return None
+
+
+def _bare_host(host: str) -> str:
+    """``host`` without scheme, user info, port or path (for the message)."""
+    rest = host.split("://", 1)[-1]
+    rest = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    rest = rest.rsplit("@", 1)[-1].strip()
+    if rest.startswith("["):
+        return rest[: rest.find("]") + 1] or rest
+    try:
+        ipaddress.IPv6Address(rest)
+        return rest
+    except ValueError:
+        return rest.rsplit(":", 1)[0]
+
+
+# Roots already found to be directories: each is checked at its first use.
+_checked_roots: set[str] = set()
+
+
+def check_root(root: str, setting: str) -> str:
+    """Return ``root`` if it is an existing directory, once per path.
+
+    Called by ``init_app`` for ``DOWNLOAD_ROOT`` and by views at the first
+    use of their ``root``, so a wrong root stops the application with a
+    message instead of answering 404 for every file. Later requests pay one
+    set lookup; a root removed afterwards gives 404s, as missing files do.
+
+    :param root: an absolute path.
+    :param setting: the name to put in the message (``DOWNLOAD_ROOT``, or
+        ``PathDownloadView.root``...).
+    :raises ConfigurationError: ``root`` does not exist or is not a directory.
+    """
+    if root in _checked_roots:
+        return root
+    if not os.path.isdir(root):
+        exists = os.path.exists(root)
+        problem = "is not a directory" if exists else "does not exist"
+        raise ConfigurationError(
+            f"{setting} is {root!r}, which {problem}. Set it to the directory"
+            " that holds the files to serve (a relative path is relative to"
+            " app.root_path), or create that directory."
+        )
+    _checked_roots.add(root)
+    return root
+
+
+def _timeout(value: t.Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(
+            "DOWNLOAD_HTTP_TIMEOUT must be a positive number of seconds,"
+            f" not {value!r}."
+        )
+    return float(value)
+
+
+# Settings of applications that never called ``init_app`` (views work without it).
+_fallback: WeakKeyDictionary[Flask, Settings] = WeakKeyDictionary()
+
+
+def get_settings(app: Flask | None = None) -> Settings:
+    """The settings of ``app`` (default: the current application).
+
+    Applications without :class:`~flask_download.FlaskDownload` get the
+    defaults merged with their ``DOWNLOAD_*`` config, read once.
+    """
+    if app is None:
+        app = t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+    # FlaskDownload (extension.py, which imports this module) keeps the
+    # settings it validated in init_app per application.
+    registered = getattr(app.extensions.get("download"), "_settings", None)
+    if isinstance(registered, WeakKeyDictionary):
+        settings = t.cast("Settings | None", registered.get(app))
+        if settings is not None:
+            return settings
+    settings = _fallback.get(app)
+    if settings is None:
+        settings = _fallback[app] = Settings.from_mapping(app.config, app.root_path)
+    return settings

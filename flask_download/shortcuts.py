@@ -1,0 +1,258 @@
+"""Function views: :func:`send_download`, the counterpart of ``flask.send_file``.
+
+A function view returns ``send_download(...)`` where it returned
+``send_file(...)`` or ``send_from_directory(...)``. The answer comes from the
+download views' own engine (a :class:`~flask_download.PathDownloadView` or
+:class:`~flask_download.DownloadView` made for the call): preconditions in
+RFC 9110 order, ranges, ``HEAD``, offload rules and signals behave exactly
+as they do for a class-based view.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import os
+import re
+import typing as t
+
+from flask import current_app
+from flask import Response
+
+from .conditional import as_utc
+from .files import DownloadFile
+from .files import VirtualFile
+from .response import DownloadResponse
+from .views import DownloadView
+from .views import PathDownloadView
+
+#: What :func:`send_download` sends: a path, content, or a wrapper.
+Source = t.Union[
+    str,
+    "os.PathLike[str]",
+    bytes,
+    t.IO[bytes],
+    t.IO[str],
+    DownloadFile,
+]
+
+# RFC 9110 §8.8.3: etagc = "!" / %x23-7E / obs-text (no '"', no controls).
+_ETAGC = re.compile(r"^[\x21\x23-\x7e\x80-\xff]*$")
+
+
+def send_download(
+    source: Source,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    basename: str | None = None,
+    attachment: bool = True,
+    mimetype: str | None = None,
+    encoding: str | None = None,
+    charset: str | None = None,
+    cache_control: str | None = None,
+    cache_max_age: int | None = None,
+    as_attachment: bool | None = None,
+    download_name: str | None = None,
+    max_age: int | cabc.Callable[[str | None], int | None] | None = None,
+    conditional: bool = True,
+    etag: bool | str = True,
+    last_modified: datetime.datetime | int | float | None = None,
+) -> Response:
+    """Answer the current request with a download, from a function view.
+
+    The same answer a download view gives: ``Content-Type``,
+    ``Content-Disposition``, validators, 304/412 in RFC 9110 §13.2.2 order,
+    206/416 for ``Range`` (``GET`` only), ``HEAD`` without a body, offload
+    by ``DOWNLOAD_ACCEL_RULES`` (or the :func:`~flask_download.offload`
+    decorator around the view) and the download signals::
+
+        @app.route("/reports/<int:id>")
+        def report(id):
+            return send_download(f"reports/{id}.pdf", attachment=False)
+
+        @app.route("/uploads/<path:name>")
+        def upload(name):
+            return send_download(name, root="uploads")
+
+    A missing file (or a ``root`` path that leaves the root) answers 404.
+
+    ``flask.send_file``'s keywords are accepted with their Flask meaning, so
+    porting a call is a rename: ``as_attachment`` (``attachment``),
+    ``download_name`` (``basename``), ``mimetype``, ``max_age``,
+    ``conditional``, ``etag`` and ``last_modified``. Unlike ``send_file``,
+    the default is an attachment (pass ``attachment=False`` for inline), a
+    file-like object without a name is sent as
+    ``application/octet-stream``, and text is accepted.
+
+    :param source: a trusted path (``str`` or :class:`os.PathLike`; relative
+        to ``app.root_path``), ``bytes``, a binary or text file-like object
+        (read from its current position and closed with the response, as
+        ``send_file`` does), or a :class:`~flask_download.DownloadFile`.
+        With ``root``, a path from the client instead.
+    :param root: the directory an untrusted relative ``source`` is confined
+        to, symbolic links included (``send_from_directory``); relative to
+        ``app.root_path``. Never take ``root`` itself from the client.
+    :param basename: the client-side file name; defaults to the path's last
+        part or the wrapper's name.
+    :param attachment: ``Content-Disposition: attachment`` (save) or, when
+        ``False``, ``inline``.
+    :param mimetype: the media type; guessed from the name when ``None``.
+    :param encoding: the ``Content-Encoding`` of the bytes, such as ``gzip``.
+    :param charset: the charset of ``text/*`` types, and the encoding of
+        text content (default UTF-8).
+    :param cache_control: a full ``Cache-Control`` value; wins over the
+        other cache arguments.
+    :param cache_max_age: ``Cache-Control: max-age`` in seconds; ``None``
+        uses ``DOWNLOAD_CACHE_MAX_AGE``.
+    :param as_attachment: ``send_file``'s name of ``attachment``.
+    :param download_name: ``send_file``'s name of ``basename``.
+    :param max_age: ``send_file``'s cache lifetime: seconds (or a callable
+        taking the file name) giving ``public, max-age=N``; ``0`` gives
+        ``no-cache``. Without any cache argument, ``DOWNLOAD_CACHE_MAX_AGE``
+        applies, else Flask's ``SEND_FILE_MAX_AGE_DEFAULT``.
+    :param conditional: ``False`` ignores the request's conditional and
+        ``Range`` headers (always a full 200).
+    :param etag: ``True``: the file's own strong ETag; ``False``: none; a
+        string: that entity-tag (bare or quoted).
+    :param last_modified: the ``Last-Modified`` time instead of the file's:
+        a :class:`~datetime.datetime` (naive means UTC) or a POSIX timestamp.
+    :raises TypeError: a ``source`` of another type.
+    :raises ValueError: an ``etag`` that cannot go into a header.
+    """
+    if as_attachment is not None:
+        attachment = as_attachment
+    if download_name is not None:
+        basename = download_name
+    etag_value = _etag(etag)
+    modified = _modified_time(last_modified)
+    attrs: dict[str, t.Any] = {
+        "attachment": attachment,
+        "basename": basename,
+        "mimetype": mimetype,
+        "encoding": encoding,
+        "charset": charset,
+        "cache_control": cache_control,
+        "cache_max_age": cache_max_age,
+        "_conditional": conditional,
+        "_etag": etag_value,
+        "_modified_time": modified,
+        "_max_age": max_age,
+    }
+    view: DownloadView
+    if root is not None or isinstance(source, (str, os.PathLike)):
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                "send_download(root=...) takes the path inside the root as a"
+                f" string, not {type(source).__name__}."
+            )
+        if root is None:
+            # Trusted, as in send_file: relative to the application.
+            path = os.path.join(current_app.root_path, os.fspath(source))
+            view = _SendPath(path=path, **attrs)
+        else:
+            # Untrusted, as in send_from_directory: confined to root by the
+            # same code as PathDownloadView's URL paths.
+            view = _SendPath(root=root, kwargs={"path": os.fspath(source)}, **attrs)
+    else:
+        view = _SendContent(_content=source, **attrs)
+    return view.render_to_response()
+
+
+class _Send(DownloadView):
+    """What send_download changes in a view: send_file's keywords."""
+
+    _conditional: bool = True
+    _etag: str | None | t.Literal[True] = True
+    _modified_time: datetime.datetime | None = None
+    _max_age: int | cabc.Callable[[str | None], int | None] | None = None
+
+    def _adjust(self, file: DownloadFile) -> DownloadFile:
+        if self._etag is not True:
+            file.etag = self._etag
+        if self._modified_time is not None:
+            file.modified_time = self._modified_time
+        return file
+
+    def get_cache_control(self) -> str:
+        if self.cache_control is not None or self.cache_max_age is not None:
+            return super().get_cache_control()
+        max_age = self._max_age
+        if max_age is None and self._settings().cache_max_age is None:
+            # Nothing said here or in DOWNLOAD_CACHE_MAX_AGE: Flask's default,
+            # as send_file would (SEND_FILE_MAX_AGE_DEFAULT, None: no-cache).
+            max_age = current_app.get_send_file_max_age
+        if callable(max_age):
+            max_age = max_age(self.get_basename() or self.file.name)
+        if max_age is None:
+            return super().get_cache_control()
+        # send_file's meaning: a lifetime makes the file public; 0 means
+        # "revalidate every time".
+        return f"public, max-age={max_age}" if max_age > 0 else "no-cache"
+
+    def evaluate_preconditions(self, file: DownloadFile) -> int | None:
+        if not self._conditional:
+            return None
+        return super().evaluate_preconditions(file)
+
+    def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
+        if not self._conditional:
+            kwargs["ranges"] = None
+        response = super().download_response(*args, **kwargs)
+        if not self._conditional and response.status_code == 200:
+            # No range request will be answered: do not advertise them.
+            del response.headers["Accept-Ranges"]
+        return response
+
+
+class _SendPath(_Send, PathDownloadView):
+    def get_file(self) -> DownloadFile:
+        return self._adjust(super().get_file())
+
+
+class _SendContent(_Send):
+    _content: t.Any = None
+
+    def get_file(self) -> DownloadFile:
+        content = self._content
+        if isinstance(content, DownloadFile):
+            file = content
+        elif isinstance(content, (bytes, bytearray, memoryview)) or hasattr(
+            content, "read"
+        ):
+            file = VirtualFile(content, charset=self.get_charset())
+        else:
+            raise TypeError(
+                "send_download takes a path, bytes, a file-like object or a"
+                f" DownloadFile, not {type(content).__name__}."
+            )
+        return self._adjust(file)
+
+
+def _etag(value: bool | str) -> str | None | t.Literal[True]:
+    if value is True:
+        return True
+    if value is False:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"etag must be True, False or a string, not {value!r}.")
+    bare = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    if not _ETAGC.match(bare):
+        raise ValueError(
+            f"etag {value!r} cannot go into a header: use visible ASCII"
+            " characters other than '\"'."
+        )
+    return bare
+
+
+def _modified_time(
+    value: datetime.datetime | int | float | None,
+) -> datetime.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return as_utc(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"last_modified must be a datetime or a POSIX timestamp, not {value!r}."
+        )
+    return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
