@@ -59,8 +59,8 @@ EXPIRES_PARAM = "expires"
 MIN_SECRET_LENGTH = 32
 
 # Characters that would change the meaning of the secret inside nginx's
-# ``secure_link_md5 "..."`` (a variable, the end of the string, an escape).
-_NGINX_UNSAFE = frozenset("$\"'\\{};")
+# ``secure_link_md5 "..."``: a variable, the end of the string, an escape.
+_NGINX_UNSAFE = frozenset('$"\\')
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 Expiry: t.TypeAlias = int | float | datetime.datetime | datetime.timedelta
@@ -92,37 +92,45 @@ def _secret_bytes(secret: str | bytes) -> bytes:
     if not raw:
         raise ConfigurationError("The nginx secure_link secret is empty.")
     text = raw.decode("latin-1")
-    if any(c in _NGINX_UNSAFE or ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+    if any(c in _NGINX_UNSAFE or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise ConfigurationError(
-            "The nginx secure_link secret must be written as is in nginx's"
-            ' secure_link_md5 "..." string: use letters, digits and'
-            " punctuation other than $ \" ' \\ { } ; and no spaces (for example"
-            " secrets.token_urlsafe(32))."
+            "The nginx secure_link secret must read back as is inside nginx's"
+            ' secure_link_md5 "..." string: no $, " or \\ and no control'
+            " characters (for example secrets.token_urlsafe(32))."
         )
     return raw
 
 
-def _check_uri(uri: str) -> bytes:
+def _check_uri(uri: str | bytes) -> bytes:
     """The bytes of ``uri`` as nginx's ``$uri`` holds them."""
-    if not isinstance(uri, str) or not uri.startswith("/"):
+    if isinstance(uri, str):
+        # Surrogate escapes stand for the raw bytes of a name that is not
+        # UTF-8 (os.fsdecode).
+        raw = uri.encode("utf-8", "surrogateescape")
+    elif isinstance(uri, bytes):
+        raw = uri
+    else:
+        raise ValueError(f"uri must be a path starting with '/', not {uri!r}.")
+    if not raw.startswith(b"/"):
         raise ValueError(f"uri must be a path starting with '/', not {uri!r}.")
     # nginx normalises $uri (merge_slashes, "." and ".." resolved) before
     # secure_link_md5 reads it: a path it would rewrite never matches.
-    segments = uri.split("/")[1:]
-    if "" in segments[:-1] or "." in segments or ".." in segments:
+    segments = raw.split(b"/")[1:]
+    if b"" in segments[:-1] or b"." in segments or b".." in segments:
         raise ValueError(
             f"uri {uri!r} has an empty, '.' or '..' segment, which nginx"
             " normalises away before checking the hash: use the normal form."
         )
-    if "\x00" in uri:
+    if b"\x00" in raw:
         raise ValueError("uri must not contain NUL.")
-    # Surrogate escapes stand for the raw bytes of a name that is not UTF-8.
-    return uri.encode("utf-8", "surrogateescape")
+    return raw
 
 
-def _nginx_md5(expires: int, uri: bytes, remote_addr: str | None, secret: bytes) -> str:
-    # secure_link_md5 "$secure_link_expires$uri$remote_addr <secret>";
-    message = b"%d%s%s %s" % (expires, uri, (remote_addr or "").encode(), secret)
+def _nginx_md5(expires: str, uri: bytes, remote_addr: str | None, secret: bytes) -> str:
+    # secure_link_md5 "$secure_link_expires$uri$remote_addr <secret>"; the
+    # expiry as the client sent it, $uri decoded.
+    address = (remote_addr or "").encode()
+    message = b"%s%s%s %s" % (expires.encode(), uri, address, secret)
     digest = hashlib.md5(message).digest()  # nginx's scheme: keyed by the secret
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -170,13 +178,13 @@ def nginx_secure_link(
     """
     path = _check_uri(uri)
     stamp = _expiry_timestamp(expires)
-    md5 = _nginx_md5(stamp, path, remote_addr, _secret_bytes(secret))
+    md5 = _nginx_md5(str(stamp), path, remote_addr, _secret_bytes(secret))
     encoded = quote(path, safe="/")
     return f"{encoded}?{MD5_PARAM}={md5}&{EXPIRES_PARAM}={stamp}"
 
 
 def verify_nginx_secure_link(
-    uri: str,
+    uri: str | bytes,
     md5: str,
     expires: str,
     *,
@@ -185,23 +193,26 @@ def verify_nginx_secure_link(
 ) -> None:
     """Check a link as nginx's ``secure_link`` module would.
 
-    :param uri: the decoded path of the request.
+    :param uri: the decoded path of the request (bytes: exactly as nginx's
+        ``$uri`` holds it).
     :param md5: the ``md5`` query parameter.
-    :param expires: the ``expires`` query parameter.
+    :param expires: the ``expires`` query parameter, as sent.
+    :param secret: the secret of :func:`nginx_secure_link`.
+    :param remote_addr: the client's address, when links are bound to it.
     :raises InvalidSignature: the hash does not match (nginx: 403).
     :raises SignatureExpired: the link is past its expiry (nginx: 410).
     """
+    invalid = InvalidSignature("The signature of this link is not valid.")
     try:
         path = _check_uri(uri)
     except ValueError:
-        raise InvalidSignature("The signature of this link is not valid.") from None
-    if not expires.isdigit() or len(expires) > 12:
-        raise InvalidSignature("The signature of this link is not valid.")
-    stamp = int(expires)
-    expected = _nginx_md5(stamp, path, remote_addr, _secret_bytes(secret))
+        raise invalid from None
+    if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+        raise invalid
+    expected = _nginx_md5(expires, path, remote_addr, _secret_bytes(secret))
     if not hmac.compare_digest(expected.encode(), md5.encode("utf-8", "replace")):
-        raise InvalidSignature("The signature of this link is not valid.")
-    if stamp < _now():
+        raise invalid
+    if int(expires) < _now():
         raise SignatureExpired("This link has expired: ask for a new link.")
 
 
@@ -313,10 +324,13 @@ def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
     expiries = request.args.getlist(EXPIRES_PARAM)
     if len(md5s) != 1 or len(expiries) != 1:
         raise InvalidSignature("This link needs a signature: ask for a new link.")
-    # nginx hashes $uri: the decoded path under the location, script root
-    # included (the app may be mounted below the server's root).
+    # nginx hashes $uri: the decoded path, script root included (the app may
+    # be mounted below the server's root), as raw bytes (WSGI gives them as
+    # latin-1 text), so names that are not UTF-8 match too.
+    environ = request.environ
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     verify_nginx_secure_link(
-        request.root_path + request.path,
+        path.encode("latin-1", "replace"),
         md5s[0],
         expiries[0],
         secret=secret,

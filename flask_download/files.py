@@ -73,6 +73,9 @@ class DownloadFile:
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False
+    # Text encoded as it is streamed (VirtualFile): the response may still
+    # choose its charset, and sets ``charset`` when the view gives one.
+    _streams_text: bool = False
 
     def open(self) -> t.IO[bytes]:
         """Open the content as a binary stream positioned at its start.
@@ -305,11 +308,13 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 class VirtualFile(DownloadFile):
     """Content made in Python.
 
-    Text is sent as bytes encoded with ``charset``: a ``str``, an
-    :class:`io.StringIO` (read from its current position), a text-mode
-    file, and ``str`` chunks of an iterator. ``Content-Length`` counts
-    those bytes, and the wrapper's :attr:`charset` names the encoding, so a
-    ``text/*`` response announces the charset its bytes are in.
+    Text is sent as bytes: a ``str`` or an :class:`io.StringIO` (read from
+    its current position) is encoded with ``charset`` when the wrapper is
+    made, so ``Content-Length`` counts bytes and a ``text/*`` response
+    announces that charset, whatever the view says. A text-mode file and
+    ``str`` chunks of an iterator are encoded as they are streamed, with
+    ``charset`` if given, else the charset the response announces (the
+    view's ``charset``, else UTF-8).
 
     :param content: ``str``, ``bytes``, a binary or text file-like object,
         or an iterator of ``bytes`` / ``str`` chunks. ``str``, ``bytes`` and
@@ -373,10 +378,11 @@ class VirtualFile(DownloadFile):
             return
         self.etag = etag
         if isinstance(content, io.TextIOBase):
-            # A text-mode file: encoded as it is read. Its size in bytes is
+            # A text-mode file: encoded as it is read, with the charset the
+            # response announces unless one was given. Its size in bytes is
             # unknown (newline translation, the file's own encoding).
-            self._mark_text()
             self._text_stream = t.cast(t.IO[str], content)
+            self._streams_text = True
             self.size = size
             return
         if hasattr(content, "read"):
@@ -391,6 +397,7 @@ class VirtualFile(DownloadFile):
             self.size = size
             return
         self._iterable = content
+        self._streams_text = True
         self.size = size
 
     def _mark_text(self) -> None:
@@ -430,11 +437,11 @@ class VirtualFile(DownloadFile):
         elif self._text_stream is not None:
             yield from _encode_chunks(
                 iter(functools.partial(self._text_stream.read, chunk_size), ""),
-                self._encoding,
+                self.charset or "utf-8",
             )
         else:
             assert self._iterable is not None
-            yield from _encode_chunks(self._iterable, self._encoding)
+            yield from _encode_chunks(self._iterable, self.charset or "utf-8")
 
     def close(self) -> None:
         target: object = self._stream if self._stream is not None else self._iterable

@@ -633,8 +633,18 @@ _SIGV4_MAX_EXPIRES = 7 * 24 * 3600
 
 
 def _is_s3(fs: AbstractFileSystem) -> bool:
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return "s3" in protocols
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    # A DirFileSystem passes sign()'s options on to the store it wraps.
+    while isinstance(fs, DirFileSystem):
+        fs = fs.fs
+    # s3fs's sign() passes the response-* overrides and the client method on
+    # to botocore; another filesystem speaking S3 may not take them.
+    try:
+        from s3fs import S3FileSystem
+    except ImportError:
+        return False
+    return isinstance(fs, S3FileSystem)
 
 
 def _expiry_seconds(value: t.Any, owner: str) -> int:

@@ -4,6 +4,7 @@ import collections.abc as cabc
 import contextlib
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import threading
@@ -89,3 +90,32 @@ def wait_for_port(
             if exited or time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
+
+
+#: The nginx binary the integration tests run (``None``-safe: check it first).
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@contextlib.contextmanager
+def running_nginx(conf: pathlib.Path, port: int) -> cabc.Iterator[str]:
+    """Run ``nginx -c conf`` until the block ends; yield its base URL.
+
+    The prefix and the startup error log are ``conf``'s directory, so
+    nothing is written to /var/log/nginx; ``conf`` listens on ``port``.
+    """
+    tmp = conf.parent
+    # -e: startup errors go to the temp dir too, not /var/log/nginx.
+    command = [NGINX, "-p", os.fspath(tmp), "-c", os.fspath(conf)]
+    command += ["-e", os.fspath(tmp / "error.log")]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        if not wait_for_port(port, proc, timeout=10):
+            log = tmp / "error.log"
+            errors = log.read_text() if log.exists() else ""
+            pytest.fail(f"nginx did not start: {errors}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -8,6 +8,7 @@ fresh temporary working directory. A reST block preceded by the comment
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import http.client
 import io
@@ -23,6 +24,9 @@ import typing as t
 import pytest
 from conftest import free_port
 from conftest import wait_for_port
+
+from flask_download.signals import download_finished
+from flask_download.signals import download_started
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -124,6 +128,14 @@ def sample_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathl
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setattr(sys, "path", list(sys.path))
+    # Receivers a page connects (connect_via holds them strongly) would make
+    # later tests' downloads count their bytes: restore the signals after.
+    for signal in (download_started, download_finished):
+        monkeypatch.setattr(signal, "receivers", dict(signal.receivers))
+        for index in ("_by_sender", "_by_receiver"):
+            copy = collections.defaultdict(set)
+            copy.update((key, set(ids)) for key, ids in getattr(signal, index).items())
+            monkeypatch.setattr(signal, index, copy)
     return work
 
 

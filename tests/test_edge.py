@@ -16,8 +16,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
-import subprocess
 import textwrap
 import time
 import typing as t
@@ -25,8 +23,9 @@ import urllib.parse
 
 import pytest
 from conftest import free_port
+from conftest import NGINX
+from conftest import running_nginx
 from conftest import serving
-from conftest import wait_for_port
 from flask import Flask
 from werkzeug.serving import make_server
 from werkzeug.serving import WSGIRequestHandler
@@ -43,13 +42,15 @@ from flask_download.edge import nginx_secure_url_for
 
 urllib3 = pytest.importorskip("urllib3")
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(
     not os.access(NGINX, os.X_OK),
     reason="needs nginx at /usr/sbin/nginx (apt-get install nginx; .ci/run does it)",
 )
 
 SECRET = "k3Q9-VwJx2pHf0uTzL8sYbN4cRe7MaGd_x1"
+#: nginx reads spaces, semicolons, braces and single quotes literally
+#: inside the quoted string.
+ODD_SECRET = "two words; {braces} 'quotes' #hash %percent"
 DOCS = pathlib.Path(__file__).parent.parent / "docs" / "edge.rst"
 #: Names nginx must find from the decoded $uri: spaces, reserved characters,
 #: non-ASCII text.
@@ -94,6 +95,7 @@ http {{
         listen 127.0.0.1:{port};
 {files_location}
 {bound_location}
+{odd_location}
         location / {{
             proxy_pass http://127.0.0.1:{app_port};
         }}
@@ -114,6 +116,8 @@ def edge_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(content)
     (root.parent / "secret.txt").write_bytes(b"TOP SECRET")
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"latin-1 name on disk")
     return root
 
 
@@ -176,6 +180,8 @@ def nginx_url(
     bound = location.replace("location /files/", "location /bound/")
     bound = bound.replace("$uri ", "$uri$remote_addr ")
     assert "$remote_addr" in bound
+    odd = location.replace("location /files/", "location /odd/")
+    odd = odd.replace(SECRET, ODD_SECRET)
     conf = tmp / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(
@@ -184,23 +190,11 @@ def nginx_url(
             app_port=app_port,
             files_location=textwrap.indent(location, " " * 8),
             bound_location=textwrap.indent(bound, " " * 8),
+            odd_location=textwrap.indent(odd, " " * 8),
         )
     )
-    command = [NGINX, "-p", os.fspath(tmp), "-c", os.fspath(conf)]
-    command += ["-e", os.fspath(tmp / "error.log")]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        if not wait_for_port(port, proc, timeout=10):
-            log = tmp / "error.log"
-            errors = log.read_text() if log.exists() else ""
-            assert proc.stdout is not None
-            pytest.fail(f"nginx did not start: {errors} {proc.stdout.read()!r}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+    with running_nginx(conf, port) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +277,7 @@ def test_uri_nginx_would_rewrite_is_refused(uri: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "secret", ["", "has$var", 'quo"te', "sp ace", "semi;colon"], ids=repr
+    "secret", ["", "has$var", 'quo"te', "back\\slash", "new\nline"], ids=repr
 )
 def test_secret_nginx_cannot_hold_is_refused(secret: str) -> None:
     with pytest.raises(ConfigurationError, match="secret"):
@@ -334,11 +328,60 @@ def test_nginx_refuses_tampered_links(http: t.Any, nginx_url: str) -> None:
 
 
 @needs_nginx
+def test_name_that_is_not_utf8_on_disk(http: t.Any, nginx_url: str) -> None:
+    """Surrogate escapes (os.fsdecode) stand for the raw bytes nginx hashes."""
+    uri = os.fsdecode(b"/files/caf\xe9.txt")
+    link = nginx_secure_link(uri, secret=SECRET, expires=datetime.timedelta(hours=1))
+    assert link.startswith("/files/caf%E9.txt?")
+    rv = http.request("GET", nginx_url + link)
+    assert rv.status == 200
+    assert rv.data == b"latin-1 name on disk"
+    # The Python check hashes the same bytes.
+    query = dict(urllib.parse.parse_qsl(link.partition("?")[2]))
+    edge.verify_nginx_secure_link(
+        b"/files/caf\xe9.txt", query["md5"], query["expires"], secret=SECRET
+    )
+
+
+@needs_nginx
+def test_expiry_is_hashed_as_sent(
+    http: t.Any, nginx_url: str, edge_root: pathlib.Path
+) -> None:
+    """A leading zero or other digits change the hash, in nginx and in Python."""
+    link = _link("report.pdf")
+    stamp = link.rpartition("expires=")[2]
+    app = make_app(edge_root)
+    for other in (
+        "0" + stamp,
+        stamp.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+    ):
+        changed = link.replace(
+            f"expires={stamp}", f"expires={urllib.parse.quote(other)}"
+        )
+        assert http.request("GET", nginx_url + changed).status == 403
+        with app.test_client().get(changed) as rv:
+            assert rv.status_code == 403
+
+
+@needs_nginx
 def test_nginx_answers_410_to_an_expired_link(http: t.Any, nginx_url: str) -> None:
     link = _link("report.pdf", expires=int(time.time()) - 5)
     rv = http.request("GET", nginx_url + link)
     assert rv.status == 410
     assert rv.data != FILES["report.pdf"]
+
+
+@needs_nginx
+def test_nginx_reads_a_secret_with_spaces_and_punctuation(
+    http: t.Any, nginx_url: str
+) -> None:
+    expires = datetime.timedelta(minutes=5)
+    link = nginx_secure_link("/odd/report.pdf", secret=ODD_SECRET, expires=expires)
+    rv = http.request("GET", nginx_url + link)
+    assert rv.status == 200
+    assert rv.data == FILES["report.pdf"]
+    other = nginx_secure_link("/odd/report.pdf", secret=SECRET, expires=expires)
+    assert http.request("GET", nginx_url + other).status == 403
 
 
 @needs_nginx

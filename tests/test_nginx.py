@@ -11,16 +11,15 @@ from __future__ import annotations
 import collections.abc as cabc
 import os
 import pathlib
-import shutil
-import subprocess
 import time
 import typing as t
 from urllib.parse import quote
 
 import pytest
 from conftest import free_port
+from conftest import NGINX
+from conftest import running_nginx
 from conftest import serving
-from conftest import wait_for_port
 from flask import abort
 from flask import Flask
 from flask import request
@@ -38,7 +37,6 @@ from flask_download.pytest_plugin import write_sample_files
 
 urllib3 = pytest.importorskip("urllib3")
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(
     not os.access(NGINX, os.X_OK),
     reason="needs nginx at /usr/sbin/nginx (apt-get install nginx; .ci/run does it)",
@@ -183,21 +181,8 @@ def nginx_url(
     conf.write_text(
         NGINX_CONF.format(tmp=tmp, root=nginx_root, port=port, app_port=app_port)
     )
-    # -e: startup errors go to the temp dir too, not /var/log/nginx.
-    command = [NGINX, "-p", os.fspath(tmp), "-c", os.fspath(conf)]
-    command += ["-e", os.fspath(tmp / "error.log")]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        if not wait_for_port(port, proc, timeout=10):
-            log = tmp / "error.log"
-            errors = log.read_text() if log.exists() else ""
-            pytest.fail(f"nginx did not start: {errors}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+    with running_nginx(conf, port) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

