@@ -297,3 +297,20 @@ def test_unsigned_views_keep_their_cache_control() -> None:
     )
     with app.test_client().get("/open") as rv:
         assert rv.headers["Cache-Control"] == "max-age=86400"
+
+
+def test_a_link_made_outside_a_request_under_application_root() -> None:
+    app = Flask("rooted")
+    app.config.update(
+        SECRET_KEY="s3cret", SERVER_NAME="files.example", APPLICATION_ROOT="/app"
+    )
+    FlaskDownload(app)
+    app.add_url_rule("/a/<path:path>", view_func=_EchoView.as_view("a"))
+    with app.app_context():
+        url = signed_url_for("a", path="caf\u00e9 1.txt")
+    assert url.startswith("http://files.example/app/a/caf%C3%A9%201.txt?")
+    client = app.test_client()
+    path = url.removeprefix("http://files.example/app")
+    with client.get(path, base_url="http://files.example/app/") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"a:[('path', 'caf\xc3\xa9 1.txt')]"
