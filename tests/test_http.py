@@ -301,6 +301,46 @@ def test_cookie_and_authorization_are_not_forwarded(upstream: Running) -> None:
     assert sent["host"] == upstream.url.removeprefix("http://")
 
 
+class TokenView(HTTPDownloadView):
+    """The documented bearer-token pattern (#12)."""
+
+    def get_request_headers(self) -> dict[str, str]:
+        return {**super().get_request_headers(), "Authorization": "Bearer app-token"}
+
+
+def test_get_request_headers_sends_the_apps_token(upstream: Running) -> None:
+    app = Flask(__name__)
+    app.add_url_rule(
+        "/dl",
+        view_func=TokenView.as_view(
+            "dl",
+            url=upstream.url + "/file.bin",
+            allowed_hosts="127.0.0.1",
+            request_headers={"X-Api-Version": "2"},
+        ),
+    )
+    headers = {"Authorization": "Bearer client-token", "Range": "bytes=0-9"}
+    with app.test_client().get("/dl", headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == CONTENT[:10]
+    sent = {k.lower(): v for k, v in upstream.server.seen["/file.bin"].items()}
+    assert sent["authorization"] == "Bearer app-token"
+    assert sent["x-api-version"] == "2"
+    assert sent["range"] == "bytes=0-9"
+
+
+def test_http_file_sends_the_callers_credentials(upstream: Running) -> None:
+    headers = {"Authorization": "Bearer t", "Cookie": "c=1", "Host": "evil"}
+    with HTTPFile(
+        upstream.url + "/file.bin", headers=headers, allowed_hosts="127.0.0.1"
+    ) as file:
+        assert file.status == 200
+    sent = {k.lower(): v for k, v in upstream.server.seen["/file.bin"].items()}
+    assert sent["authorization"] == "Bearer t"
+    assert sent["cookie"] == "c=1"
+    assert sent["host"] == upstream.url.removeprefix("http://")
+
+
 def test_gzip_body_is_relayed_compressed(upstream: Running) -> None:
     rv = fetch(upstream.url + "/page.gz", {"Accept-Encoding": "gzip"})
     assert rv.status_code == 200
