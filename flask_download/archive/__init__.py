@@ -381,10 +381,14 @@ class ArchiveResponse(DownloadResponse):
     chunk before asking for the next. Ranges, other servers and other
     members are streamed by Python.
 
-    Bytes sent this way bypass the server's own count (gunicorn's access
-    log ``%(b)s`` shows only the Python-written part) and any WSGI
-    middleware that rewrites response bodies: set
-    :attr:`ZipDownloadView.sendfile` to ``False`` behind such middleware.
+    Only when the server iterates the body itself: the ``start_response``
+    the application got must be the server's own, and before each member
+    the server must have written every chunk yielded so far (see
+    :func:`server_writes`). Behind WSGI middleware that buffers or rewrites
+    the body, Python streams the archive instead. Bytes sent this way
+    bypass the server's own count (gunicorn's access log ``%(b)s`` shows
+    only the Python-written part); set :attr:`ZipDownloadView.sendfile` to
+    ``False`` to turn it off.
     """
 
     #: Send local members with ``sendfile`` where the server allows it.
