@@ -417,6 +417,16 @@ class ArchiveResponse(DownloadResponse):
         return super().get_app_iter(environ)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
+        expected = self.content_length
+        total = 0
+        for chunk in self._body_parts():
+            total += len(chunk)
+            yield chunk
+        total += self._direct
+        if expected is not None and total < expected:
+            self._cut_short()
+
+    def _body_parts(self) -> cabc.Iterator[bytes]:
         handle = self._handle
         written = self._written
         if (
@@ -430,9 +440,21 @@ class ArchiveResponse(DownloadResponse):
             self._socket, self.chunk_size, self._count, written
         )
 
+    _direct = 0
+
     def _count(self, sent: int) -> None:
+        self._direct += sent
         if self._delivery is not None:
             self._delivery.bytes_sent += sent
+
+    def _cut_short(self) -> None:
+        # A member vanished or shrank: the body is shorter than its
+        # Content-Length. A server that keeps the connection open would let
+        # the client read the next response as the rest of this body;
+        # gunicorn is told to close it (Werkzeug's server always does).
+        server: t.Any = getattr(self._start_response, "__self__", None)
+        if type(server).__module__ == "gunicorn.http.wsgi":
+            server.force_close()
 
 
 class ZipDownloadView(DownloadView):

@@ -14,12 +14,15 @@ import collections.abc as cabc
 import io
 import os
 import pathlib
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
 import typing as t
 import unicodedata
+import uuid
 import zipfile
 import zlib
 
@@ -96,7 +99,22 @@ def make_attack_app(root: str) -> t.Any:
         def get_members(self) -> t.Any:
             return _members(root)
 
+    class Shrinking(ZipDownloadView):
+        """A member cut to 1,000 bytes after the layout announced 200,000."""
+
+        def get_members(self) -> t.Any:
+            return [KnownCRC(os.path.join(root, "a.bin")), KnownCRC(self._path)]
+
+        def get_file(self) -> t.Any:
+            self._path = os.path.join(root, f"shrink-{uuid.uuid4().hex}.bin")
+            with open(self._path, "wb") as handle:
+                handle.write(b"s" * 200_000)
+            archive = super().get_file()
+            os.truncate(self._path, 1000)
+            return archive
+
     app.add_url_rule("/a.zip", view_func=Zip.as_view("zip"))
+    app.add_url_rule("/shrink.zip", view_func=Shrinking.as_view("shrink"))
     plain = app.wsgi_app
     profiled = ProfilerMiddleware(plain, stream=io.StringIO())
     buffered = _buffering(plain)
@@ -300,3 +318,29 @@ def test_hostile_names_extract_inside_the_folder(
     assert len(extracted) == len(HOSTILE_NAMES)
     contents = sorted(int(p.read_bytes()) for p in extracted)
     assert contents == list(range(len(HOSTILE_NAMES)))
+
+
+def test_a_body_cut_short_closes_the_connection(gunicorn_port: int) -> None:
+    """A member that shrank ends the body before its Content-Length: the
+    connection must close there, never carry the next (pipelined) response
+    as if it were the rest of this body."""
+    request = (
+        f"GET /shrink.zip HTTP/1.1\r\nHost: 127.0.0.1:{gunicorn_port}\r\n\r\n"
+        f"GET /a.zip HTTP/1.1\r\nHost: 127.0.0.1:{gunicorn_port}\r\n\r\n"
+    ).encode()
+    received = b""
+    with socket.create_connection(("127.0.0.1", gunicorn_port), timeout=10) as sock:
+        sock.sendall(request)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    assert len(body) < length  # cut short...
+    assert b"HTTP/1.1 200" not in body  # ...and nothing after it
