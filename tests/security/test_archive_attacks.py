@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import typing as t
 import unicodedata
 import uuid
@@ -182,6 +183,8 @@ def gunicorn_port(
             "--worker-class=gthread",
             "--threads=2",
             f"--bind=127.0.0.1:{port}",
+            f"--access-logfile={app_dir / 'access.log'}",
+            "--access-logformat=%(U)s?%(q)s %(b)s",
             "archive_attack_app:app",
         ],
         env=env,
@@ -344,3 +347,24 @@ def test_a_body_cut_short_closes_the_connection(gunicorn_port: int) -> None:
     length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
     assert len(body) < length  # cut short...
     assert b"HTTP/1.1 200" not in body  # ...and nothing after it
+
+
+def test_gunicorn_still_sends_members_with_sendfile(
+    gunicorn_port: int, tmp_path_factory: pytest.TempPathFactory, expected: bytes
+) -> None:
+    """Without middleware, member data bypasses gunicorn's count (sendfile);
+    behind the profiler, gunicorn writes (and counts) every byte."""
+    for query in ("plain", "profiled"):
+        target = "/a.zip" if query == "plain" else "/a.zip?profiled"
+        response = raw_request(gunicorn_port, build_request(target))
+        assert response.body == expected
+    log = next(tmp_path_factory.getbasetemp().glob("archive_attacks_gunicorn*"))
+    deadline = time.monotonic() + 5
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline and len(counts) < 2:
+        for line in (log / "access.log").read_text().splitlines():
+            target, _, count = line.rpartition(" ")
+            counts[target] = int(count) if count.isdigit() else 0
+        time.sleep(0.05)
+    assert counts["/a.zip?profiled"] == len(expected)
+    assert counts["/a.zip?"] < sum(MEMBERS.values()) // 10
