@@ -27,6 +27,8 @@ from .settings import Settings as Settings
 def _offload_after_request(response: Response) -> Response:
     # Offload (issue 5) for download responses built by hand; views decide
     # their own, and every other response is returned untouched.
+    if getattr(response, "_offload_decided", True):
+        return response  # not a download response, or one a view decided
     settings = get_settings()
     if settings.accel is None and not settings.accel_rules:
         return response  # rules may name their own backend

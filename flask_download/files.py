@@ -181,7 +181,12 @@ def stat_etag(st: os.stat_result) -> str:
     every file of a reproducible build has the same one) the change time,
     which no one can set back, stands in for it.
     """
-    if _utc(st.st_mtime) is None:
+    return _stat_etag(st, _utc(st.st_mtime))
+
+
+def _stat_etag(st: os.stat_result, modified: datetime.datetime | None) -> str:
+    # stat_etag, with the mtime already converted by _utc.
+    if modified is None:
         return f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
     return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
 
@@ -237,8 +242,8 @@ class PathFile(DownloadFile):
         self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name
         self.size = st.st_size
-        self.modified_time = _utc(st.st_mtime)
-        self.etag = stat_etag(st)
+        self.modified_time = modified = _utc(st.st_mtime)
+        self.etag = _stat_etag(st, modified)
 
     def open(self) -> t.IO[bytes]:
         """A stream of the file, from its start.
