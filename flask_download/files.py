@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 import typing as t
 
 from .conditional import as_utc
@@ -236,8 +237,8 @@ class PathFile(DownloadFile):
             self.real_path = opened.path
         else:
             opened = open_path(path)
-        self._fd = opened.fd
-        st = opened.stat
+        self._fd = _hold(opened.fd)
+        st = self._stat = opened.stat
         self.path = opened.path
         self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name
@@ -257,6 +258,8 @@ class PathFile(DownloadFile):
         fd, self._fd = self._fd, None
         if fd is None:
             fd = self._open_again()
+        else:
+            _release()
         try:
             raw = io.FileIO(fd, "rb", closefd=True)
         except BaseException:
@@ -295,6 +298,7 @@ class PathFile(DownloadFile):
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
+            _release()
             os.close(fd)
 
     def __del__(self) -> None:
@@ -302,8 +306,38 @@ class PathFile(DownloadFile):
         # release the descriptor rather than leak it.
         fd, self._fd = self._fd, None
         if fd is not None:
-            with contextlib.suppress(OSError):
+            # Also at interpreter exit, when module globals may be gone.
+            with contextlib.suppress(Exception):
                 os.close(fd)
+            with contextlib.suppress(Exception):
+                _release()
+
+
+#: Most descriptors that :class:`PathFile` wrappers hold open between their
+#: creation and their body. A request holds one; an archive of thousands of
+#: members would hold thousands and run out. Past this many, a new wrapper
+#: closes its descriptor after ``fstat`` and opens the file again for its
+#: body, confined the same way and checked to be the same, unchanged file.
+MAX_HELD_DESCRIPTORS = 256
+
+_held = 0
+_held_lock = threading.Lock()
+
+
+def _hold(fd: int) -> int | None:
+    global _held
+    with _held_lock:
+        if _held < MAX_HELD_DESCRIPTORS:
+            _held += 1
+            return fd
+    os.close(fd)
+    return None
+
+
+def _release() -> None:
+    global _held
+    with _held_lock:
+        _held -= 1
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:

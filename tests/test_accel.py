@@ -76,6 +76,7 @@ class CountingFile(PathFile):
 
     def close(self) -> None:
         type(self).closed += 1
+        super().close()  # PathFile holds a descriptor (issue #11)
 
 
 class CountingView(PathDownloadView):
