@@ -158,13 +158,15 @@ def read_slice(
         yield data
 
 
+@functools.lru_cache(maxsize=1024)
 def _utc(timestamp: float) -> datetime.datetime | None:
     """An mtime as an aware UTC datetime, or ``None`` when it tells nothing.
 
     0 and negative mtimes (reproducible builds, archives extracted without
     times, clock errors) and those out of :class:`~datetime.datetime`'s
     range (year 10000, ``±1e13`` s) give ``None``: no ``Last-Modified``
-    rather than a wrong one or a 500.
+    rather than a wrong one or a 500. Cached: the same mtime gives the same
+    (immutable) datetime, whose HTTP-date is cached in turn.
     """
     if not timestamp > 0:  # also NaN
         return None

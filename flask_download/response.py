@@ -496,7 +496,8 @@ class DownloadResponse(Response):
                 for header, start, stop in parts:
                     self._segments += [header, (start, stop)]
                 self._segments.append(closing)
-        items.append(("Content-Type", content_type))
+        # First: Werkzeug looks for it by name before anything else.
+        items.insert(0, ("Content-Type", content_type))
         super().__init__(
             status=status,
             headers=_checked_headers(items),

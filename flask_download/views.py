@@ -201,14 +201,18 @@ class DownloadMixin:
         :class:`~flask_download.AccelResponse` for the web server instead.
         """
         file = kwargs.pop("file", None) or self.file
-        kwargs.setdefault("attachment", self.attachment)
-        kwargs.setdefault("basename", self.get_basename())
-        kwargs.setdefault("mimetype", self.get_mimetype())
-        kwargs.setdefault("encoding", self.get_encoding())
-        kwargs.setdefault("charset", self.get_charset())
-        kwargs.setdefault("chunk_size", self._setting("chunk_size"))
-        kwargs.setdefault("cache_control", self.get_cache_control())
-        kwargs.setdefault("content_security_policy", self.content_security_policy)
+        options = {
+            "attachment": self.attachment,
+            "basename": self.get_basename(),
+            "mimetype": self.get_mimetype(),
+            "encoding": self.get_encoding(),
+            "charset": self.get_charset(),
+            "chunk_size": self._setting("chunk_size"),
+            "cache_control": self.get_cache_control(),
+            "content_security_policy": self.content_security_policy,
+        }
+        options.update(kwargs)  # the caller's keywords win
+        kwargs = options
         offload = self._find_offload(file)
         if offload is not None:
             # The web server answers Range itself, from the request's header.
