@@ -121,7 +121,10 @@ class FlaskDownload:
             check_root(settings.root, "DOWNLOAD_ROOT")
         self._settings[app] = settings
         app.extensions["download"] = self
-        app.after_request(_offload_after_request)
+        if settings.accel is not None or settings.accel_rules:
+            # Without offload configured the hook would do nothing on every
+            # request (the settings are fixed here).
+            app.after_request(_offload_after_request)
 
     def settings(self, app: Flask | None = None) -> Settings:
         """The validated settings of ``app`` (default: the current application).
