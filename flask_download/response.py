@@ -702,11 +702,16 @@ class NotModifiedResponse(Response):
         headers: Headers | cabc.Mapping[str, str] | None = None,
         **kwargs: t.Any,
     ) -> None:
-        if isinstance(headers, cabc.Mapping) and not isinstance(headers, Headers):
-            # The validators of DownloadMixin.not_modified_response: checked
-            # in one pass (_checked_headers), not one header at a time.
-            headers = _checked_headers(list(headers.items()))
-        super().__init__(response, status, headers, **kwargs)
+        if not isinstance(headers, cabc.Mapping) or kwargs:
+            super().__init__(response, status, headers, **kwargs)
+            return
+        # The validators of DownloadMixin.not_modified_response: checked in
+        # one pass (_checked_headers), not one header at a time. Werkzeug
+        # looks for a Content-Type first, and a missing header costs it an
+        # exception: a placeholder is found at once, then dropped.
+        checked = _checked_headers([("Content-Type", ""), *headers.items()])
+        super().__init__(response, status, checked)
+        del checked[0]
 
     def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
         if self.status_code == 304 and not self.response:
