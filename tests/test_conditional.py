@@ -428,16 +428,7 @@ def test_non_matching_etag_flood_is_not_parsed(monkeypatch: pytest.MonkeyPatch) 
 )
 def test_single_if_none_match_tag(header: str, etag: str, expected: int | None) -> None:
     """Issue 16: the one-tag fast path agrees with the list parser."""
-    decision = evaluate_preconditions(
-        method="GET",
-        if_match=None,
-        if_none_match=header,
-        if_modified_since=None,
-        if_unmodified_since=None,
-        etag=etag,
-        last_modified=None,
-    )
-    assert decision == expected
+    assert evaluate(if_none_match=header, etag=etag) == expected
 
 
 @pytest.mark.parametrize(
@@ -451,13 +442,4 @@ def test_single_if_none_match_tag(header: str, etag: str, expected: int | None) 
 )
 def test_single_if_match_tag(header: str, etag: str, expected: int | None) -> None:
     """Issue 16: the one-tag fast path of If-Match is a strong comparison."""
-    decision = evaluate_preconditions(
-        method="GET",
-        if_match=header,
-        if_none_match=None,
-        if_modified_since=None,
-        if_unmodified_since=None,
-        etag=etag,
-        last_modified=None,
-    )
-    assert decision == expected
+    assert evaluate(if_match=header, etag=etag) == expected
