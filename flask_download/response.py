@@ -698,7 +698,7 @@ class NotModifiedResponse(Response):
     def __init__(
         self,
         response: t.Any = None,
-        status: int | str | None = 304,
+        status: int | str | None = None,
         headers: Headers | cabc.Mapping[str, str] | None = None,
         **kwargs: t.Any,
     ) -> None:
