@@ -197,3 +197,12 @@ def test_secret_key_is_random_and_kept(tmp_path: pathlib.Path) -> None:
         app.config["SECRET_KEY"]
         == (pathlib.Path(app.instance_path) / "secret_key").read_text().strip()
     )
+
+
+def test_bidi_controls_are_dropped_from_uploaded_names(live: LiveServer) -> None:
+    cookie = _session(live)
+    name = "invoice\u202efdp.exe"
+    assert _upload(live, cookie, name, b"MZ").status == 302
+    page = _get(live, "/", cookie).body.decode()
+    assert "\u202e" not in page
+    assert "invoicefdp.exe" in page
