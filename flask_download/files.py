@@ -134,7 +134,7 @@ def read_slice(
     start: int = 0,
     stop: int | None = None,
     unchanged: cabc.Callable[[], bool] | None = None,
-) -> cabc.Iterator[bytes]:
+) -> cabc.Generator[bytes, None, int]:
     """Yield the bytes ``[start, stop)`` of an open stream, seeking to ``start``.
 
     Reads only what is sent: a range near the end of a large file costs one
@@ -143,6 +143,9 @@ def read_slice(
     :param unchanged: called after each read; when it returns ``False`` the
         source changed under the reader and the body ends before that chunk
         (a short body the client detects, never two versions mixed).
+    :return: (the generator's return value, seen by ``yield from``) how
+        many bytes of the span were not yielded because the stream ended
+        or changed early; 0 when the span was complete or had no ``stop``.
     """
     if start:
         handle.seek(start)
@@ -152,10 +155,11 @@ def read_slice(
         if not data or (unchanged is not None and not unchanged()):
             # The file shrank or changed since its size was read: end the
             # body early rather than pad it or mix versions.
-            return
+            return max(remaining, 0)
         if remaining > 0:
             remaining -= len(data)
         yield data
+    return 0
 
 
 @functools.lru_cache(maxsize=1024)

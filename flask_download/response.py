@@ -26,6 +26,7 @@ from .files import DownloadFile
 from .files import read_slice
 
 if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIEnvironment
 
 #: Media types of compressed files, sent for attachments whose compression
@@ -378,6 +379,27 @@ def _checked_headers(items: list[tuple[str, str]]) -> Headers:
 _HEADERS_HAVE_LIST = isinstance(getattr(Headers(), "_list", None), list)
 
 
+def close_connection(start_response: t.Any) -> None:
+    """Have the server close the connection once this response is sent.
+
+    Called when a body ends before the bytes its ``Content-Length``
+    announced (a file shrank, a stream or an upstream broke off): a server
+    that kept the connection open would let the client read the next
+    response on it as the rest of this body. gunicorn does not compare the
+    body with ``Content-Length``, so it is told through its ``Response``
+    (the object whose ``start_response`` the application got), before it
+    decides on keep-alive. Werkzeug's development server answers
+    ``Connection: close`` to every request; waitress closes by itself when
+    a body is short. Behind middleware that wraps ``start_response``, the
+    server cannot be reached and this does nothing.
+    """
+    server = getattr(start_response, "__self__", None)
+    if type(server).__module__ == "gunicorn.http.wsgi":
+        force_close = getattr(server, "force_close", None)
+        if force_close is not None:
+            force_close()
+
+
 class DownloadResponse(Response):
     """A response that sends a :class:`~flask_download.DownloadFile`.
 
@@ -410,6 +432,8 @@ class DownloadResponse(Response):
     # one by reading the body (that would use up an iterator).
     automatically_set_content_length = False
     _offload_decided: bool = False  # set by accel.apply_offload: decided once
+    # The server's start_response, to close the connection after a short body.
+    _start_response: t.Any = None
 
     def __init__(
         self,
@@ -508,6 +532,18 @@ class DownloadResponse(Response):
 
     # -- body ---------------------------------------------------------------
 
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        # Kept to reach the server if the body ends short (_cut_short).
+        self._start_response = start_response
+        return super().__call__(environ, start_response)
+
+    def _cut_short(self) -> None:
+        """The body ended before its ``Content-Length``: see that the
+        connection closes after it (:func:`close_connection`)."""
+        close_connection(self._start_response)
+
     def _wants_body(self, environ: WSGIEnvironment) -> bool:
         return bool(self._segments) and environ.get("REQUEST_METHOD") != "HEAD"
 
@@ -579,7 +615,7 @@ class DownloadResponse(Response):
                 if whole or environ.get("SERVER_SOFTWARE", "").startswith(_CLAMPING)
                 else _FileSpan
             )
-            filelike: t.Any = cls(handle, length - start, self.close)
+            filelike: t.Any = cls(handle, start, length, self.close, self._cut_short)
             if delivery is not None:
                 # Count what the server reads (this turns sendfile off).
                 filelike = delivery.reader(filelike, length - start)
@@ -590,24 +626,46 @@ class DownloadResponse(Response):
         return ClosingIterator(body, self.close)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
-        handle = self._handle
-        if handle is None:
-            # A stream without open(): its own chunks, whole. A subclass
-            # yielding str gets it encoded with the charset the response
-            # announces: no str may reach the server.
-            for chunk in self.file.chunks(self.chunk_size):
-                if isinstance(chunk, str):
-                    charset = self.mimetype_params.get("charset")
-                    chunk = chunk.encode(charset or self.file.charset or "utf-8")
-                yield chunk
-            return
-        unchanged = self.file.unchanged_check(handle)
-        for segment in self._segments:
-            if isinstance(segment, bytes):
-                yield segment
+        # A body that ends before its Content-Length (the file shrank or
+        # changed, a stream or upstream ended or failed early) must not
+        # leave the connection open: see _cut_short.
+        missing = 0
+        try:
+            handle = self._handle
+            if handle is None:
+                # A stream without open(): its own chunks, whole. A subclass
+                # yielding str gets it encoded with the charset the response
+                # announces: no str may reach the server.
+                sent = 0
+                for chunk in self.file.chunks(self.chunk_size):
+                    if isinstance(chunk, str):
+                        charset = self.mimetype_params.get("charset")
+                        chunk = chunk.encode(charset or self.file.charset or "utf-8")
+                    sent += len(chunk)
+                    yield chunk
+                expected = self.content_length
+                if expected is not None:
+                    missing = expected - sent
             else:
-                start, stop = segment
-                yield from read_slice(handle, self.chunk_size, start, stop, unchanged)
+                unchanged = self.file.unchanged_check(handle)
+                chunk_size = self.chunk_size
+                for segment in self._segments:
+                    if isinstance(segment, bytes):
+                        yield segment
+                    else:
+                        start, stop = segment
+                        missing = yield from read_slice(
+                            handle, chunk_size, start, stop, unchanged
+                        )
+                        if missing:
+                            break  # no more parts after a short one
+        except BaseException:
+            # Failed mid-body, or closed early (GeneratorExit: the client
+            # hung up): whatever was sent is short.
+            self._cut_short()
+            raise
+        if missing > 0:
+            self._cut_short()
 
     def iter_encoded(self) -> cabc.Iterator[bytes]:
         # For code that reads the response directly (``response.get_data()``
@@ -728,18 +786,28 @@ class NotModifiedResponse(Response):
 
 
 class _FileSpan:
-    """The next ``length`` bytes of an open file, for ``wsgi.file_wrapper``.
+    """The bytes ``[start, stop)`` of an open file positioned at ``start``,
+    for ``wsgi.file_wrapper``.
 
     Servers read it with ``read()``; closing it (the server closes its
-    wrapper, which closes this) closes the file and the response.
+    wrapper, which closes this) closes the file and the response. A span
+    closed before its end was sent calls ``on_short`` first, so that the
+    server closes the connection instead of keeping a desynchronised one.
     """
 
     def __init__(
-        self, handle: t.IO[bytes], length: int, on_close: cabc.Callable[[], None]
+        self,
+        handle: t.IO[bytes],
+        start: int,
+        stop: int,
+        on_close: cabc.Callable[[], None],
+        on_short: cabc.Callable[[], None],
     ) -> None:
         self._handle = handle
-        self._remaining = length
+        self._stop = stop
+        self._remaining = stop - start
         self._on_close = on_close
+        self._on_short = on_short
 
     def read(self, size: int = -1) -> bytes:
         if self._remaining <= 0:
@@ -750,9 +818,18 @@ class _FileSpan:
         self._remaining -= len(data)
         return data
 
+    def _ended_short(self) -> bool:
+        # Read in chunks: the server stopped before the end (the file
+        # ended early, or the client hung up and nothing more can be sent).
+        return True
+
     def close(self) -> None:
         try:
-            self._handle.close()
+            try:
+                if self._remaining > 0 and self._ended_short():
+                    self._on_short()
+            finally:
+                self._handle.close()
         finally:
             self._on_close()
 
@@ -771,6 +848,15 @@ class _SendfileSpan(_FileSpan):
 
     def tell(self) -> int:
         return self._handle.tell()
+
+    def _ended_short(self) -> bool:
+        # The server may have sent the span with sendfile, which stops at
+        # the end of the file without a word and reads nothing through
+        # this object: a file now shorter than the span's end was cut short.
+        try:
+            return os.fstat(self._handle.fileno()).st_size < self._stop
+        except (OSError, ValueError):
+            return True
 
 
 # Servers whose file_wrapper sends from the file's current position and never

@@ -41,7 +41,6 @@ from ._reader import member_chunks
 from ._reader import Truncated
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger("flask_download")
@@ -395,15 +394,6 @@ class ArchiveResponse(DownloadResponse):
     sendfile: bool = True
     _socket: t.Any = None
     _written: cabc.Callable[[int], bool] | None = None
-    _start_response: t.Any = None
-
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> cabc.Iterable[bytes]:
-        # Kept to tell whether the server itself iterates the body: only
-        # then do bytes written to its socket land where they belong.
-        self._start_response = start_response
-        return super().__call__(environ, start_response)
 
     def get_app_iter(self, environ: WSGIEnvironment) -> cabc.Iterable[bytes]:
         file = self.file
@@ -413,6 +403,9 @@ class ArchiveResponse(DownloadResponse):
             and file.seekable
             and self._segments == [(0, file.size)]
         ):
+            # The start_response kept by DownloadResponse tells whether the
+            # server itself iterates the body: only then do bytes written
+            # to its socket land where they belong.
             self._socket, self._written = server_writes(environ, self._start_response)
         return super().get_app_iter(environ)
 
@@ -446,15 +439,6 @@ class ArchiveResponse(DownloadResponse):
         self._direct += sent
         if self._delivery is not None:
             self._delivery.bytes_sent += sent
-
-    def _cut_short(self) -> None:
-        # A member vanished or shrank: the body is shorter than its
-        # Content-Length. A server that keeps the connection open would let
-        # the client read the next response as the rest of this body;
-        # gunicorn is told to close it (Werkzeug's server always does).
-        server: t.Any = getattr(self._start_response, "__self__", None)
-        if type(server).__module__ == "gunicorn.http.wsgi":
-            server.force_close()
 
 
 class ZipDownloadView(DownloadView):
