@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import typing as t
 import uuid
 
@@ -27,6 +28,7 @@ from conftest import wait_for_port
 from flask import Flask
 
 from flask_download import DownloadFile
+from flask_download import HTTPDownloadView
 from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import VirtualFile
@@ -84,7 +86,19 @@ def make_keepalive_app(root: str) -> Flask:
         def get_file(self) -> DownloadFile:
             return VirtualFile(failing_chunks(), name="v.bin", size=SIZE)
 
+    class BrokenUpstream(HTTPDownloadView):
+        """Relays an upstream that sends KEPT of the SIZE bytes it announced."""
+
+        allowed_hosts = ("127.0.0.1",)
+        timeout = 5.0
+
+        def get_url(self) -> str:
+            return f"http://127.0.0.1:{self.kwargs['port']}/"
+
     app.add_url_rule("/shrink", view_func=Shrinking.as_view("shrink"))
+    app.add_url_rule(
+        "/upstream/<int:port>", view_func=BrokenUpstream.as_view("upstream")
+    )
     app.add_url_rule("/short", view_func=ShortStream.as_view("short"))
     app.add_url_rule("/failing", view_func=FailingStream.as_view("failing"))
     app.add_url_rule("/ok", view_func=PathDownloadView.as_view("ok", path="ok.bin"))
@@ -104,6 +118,45 @@ def keepalive_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("keepalive")
     (root / "ok.bin").write_bytes(bytes(range(256)) * 40)
     return root
+
+
+@pytest.fixture(scope="module")
+def broken_upstream() -> cabc.Iterator[int]:
+    """An upstream on 127.0.0.1 that announces SIZE bytes, sends KEPT and
+    closes; its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    head += data
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
+                    b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                    % SIZE
+                    + b"u" * KEPT
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
 
 
 def _gunicorn(root: pathlib.Path, worker: str, app_dir: pathlib.Path) -> t.Any:
@@ -204,6 +257,15 @@ CASES = [
 ]
 
 
+def _check_cut_short(received: bytes, status: int) -> None:
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+    match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    assert match is not None, head
+    assert len(body) < int(match.group(1))  # cut short, never padded...
+    assert STATUS_LINE.search(body) is None  # ...and nothing after it
+
+
 @pytest.mark.parametrize(("target", "range_header", "status"), CASES)
 def test_a_short_body_closes_the_connection(
     server_port: tuple[str, int], target: str, range_header: str, status: int
@@ -211,13 +273,15 @@ def test_a_short_body_closes_the_connection(
     """The short body is the last thing on the connection: the pipelined
     second response is never glued to it."""
     _, port = server_port
-    received = _pipelined(port, target, range_header)
-    head, _, body = received.partition(b"\r\n\r\n")
-    assert head.startswith(f"HTTP/1.1 {status}".encode()), head
-    match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-    assert match is not None, head
-    assert len(body) < int(match.group(1))  # cut short, never padded...
-    assert STATUS_LINE.search(body) is None  # ...and nothing after it
+    _check_cut_short(_pipelined(port, target, range_header), status)
+
+
+def test_an_upstream_that_broke_off_closes_the_connection(
+    server_port: tuple[str, int], broken_upstream: int
+) -> None:
+    """An ``HTTPDownloadView`` whose upstream sent less than it announced."""
+    _, port = server_port
+    _check_cut_short(_pipelined(port, f"/upstream/{broken_upstream}"), 200)
 
 
 def test_a_complete_body_keeps_the_connection(
