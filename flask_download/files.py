@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import threading
+import time
 import typing as t
 
 from .conditional import as_utc
@@ -293,7 +294,15 @@ class PathFile(DownloadFile):
             # announced bytes: send them. One that shrank, or was rewritten
             # in place at the same size, would mix versions: stop.
             st = os.fstat(fd)
-            return st.st_size > size or st.st_mtime_ns == mtime_ns
+            if st.st_size > size or st.st_mtime_ns == mtime_ns:
+                return True
+            if st.st_size < size:
+                return False
+            # Same size, new mtime: a rewrite in place, or an append caught
+            # between the kernel stamping the write and extending the file
+            # (the mtime is updated first). Look once more before stopping.
+            time.sleep(0.001)
+            return os.fstat(fd).st_size > size
 
         return unchanged
 
