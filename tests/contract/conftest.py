@@ -1,0 +1,61 @@
+"""Fixtures for the contract tests: public names only, real servers."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import http.client
+import threading
+import typing as t
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler
+
+
+class _Quiet(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: t.Any) -> None:
+        pass
+
+
+class Live:
+    """A Werkzeug threaded server running ``app`` on 127.0.0.1."""
+
+    def __init__(self, app: t.Any) -> None:
+        self.server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=_Quiet
+        )
+        self.port: int = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            body = response.read()
+            return response.status, response.headers, body
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def serve() -> cabc.Iterator[cabc.Callable[[t.Any], Live]]:
+    """Start real servers for the test; all are stopped at its end."""
+    started: list[Live] = []
+
+    def start(app: t.Any) -> Live:
+        live = Live(app)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
