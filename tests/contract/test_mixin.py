@@ -348,5 +348,3 @@ def test_render_to_response_is_the_entry_point(app: Flask) -> None:
     app.add_url_rule("/r", view_func=Wrapped.as_view("r"))
     with app.test_client().get("/r") as rv:
         assert rv.headers["X-Rendered"] == "1"
-
-
