@@ -305,9 +305,8 @@ def test_client_headers_never_influence_offload(
     app = app_factory()
     app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
     with app.test_client().get("/f/hello.txt", headers=headers) as rv:
-        assert not any(
-            h.lower().startswith(("x-accel", "x-sendfile")) for h in rv.headers
-        )
+        names = [name.lower() for name, _ in rv.headers.items()]
+        assert not [n for n in names if n.startswith(("x-accel", "x-sendfile"))]
         assert rv.data == b"Hello, world!\n"
     off = _offload_app(app_factory, download_root)
     with off.test_client().get("/f/hello.txt", headers=headers) as rv:
