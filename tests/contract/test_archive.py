@@ -1,0 +1,312 @@
+"""DESIGN §8: streaming ZIP archives."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import datetime
+import io
+import pathlib
+import subprocess
+import typing as t
+import zipfile
+
+import pytest
+from flask import Flask
+
+from flask_download import ArchiveFile
+from flask_download import DownloadFile
+from flask_download import FileNotFound
+from flask_download import PathFile
+from flask_download import VirtualFile
+from flask_download import ZipDownloadView
+
+from .conftest import Live
+
+UTC = datetime.timezone.utc
+WHEN = datetime.datetime(2021, 6, 7, 8, 9, 10, tzinfo=UTC)
+
+
+def _zip_view(
+    app: Flask,
+    members: t.Callable[[], cabc.Iterable[t.Any]],
+    rule: str = "/z",
+    **attrs: t.Any,
+) -> t.Any:
+    class View(ZipDownloadView):
+        def get_members(self) -> cabc.Iterable[t.Any]:
+            return members()
+
+    app.add_url_rule(rule, view_func=View.as_view(rule.strip("/") or "z", **attrs))
+    return app.test_client()
+
+
+def _members(root: pathlib.Path) -> list[t.Any]:
+    return [
+        PathFile(root / "hello.txt"),
+        ("docs/data.bin", PathFile(root / "data.bin")),
+        ("virtual.txt", VirtualFile(b"virtual", modified_time=WHEN)),
+        PathFile(root / "été.txt"),
+    ]
+
+
+def test_stored_archive_headers_and_content(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    client = _zip_view(app, lambda: _members(download_root))
+    with client.get("/z") as rv:
+        assert rv.status_code == 200
+        assert rv.mimetype == "application/zip"
+        assert (
+            rv.headers["Content-Disposition"] == 'attachment; filename="download.zip"'
+        )
+        assert int(rv.headers["Content-Length"]) == len(rv.data)
+        assert rv.headers["ETag"].startswith('"')
+        assert rv.headers["Accept-Ranges"] == "bytes"
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == [
+            "hello.txt",
+            "docs/data.bin",
+            "virtual.txt",
+            "été.txt",
+        ]
+        assert archive.read("docs/data.bin") == bytes(range(256)) * 4
+        info = archive.getinfo("été.txt")
+        assert info.flag_bits & 0x800
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in archive.infolist())
+        assert archive.getinfo("virtual.txt").date_time == (2021, 6, 7, 8, 9, 10)
+
+
+def test_last_modified_newest_member(app: Flask) -> None:
+    newer = WHEN + datetime.timedelta(days=3)
+    client = _zip_view(
+        app,
+        lambda: [
+            ("a", VirtualFile(b"a", modified_time=WHEN)),
+            ("b", VirtualFile(b"b", modified_time=newer)),
+        ],
+    )
+    with client.get("/z") as rv:
+        assert rv.headers["Last-Modified"] == "Thu, 10 Jun 2021 08:09:10 GMT"
+
+
+def test_etag_changes_with_members(app: Flask) -> None:
+    content = {"a": b"one"}
+    client = _zip_view(app, lambda: [("a", VirtualFile(content["a"]))])
+    with client.get("/z") as rv:
+        first = rv.headers["ETag"]
+    content["a"] = b"two"
+    with client.get("/z") as rv:
+        second = rv.headers["ETag"]
+    with client.get("/z", headers={"If-None-Match": second}) as rv:
+        assert rv.status_code == 304
+    assert first != second
+
+
+def test_archive_ranges(app: Flask, download_root: pathlib.Path) -> None:
+    client = _zip_view(app, lambda: _members(download_root))
+    with client.get("/z") as rv:
+        whole = rv.data
+        etag = rv.headers["ETag"]
+    for start, stop in [(0, 10), (100, 700), (len(whole) - 30, len(whole))]:
+        header = {"Range": f"bytes={start}-{stop - 1}", "If-Range": etag}
+        with client.get("/z", headers=header) as rv:
+            assert rv.status_code == 206
+            assert rv.data == whole[start:stop]
+    with client.get("/z", headers={"Range": "bytes=0-1,50-60"}) as rv:
+        assert rv.status_code == 206
+        assert rv.mimetype == "multipart/byteranges"
+
+
+def test_crc_from_wrapper_skips_reading(app: Flask) -> None:
+    reads: list[str] = []
+
+    class Counted(VirtualFile):
+        def chunks(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            reads.append(self.name or "")
+            return super().chunks(*args, **kwargs)
+
+    import zlib
+
+    big = b"x" * 200_000
+    small = b"tail"
+    first = Counted(big, name="big.bin")
+    first.crc32 = zlib.crc32(big)  # type: ignore[misc]
+    client = _zip_view(app, lambda: [first, Counted(small, name="small.bin")])
+    with client.get("/z") as rv:
+        size = int(rv.headers["Content-Length"])
+        whole = rv.data
+    reads.clear()
+    with client.get("/z", headers={"Range": f"bytes={size - 40}-"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[size - 40 :]
+    # The central directory needs small.bin's CRC (read it) but never big.bin's.
+    assert "big.bin" not in reads
+
+
+def test_compressed_archive(app: Flask, download_root: pathlib.Path) -> None:
+    class View(ZipDownloadView):
+        def get_file(self) -> DownloadFile:
+            return ArchiveFile(_members(download_root), compress=True)
+
+    app.add_url_rule("/c", view_func=View.as_view("c"))
+    with app.test_client().get("/c", headers={"Range": "bytes=0-9"}) as rv:
+        assert rv.status_code == 200
+        assert "Content-Length" not in rv.headers
+        assert rv.headers.get("Accept-Ranges") in (None, "none")
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("hello.txt") == b"Hello, world!\n"
+        assert archive.getinfo("docs/data.bin").compress_type == zipfile.ZIP_DEFLATED
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("../../etc/passwd", "etc/passwd"),
+        ("/abs/x.txt", "abs/x.txt"),
+        ("C:\\win\\x.txt", "win/x.txt"),
+        ("a\\b.txt", "a/b.txt"),
+        ("a/./b//c.txt", "a/b/c.txt"),
+        ("bad\x00\r\nname.txt", "badname.txt"),
+    ],
+)
+def test_names_made_safe(app: Flask, given: str, expected: str) -> None:
+    client = _zip_view(app, lambda: [(given, VirtualFile(b"x"))])
+    with client.get("/z") as rv:
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        (name,) = archive.namelist()
+    assert name == expected
+    assert ".." not in name.split("/")
+    assert not name.startswith("/")
+
+
+def test_duplicate_names_numbered(app: Flask) -> None:
+    client = _zip_view(
+        app,
+        lambda: [
+            ("r.txt", VirtualFile(b"1")),
+            ("r.txt", VirtualFile(b"2")),
+            ("r.txt", VirtualFile(b"3")),
+        ],
+    )
+    with client.get("/z") as rv:
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == ["r.txt", "r (2).txt", "r (3).txt"]
+        assert archive.read("r (3).txt") == b"3"
+
+
+def test_empty_archive_valid(app: Flask) -> None:
+    client = _zip_view(app, list)
+    with client.get("/z") as rv:
+        assert rv.status_code == 200
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == []
+
+
+def test_get_members_file_not_found_404(app: Flask) -> None:
+    def missing() -> list[t.Any]:
+        raise FileNotFound("no such folder")
+
+    client = _zip_view(app, missing)
+    with client.get("/z") as rv:
+        assert rv.status_code == 404
+
+
+def test_missing_member_404(app: Flask, download_root: pathlib.Path) -> None:
+    client = _zip_view(app, lambda: [PathFile(download_root / "none.txt")])
+    with client.get("/z") as rv:
+        assert rv.status_code == 404
+
+
+def test_basename_override(app: Flask) -> None:
+    client = _zip_view(app, lambda: [("a", VirtualFile(b"a"))], basename="mine.zip")
+    with client.get("/z") as rv:
+        assert 'filename="mine.zip"' in rv.headers["Content-Disposition"]
+
+
+class _Zeros(io.RawIOBase):
+    """A seekable stream of ``size`` zero bytes that records reads."""
+
+    def __init__(self, size: int, reads: list[int]) -> None:
+        self._size = size
+        self._pos = 0
+        self._reads = reads
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: t.Any) -> int:
+        count = max(0, min(len(buffer), self._size - self._pos))
+        buffer[:count] = bytes(count)
+        self._pos += count
+        self._reads.append(count)
+        return count
+
+
+class _Huge(DownloadFile):
+    """5 GiB of zeros that records what is read."""
+
+    size = 5 * 1024**3
+    seekable = True
+    crc32 = 0x12345678
+    modified_time = WHEN
+    etag = "huge-v1"
+
+    def __init__(self) -> None:
+        self.name = "huge.bin"
+        self.reads: list[int] = []
+
+    def open(self) -> t.IO[bytes]:
+        return io.BufferedReader(_Zeros(self.size, self.reads))
+
+
+def test_zip64_and_tail_range_reads_no_member(app: Flask) -> None:
+    huge = _Huge()
+    client = _zip_view(app, lambda: [huge, ("small.txt", VirtualFile(b"small"))])
+    with client.head("/z") as rv:
+        size = int(rv.headers["Content-Length"])
+    assert size > huge.size
+    with client.get("/z", headers={"Range": "bytes=-400"}) as rv:
+        assert rv.status_code == 206
+        tail = rv.data
+    assert len(tail) == 400
+    # Zip64 end of central directory record and locator, then the classic end.
+    assert b"PK\x06\x06" in tail
+    assert b"PK\x06\x07" in tail
+    assert tail.rfind(b"PK\x05\x06") > tail.rfind(b"PK\x06\x07")
+    # Only the member bytes inside the range were read, not its 5 GiB.
+    assert sum(huge.reads) <= 400
+
+
+def test_unzip_extracts_on_real_server(
+    app: Flask,
+    serve: t.Callable[[t.Any], Live],
+    download_root: pathlib.Path,
+    tmp_path: pathlib.Path,
+) -> None:
+    _zip_view(app, lambda: _members(download_root))
+    status, headers, body = serve(app).get("/z")
+    assert status == 200
+    assert len(body) == int(headers["Content-Length"])
+    target = tmp_path / "out.zip"
+    target.write_bytes(body)
+    done = subprocess.run(
+        ["unzip", "-t", str(target)], capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
