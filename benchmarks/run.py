@@ -66,12 +66,22 @@ REVALIDATE = "304 revalidation (If-None-Match)"
 WORKLOADS = {BIG: "MB/s", SMALL: "req/s", RANGE: "req/s", REVALIDATE: "req/s"}
 
 NGINX = "nginx static"
+WSGI = "bare WSGI callable (the server's ceiling)"
+CEILING = "Flask ceiling: minimal hand-written view (not something to ship)"
 SEND_FILE = "Flask send_from_directory"
 DJANGO = "django-downloadview PathDownloadView"
 FD_PATH = "Flask-Download PathDownloadView"
 FD_VIRTUAL = "Flask-Download VirtualDownloadView (bytes)"
-FD_OBJECT = "Flask-Download ObjectDownloadView (SQLite row)"
+FD_OBJECT = "Flask-Download ObjectDownloadView by id (SQLite row)"
+FD_OBJECT_SLUG = "Flask-Download ObjectDownloadView by slug (SQLite row)"
+FD_SEND = "Flask-Download send_download (function view)"
+FD_GTHREAD = "Flask-Download PathDownloadView, gunicorn gthread (keep-alive)"
 FD_ACCEL = "Flask-Download + nginx X-Accel-Redirect"
+#: gunicorn's worker options per contender kind (the default: sync x2).
+SYNC = ["--workers=2", "--worker-class=sync"]
+#: Threads with keep-alive: wrk's 16 connections stay open between requests
+#: (sync workers close each connection after one response).
+GTHREAD = ["--workers=2", "--worker-class=gthread", "--threads=8", "--keep-alive=5"]
 
 
 def say(message: str) -> None:
@@ -280,14 +290,15 @@ def _gunicorn_has_control_socket() -> bool:
 _CONTROL_SOCKET: bool | None = None
 
 
-def start_gunicorn(run_dir: str, port: int, app: str, data_dir: str) -> Server:
+def start_gunicorn(
+    run_dir: str, port: int, app: str, data_dir: str, workers: list[str] | None = None
+) -> Server:
     log = os.path.join(run_dir, f"gunicorn-{port}.log")
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
-        "--workers=2",
-        "--worker-class=sync",
+        *(workers or SYNC),
         f"--bind=127.0.0.1:{port}",
         f"--pythonpath={APPS},{REPO}",
         "--log-level=warning",
@@ -460,6 +471,8 @@ class Contender:
     skip: str | None = None
     #: Why some workloads do not apply.
     not_applicable: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: gunicorn's worker options (``None``: sync x2).
+    workers: list[str] | None = None
     #: The ``server`` body of an ``nginx`` contender (``{data_dir}`` filled
     #: in); empty: nginx static, the whole data directory.
     nginx_body: str = ""
@@ -498,10 +511,29 @@ def contenders() -> list[Contender]:
     except ImportError as e:
         django_skip = f"Django or django-downloadview is not installed ({e})"
     virtual_na = "bytes held in memory: the 4 KiB content only"
+    send_skip = None
+    try:
+        importlib.import_module("flask_download").send_download  # noqa: B018
+    except AttributeError:
+        send_skip = "flask_download.send_download does not exist yet"
     return [
         Contender(NGINX, "nginx", f"/{SMALL_NAME}", f"/{BIG_NAME}"),
         # Right after nginx static, so that both see the same machine load.
         *edge_contenders(),
+        Contender(
+            WSGI,
+            "gunicorn",
+            f"/files/{SMALL_NAME}",
+            f"/files/{BIG_NAME}",
+            app="ceiling_app:create_wsgi()",
+        ),
+        Contender(
+            CEILING,
+            "gunicorn",
+            f"/files/{SMALL_NAME}",
+            f"/files/{BIG_NAME}",
+            app="ceiling_app:create_app()",
+        ),
         Contender(
             SEND_FILE,
             "gunicorn",
@@ -525,6 +557,22 @@ def contenders() -> list[Contender]:
             app="flask_download_app:create_app('path')",
         ),
         Contender(
+            FD_GTHREAD,
+            "gunicorn",
+            f"/files/{SMALL_NAME}",
+            f"/files/{BIG_NAME}",
+            app="flask_download_app:create_app('path')",
+            workers=GTHREAD,
+        ),
+        Contender(
+            FD_SEND,
+            "gunicorn",
+            f"/send/{SMALL_NAME}",
+            f"/send/{BIG_NAME}",
+            app="flask_download_app:create_app('send_download')",
+            skip=send_skip,
+        ),
+        Contender(
             FD_VIRTUAL,
             "gunicorn",
             "/virtual",
@@ -537,6 +585,14 @@ def contenders() -> list[Contender]:
             "gunicorn",
             "/object/2",
             "/object/1",
+            app="flask_download_app:create_app('object')",
+            skip=fd_app.unavailable("object"),
+        ),
+        Contender(
+            FD_OBJECT_SLUG,
+            "gunicorn",
+            f"/object/by-slug/{SMALL_NAME}",
+            f"/object/by-slug/{BIG_NAME}",
             app="flask_download_app:create_app('object')",
             skip=fd_app.unavailable("object"),
         ),
@@ -627,7 +683,9 @@ class Runner:
             server = start_nginx(self.run_dir, port, body)
             started = [(server, port)]
         elif contender.kind == "gunicorn":
-            server = start_gunicorn(self.run_dir, port, contender.app, self.data_dir)
+            server = start_gunicorn(
+                self.run_dir, port, contender.app, self.data_dir, contender.workers
+            )
             started = [(server, port)]
         else:
             # Offload: nginx proxies to the app, which answers with
@@ -949,7 +1007,27 @@ def targets(outcomes: dict[str, Outcome]) -> list[Target]:
             factor,
         )
 
+    def against(
+        contender: str, reference: str, short: str, workload: str, factor: float
+    ) -> Target:
+        return make(
+            f"{contender} {workload}: >= {factor:g}x {short}",
+            quotient(value(contender, workload), value(reference, workload)),
+            quotient(cpu(reference, workload), cpu(contender, workload)),
+            factor,
+        )
+
+    # Issue 16: the path view at the Flask ceiling, the object view close to
+    # the path view.
     found = [
+        against(FD_PATH, CEILING, "the Flask ceiling", SMALL, 0.9),
+        against(FD_PATH, CEILING, "the Flask ceiling", REVALIDATE, 1.0),
+        against(FD_PATH, CEILING, "the Flask ceiling", RANGE, 0.95),
+    ]
+    for contender in (FD_OBJECT, FD_OBJECT_SLUG):
+        for workload in (SMALL, REVALIDATE):
+            found.append(against(contender, FD_PATH, "PathDownloadView", workload, 0.8))
+    found += [
         versus(BIG, 0.95),
         versus(SMALL, 1.2),
         versus(RANGE, 200),
@@ -982,6 +1060,10 @@ def targets(outcomes: dict[str, Outcome]) -> list[Target]:
     return found
 
 
+def _cpu(cell: Cell | None) -> float | None:
+    return cell.cpu_per_request if cell is not None and cell.value else None
+
+
 def render(
     outcomes: dict[str, Outcome],
     skipped: dict[str, str],
@@ -999,25 +1081,34 @@ def render(
         f"- Load: `wrk -t{options.threads} -c{options.connections}"
         f" -d{options.duration:g}s` after a {options.warmup:g} s warm-up;"
         " one `curl` for the 1 GiB file. Python contenders run under gunicorn,"
-        " sync workers x2; nginx with 2 workers; everything on 127.0.0.1.",
+        " sync workers x2 (the gthread row: 2 workers x 8 threads, keep-alive);"
+        " nginx with 2 workers; everything on 127.0.0.1.",
         f"- Run time: {elapsed:.0f} s. Load average (1 min) at the start"
         f" {options.load_start}, at the end {_loadavg()}: other processes on"
         " the machine lower every req/s figure.",
         "",
     ]
-    nginx = outcomes.get(NGINX)
-    send = outcomes.get(SEND_FILE)
+    ceiling = outcomes.get(CEILING)
+    path = outcomes.get(FD_PATH)
+    lines += [
+        "Each figure is also given as a ratio to the Flask ceiling (a minimal"
+        " hand-written Flask view, not something to ship) and to"
+        " `PathDownloadView` under gunicorn sync, measured in the same run."
+        " CPU ratios are the reference's worker CPU per request divided by"
+        " this contender's (above 1: cheaper than the reference).",
+        "",
+    ]
     for workload, unit in WORKLOADS.items():
         cpu_unit = "CPU s per GiB" if workload == BIG else "CPU µs per request"
         lines += [
             f"## {workload} ({unit})",
             "",
-            f"| contender | {unit} | x nginx | x send_file | {cpu_unit}"
-            " | send_file CPU / this | notes |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            f"| contender | {unit} | x ceiling | x Path | {cpu_unit}"
+            " | CPU: ceiling / this | CPU: Path / this | notes |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
-        ref_nginx = nginx.cells.get(workload) if nginx else None
-        ref_send = send.cells.get(workload) if send else None
+        ref_ceiling = ceiling.cells.get(workload) if ceiling else None
+        ref_path = path.cells.get(workload) if path else None
         for name, outcome in outcomes.items():
             cell = outcome.cells.get(workload, Cell(None, "not measured"))
             figure = "—" if cell.value is None else number(cell.value)
@@ -1027,13 +1118,14 @@ def render(
             if cell.cpu_per_request is not None and cell.value is not None:
                 scale = 1 if workload == BIG else 1e6
                 cpu = number(cell.cpu_per_request * scale)
-            send_cpu = ref_send.cpu_per_request if ref_send else None
+            mine = cell.cpu_per_request if cell.value else None
             lines.append(
                 f"| {name} | {figure}"
-                f" | {ratio(cell.value, ref_nginx.value if ref_nginx else None)}"
-                f" | {ratio(cell.value, ref_send.value if ref_send else None)}"
+                f" | {ratio(cell.value, ref_ceiling.value if ref_ceiling else None)}"
+                f" | {ratio(cell.value, ref_path.value if ref_path else None)}"
                 f" | {cpu}"
-                f" | {ratio(send_cpu, cell.cpu_per_request if cell.value else None)}"
+                f" | {ratio(_cpu(ref_ceiling), mine)}"
+                f" | {ratio(_cpu(ref_path), mine)}"
                 f" | {cell.note} |"
             )
         lines.append("")
@@ -1083,11 +1175,11 @@ def render(
         lines += [f"- {name}: {reason}." for name, reason in skipped.items()]
         lines.append("")
     lines += [
-        "## Targets (Flask-Download PathDownloadView)",
+        "## Targets",
         "",
         "The ratio of req/s decides; the same ratio from worker CPU time per"
-        " request (inverted: send_file's CPU / ours) is shown because it is far"
-        " less disturbed by other load on the machine.",
+        " request (inverted: the reference's CPU / the contender's) is shown"
+        " because it is far less disturbed by other load on the machine.",
         "",
         "| target | req/s ratio | result | CPU ratio | result by CPU |",
         "|---|---:|---|---:|---|",
@@ -1184,7 +1276,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             say(f"measuring {contender.name}")
             try:
-                if contender.name == FD_OBJECT:
+                if contender.name in (FD_OBJECT, FD_OBJECT_SLUG):
                     fd_app = importlib.import_module("flask_download_app")
                     fd_app.init_database(data_dir)
                 outcomes[contender.name] = Runner(options, data_dir, run_dir).measure(

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
+from flask_download import send_download
 
 pytest.importorskip("pytest_benchmark", reason="needs 'pip install pytest-benchmark'")
 
@@ -29,7 +30,11 @@ BIG_SIZE = 16 << 20
 RANGE = (BIG_SIZE - (128 << 10), BIG_SIZE - (64 << 10) - 1)
 
 #: URL prefix of each contender.
-CONTENDERS = {"send_file": "/send", "flask_download": "/fd"}
+CONTENDERS = {
+    "send_file": "/send",
+    "flask_download": "/fd",
+    "send_download": "/sd",
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +54,12 @@ def client(
         return send_from_directory(root, name)
 
     app.add_url_rule("/fd/<path:path>", view_func=PathDownloadView.as_view("fd"))
+
+    @app.get("/sd/<path:name>")
+    def sd(name: str) -> t.Any:
+        # The function view: the same engine as PathDownloadView.
+        return send_download(name, root=root)
+
     yield app.test_client()
 
 

@@ -9,12 +9,15 @@ import typing as t
 import sqlalchemy as sa
 import sqlalchemy.orm as orm
 from flask import Blueprint
+from flask import current_app
 from flask import render_template_string
+from flask import Response
 from flask import url_for
 
 from flask_download import DownloadFile
 from flask_download import ObjectDownloadView
 from flask_download import PathDownloadView
+from flask_download import send_download
 from flask_download import VirtualDownloadView
 from flask_download import VirtualFile
 
@@ -55,6 +58,7 @@ def index() -> str:
         ("Text made in Python (VirtualDownloadView)", url_for(".hello")),
         ("A generated CSV report", url_for(".report")),
         ("A large generated file (64 MiB, streamed)", url_for(".large")),
+        ("A function view (send_download)", url_for(".note", name="readme.txt")),
     ]
     documents = [
         (
@@ -87,6 +91,19 @@ bp.add_url_rule(
         "hello", content="Hello from Flask-Download!\n", basename="hello.txt"
     ),
 )
+
+
+@bp.get("/notes/<path:name>")
+def note(name: str) -> Response:
+    """A function view: ``send_download`` is ``send_file`` on the views' engine.
+
+    ``root=`` confines the client's ``name`` to the directory, as
+    ``send_from_directory`` does (and as ``PathDownloadView`` does for its
+    URL paths).
+    """
+    return send_download(
+        name, root=current_app.config["DOWNLOAD_ROOT"], attachment=False
+    )
 
 
 class ReportView(VirtualDownloadView):

@@ -108,7 +108,7 @@ class AccelRule:
     destination_url: str | None = None
     destination_dir: str | None = None
     buffering: bool | None = None
-    limit_rate: int | None = None
+    limit_rate: int | str | None = None
     expires: int | str | datetime.datetime | datetime.timedelta | None = None
     charset: str | None = None
     backend: str | None = None
@@ -256,9 +256,12 @@ class AccelRule:
         if not isinstance(url, str):
             return None
         url = normalize_url(url)
-        if not url.startswith(self.source_url + "/"):
+        prefix = self.source_url
+        if not prefix.endswith("://"):
+            prefix += "/"  # a whole store ("memory://") has no path to end
+        if not url.startswith(prefix):
             return None
-        rest = url[len(self.source_url) + 1 :]
+        rest = url[len(prefix) :]
         try:
             if self.source_url.lower().startswith(("http://", "https://")):
                 if "?" in rest or "#" in rest:

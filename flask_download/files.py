@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 import typing as t
 
 from .conditional import as_utc
@@ -73,6 +74,9 @@ class DownloadFile:
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False
+    # Text encoded as it is streamed (VirtualFile): the response may still
+    # choose its charset, and sets ``charset`` when the view gives one.
+    _streams_text: bool = False
 
     def open(self) -> t.IO[bytes]:
         """Open the content as a binary stream positioned at its start.
@@ -228,8 +232,8 @@ class PathFile(DownloadFile):
             self.real_path = opened.path
         else:
             opened = open_path(path)
-        self._fd = opened.fd
-        st = opened.stat
+        self._fd = _hold(opened.fd)
+        st = self._stat = opened.stat
         self.path = opened.path
         self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name
@@ -249,6 +253,8 @@ class PathFile(DownloadFile):
         fd, self._fd = self._fd, None
         if fd is None:
             fd = self._open_again()
+        else:
+            _release()
         try:
             raw = io.FileIO(fd, "rb", closefd=True)
         except BaseException:
@@ -287,6 +293,7 @@ class PathFile(DownloadFile):
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
+            _release()
             os.close(fd)
 
     def __del__(self) -> None:
@@ -294,8 +301,38 @@ class PathFile(DownloadFile):
         # release the descriptor rather than leak it.
         fd, self._fd = self._fd, None
         if fd is not None:
-            with contextlib.suppress(OSError):
+            # Also at interpreter exit, when module globals may be gone.
+            with contextlib.suppress(Exception):
                 os.close(fd)
+            with contextlib.suppress(Exception):
+                _release()
+
+
+#: Most descriptors that :class:`PathFile` wrappers hold open between their
+#: creation and their body. A request holds one; an archive of thousands of
+#: members would hold thousands and run out. Past this many, a new wrapper
+#: closes its descriptor after ``fstat`` and opens the file again for its
+#: body, confined the same way and checked to be the same, unchanged file.
+MAX_HELD_DESCRIPTORS = 256
+
+_held = 0
+_held_lock = threading.Lock()
+
+
+def _hold(fd: int) -> int | None:
+    global _held
+    with _held_lock:
+        if _held < MAX_HELD_DESCRIPTORS:
+            _held += 1
+            return fd
+    os.close(fd)
+    return None
+
+
+def _release() -> None:
+    global _held
+    with _held_lock:
+        _held -= 1
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -305,11 +342,13 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 class VirtualFile(DownloadFile):
     """Content made in Python.
 
-    Text is sent as bytes encoded with ``charset``: a ``str``, an
-    :class:`io.StringIO` (read from its current position), a text-mode
-    file, and ``str`` chunks of an iterator. ``Content-Length`` counts
-    those bytes, and the wrapper's :attr:`charset` names the encoding, so a
-    ``text/*`` response announces the charset its bytes are in.
+    Text is sent as bytes: a ``str`` or an :class:`io.StringIO` (read from
+    its current position) is encoded with ``charset`` when the wrapper is
+    made, so ``Content-Length`` counts bytes and a ``text/*`` response
+    announces that charset, whatever the view says. A text-mode file and
+    ``str`` chunks of an iterator are encoded as they are streamed, with
+    ``charset`` if given, else the charset the response announces (the
+    view's ``charset``, else UTF-8).
 
     :param content: ``str``, ``bytes``, a binary or text file-like object,
         or an iterator of ``bytes`` / ``str`` chunks. ``str``, ``bytes`` and
@@ -373,10 +412,11 @@ class VirtualFile(DownloadFile):
             return
         self.etag = etag
         if isinstance(content, io.TextIOBase):
-            # A text-mode file: encoded as it is read. Its size in bytes is
+            # A text-mode file: encoded as it is read, with the charset the
+            # response announces unless one was given. Its size in bytes is
             # unknown (newline translation, the file's own encoding).
-            self._mark_text()
             self._text_stream = t.cast(t.IO[str], content)
+            self._streams_text = True
             self.size = size
             return
         if hasattr(content, "read"):
@@ -391,6 +431,7 @@ class VirtualFile(DownloadFile):
             self.size = size
             return
         self._iterable = content
+        self._streams_text = True
         self.size = size
 
     def _mark_text(self) -> None:
@@ -430,11 +471,11 @@ class VirtualFile(DownloadFile):
         elif self._text_stream is not None:
             yield from _encode_chunks(
                 iter(functools.partial(self._text_stream.read, chunk_size), ""),
-                self._encoding,
+                self.charset or "utf-8",
             )
         else:
             assert self._iterable is not None
-            yield from _encode_chunks(self._iterable, self._encoding)
+            yield from _encode_chunks(self._iterable, self.charset or "utf-8")
 
     def close(self) -> None:
         target: object = self._stream if self._stream is not None else self._iterable

@@ -6,12 +6,16 @@ SQLAlchemy is imported when a view is used, not when this module is, so that
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import datetime
 import difflib
+import inspect
 import os
 import re
+import types
 import typing as t
 import uuid
+import weakref
 
 from flask import current_app
 
@@ -28,11 +32,17 @@ if t.TYPE_CHECKING:
     from flask.typing import RouteCallable
 
 
+_SQLALCHEMY: tuple[t.Any, t.Any] | None = None
+
+
 def _import_sqlalchemy() -> tuple[t.Any, t.Any]:
-    return (
-        require("sqlalchemy", "sqlalchemy", "Model downloads"),
-        require("sqlalchemy.orm", "sqlalchemy", "Model downloads"),
-    )
+    global _SQLALCHEMY
+    if _SQLALCHEMY is None:  # once: import_module costs microseconds per call
+        _SQLALCHEMY = (
+            require("sqlalchemy", "sqlalchemy", "Model downloads"),
+            require("sqlalchemy.orm", "sqlalchemy", "Model downloads"),
+        )
+    return _SQLALCHEMY
 
 
 # A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()
@@ -110,8 +120,18 @@ class ObjectDownloadView(DownloadView):
     root: str | os.PathLike[str] | None = None
     #: An fsspec filesystem or URL string keys live in instead of :attr:`root`.
     storage: t.Any = None
+    #: What :meth:`get_object` loads for a request: ``False``, a row of the
+    #: fields the download needs (the fastest); ``True``, the mapped
+    #: instance. ``None`` (the default) chooses the row unless the class
+    #: overrides a method that may read other attributes of :attr:`object`
+    #: (anything but :meth:`get_query`, :meth:`get_session`,
+    #: :meth:`get_model` and :meth:`release_session`) or a field is not a
+    #: plain column (a Python property, a relationship).
+    load_instance: bool | None = None
 
-    #: The row of the current request, once :meth:`get_object` found it.
+    #: The row of the current request, once :meth:`get_object` found it: the
+    #: mapped instance, or an object holding just the download's fields as
+    #: attributes (see :attr:`load_instance`).
     object: t.Any
 
     # -- configuration checks -------------------------------------------------
@@ -220,52 +240,123 @@ class ObjectDownloadView(DownloadView):
 
         Filters :meth:`get_query` by the primary key in
         ``kwargs[pk_url_kwarg]`` and/or the slug in ``kwargs[slug_url_kwarg]``.
-        The attributes the download needs are loaded by the same query even
-        if they are deferred.
+        The statement is built once per view class and model, with bound
+        parameters for the key, and reused by every request (a
+        :meth:`get_query` override is called for each request, its result
+        narrowed the same way).
+
+        While :meth:`get_file` serves a request, what comes back is a row
+        holding only the fields the download needs (:attr:`file_field`,
+        :attr:`basename_field`...), each under its attribute name, unless
+        :attr:`load_instance` asks for the mapped instance (see there).
+        Called directly, it returns the mapped instance. Either way, fields
+        the download needs are loaded by the same query even if they are
+        deferred.
 
         :raises FileNotFound: no such row (also for ids the database cannot
             hold, such as 2**63 and up or non-integers for integer keys).
         :raises ConfigurationError: the URL has neither variable.
         """
-        sa_, orm_ = _import_sqlalchemy()
-        model = self.get_model()
         session = getattr(self, "_session", None) or self.get_session()
-        query = self.get_query()
         pk = self.kwargs.get(self.pk_url_kwarg)
         slug = self.kwargs.get(self.slug_url_kwarg)
         if pk is None and slug is None:
             raise self._lookup_error()
-        mapper = sa_.inspect(model)
+        lookup = self._lookup(session, pk is not None, slug is not None)
+        params: dict[str, t.Any] = {}
         if pk is not None:
-            columns = mapper.primary_key
-            if len(columns) != 1:
-                raise ConfigurationError(
-                    f"{model.__name__} has a composite primary key: override"
-                    f" '{type(self).__name__}.get_object'."
-                )
-            column = columns[0]
-            bind = session.get_bind(mapper=mapper)
-            query = query.where(column == _coerce_pk(pk, column, bind.dialect.name))
+            params[_PK] = _coerce_pk(pk, lookup.pk_column, session, lookup.mapper)
         if slug is not None:
             if not isinstance(slug, str) or "\x00" in slug:
-                raise FileNotFound(f"No {model.__name__} with slug {slug!r}.")
-            column = getattr(model, self.slug_field, None)
-            if column is None:
-                raise ConfigurationError(
-                    _field_message(type(self), model, "slug_field", self.slug_field)
+                raise FileNotFound(f"No {lookup.model.__name__} with slug {slug!r}.")
+            params[_SLUG] = slug
+        statement = lookup.statement
+        if statement is None:
+            # get_query() is overridden: narrow its statement for this request.
+            query = self.get_query()
+            if lookup.row_class is not None and bool(
+                getattr(query, "_with_options", None)
+            ):
+                # Loader options (joinedload...) need the entity in the SELECT.
+                lookup = self._lookup(session, pk is not None, slug is not None, False)
+            statement = lookup.narrow(query)
+        if lookup.core and _may_bypass(session):
+            # A plain Core SELECT and a session with no transaction yet: read
+            # on a connection of our own, back in the pool right after.
+            bind = session.get_bind(mapper=lookup.mapper)
+            if isinstance(bind, lookup.engine_class):
+                with bind.connect() as connection:
+                    found = connection.execute(statement, params).first()
+                return self._row(lookup, found)
+        lazy = self.__dict__.pop("_lazy_session", None)
+        if lazy is not None:
+            # get_file deferred making the session: the lookup needs it now.
+            session = self._session = lazy()
+        result = session.execute(statement, params)
+        if lookup.row_class is None:
+            row = result.scalars().first()
+            if row is None:
+                raise FileNotFound(
+                    f"No {lookup.model.__name__} matches {self.kwargs!r}."
                 )
-            query = query.where(column == slug)
-        # Load deferred columns the response reads in this same SELECT.
-        loaded = {prop.key for prop in mapper.column_attrs}
-        wanted = [name for name in self._fields() if name in loaded]
-        if wanted:
-            query = query.options(
-                *(orm_.undefer(getattr(model, name)) for name in wanted)
+            return row
+        return self._row(lookup, result.first())
+
+    def _row(self, lookup: _Lookup, found: t.Any) -> t.Any:
+        if found is None:
+            raise FileNotFound(f"No {lookup.model.__name__} matches {self.kwargs!r}.")
+        assert lookup.row_class is not None
+        return lookup.row_class(zip(lookup.names, found, strict=True))
+
+    def _lookup(
+        self, session: t.Any, by_pk: bool, by_slug: bool, rows: bool | None = None
+    ) -> _Lookup:
+        """The statement of this view's lookups, made once and cached."""
+        model = self.get_model()
+        fields = tuple(self._fields())
+        custom_query = (
+            "get_query" in self.__dict__
+            or type(self).get_query is not ObjectDownloadView.get_query
+        )
+        if rows is None:
+            # Rows only while get_file serves the request: code calling
+            # get_object itself gets the mapped instance, as it always did.
+            rows = "_session" in self.__dict__ and self._loads_rows()
+        # Session events may rewrite ORM statements (global criteria, such as
+        # a tenant filter): then the statement stays an ORM one. A scoped
+        # session (get_object called outside get_file) cannot tell: ORM too.
+        dispatch = getattr(session, "dispatch", None)
+        orm_events = dispatch is None or bool(dispatch.do_orm_execute)
+        key = (
+            model,
+            fields,
+            by_pk,
+            by_slug,
+            self.slug_field,
+            custom_query,
+            rows,
+            orm_events,
+        )
+        cache = _LOOKUPS.get(type(self))
+        if cache is None:
+            cache = _LOOKUPS[type(self)] = {}
+        lookup = cache.get(key)
+        if lookup is None:
+            lookup = cache[key] = _Lookup.build(
+                self, model, fields, by_pk, by_slug, custom_query, rows, orm_events
             )
-        row = session.execute(query.limit(1)).scalars().first()
-        if row is None:
-            raise FileNotFound(f"No {model.__name__} matches {self.kwargs!r}.")
-        return row
+        return lookup
+
+    def _loads_rows(self) -> bool:
+        """Whether a row of the fields suffices (no overridden method may
+        read other attributes of :attr:`object`)."""
+        if self.load_instance is not None:
+            return not self.load_instance
+        overridden = _overridden(type(self))
+        if self.__dict__:
+            # as_view(name, get_basename=...) sets methods per instance too.
+            overridden = overridden or not _readers().keys().isdisjoint(self.__dict__)
+        return not overridden
 
     def _fields(self) -> list[str]:
         names = [
@@ -289,18 +380,35 @@ class ObjectDownloadView(DownloadView):
         :raises FileNotFound: no row, a NULL column, or a missing file.
         """
         _, orm_ = _import_sqlalchemy()
-        owned = isinstance(self.session, orm_.sessionmaker)
-        session = self.session() if owned else self.get_session()
-        if isinstance(session, orm_.scoped_session):
-            # The Session of this thread (or greenlet, or app context).
-            session = session()
+        source = self.get_session()
+        owned = isinstance(source, orm_.sessionmaker)
+        # A session this request does not have yet is made only if the lookup
+        # needs one: a plain SELECT on a pooled connection does not.
+        lazy: t.Any = None
+        rows = self._loads_rows()
+        if owned:
+            lazy = source
+        elif isinstance(source, orm_.scoped_session):
+            if source.registry.has() or not rows:
+                # The Session of this thread (or greenlet, or app context).
+                source = source()
+            else:
+                lazy = source
+        if lazy is not None and rows:
+            session = _probe(lazy)
+            self._lazy_session = lazy
+        else:
+            session = lazy() if lazy is not None else source
         self._session = session
         began = not session.in_transaction()
         try:
             self.object = self.get_object()
             return self.file_from_object(self.object)
         finally:
-            if owned:
+            session = self._session
+            if self.__dict__.pop("_lazy_session", None) is not None:
+                pass  # no session was made: nothing to give back
+            elif owned:
                 # Our own session: close it, the row was read already.
                 session.close()
             else:
@@ -453,7 +561,7 @@ def _mapped_names(model: type[t.Any]) -> list[str]:
     return names
 
 
-def _coerce_pk(value: t.Any, column: t.Any, dialect: str) -> t.Any:
+def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.Any:
     """Convert a URL value to the primary key's type, or raise FileNotFound."""
     import sqlalchemy as sa_
 
@@ -466,9 +574,12 @@ def _coerce_pk(value: t.Any, column: t.Any, dialect: str) -> t.Any:
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise FileNotFound(f"{value!r} is not an integer id.")
+        if -(2**31) <= value < 2**31:
+            return value  # fits every integer column
         # SQLite and BIGINT hold 64-bit signed integers; INTEGER is 32-bit
         # elsewhere. A larger id is no row, not an overflow error (a 500).
         bits = 64
+        dialect = session.get_bind(mapper=mapper).dialect.name
         if dialect != "sqlite" and not isinstance(column.type, sa_.BigInteger):
             bits = 32
         if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
@@ -482,3 +593,219 @@ def _coerce_pk(value: t.Any, column: t.Any, dialect: str) -> t.Any:
     if isinstance(value, str) and "\x00" in value:
         raise FileNotFound("An id with NUL.")
     return value
+
+
+# -- the cached lookups ------------------------------------------------------
+
+# Names of the bound parameters of a lookup (unlikely to meet a user's own).
+_PK = "flask_download_pk"
+_SLUG = "flask_download_slug"
+
+#: Methods that never see the row: overriding them keeps the row fast path.
+_ROW_SAFE = frozenset(("get_query", "get_session", "get_model", "release_session"))
+
+
+def _methods(cls: type[t.Any]) -> dict[str, t.Any]:
+    found = {}
+    for name in dir(cls):
+        if name.startswith("__"):
+            continue
+        static = inspect.getattr_static(cls, name)
+        if isinstance(static, (types.FunctionType, classmethod, staticmethod)):
+            found[name] = static
+    return found
+
+
+_BASE_METHODS: dict[str, t.Any] | None = None
+#: Per view class: whether it overrides a method that may read the row.
+_OVERRIDDEN: weakref.WeakKeyDictionary[type[t.Any], bool] = weakref.WeakKeyDictionary()
+#: Per view class: its lookups, by what they depend on.
+_LOOKUPS: weakref.WeakKeyDictionary[type[t.Any], dict[t.Any, _Lookup]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _readers() -> dict[str, t.Any]:
+    global _BASE_METHODS
+    if _BASE_METHODS is None:
+        methods = _methods(ObjectDownloadView)
+        _BASE_METHODS = {k: v for k, v in methods.items() if k not in _ROW_SAFE}
+    return _BASE_METHODS
+
+
+def _overridden(cls: type[t.Any]) -> bool:
+    """Whether ``cls`` overrides a method that may read ``self.object``."""
+    found = _OVERRIDDEN.get(cls)
+    if found is None:
+        base = _readers()
+        found = _OVERRIDDEN[cls] = any(
+            inspect.getattr_static(cls, name) is not method
+            for name, method in base.items()
+        )
+    return found
+
+
+def _probe(lazy: t.Any) -> t.Any:
+    """A session of ``lazy``'s factory that never runs a statement.
+
+    Asked only for its listeners and binds while a request has no session
+    of its own; one per factory, kept on the factory (a session refers back
+    to it through Flask-SQLAlchemy's ``db``: a weak mapping would never let
+    either go).
+    """
+    factory = getattr(lazy, "session_factory", lazy)  # scoped_session or maker
+    probe = factory.__dict__.get("_flask_download_probe")
+    if probe is None:
+        probe = factory._flask_download_probe = factory()
+    return probe
+
+
+def _may_bypass(session: t.Any) -> bool:
+    """Whether a read-only Core ``SELECT`` may skip ``session``'s transaction.
+
+    Only when it has none yet (else the application's own work in it must be
+    seen) and nothing listens to its transactions or ORM statements (an
+    ``after_begin`` hook may set up the connection, say a row-level
+    security variable).
+    """
+    dispatch = session.dispatch
+    return not (
+        session.in_transaction()
+        or dispatch.after_begin
+        or dispatch.after_transaction_create
+        or dispatch.do_orm_execute
+    )
+
+
+class _Row:
+    """The download's fields of one row, as attributes (see ``load_instance``)."""
+
+    def __init__(self, values: cabc.Iterable[tuple[str, t.Any]]) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"<{type(self).__name__} {fields}>"
+
+
+class _Lookup:
+    """One view's lookup: its statement with bound parameters, made once."""
+
+    def __init__(
+        self,
+        model: type[t.Any],
+        mapper: t.Any,
+        pk_column: t.Any,
+        rows: type[_Row] | None,
+        columns: list[t.Any],
+        criteria: list[t.Any],
+        options: list[t.Any],
+        statement: t.Any,
+    ) -> None:
+        self.model = model
+        self.mapper = mapper
+        self.pk_column = pk_column
+        #: The class rows are returned as, or ``None`` for mapped instances.
+        self.row_class = rows
+        self.columns = columns
+        self.criteria = criteria
+        self.options = options
+        #: ``None`` when ``get_query`` is overridden (built per request).
+        self.statement = statement
+        #: Whether the statement is a Core one (no ORM compilation needed).
+        self.core = False
+        self.engine_class: type[t.Any] = type(None)
+        #: The fields, in the order of the row's columns.
+        self.names: list[str] = []
+
+    @classmethod
+    def build(
+        cls,
+        view: ObjectDownloadView,
+        model: type[t.Any],
+        fields: tuple[str, ...],
+        by_pk: bool,
+        by_slug: bool,
+        custom_query: bool,
+        rows: bool,
+        orm_events: bool,
+    ) -> _Lookup:
+        sa_, orm_ = _import_sqlalchemy()
+        mapper = sa_.inspect(model)
+        names = list(dict.fromkeys(fields))
+        props = {prop.key: prop for prop in mapper.column_attrs}
+        if rows and not all(
+            name in props and len(props[name].columns) == 1 for name in names
+        ):
+            rows = False  # a property, a relationship, a composite: the instance
+        table = mapper.local_table
+        # A plain table, no inheritance: its columns can be selected without
+        # the ORM (which would add what single-table inheritance needs, or
+        # join the tables of joined inheritance).
+        core = (
+            rows
+            and not custom_query
+            and not orm_events
+            and isinstance(table, sa_.Table)
+            and mapper.inherits is None
+            and mapper.persist_selectable is table
+            and all(props[name].columns[0].table is table for name in names)
+        )
+        criteria = []
+        pk_column = None
+        if by_pk:
+            keys = mapper.primary_key
+            if len(keys) != 1:
+                raise ConfigurationError(
+                    f"{model.__name__} has a composite primary key: override"
+                    f" '{type(view).__name__}.get_object'."
+                )
+            pk_column = keys[0]
+            criteria.append(pk_column == sa_.bindparam(_PK))
+        if by_slug:
+            slug = getattr(model, view.slug_field, None)
+            if slug is None:
+                raise ConfigurationError(
+                    _field_message(type(view), model, "slug_field", view.slug_field)
+                )
+            slug_prop = props.get(view.slug_field)
+            if core and slug_prop is not None and len(slug_prop.columns) == 1:
+                slug = slug_prop.columns[0]
+                core = slug.table is table
+            criteria.append(slug == sa_.bindparam(_SLUG))
+        columns: list[t.Any] = []
+        options: list[t.Any] = []
+        row_class = None
+        if rows:
+            row_class = type(model.__name__, (_Row,), {"__module__": __name__})
+            for name in names:
+                column = props[name].columns[0] if core else getattr(model, name)
+                columns.append(column.label(name))
+        else:
+            # Deferred columns the response reads, loaded in this same SELECT.
+            options = [
+                orm_.undefer(getattr(model, name))
+                for name in names
+                if name in props and props[name].deferred
+            ]
+        lookup = cls(
+            model, mapper, pk_column, row_class, columns, criteria, options, None
+        )
+        lookup.names = names
+        if core:
+            lookup.core = True
+            lookup.engine_class = sa_.engine.Engine
+        if not custom_query:
+            lookup.statement = lookup.narrow(
+                sa_.select(*columns) if rows else sa_.select(model)
+            )
+        return lookup
+
+    def narrow(self, query: t.Any) -> t.Any:
+        """``query`` (of the model) narrowed to this lookup's row and fields."""
+        if self.columns:
+            query = query.with_only_columns(*self.columns)
+        query = query.where(*self.criteria)
+        if self.options:
+            query = query.options(*self.options)
+        return query.limit(1)

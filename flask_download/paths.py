@@ -162,6 +162,8 @@ _DIR_FLAGS = (
     | getattr(os, "O_DIRECTORY", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
+_OPEN_FILE = _FILE_FLAGS | _NOFOLLOW
+_OPEN_DIR = _DIR_FLAGS | _NOFOLLOW
 #: Whether this platform can walk a path relative to directory descriptors
 #: (Linux, macOS, the BSDs). Elsewhere :func:`open_confined` checks the
 #: real path, then compares the opened file with it (best effort).
@@ -190,8 +192,8 @@ def _below(target: str, roots: tuple[str, ...]) -> list[str] | None:
     return None
 
 
-def _refuse(path: str, reason: str) -> t.NoReturn:
-    raise FileNotFound(f"Refused {path!r}: {reason}.")
+def _refuse(untrusted: str | cabc.Sequence[str], reason: str) -> t.NoReturn:
+    raise FileNotFound(f"Refused {_shown(untrusted)!r}: {reason}.")
 
 
 def open_confined(
@@ -219,52 +221,52 @@ def open_confined(
         split_relative(untrusted) if isinstance(untrusted, str) else list(untrusted)
     )
     roots = _roots(os.fspath(root))
-    shown = untrusted if isinstance(untrusted, str) else "/".join(untrusted)
     if not HAS_DIR_FD:  # pragma: no cover - Windows
-        return _open_checked(roots, segments, shown)
+        return _open_checked(roots, segments, _shown(untrusted))
     try:
         root_fd = os.open(roots[0], _DIR_FLAGS)
     except OSError as e:
-        _refuse(shown, f"the root cannot be opened ({e.strerror})")
+        _refuse(untrusted, f"the root cannot be opened ({e.strerror})")
     # The directories walked so far, the root first; names[i] is the name
     # of fds[i + 1] in fds[i].
     fds = [root_fd]
     names: list[str] = []
-    pending = segments[::-1]  # a stack: the next segment is last
+    segments.reverse()  # a stack: the next segment is last
     links = 0
     try:
-        while pending:
-            segment = pending.pop()
+        while segments:
+            segment = segments.pop()
             if segment in ("", "."):
                 continue
             if segment == "..":
-                # Only from a link's target: never above the root.
+                # Only from a link's target (or unchecked segments): never
+                # above the root.
                 if not names:
-                    _refuse(shown, "a link leads out of the root")
+                    _refuse(untrusted, "a link leads out of the root")
                 os.close(fds.pop())
                 names.pop()
                 continue
-            last = not pending
+            if os.sep in segment:
+                # One name per open: os.open would follow links in the
+                # other components of "a/b" (only from unchecked segments).
+                _refuse(untrusted, "a segment holds a separator")
+            last = not segments
             try:
-                fd = os.open(
-                    segment,
-                    (_FILE_FLAGS if last else _DIR_FLAGS) | _NOFOLLOW,
-                    dir_fd=fds[-1],
-                )
+                fd = os.open(segment, _OPEN_FILE if last else _OPEN_DIR, dir_fd=fds[-1])
             except OSError as e:
                 if e.errno not in _LINK_ERRNOS:
-                    _refuse(shown, e.strerror or "cannot open")
+                    _refuse(untrusted, e.strerror or "cannot open")
                 try:
                     target = os.readlink(segment, dir_fd=fds[-1])
                 except OSError:
-                    _refuse(shown, e.strerror or "not a directory")  # not a link
+                    _refuse(untrusted, e.strerror or "not a directory")  # no link
                 links += 1
                 if links > MAX_SYMLINKS:
-                    _refuse(shown, "too many levels of symbolic links")
+                    _refuse(untrusted, "too many levels of symbolic links")
                 if os.path.isabs(target):
                     below = _below(target, roots)
                     if below is None:
-                        _refuse(shown, "a link leads out of the root")
+                        _refuse(untrusted, "a link leads out of the root")
                     # Start again from the root.
                     while len(fds) > 1:
                         os.close(fds.pop())
@@ -272,21 +274,26 @@ def open_confined(
                     parts = below
                 else:
                     parts = target.split(os.sep)
-                pending.extend(reversed(parts))
+                segments.extend(reversed(parts))
                 continue
             if last:
-                return _regular(fd, os.path.join(roots[0], *names, segment), shown)
+                path = os.path.join(roots[0], *names, segment)
+                return _regular(fd, path, untrusted)
             fds.append(fd)
             names.append(segment)
-        _refuse(shown, "a directory")
-    except ValueError as e:  # NUL or an unencodable name in a link's target
-        raise FileNotFound(f"Refused {shown!r}: {e}.") from None
+        _refuse(untrusted, "a directory")
+    except ValueError as e:  # NUL, or a name the file system cannot encode
+        _refuse(untrusted, str(e))
     finally:
         for fd in fds:
             os.close(fd)
 
 
-def _regular(fd: int, path: str, shown: str) -> Opened:
+def _shown(untrusted: str | cabc.Sequence[str]) -> str:
+    return untrusted if isinstance(untrusted, str) else "/".join(untrusted)
+
+
+def _regular(fd: int, path: str, shown: str | cabc.Sequence[str]) -> Opened:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

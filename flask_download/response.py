@@ -404,6 +404,9 @@ class DownloadResponse(Response):
     ) -> None:
         self.file = file
         self.attachment = attachment
+        if charset is not None and file.charset is None and file._streams_text:
+            # Text streamed by the wrapper goes out in the announced charset.
+            file.charset = charset
         name, content_type, content_encoding, disposition = representation(
             file, basename, mimetype, encoding, charset, attachment
         )
@@ -500,6 +503,17 @@ class DownloadResponse(Response):
         headers = self.get_wsgi_headers(environ)
         return app_iter, self.status, headers.to_wsgi_list()
 
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        # Werkzeug's version copies the headers to fix Location and
+        # Content-Location and the length of 1xx, 204 and 304 answers. A
+        # download (200, 206, 404 or 416) has none of those unless an
+        # application added them: then, and only then, the copy is made.
+        if self.status_code in _PLAIN_STATUSES and not any(
+            key.lower() in _FIXED_HEADERS for key, _ in self.headers
+        ):
+            return self.headers
+        return super().get_wsgi_headers(environ)
+
     def get_app_iter(self, environ: WSGIEnvironment) -> cabc.Iterable[bytes]:
         if not self._wants_body(environ):
             self.close()
@@ -552,10 +566,12 @@ class DownloadResponse(Response):
         handle = self._handle
         if handle is None:
             # A stream without open(): its own chunks, whole. A subclass
-            # yielding str gets it encoded: no str may reach the server.
+            # yielding str gets it encoded with the charset the response
+            # announces: no str may reach the server.
             for chunk in self.file.chunks(self.chunk_size):
                 if isinstance(chunk, str):
-                    chunk = chunk.encode(self.file.charset or "utf-8")
+                    charset = self.mimetype_params.get("charset")
+                    chunk = chunk.encode(charset or self.file.charset or "utf-8")
                 yield chunk
             return
         unchanged = self.file.unchanged_check(handle)
@@ -612,6 +628,12 @@ class DownloadResponse(Response):
             and self.status_code in (200, 206)
             and any(name in self.headers for name in _signals.OFFLOAD_HEADERS)
         )
+
+
+# Statuses whose headers Werkzeug's get_wsgi_headers leaves as they are, and
+# the headers it rewrites for any status.
+_PLAIN_STATUSES = frozenset((200, 206, 404, 416))
+_FIXED_HEADERS = frozenset(("location", "content-location"))
 
 
 class NotModifiedResponse(Response):

@@ -25,7 +25,7 @@ from .edge import validate_nginx_secret
 from .exceptions import ConfigurationError
 from .files import DEFAULT_CHUNK_SIZE
 
-#: Every configuration key Flask-Download reads, with its default. The README
+#: Every configuration key Flask-Download reads, with its default. docs/config.rst
 #: documents each one; code and tests use these names.
 DEFAULTS: dict[str, t.Any] = {
     # Directory that ``PathDownloadView`` resolves relative and URL paths in.
@@ -38,7 +38,7 @@ DEFAULTS: dict[str, t.Any] = {
     "DOWNLOAD_CACHE_MAX_AGE": None,
     # Offload backend: ``None``, ``"nginx"``, ``"apache"`` or ``"lighttpd"``.
     "DOWNLOAD_ACCEL": None,
-    # Offload rules: a list of mappings (see the README).
+    # Offload rules: a list of mappings (see docs/offload.rst).
     "DOWNLOAD_ACCEL_RULES": (),
     # Host names ``HTTPDownloadView`` may fetch from; ``None`` allows any public host.
     "DOWNLOAD_HTTP_ALLOWED_HOSTS": None,

@@ -335,7 +335,21 @@ class StorageFile(DownloadFile):
         self.modified_time = file.modified_time
         self.etag = file.etag
         self.name = file.name if name is None else name
-        self.info = {"name": file.path, "size": file.size, "type": "file"}
+        # What LocalFileSystem.info() tells, from fstat of the open file.
+        st = file._stat
+        self.info = {
+            "name": file.path,
+            "size": st.st_size,
+            "type": "file",
+            "created": st.st_ctime,
+            "islink": False,
+            "mode": st.st_mode,
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+            "mtime": st.st_mtime,
+            "ino": st.st_ino,
+            "nlink": st.st_nlink,
+        }
         if not local:
             self.url = fs.unstrip_protocol(file.path)
         elif isinstance(key, ConfinedPath):
@@ -447,11 +461,14 @@ class _RangeReader(io.RawIOBase):
 class StorageDownloadView(DownloadView):
     """Serve a file of an fsspec filesystem (S3, memory, local disk...).
 
-    The file is :attr:`path` (a key relative to the storage prefix), or the
-    URL variable named by :attr:`path_url_kwarg` (``<path:path>``) confined
-    to the prefix: ``..``, absolute paths, backslashes and NUL give 404. A
-    missing key gives 404; a store that cannot be reached gives 503 (see
-    :class:`StorageUnavailable`) with a log line.
+    The file is :attr:`path` (a trusted key relative to the storage prefix,
+    or absolute), or the URL variable named by :attr:`path_url_kwarg`
+    (``<path:path>``) confined to the prefix: ``..`` (also once decoded
+    again, for stores that decode keys), absolute paths, backslashes and
+    control characters give 404, and on the local disk so do symbolic
+    links leading out of the prefix. A missing key gives 404; a store that
+    cannot be reached gives 503 (see :class:`StorageUnavailable`) with a
+    log line.
 
     With :attr:`redirect`, stores whose filesystem implements ``sign()``
     answer with a 302 to a URL valid :attr:`redirect_expires` seconds, so

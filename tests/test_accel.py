@@ -76,6 +76,7 @@ class CountingFile(PathFile):
 
     def close(self) -> None:
         type(self).closed += 1
+        super().close()  # PathFile holds a descriptor (issue #11)
 
 
 class CountingView(PathDownloadView):
@@ -1278,3 +1279,17 @@ def test_expires_takes_datetime_and_timedelta(value: t.Any, header: str) -> None
 def test_bad_expires_is_refused(value: t.Any) -> None:
     with pytest.raises(ConfigurationError, match="expires"):
         AccelRule(source_dir="/srv", destination_url="/p/", expires=value)
+
+
+@pytest.mark.parametrize("prefix", ["memory://", "memory:///", "MEMORY://"])
+def test_source_url_of_a_whole_store(prefix: str) -> None:
+    class Stored(DownloadFile):
+        pass
+
+    file = Stored()
+    file.url = "memory:///pub/a.txt"
+    rule = AccelRule(source_url=prefix, destination_url="/s/")
+    assert rule.relative_segments(file) == ["pub", "a.txt"]
+    other = Stored()
+    other.url = "s3://pub/a.txt"
+    assert rule.relative_segments(other) is None

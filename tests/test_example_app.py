@@ -60,6 +60,7 @@ def test_index_links_every_kind_of_download(example: Flask) -> None:
         "/documents/by-slug/readme",
         "/documents/3",
         "/dl/document/2",
+        "/notes/readme.txt",
     } <= urls
 
 
@@ -96,6 +97,7 @@ def test_every_link_on_the_index_downloads(example: Flask) -> None:
             b"Ces octets",
         ),
         ("/hello.txt", 'attachment; filename="hello.txt"', b"Hello from Flask"),
+        ("/notes/readme.txt", 'inline; filename="readme.txt"', b"Flask-Download"),
     ],
     ids=[
         "inline",
@@ -105,6 +107,7 @@ def test_every_link_on_the_index_downloads(example: Flask) -> None:
         "largebinary",
         "blueprint",
         "virtual",
+        "send_download",
     ],
 )
 def test_each_kind_answers_as_documented(

@@ -5,6 +5,8 @@ import datetime
 import io
 import os
 import pathlib
+import time
+import types
 import typing as t
 
 import pytest
@@ -513,6 +515,114 @@ def test_virtual_file_range_of_a_stream_positioned_mid_way() -> None:
     assert not stream.closed
 
 
+# -- odd modification times (issue #11) ----------------------------------------
+
+ODD_MTIMES = {
+    "zero": 0,
+    "negative": -86400,
+    "year-10000": 253402300800,
+    "plus-1e13": 10**13,
+    "minus-1e13": -(10**13),
+}
+
+
+def _set_mtime(
+    path: pathlib.Path, seconds: int, monkeypatch: pytest.MonkeyPatch | None = None
+) -> None:
+    """Give ``path`` that mtime; where the file system cannot store it, make
+    ``fstat`` report it (what a file from another system would show)."""
+    try:
+        os.utime(path, ns=(seconds * 10**9, seconds * 10**9))
+        stored = os.stat(path).st_mtime_ns == seconds * 10**9
+    except (OSError, OverflowError):
+        stored = False
+    if stored:
+        return
+    if monkeypatch is None:
+        pytest.skip(f"this file system cannot store mtime {seconds}")
+    target = os.stat(path)
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> t.Any:
+        st = real_fstat(fd)
+        if not os.path.samestat(st, target):
+            return st
+        fields = {name: getattr(st, name) for name in dir(st) if name.startswith("st_")}
+        fields.update(st_mtime=float(seconds), st_mtime_ns=seconds * 10**9)
+        return types.SimpleNamespace(**fields)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+
+
+@pytest.mark.parametrize("seconds", ODD_MTIMES.values(), ids=ODD_MTIMES.keys())
+def test_path_file_with_an_odd_mtime_has_no_modified_time(
+    tmp_path: pathlib.Path, seconds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "odd.bin"
+    path.write_bytes(b"odd")
+    _set_mtime(path, seconds, monkeypatch)
+    with PathFile(path) as file:
+        assert file.modified_time is None
+        # The ETag stands on the change time, which no one can set.
+        st = os.stat(path)
+        assert file.etag == f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+
+
+def test_path_file_etag_changes_with_content_when_mtime_is_pinned(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Reproducible builds pin every mtime to 0: the ETag must still change
+    when the file is rewritten in place at the same size."""
+    path = tmp_path / "build.bin"
+    path.write_bytes(b"build 1")
+    _set_mtime(path, 0)
+    with PathFile(path) as first:
+        etag = first.etag
+    time.sleep(0.01)  # a later change time (ns clocks; coarse ones tick too)
+    with open(path, "r+b") as f:
+        f.write(b"build 2")
+    _set_mtime(path, 0)
+    with PathFile(path) as second:
+        if os.stat(path).st_ctime_ns == int(etag.split("-")[0][1:], 16):
+            pytest.skip("the change time did not move (coarse clock)")
+        assert second.etag != etag
+
+
+def test_path_file_normal_mtime(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "normal.bin"
+    path.write_bytes(b"normal")
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    with PathFile(path) as file:
+        assert file.modified_time == datetime.datetime.fromtimestamp(1_700_000_000, UTC)
+        assert file.etag is not None and file.etag.startswith(
+            f"{1_700_000_000 * 10**9:x}-"
+        )
+
+
+@pytest.mark.parametrize("seconds", ODD_MTIMES.values(), ids=ODD_MTIMES.keys())
+def test_view_serves_a_file_with_an_odd_mtime_without_last_modified(
+    app: t.Any,
+    download_root: pathlib.Path,
+    seconds: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_download import PathDownloadView
+
+    _set_mtime(download_root / "hello.txt", seconds, monkeypatch)
+    app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("f"))
+    client = app.test_client()
+    with client.get("/files/hello.txt") as rv:
+        assert rv.status_code == 200
+        assert "Last-Modified" not in rv.headers
+        assert rv.headers["ETag"].startswith('"c')
+        etag = rv.headers["ETag"]
+    headers = {"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}
+    with client.get("/files/hello.txt", headers=headers) as rv:
+        assert rv.status_code == 200  # never "not modified since 1970"
+    with client.get("/files/hello.txt", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+
+
 # -- text sources (issue 13) ---------------------------------------------------
 
 
@@ -571,7 +681,7 @@ def test_text_mode_file_is_streamed_encoded(tmp_path: pathlib.Path) -> None:
         file = VirtualFile(handle, charset="latin-1")
         assert file.size is None
         assert not file.seekable
-        assert file.encoded_text
+        assert file.charset == "latin-1"
         data = b"".join(file.chunks(100))
         file.close()
         assert handle.closed

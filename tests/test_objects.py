@@ -615,3 +615,345 @@ def test_import_flask_download_works_without_sqlalchemy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "pip install 'Flask-Download[sqlalchemy]'" in result.stdout
+
+
+# -- per-request cost (issue 16) ---------------------------------------------
+
+
+class Article(Base):
+    """Single-table inheritance: an Article is a Document row of its kind."""
+
+    __tablename__ = "article"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    path: Mapped[str | None] = mapped_column(sa.String(200))
+    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "article"}
+
+
+class Note(Article):
+    __mapper_args__ = {"polymorphic_identity": "note"}
+
+
+def _route(
+    app: Flask, rule: str, view: type[ObjectDownloadView], **attrs: t.Any
+) -> None:
+    endpoint = f"ep{len(app.view_functions)}"
+    app.add_url_rule(rule, view_func=view.as_view(endpoint, **attrs))
+
+
+def test_lookup_statement_is_built_once_per_view(
+    db_app: Flask, db_client: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: the SELECT is made once, with bound parameters for the key."""
+    rows = [_add(db_app, path="hello.txt", slug=f"s{i}") for i in range(3)]
+
+    class Fresh(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+
+    _route(db_app, "/fresh/<int:id>", Fresh)
+    _route(db_app, "/fresh-slug/<slug>", Fresh)
+    built: list[tuple[t.Any, ...]] = []
+    select = sa.select
+
+    def counting_select(*entities: t.Any) -> t.Any:
+        built.append(entities)
+        return select(*entities)
+
+    monkeypatch.setattr(sa, "select", counting_select)
+    for row in rows:
+        with db_client.get(f"/fresh/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    for i in range(3):
+        with db_client.get(f"/fresh-slug/s{i}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    with db_client.get("/fresh/999") as rv:
+        assert rv.status_code == 404
+    # One statement for the id lookups, one for the slug lookups.
+    assert len(built) == 2
+
+
+def test_object_is_a_row_of_the_download_fields(db_app: Flask) -> None:
+    """Issue 16: no mapped instance is loaded when the fields suffice."""
+    row = _add(db_app, path="hello.txt", filename="a.txt", owner="bob")
+    seen: list[t.Any] = []
+
+    class Recording(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+        basename_field = "filename"
+
+        def get_query(self) -> sa.Select[t.Any]:  # keeps the row fast path
+            query = super().get_query()
+            return query.where(Document.owner.in_(["alice", "bob"]))
+
+        def release_session(self, session: orm.Session, began: bool) -> None:
+            seen.append(self.object)
+            super().release_session(session, began)
+
+    _route(db_app, "/rec/<int:id>", Recording)
+    with db_app.test_client().get(f"/rec/{row}") as rv:
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="a.txt"'
+    (obj,) = seen
+    assert not isinstance(obj, Document)
+    assert (obj.path, obj.filename) == ("hello.txt", "a.txt")
+    assert not hasattr(obj, "owner")
+    assert "Document" in repr(obj)
+
+
+def test_method_override_gets_the_mapped_instance(db_app: Flask) -> None:
+    """An override may read any attribute of ``self.object``."""
+    row = _add(db_app, path="hello.txt", owner="carol")
+
+    class ByOwner(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+
+        def get_basename(self) -> str:
+            return f"{self.object.owner}.txt"
+
+    _route(db_app, "/by-owner/<int:id>", ByOwner)
+    # Also a method set with as_view(), and load_instance=True.
+    _route(
+        db_app,
+        "/attr/<int:id>",
+        ObjectDownloadView,
+        model=Document,
+        file_field="path",
+        load_instance=True,
+    )
+    client = db_app.test_client()
+    with client.get(f"/by-owner/{row}") as rv:
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="carol.txt"'
+    with db_app.test_request_context(f"/attr/{row}"):
+        view = ObjectDownloadView(model=Document, file_field="path", load_instance=True)
+        view.kwargs = {"id": row}
+        assert isinstance(view.get_object(), Document)
+        # Called directly (not serving a request), get_object gives the
+        # mapped instance whatever load_instance says.
+        view = ObjectDownloadView(model=Document, file_field="path")
+        view.kwargs = {"id": row}
+        assert view.get_object().owner == "carol"
+    with client.get(f"/attr/{row}") as rv:
+        assert rv.data == b"Hello, world!\n"
+
+
+def test_property_file_field_loads_the_instance(db_app: Flask) -> None:
+    row = _add(db_app, path="hello.txt")
+
+    class WithProperty(Document):
+        __tablename__ = None  # type: ignore[assignment]
+
+        @property
+        def upper_path(self) -> str:
+            return self.path.upper() if self.path else ""
+
+    # Same table, a property as the file field: the instance is needed.
+    _route(
+        db_app,
+        "/prop/<int:id>",
+        ObjectDownloadView,
+        model=WithProperty,
+        file_field="upper_path",
+    )
+    with db_app.test_client().get(f"/prop/{row}") as rv:
+        assert rv.status_code == 404  # HELLO.TXT does not exist: looked up
+    (pathlib.Path(db_app.config["DOWNLOAD_ROOT"]) / "HELLO.TXT").write_bytes(b"up")
+    with db_app.test_client().get(f"/prop/{row}") as rv:
+        assert rv.data == b"up"
+
+
+def test_lookup_sees_rows_of_the_apps_own_transaction(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """A row added earlier in the request (not committed) is found."""
+    (pathlib.Path(db_app.config["DOWNLOAD_ROOT"]) / "new.txt").write_bytes(b"new")
+
+    @db_app.before_request
+    def add_row() -> None:
+        db.session.add(Document(id=4242, path="new.txt"))
+        db.session.flush()
+
+    with db_client.get("/doc/4242") as rv:
+        assert rv.data == b"new"
+    with db_app.app_context():
+        assert db.session.get(Document, 4242) is None  # never committed
+
+
+def test_session_after_begin_hook_runs_for_the_lookup(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """A per-transaction hook (row-level security set-up...) is not skipped."""
+    row = _add(db_app, path="hello.txt")
+    began: list[t.Any] = []
+
+    def hook(session: orm.Session, transaction: t.Any, connection: t.Any) -> None:
+        began.append(connection)
+
+    sa.event.listen(orm.Session, "after_begin", hook)
+    try:
+        with db_client.get(f"/doc/{row}") as rv:
+            assert rv.status_code == 200
+    finally:
+        sa.event.remove(orm.Session, "after_begin", hook)
+    assert began
+
+
+def test_global_criteria_of_session_events_apply(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """Rows hidden by a ``do_orm_execute`` tenant filter are 404."""
+    mine = _add(db_app, path="hello.txt", owner="alice")
+    other = _add(db_app, path="hello.txt", owner="mallory")
+
+    def only_alice(state: orm.ORMExecuteState) -> None:
+        if state.is_select:
+            state.statement = state.statement.options(
+                orm.with_loader_criteria(Document, Document.owner == "alice")
+            )
+
+    sa.event.listen(orm.Session, "do_orm_execute", only_alice)
+    try:
+        with db_client.get(f"/doc/{mine}") as rv:
+            assert rv.status_code == 200
+        with db_client.get(f"/doc/{other}") as rv:
+            assert rv.status_code == 404
+    finally:
+        sa.event.remove(orm.Session, "do_orm_execute", only_alice)
+
+
+def test_get_query_with_loader_options_still_works(db_app: Flask) -> None:
+    row = _add(db_app, path="hello.txt", content=b"blob")
+
+    class WithOptions(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+
+        def get_query(self) -> sa.Select[t.Any]:
+            return sa.select(Document).options(orm.undefer(Document.content))
+
+    _route(db_app, "/opts/<int:id>", WithOptions)
+    statements = _count_selects(db_app)
+    with db_app.test_client().get(f"/opts/{row}") as rv:
+        assert rv.data == b"Hello, world!\n"
+    assert len(statements) == 1
+
+
+def test_single_table_inheritance_keeps_its_discriminator(db_app: Flask) -> None:
+    with db_app.app_context():
+        db.create_all()
+        db.session.add_all(
+            [Article(id=1, path="hello.txt"), Note(id=2, path="hello.txt")]
+        )
+        db.session.commit()
+    _route(db_app, "/note/<int:id>", ObjectDownloadView, model=Note, file_field="path")
+    client = db_app.test_client()
+    with client.get("/note/2") as rv:
+        assert rv.status_code == 200
+    with client.get("/note/1") as rv:
+        assert rv.status_code == 404  # an Article, not a Note
+
+
+def test_session_bound_to_a_connection_is_used(
+    db_app: Flask, tmp_path: pathlib.Path
+) -> None:
+    """Test suites bind a session to an outer transaction: its rows are seen."""
+    (pathlib.Path(db_app.config["DOWNLOAD_ROOT"]) / "tx.txt").write_bytes(b"tx")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    connection = engine.connect()
+    outer = connection.begin()
+    connection.execute(sa.insert(Document).values(id=777, path="tx.txt"))
+    session = orm.Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        _route(
+            db_app,
+            "/tx/<int:id>",
+            ObjectDownloadView,
+            model=Document,
+            file_field="path",
+            session=session,
+        )
+        with db_app.test_client().get("/tx/777") as rv:
+            assert rv.data == b"tx"
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+        engine.dispose()
+
+
+def test_out_of_range_ids_are_404_without_a_dialect_lookup_for_small_ones(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    row = _add(db_app, path="hello.txt")
+    for url, status in (
+        (f"/raw/{row}", 200),
+        (f"/raw/{2**31}", 404),
+        (f"/raw/{2**63}", 404),
+        (f"/raw/{-(2**63) - 1}", 404),
+    ):
+        with db_client.get(url) as rv:
+            assert rv.status_code == status, url
+
+
+def test_lookup_makes_no_session_when_a_select_suffices(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """Issue 16: the request's Flask-SQLAlchemy session is not even created."""
+    row = _add(db_app, path="hello.txt")
+    had_session: list[bool] = []
+
+    @db_app.after_request
+    def record(response: t.Any) -> t.Any:
+        had_session.append(db.session.registry.has())
+        return response
+
+    with db_client.get(f"/doc/{row}") as rv:
+        assert rv.data == b"Hello, world!\n"
+    with db_client.get("/doc/999") as rv:
+        assert rv.status_code == 404
+    assert had_session == [False, False]
+
+
+def test_sessionmaker_attribute_makes_sessions_only_when_needed(
+    db_app: Flask, tmp_path: pathlib.Path
+) -> None:
+    made: list[orm.Session] = []
+
+    class CountingSession(orm.Session):
+        def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    factory = orm.sessionmaker(engine, class_=CountingSession)
+    _route(
+        db_app,
+        "/made/<int:id>",
+        ObjectDownloadView,
+        model=Document,
+        file_field="path",
+        session=factory,
+    )
+    _route(
+        db_app,
+        "/made-inst/<int:id>",
+        ObjectDownloadView,
+        model=Document,
+        file_field="path",
+        session=factory,
+        load_instance=True,
+    )
+    row = _add(db_app, path="hello.txt")
+    client = db_app.test_client()
+    for _ in range(3):
+        with client.get(f"/made/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    assert len(made) == 1  # the probe: asked for binds, never used for a query
+    for _ in range(2):
+        with client.get(f"/made-inst/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    assert len(made) == 3  # the mapped instance needs a session per request
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    engine.dispose()

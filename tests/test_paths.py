@@ -9,6 +9,7 @@ from flask import Flask
 
 from flask_download import FileNotFound
 from flask_download import PathDownloadView
+from flask_download import PathFile
 from flask_download.paths import ConfinedPath
 from flask_download.paths import is_windows_device
 from flask_download.paths import MAX_SYMLINKS
@@ -367,6 +368,10 @@ def test_open_confined_root_with_trailing_slash(download_root: pathlib.Path) -> 
     assert path == os.path.realpath(download_root / "hello.txt")
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "O_PATH") or os.geteuid() == 0,
+    reason="O_PATH is Linux's; root reads any directory anyway",
+)
 def test_open_confined_needs_no_read_permission_on_directories(
     download_root: pathlib.Path,
 ) -> None:
@@ -377,6 +382,18 @@ def test_open_confined_needs_no_read_permission_on_directories(
     finally:
         (download_root / "sub").chmod(0o755)
     assert content == b"nested\n"
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [["sub/nested.txt"], ["..", "secret.txt"], ["/etc", "passwd"], ["a\0b"]],
+    ids=["slash-inside", "dotdot", "absolute", "nul"],
+)
+def test_open_confined_refuses_unchecked_segments(
+    download_root: pathlib.Path, segments: list[str]
+) -> None:
+    with pytest.raises(FileNotFound):
+        open_confined(download_root, segments)
 
 
 def test_confined_path_is_the_joined_path(download_root: pathlib.Path) -> None:
@@ -543,3 +560,132 @@ def test_view_serves_nested_path(files_client: t.Any) -> None:
     with files_client.get("/files/sub/nested.txt") as rv:
         assert rv.status_code == 200
         assert rv.data == b"nested\n"
+
+
+class _SubclassedView(PathDownloadView):
+    """The common customisation: a wrapper of one's own around get_path()."""
+
+    def get_file(self) -> PathFile:
+        return PathFile(self.get_path())
+
+
+def test_pathfile_of_get_path_stays_confined(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    """Issue #11: get_path() returns a ConfinedPath, so a subclass that wraps
+    it in PathFile still goes through the confined opener."""
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    app.add_url_rule("/s/<path:path>", view_func=_SubclassedView.as_view("s"))
+    with app.test_client() as client:
+        with client.get("/s/escape.txt") as rv:
+            assert rv.status_code == 404
+            assert b"TOP SECRET" not in rv.data
+        with client.get("/s/sub/nested.txt") as rv:
+            assert rv.status_code == 200
+            assert rv.data == b"nested\n"
+
+
+def test_pathfile_with_root_is_confined(download_root: pathlib.Path) -> None:
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    with pytest.raises(FileNotFound):
+        PathFile("escape.txt", root=download_root)
+    with pytest.raises(FileNotFound):
+        PathFile("../secret.txt", root=download_root)
+    with PathFile("sub/nested.txt", root=download_root) as file:
+        assert file.real_path == os.path.realpath(download_root / "sub/nested.txt")
+        assert file.name == "nested.txt"
+        with file.open() as handle:
+            assert handle.read() == b"nested\n"
+        # A second open walks again, confined the same way.
+        with file.open() as handle:
+            assert handle.read() == b"nested\n"
+
+
+def test_trusted_pathfile_follows_links(download_root: pathlib.Path) -> None:
+    """Without root the path is the developer's: links are followed."""
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    with PathFile(download_root / "escape.txt") as file:
+        assert file.real_path is None
+        assert file.size == len(b"TOP SECRET")
+
+
+def test_pathfile_closes_its_descriptor(download_root: pathlib.Path) -> None:
+    before = _open_fds()
+    files = [PathFile("hello.txt", root=download_root) for _ in range(20)]
+    assert _open_fds() == before + 20
+    for file in files:
+        file.close()
+        file.close()  # twice is fine
+    assert _open_fds() == before
+
+
+def test_view_answers_closes_the_descriptor(
+    files_client: t.Any, download_root: pathlib.Path
+) -> None:
+    """GET, HEAD, 304 and 416 all release what the wrapper opened."""
+    before = _open_fds()
+    with files_client.get("/files/hello.txt") as rv:
+        etag = rv.headers["ETag"]
+    with files_client.head("/files/hello.txt"):
+        pass
+    with files_client.get("/files/hello.txt", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+    with files_client.get("/files/hello.txt", headers={"Range": "bytes=999-"}) as rv:
+        assert rv.status_code == 416
+    assert _open_fds() == before
+
+
+def test_pathfiles_hold_a_bounded_number_of_descriptors(
+    download_root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_HELD_DESCRIPTORS (an archive of many members), a wrapper
+    keeps only the file's identity and opens it again, still confined."""
+    from flask_download import files
+
+    monkeypatch.setattr(files, "MAX_HELD_DESCRIPTORS", files._held + 2)
+    before = _open_fds()
+    wrappers = [PathFile("sub/nested.txt", root=download_root) for _ in range(5)]
+    assert _open_fds() == before + 2
+    for wrapper in wrappers:
+        with wrapper.open() as handle:
+            assert handle.read() == b"nested\n"
+    # One past the limit, then the file is replaced: refused, not mixed up.
+    held = [PathFile("hello.txt", root=download_root) for _ in range(2)]
+    late = PathFile("hello.txt", root=download_root)
+    assert _open_fds() == before + 2
+    for wrapper in held:
+        wrapper.close()
+    (download_root / "new.txt").write_bytes(b"replaced")
+    os.replace(download_root / "new.txt", download_root / "hello.txt")
+    with pytest.raises(FileNotFound, match="changed"):
+        late.open()
+    for wrapper in wrappers:
+        wrapper.close()
+    late.close()
+    assert _open_fds() == before
+
+
+def test_offload_gets_the_walked_path_and_closes_the_descriptor(
+    app_factory: t.Any, download_root: pathlib.Path
+) -> None:
+    """Issue #11: offload rules match the real path the opener walked (a
+    link inside the root maps to its target), never a second resolution."""
+    app = app_factory(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/protected/"}
+        ],
+    )
+    app.add_url_rule("/files/<path:path>", view_func=PathDownloadView.as_view("f"))
+    (download_root / "latest.txt").symlink_to("sub/nested.txt")
+    (download_root / "escape.txt").symlink_to("../secret.txt")
+    client = app.test_client()
+    before = _open_fds()
+    with client.get("/files/latest.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["X-Accel-Redirect"] == "/protected/sub/nested.txt"
+        assert rv.data == b""
+    with client.get("/files/escape.txt") as rv:
+        assert rv.status_code == 404
+        assert "X-Accel-Redirect" not in rv.headers
+    assert _open_fds() == before

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import datetime
+import http.client
 import os
 import pathlib
 import re
@@ -10,8 +11,10 @@ import urllib.parse
 
 import pytest
 from conftest import SAMPLE_FILES
+from conftest import serving
 from flask import Flask
 from werkzeug.http import http_date
+from werkzeug.serving import make_server
 
 from flask_download import content_disposition
 from flask_download import DownloadFile
@@ -1426,6 +1429,13 @@ def test_str_chunks_of_a_custom_wrapper_are_encoded(app: Flask) -> None:
         body = list(response.iter_encoded())
         response.close()
     assert body == ["été".encode("latin-1"), b"!"]
+    with app.test_request_context():
+        # The charset the response announces is the one the text goes out in.
+        response = DownloadResponse(TextChunks(), charset="utf-16-le")
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-16-le"
+        body = list(response.iter_encoded())
+        response.close()
+    assert body == ["été".encode("utf-16-le"), b"!"]
 
 
 def test_encoded_text_announces_its_own_charset(app: Flask) -> None:
@@ -1453,3 +1463,73 @@ def test_view_charset_encodes_virtual_text(app: Flask) -> None:
         assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
         assert rv.data == "été".encode("latin-1")
         assert rv.headers["Content-Length"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "sent"),
+    [
+        ("Content-Location", "/files/é.txt", "/files/%C3%A9.txt"),
+        ("Location", "/files/ü", "/files/%C3%BC"),
+    ],
+    ids=["content-location", "location"],
+)
+def test_location_headers_added_by_the_app_are_still_encoded(
+    app: Flask, name: str, value: str, sent: str
+) -> None:
+    """Issue 16: downloads skip Werkzeug's header copy, unless it has work."""
+    app.add_url_rule("/p/<path:path>", view_func=PathDownloadView.as_view("p"))
+
+    @app.after_request
+    def add(response: t.Any) -> t.Any:
+        response.headers[name] = value
+        return response
+
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.request("GET", "/p/hello.txt")
+            rv = conn.getresponse()
+            assert rv.read() == b"Hello, world!\n"
+        finally:
+            conn.close()
+    assert rv.status == 200
+    assert rv.getheader(name) == sent
+    assert rv.getheader("Content-Length") == "14"
+
+
+def test_download_headers_reach_the_server_unchanged(app: Flask) -> None:
+    app.add_url_rule("/p/<path:path>", view_func=PathDownloadView.as_view("p"))
+    with app.test_request_context("/p/hello.txt"):
+        response = app.full_dispatch_request()
+        try:
+            expected = response.headers.to_wsgi_list()
+            _, status, headers = response.get_wsgi_response({"REQUEST_METHOD": "HEAD"})
+        finally:
+            response.close()
+    assert status == "200 OK"
+    assert headers == expected
+
+
+@pytest.mark.parametrize("kind", ["chunks", "text-mode"])
+def test_streamed_text_goes_out_in_the_view_charset(
+    app: Flask, tmp_path: pathlib.Path, kind: str
+) -> None:
+    """Issue 13: text a wrapper encodes while streaming uses the charset the
+    response announces, the view's when the wrapper was given none."""
+    from flask_download import VirtualFile
+
+    path = tmp_path / "t.txt"
+    path.write_text("Un été\n", encoding="utf-8")
+
+    class Streamed(VirtualDownloadView):
+        charset = "latin-1"
+
+        def get_file(self) -> DownloadFile:
+            if kind == "chunks":
+                return VirtualFile(iter(["Un ", "été\n"]), name="t.txt")
+            return VirtualFile(path.open(encoding="utf-8"), name="t.txt")
+
+    app.add_url_rule("/s", view_func=Streamed.as_view("s"))
+    with app.test_client().get("/s") as rv:
+        assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert rv.data == "Un été\n".encode("latin-1")

@@ -309,6 +309,101 @@ def test_local_storage_refuses_symlinks_out(download_root: pathlib.Path) -> None
         assert rv.status_code == 404
 
 
+def _dirfs(root: pathlib.Path) -> t.Any:
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    return DirFileSystem(os.fspath(root), fs=LocalFileSystem())
+
+
+def test_dirfs_over_local_disk_refuses_symlinks_out(
+    download_root: pathlib.Path,
+) -> None:
+    """Issue #11: a DirFileSystem over the local disk goes through the
+    confined opener, as a bare LocalFileSystem does."""
+    (download_root / "escape.txt").symlink_to(download_root.parent / "secret.txt")
+    (download_root / "escape-dir").symlink_to(download_root.parent)
+    (download_root / "inside.txt").symlink_to("sub/nested.txt")
+    client = make_app(storage=_dirfs(download_root)).test_client()
+    for url in ("/files/escape.txt", "/files/escape-dir/secret.txt"):
+        with client.get(url) as rv:
+            assert rv.status_code == 404
+            assert b"TOP SECRET" not in rv.get_data()
+    with client.get("/files/inside.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"nested\n"
+
+
+def test_dirfs_over_local_disk_is_a_local_file(download_root: pathlib.Path) -> None:
+    """Served from the descriptor the opener checked: sendfile, offload."""
+    fs = _dirfs(download_root)
+    with StorageFile(fs, storage_key(fs, "", "sub/nested.txt")) as file:
+        assert file.path == os.path.realpath(download_root / "sub" / "nested.txt")
+        assert file.real_path == file.path
+        assert file.url == fs.unstrip_protocol("sub/nested.txt")
+        with file.open() as handle:
+            assert handle.read() == b"nested\n"
+
+
+def test_dirfs_over_memory_keeps_its_key_checks() -> None:
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    memory = MemoryFileSystem(skip_instance_cache=True)
+    memory.store = {}
+    memory.pseudo_dirs = [""]
+    memory.pipe("/base/a.txt", b"a")
+    fs = DirFileSystem("/base", fs=memory)
+    assert storage_key(fs, "", "a.txt") == "a.txt"
+    with pytest.raises(FileNotFound):
+        storage_key(fs, "", "%2e%2e/secret.txt")
+
+
+@pytest.mark.parametrize(
+    "key", ["%2e%2e/secret.txt", ".%2E/secret.txt", "a%2fb", "a%5cb", "%252e%252e/x"]
+)
+def test_remote_keys_are_checked_after_decoding(fs: CountingFS, key: str) -> None:
+    with pytest.raises(FileNotFound):
+        storage_key(fs, "docs", key)
+
+
+def test_local_keys_keep_their_percent_signs(download_root: pathlib.Path) -> None:
+    """On the local disk a key is a file name: "%2e%2e" is one, not ".."."""
+    (download_root / "%2e%2e").write_bytes(b"literal")
+    client = make_app(storage=download_root.as_uri()).test_client()
+    with client.get("/files/%252e%252e") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"literal"
+
+
+def test_trusted_absolute_path_on_the_local_disk(download_root: pathlib.Path) -> None:
+    """Issue #11: a path fixed by the developer may be absolute."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    path = os.fspath(download_root / "sub" / "nested.txt")
+    client = make_app(storage=LocalFileSystem(), path=path).test_client()
+    with client.get("/fixed") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"nested\n"
+
+
+def test_trusted_absolute_path_ignores_the_url_prefix(
+    download_root: pathlib.Path,
+) -> None:
+    path = os.fspath(download_root / "hello.txt")
+    other = download_root / "sub"
+    client = make_app(storage=other.as_uri(), path=path).test_client()
+    with client.get("/fixed") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"Hello, world!\n"
+
+
+def test_trusted_absolute_key_on_a_remote_store(fs: CountingFS) -> None:
+    client = make_app(storage=fs, path="/docs/hello.txt").test_client()
+    with client.get("/fixed") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"Hello, storage!\n"
+
+
 class SigningFS(CountingFS):
     """A private memory filesystem that can presign URLs, as S3 does."""
 

@@ -1,7 +1,8 @@
 """Contenders: Flask-Download's views, one app per kind.
 
 ``benchmarks/run.py`` starts ``gunicorn 'flask_download_app:create_app("path")'``
-(or ``"virtual"``, ``"object"``, ``"accel"``); the data directory comes from
+(or ``"virtual"``, ``"object"``, ``"send_download"``, ``"accel"``); the data
+directory comes from
 ``BENCH_DATA_DIR``. Optional parts (``ObjectDownloadView``, offload) are
 imported inside functions, so :func:`unavailable` can tell the runner why a
 contender is skipped instead of failing.
@@ -67,6 +68,7 @@ def _object_model(app: Flask) -> tuple[t.Any, t.Any]:
         # Column() rather than Mapped[] annotations: those are strings here
         # (``from __future__ import annotations``) in a function's scope.
         id = Column(Integer, primary_key=True)
+        slug = Column(String(255), unique=True, nullable=False)
         file = Column(String(255), nullable=False)
 
     db.init_app(app)
@@ -86,7 +88,7 @@ def init_database(data_dir: str) -> None:
         db.drop_all()
         db.create_all()
         for pk, name in OBJECT_ROWS.items():
-            db.session.add(document(id=pk, file=name))
+            db.session.add(document(id=pk, slug=name, file=name))
         db.session.commit()
         db.engine.dispose()
 
@@ -97,8 +99,11 @@ def create_app(kind: str = "path") -> Flask:
     :param kind: ``"path"`` (``PathDownloadView`` at ``/files/<path:path>``),
         ``"virtual"`` (``VirtualDownloadView`` of 4 KiB bytes at
         ``/virtual``), ``"object"`` (``ObjectDownloadView`` at
-        ``/object/<int:id>``) or ``"accel"`` (``PathDownloadView`` answering
-        with ``X-Accel-Redirect`` for the nginx in front of it).
+        ``/object/<int:id>`` and ``/object/by-slug/<slug>``),
+        ``"send_download"`` (a function view calling
+        :func:`~flask_download.send_download` at ``/send/<path:name>``) or
+        ``"accel"`` (``PathDownloadView`` answering with ``X-Accel-Redirect``
+        for the nginx in front of it).
     """
     data_dir = os.environ["BENCH_DATA_DIR"]
     app = Flask(__name__)
@@ -125,10 +130,16 @@ def create_app(kind: str = "path") -> Flask:
 
         app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(data_dir)
         _db, document = _object_model(app)
-        app.add_url_rule(
-            "/object/<int:id>",
-            view_func=ObjectDownloadView.as_view("object", model=document),
-        )
+        view = ObjectDownloadView.as_view("object", model=document)
+        app.add_url_rule("/object/<int:id>", view_func=view)
+        app.add_url_rule("/object/by-slug/<slug>", view_func=view)
+    elif kind == "send_download":
+        from flask_download import send_download
+
+        @app.get("/send/<path:name>")
+        def send(name: str) -> t.Any:
+            return send_download(name, root=data_dir)
+
     else:
         raise ValueError(f"Unknown contender kind {kind!r}.")
     return app
