@@ -25,7 +25,10 @@ class Live:
             "127.0.0.1", 0, app, threaded=True, request_handler=_Quiet
         )
         self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.02,), daemon=True
+        )
         self.thread.start()
 
     def get(

@@ -209,7 +209,12 @@ class Row(Base):
 
 @pytest.fixture
 def session(tmp_path: pathlib.Path) -> cabc.Iterator[orm.Session]:
-    engine = sa.create_engine("sqlite://")
+    # One connection shared by the server's threads.
+    engine = sa.create_engine(
+        "sqlite://",
+        connect_args={"check_same_thread": False},
+        poolclass=sa.pool.StaticPool,
+    )
     Base.metadata.create_all(engine)
     factory = orm.sessionmaker(engine)
     with factory() as s:
@@ -348,3 +353,196 @@ def test_modified_time_is_utc_for_storage(download_storage: t.Any) -> None:
     assert file.size == 1
     when = file.modified_time
     assert when is None or when.utcoffset() == datetime.timedelta(0)
+
+
+# -- header injection through rows and file names -------------------------------------
+
+
+class Meta(Base):
+    __tablename__ = "contract_hostile_meta"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    blob: orm.Mapped[bytes | None] = orm.mapped_column(sa.LargeBinary)
+    name: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+    mime: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+    charset: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+    enc: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"mime": "text/html\r\nX-Injected: 1"},
+        {"mime": "text/plain; charset=utf-8\nX-Injected: 1"},
+        {"charset": "utf-8\r\nX-Injected: 1"},
+        {"charset": 'utf-8"; boundary=x'},
+        {"enc": "gzip\r\nX-Injected: 1"},
+        {"name": "a\r\nX-Injected: 1.txt"},
+        {"mime": "not a mime type"},
+        {"mime": "évil/type"},
+        {"charset": "no-such-charset"},
+    ],
+    ids=[
+        "mime-crlf",
+        "mime-lf",
+        "charset-crlf",
+        "charset-param",
+        "encoding-crlf",
+        "name-crlf",
+        "mime-garbage",
+        "mime-non-ascii",
+        "charset-unknown",
+    ],
+)
+def test_row_fields_cannot_inject_headers(
+    app: Flask,
+    serve: t.Callable[[t.Any], Live],
+    session: orm.Session,
+    values: dict[str, str],
+) -> None:
+    session.add(Meta(id=1, blob=b"payload", **values))
+    session.commit()
+    app.add_url_rule(
+        "/o/<int:id>",
+        view_func=ObjectDownloadView.as_view(
+            "o",
+            model=Meta,
+            file_field="blob",
+            basename_field="name",
+            mime_type_field="mime",
+            charset_field="charset",
+            encoding_field="enc",
+            session=session,
+        ),
+    )
+    status, headers, body = serve(app).get("/o/1")
+    assert status < 500
+    assert headers.get("X-Injected") is None
+    for name, value in headers.items():
+        assert "\r" not in value and "\n" not in value, name
+    if status == 200:
+        assert body == b"payload"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a\nX-Injected: 1.txt", "q?x=1.txt", "h#frag.txt", "p%2e%2e.txt", "sp ace.txt"],
+    ids=["newline", "question", "hash", "percent", "space"],
+)
+def test_offload_header_is_encoded(
+    app_factory: t.Callable[..., Flask],
+    download_root: pathlib.Path,
+    serve: t.Callable[[t.Any], Live],
+    name: str,
+) -> None:
+    (download_root / name).write_bytes(b"odd")
+    app = app_factory(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/in/"}
+        ],
+    )
+    app.add_url_rule(
+        "/f",
+        view_func=PathDownloadView.as_view("f", path=os.fspath(download_root / name)),
+    )
+    status, headers, _ = serve(app).get("/f")
+    assert status == 200
+    assert headers.get("X-Injected") is None
+    value = headers["X-Accel-Redirect"]
+    assert value.startswith("/in/")
+    assert value.isascii() and value.isprintable()
+    assert not set(value) & set(" ?#\r\n")
+    from urllib.parse import unquote
+
+    assert unquote(value) == "/in/" + name
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=0-99999999999999999999999999",
+        "bytes=99999999999999999999999999-",
+        "bytes=-99999999999999999999999999",
+        "bytes=" + "0-0," * 20000 + "0-0",
+        "bytes=" + "1" * 10000 + "-",
+        "bytes=\u00bd-1",
+        "bytes=0x10-0x20",
+        "bytes= 1 - 2 ",
+    ],
+    ids=[
+        "huge-end",
+        "huge-start",
+        "huge-suffix",
+        "flood",
+        "long-number",
+        "unicode",
+        "hex",
+        "spaces",
+    ],
+)
+def test_hostile_ranges_never_500(
+    app: Flask, serve: t.Callable[[t.Any], Live], header: str
+) -> None:
+    app.add_url_rule("/p", view_func=PathDownloadView.as_view("p", path="data.bin"))
+    status, headers, body = serve(app).get("/p", headers={"Range": header})
+    assert status in (200, 206, 416, 431, 400)
+    if status == 200:
+        assert len(body) == 1024
+
+
+def test_signed_view_checks_signature_before_preconditions(
+    app_factory: t.Callable[..., Flask],
+) -> None:
+    app = app_factory(SECRET_KEY="k")
+    app.add_url_rule(
+        "/s/<path:path>", view_func=PathDownloadView.as_view("s", signed=True)
+    )
+    client = app.test_client()
+    for headers in (
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": "Fri, 31 Dec 2100 00:00:00 GMT"},
+        {"Range": "bytes=0-0"},
+        {"If-Match": '"x"'},
+    ):
+        with client.get("/s/hello.txt", headers=headers) as rv:
+            assert rv.status_code == 403, headers
+            assert "ETag" not in rv.headers
+            assert "Last-Modified" not in rv.headers
+        with client.head("/s/hello.txt", headers=headers) as rv:
+            assert rv.status_code == 403, headers
+
+
+@pytest.mark.parametrize(
+    ("attrs", "sandboxed"),
+    [
+        ({"mimetype": "text/html", "basename": "x.txt", "attachment": False}, True),
+        ({"mimetype": "image/svg+xml", "basename": "x", "attachment": False}, True),
+        ({"mimetype": "application/xhtml+xml", "attachment": False}, True),
+        ({"basename": "x.htm", "attachment": False}, True),
+        ({"basename": "x.png", "attachment": False}, False),
+    ],
+    ids=["html-by-mimetype", "svg-by-mimetype", "xhtml", "htm", "png"],
+)
+def test_sandbox_follows_the_sent_type(
+    app: Flask, attrs: dict[str, t.Any], sandboxed: bool
+) -> None:
+    app.add_url_rule(
+        "/v", view_func=VirtualDownloadView.as_view("v", content=b"<x/>", **attrs)
+    )
+    with app.test_client().get("/v") as rv:
+        assert (rv.headers.get("Content-Security-Policy") == "sandbox") is sandboxed
+
+
+def test_send_download_inline_html_sandboxed(app: Flask) -> None:
+    from flask_download import send_download
+
+    app.add_url_rule(
+        "/x",
+        "x",
+        lambda: send_download(b"<script>", download_name="x.html", as_attachment=False),
+    )
+    with app.test_client().get("/x") as rv:
+        assert rv.headers["Content-Security-Policy"] == "sandbox"
+        assert rv.headers["X-Content-Type-Options"] == "nosniff"
