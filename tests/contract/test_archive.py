@@ -310,3 +310,65 @@ def test_unzip_extracts_on_real_server(
         ["unzip", "-t", str(target)], capture_output=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_etag_changes_with_member_name(app: Flask) -> None:
+    names = {"n": "a.txt"}
+    client = _zip_view(app, lambda: [(names["n"], VirtualFile(b"same"))])
+    with client.get("/z") as rv:
+        first = rv.headers["ETag"]
+    names["n"] = "b.txt"
+    with client.get("/z") as rv:
+        assert rv.headers["ETag"] != first
+
+
+def test_entries_carry_utc_extended_timestamp(app: Flask) -> None:
+    client = _zip_view(app, lambda: [("a", VirtualFile(b"a", modified_time=WHEN))])
+    with client.get("/z") as rv:
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        extra = archive.getinfo("a").extra
+    # Extended timestamp (0x5455): flags, then the modification time (UTC).
+    position = 0
+    found = None
+    while position + 4 <= len(extra):
+        tag = int.from_bytes(extra[position : position + 2], "little")
+        size = int.from_bytes(extra[position + 2 : position + 4], "little")
+        body = extra[position + 4 : position + 4 + size]
+        if tag == 0x5455:
+            found = int.from_bytes(body[1:5], "little")
+        position += 4 + size
+    assert found == int(WHEN.timestamp())
+
+
+def test_members_opened_one_at_a_time(app: Flask) -> None:
+    state = {"open": 0, "max": 0, "opened": 0}
+
+    class Tracked(io.BytesIO):
+        def close(self) -> None:
+            if not self.closed:
+                state["open"] -= 1
+            super().close()
+
+    class Member(DownloadFile):
+        seekable = True
+
+        def __init__(self, i: int) -> None:
+            self.name = f"m{i}.bin"
+            self.data = bytes([i]) * 1000
+            self.size = len(self.data)
+
+        def open(self) -> t.IO[bytes]:
+            state["open"] += 1
+            state["opened"] += 1
+            state["max"] = max(state["max"], state["open"])
+            return Tracked(self.data)
+
+    client = _zip_view(app, lambda: [Member(i) for i in range(20)])
+    with client.get("/z") as rv:
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("m7.bin") == bytes([7]) * 1000
+    assert state["opened"] >= 20
+    assert state["max"] == 1
+    assert state["open"] == 0
