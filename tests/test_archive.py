@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import datetime
 import io
+import os
 import pathlib
 import typing as t
 import zipfile
@@ -22,8 +23,10 @@ from werkzeug.http import http_date
 from flask_download import ArchiveFile
 from flask_download import DownloadFile
 from flask_download import FileNotFound
+from flask_download import FlaskDownload
 from flask_download import ObjectDownloadView
 from flask_download import PathFile
+from flask_download import send_download
 from flask_download import VirtualFile
 from flask_download import ZipDownloadView
 from flask_download.archive import safe_member_name
@@ -616,3 +619,108 @@ def test_range_of_central_directory_reads_no_row_file_with_crc32(
         assert rv.status_code == 206
         assert rv.data == whole[-100:]
     assert opened == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_local_members_hold_no_descriptor_but_the_one_being_read(
+    tmp_path: pathlib.Path,
+) -> None:
+    paths = []
+    for i in range(300):
+        paths.append(tmp_path / f"f{i}.txt")
+        paths[-1].write_bytes(b"%d" % i)
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    archive = ArchiveFile(PathFile(path) for path in paths)
+    assert open_fds() == before
+    most = 0
+    data = b""
+    with archive.open() as handle:
+        while chunk := handle.read(100):
+            most = max(most, open_fds() - before)
+            data += chunk
+    archive.close()
+    assert open_fds() == before
+    assert most == 1
+    assert unzip(data) == {f"f{i}.txt": b"%d" % i for i in range(300)}
+
+
+def test_archives_are_never_offloaded(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"alpha")
+    app = make_app(lambda: (PathFile(tmp_path / n) for n in ["a.txt"]))
+    app.config.update(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(tmp_path), "destination_url": "/protected/"}
+        ],
+    )
+    FlaskDownload(app)
+    with app.test_client().get("/zip") as rv:
+        assert rv.status_code == 200
+        assert "X-Accel-Redirect" not in rv.headers
+        assert unzip(rv.data) == {"a.txt": b"alpha"}
+
+
+class Vanished(DownloadFile):
+    """A wrapper that finds its file gone when asked for its size (as a
+    ``FileColumn`` value resolves lazily)."""
+
+    closes = 0
+
+    @property  # type: ignore[override]
+    def size(self) -> int:
+        raise FileNotFound("the file is gone")
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_missing_member_from_a_generator_closes_the_others() -> None:
+    made = counting_members([10, 20])
+    vanished = Vanished()
+    after = counting_members([30])
+
+    def members() -> cabc.Iterator[DownloadFile]:
+        yield from made
+        yield vanished
+        yield from after
+
+    with make_app(members).test_client().get("/zip") as rv:
+        assert rv.status_code == 404
+    assert [m.closes for m in made] == [1, 1]
+    assert vanished.closes == 1
+    assert [m.closes for m in after] == [0]  # never made use of
+
+
+def test_missing_member_of_a_list_closes_every_member() -> None:
+    made = counting_members([10])
+    vanished = Vanished()
+    after = counting_members([30])
+    with make_app(lambda: [*made, vanished, *after]).test_client().get("/zip") as rv:
+        assert rv.status_code == 404
+    assert made[0].closes >= 1
+    assert vanished.closes == 1
+    assert after[0].closes == 1
+
+
+def test_send_download_serves_an_archive() -> None:
+    app = Flask("send_archive")
+
+    @app.route("/bundle.zip")
+    def bundle() -> t.Any:
+        members = [VirtualFile(b"one", name="1.txt"), VirtualFile(b"two", name="2.txt")]
+        return send_download(ArchiveFile(members, name="bundle.zip"))
+
+    client = app.test_client()
+    with client.get("/bundle.zip") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Type"] == "application/zip"
+        assert 'filename="bundle.zip"' in rv.headers["Content-Disposition"]
+        assert unzip(rv.data) == {"1.txt": b"one", "2.txt": b"two"}
+        whole = rv.data
+    with client.get("/bundle.zip", headers={"Range": "bytes=10-"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[10:]

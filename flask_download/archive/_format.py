@@ -91,38 +91,43 @@ class Names:
     def __init__(self) -> None:
         self._files: set[str] = set()
         self._dirs: set[str] = set()
+        # The next number to try for a numbered name, so that many
+        # duplicates cost linear time, not quadratic.
+        self._next: dict[str, int] = {}
 
     def add(self, name: str) -> str:
         segments = name.split("/")
         for i in range(len(segments) - 1):
             # A directory whose path is a file's name already: number it.
-            prefix = segments[: i + 1]
-            if "/".join(prefix).casefold() in self._files:
-                segments[i] = self._free(segments[:i], segments[i], self._files)
-        leaf = self._free(segments[:-1], segments[-1], self._files | self._dirs)
-        segments[-1] = leaf
+            if "/".join(segments[: i + 1]).casefold() in self._files:
+                segments[i] = self._free(segments[:i], segments[i], dirs=False)
+        segments[-1] = self._free(segments[:-1], segments[-1], dirs=True)
         for i in range(len(segments) - 1):
             self._dirs.add("/".join(segments[: i + 1]).casefold())
         result = "/".join(segments)
         self._files.add(result.casefold())
         return result
 
-    @staticmethod
-    def _free(parents: list[str], segment: str, taken: set[str]) -> str:
+    def _free(self, parents: list[str], segment: str, dirs: bool) -> str:
         base = "/".join([*parents, ""])
-        if (base + segment).casefold() not in taken:
+
+        def taken(candidate: str) -> bool:
+            key = (base + candidate).casefold()
+            return key in self._files or (dirs and key in self._dirs)
+
+        if not taken(segment):
             return segment
         match = _DOUBLE_EXTENSION.search(segment)
         if match is not None and match.start() > 0:
             stem, extension = segment[: match.start()], match.group()
         else:
             stem, extension = segment, ""
-        number = 2
-        while True:
-            candidate = f"{stem} ({number}){extension}"
-            if (base + candidate).casefold() not in taken:
-                return candidate
+        counter = (base + segment).casefold()
+        number = self._next.get(counter, 2)
+        while taken(candidate := f"{stem} ({number}){extension}"):
             number += 1
+        self._next[counter] = number + 1
+        return candidate
 
 
 def _dos_time(moment: datetime.datetime | None) -> tuple[int, int]:

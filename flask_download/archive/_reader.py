@@ -6,6 +6,7 @@ import bisect
 import collections.abc as cabc
 import io
 import logging
+import socket
 import typing as t
 import zlib
 
@@ -56,10 +57,12 @@ def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
 class ArchiveReader(io.RawIOBase):
     """A seekable read-only view of a stored archive with a fixed layout.
 
-    Each read returns bytes of one part only (a header, a member's data, a
-    descriptor, a central record, the end records), so that a range reads
-    only the member bytes it covers. The member being read stays open while
-    reads continue in it, and is closed when a read moves elsewhere.
+    The archive is a sequence of parts (a member's local header, its data,
+    its data descriptor, the central records, the end records) whose
+    offsets are known: a read at any position finds its part by bisection,
+    computes headers, and reads only the member bytes it covers. The member
+    being read stays open while reads continue in it, and is closed when a
+    read moves to another one.
     """
 
     def __init__(self, archive: ArchiveFile) -> None:
@@ -104,19 +107,32 @@ class ArchiveReader(io.RawIOBase):
         return b"".join(iter(lambda: self.read(DEFAULT_CHUNK_SIZE), b""))
 
     def read(self, size: int | None = -1) -> bytes:
-        position = self._position
         if size is None or size < 0:
             return self.readall()
-        if self._broken or position >= self._size or size == 0:
-            return b""
-        try:
-            data = self._read_part(position, size)
-        except Truncated:
-            self._broken = True
-            self._close_member()
-            return b""
-        self._position = position + len(data)
-        return data
+        return self._read(size, sendfile=False)
+
+    def _read(self, size: int, sendfile: bool) -> bytes:
+        # Parts are joined up to ``size`` (the headers, descriptors and
+        # central records of small members are a few dozen bytes each: one
+        # write each would cost a system call per part). With ``sendfile``,
+        # stop where the data of a member sendfile can send begins.
+        position = self._position
+        parts: list[bytes] = []
+        wanted = size
+        while wanted > 0 and not self._broken and position < self._size:
+            if sendfile and parts and self._sendable_at(position) is not None:
+                break
+            try:
+                data = self._read_part(position, wanted)
+            except Truncated:
+                self._broken = True
+                self._close_member()
+                break
+            parts.append(data)
+            position += len(data)
+            wanted -= len(data)
+        self._position = position
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _read_part(self, position: int, size: int) -> bytes:
         archive = self._archive
@@ -167,7 +183,8 @@ class ArchiveReader(io.RawIOBase):
             self._crc = 0
         if offset != self._offset:
             handle.seek(offset)
-            self._crc = None  # bytes skipped: no CRC-32 from this pass
+            # Bytes skipped: no CRC-32 from this pass, unless it starts over.
+            self._crc = 0 if offset == 0 else None
         try:
             data = handle.read(size)
         except OSError as e:
@@ -199,6 +216,84 @@ class ArchiveReader(io.RawIOBase):
             return self._archive.crc32_of(index)
         except (FileNotFound, OSError) as e:
             raise Truncated from e
+
+    def send_whole(
+        self,
+        sock: socket.socket,
+        chunk_size: int,
+        on_sent: cabc.Callable[[int], None],
+    ) -> cabc.Iterator[bytes]:
+        """The whole archive, for a server that wrote every chunk yielded so
+        far to ``sock``: the data of local members whose CRC-32 is known is
+        sent with ``sendfile`` (zero-copy), the rest is yielded.
+
+        :param on_sent: called with the number of bytes sent directly.
+        """
+        self.seek(0)
+        while True:
+            index = self._sendable_at(self._position)
+            if index is not None:
+                sent = self._sendfile(sock, index)
+                if sent is not None:
+                    on_sent(sent)
+                    self._position += sent
+                    continue
+            data = self._read(chunk_size, sendfile=True)
+            if not data:
+                return
+            yield data
+
+    def _sendable_at(self, position: int) -> int | None:
+        # The member whose data starts at ``position``, if sendfile can send
+        # it whole: a local file whose CRC-32 is known without reading it
+        # (else reading it once in Python, CRC-32 included, costs less).
+        archive = self._archive
+        if self._broken or position >= archive._directory_offset:
+            return None
+        index = bisect.bisect_right(archive._starts, position) - 1
+        entry = self._entries[index]
+        if (
+            position != entry.offset + len(entry.header)
+            or not entry.size
+            or entry.file.path is None
+            or (entry.crc is None and index not in archive._crcs)
+        ):
+            return None
+        return index
+
+    def _sendfile(self, sock: socket.socket, index: int) -> int | None:
+        entry = self._entries[index]
+        assert entry.size is not None
+        self._close_member()
+        try:
+            handle = entry.file.open()
+        except (FileNotFound, OSError) as e:
+            logger.error(
+                "Archive member %r could not be opened (%s); the archive"
+                " was cut short.",
+                entry.file,
+                e,
+            )
+            self._broken = True
+            return 0
+        with handle:
+            try:
+                handle.fileno()
+            except (AttributeError, OSError, ValueError):
+                return None  # not a descriptor after all: Python reads it
+            unchanged = entry.file.unchanged_check(handle)
+            try:
+                sent = sock.sendfile(handle, 0, entry.size)
+            except ValueError:
+                return None  # a non-blocking socket: nothing was sent
+            if sent != entry.size or (unchanged is not None and not unchanged()):
+                logger.error(
+                    "Archive member %r shrank, vanished or changed while it"
+                    " was sent; the archive was cut short.",
+                    entry.file,
+                )
+                self._broken = True
+        return sent
 
     def _close_member(self) -> None:
         handle, self._handle = self._handle, None
