@@ -546,3 +546,149 @@ def test_send_download_inline_html_sandboxed(app: Flask) -> None:
     with app.test_client().get("/x") as rv:
         assert rv.headers["Content-Security-Policy"] == "sandbox"
         assert rv.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# -- more corners ----------------------------------------------------------------------
+
+
+def test_lazy_file_not_found_is_404(
+    app: Flask, serve: t.Callable[[t.Any], Live]
+) -> None:
+    from flask_download import DownloadFile
+    from flask_download import DownloadView
+    from flask_download import FileNotFound
+
+    class Gone(DownloadFile):
+        name = "gone.bin"
+        size = 10
+        seekable = True
+
+        def open(self) -> t.IO[bytes]:
+            raise FileNotFound("deleted after the row was read")
+
+    class View(DownloadView):
+        def get_file(self) -> DownloadFile:
+            return Gone()
+
+    app.add_url_rule("/g", view_func=View.as_view("g"))
+    live = serve(app)
+    status, _, _ = live.get("/g")
+    assert status == 404
+    status, _, _ = live.get("/g", headers={"Range": "bytes=0-1"})
+    assert status == 404
+
+
+def test_upstream_timeout_is_gateway_error(app: Flask) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    port = listener.getsockname()[1]
+    try:
+        app.add_url_rule(
+            "/p",
+            view_func=HTTPDownloadView.as_view(
+                "p",
+                url=f"http://127.0.0.1:{port}/slow",
+                allowed_hosts=["127.0.0.1"],
+                timeout=0.5,
+            ),
+        )
+        started = time.monotonic()
+        with app.test_client().get("/p") as rv:
+            assert rv.status_code in (502, 504)
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()
+
+
+def test_offloaded_range_left_to_the_server(
+    app_factory: t.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    app = app_factory(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/in/"}
+        ],
+    )
+    app.add_url_rule("/p", view_func=PathDownloadView.as_view("p", path="data.bin"))
+    with app.test_client().get("/p", headers={"Range": "bytes=0-9"}) as rv:
+        assert rv.status_code == 200
+        assert rv.headers["X-Accel-Redirect"] == "/in/data.bin"
+        assert "Content-Range" not in rv.headers
+        assert rv.data == b""
+
+
+def test_send_download_root_refuses_absolute(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    from flask_download import send_download
+
+    secret = os.fspath(download_root.parent / "secret.txt")
+    root = os.fspath(download_root)
+    app.add_url_rule("/x", "x", lambda: send_download(secret, root=root))
+    with app.test_client().get("/x") as rv:
+        assert rv.status_code == 404
+        assert b"TOP SECRET" not in rv.data
+
+
+def test_send_download_max_age_callable(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    from flask_download import send_download
+
+    seen: list[t.Any] = []
+
+    def max_age(name: str | None) -> int:
+        seen.append(name)
+        return 77
+
+    path = download_root / "hello.txt"
+    app.add_url_rule("/x", "x", lambda: send_download(path, max_age=max_age))
+    with app.test_client().get("/x") as rv:
+        assert "max-age=77" in rv.headers["Cache-Control"]
+    assert seen
+
+
+def test_custom_slug_field(app: Flask, session: orm.Session) -> None:
+    session.add(Row(id=5, key="hello.txt"))
+    session.commit()
+    app.add_url_rule(
+        "/k/<name>",
+        view_func=ObjectDownloadView.as_view(
+            "k",
+            model=Row,
+            file_field="key",
+            slug_field="key",
+            slug_url_kwarg="name",
+            session=session,
+        ),
+    )
+    client = app.test_client()
+    with client.get("/k/hello.txt") as rv:
+        assert rv.data == b"Hello, world!\n"
+    with client.get("/k/other.txt") as rv:
+        assert rv.status_code == 404
+
+
+def test_signal_request_is_the_current_request(app: Flask) -> None:
+    import flask
+
+    seen: list[t.Any] = []
+
+    def receiver(sender: t.Any, **kwargs: t.Any) -> None:
+        seen.append(
+            (
+                kwargs["request"].path,
+                kwargs["request"] is flask.request._get_current_object(),
+            )
+        )  # type: ignore[attr-defined]
+
+    app.add_url_rule("/p", view_func=PathDownloadView.as_view("p", path="hello.txt"))
+    from flask_download import download_started
+
+    with (
+        download_started.connected_to(receiver, app),
+        app.test_client().get("/p") as rv,
+    ):
+        rv.get_data()
+    assert seen == [("/p", True)]
