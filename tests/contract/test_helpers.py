@@ -316,3 +316,54 @@ def test_signed_virtual_view(app_factory: t.Callable[..., Flask]) -> None:
         assert rv.status_code == 403
     with client.get(_signed(app, "v")) as rv:
         assert rv.data == b"secret"
+
+
+def test_signed_link_subdomain_variables_bound(download_root: pathlib.Path) -> None:
+    from flask_download import FlaskDownload
+
+    app = Flask(__name__, subdomain_matching=True)
+    app.config.update(
+        SECRET_KEY="k",
+        SERVER_NAME="example.com",
+        DOWNLOAD_ROOT=os.fspath(download_root),
+    )
+    FlaskDownload(app)
+    app.add_url_rule(
+        "/f/<path:path>",
+        view_func=PathDownloadView.as_view("f", signed=True),
+        subdomain="<tenant>",
+    )
+    with app.app_context():
+        url = signed_url_for("f", tenant="a", path="hello.txt", _external=True)
+    parts = urllib.parse.urlsplit(url)
+    assert parts.netloc == "a.example.com"
+    target = parts.path + "?" + parts.query
+    client = app.test_client()
+    with client.get(target, base_url="http://a.example.com") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"Hello, world!\n"
+    with client.get(target, base_url="http://b.example.com") as rv:
+        assert rv.status_code == 403
+
+
+def test_signed_link_behind_proxy_prefix(app_factory: t.Callable[..., Flask]) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = app_factory(SECRET_KEY="k")
+    app.add_url_rule(
+        "/s/<path:path>", view_func=PathDownloadView.as_view("s", signed=True)
+    )
+    app.add_url_rule("/link", "link", lambda: signed_url_for("s", path="hello.txt"))
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_prefix=1)  # type: ignore[method-assign]
+    client = app.test_client()
+    with client.get("/link", headers={"X-Forwarded-Prefix": "/app"}) as rv:
+        url = rv.get_data(as_text=True)
+    assert url.startswith("/app/s/hello.txt?")
+    inner = url.removeprefix("/app")
+    with client.get(inner, headers={"X-Forwarded-Prefix": "/app"}) as rv:
+        assert rv.status_code == 200
+    # The same link under another prefix still names the same file only.
+    with client.get(inner, headers={"X-Forwarded-Prefix": "/other"}) as rv:
+        assert rv.status_code in (200, 403)
+        if rv.status_code == 200:
+            assert rv.data == b"Hello, world!\n"
