@@ -348,3 +348,56 @@ def test_render_to_response_is_the_entry_point(app: Flask) -> None:
     app.add_url_rule("/r", view_func=Wrapped.as_view("r"))
     with app.test_client().get("/r") as rv:
         assert rv.headers["X-Rendered"] == "1"
+
+
+def test_response_class_is_used(app: Flask) -> None:
+    class Mine(DownloadResponse):
+        pass
+
+    made: list[t.Any] = []
+
+    class View(VirtualDownloadView):
+        content = "x"
+        basename = "x.txt"
+        response_class = Mine
+
+        def download_response(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            response = super().download_response(*args, **kwargs)
+            made.append(response)
+            return response
+
+    app.add_url_rule("/m", view_func=View.as_view("m"))
+    with app.test_client().get("/m") as rv:
+        assert rv.data == b"x"
+    assert len(made) == 1
+    assert isinstance(made[0], Mine)
+
+
+def test_download_response_is_a_download_response(app: Flask) -> None:
+    made: list[t.Any] = []
+
+    class View(PathDownloadView):
+        def download_response(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            response = super().download_response(*args, **kwargs)
+            made.append(response)
+            return response
+
+    app.add_url_rule("/p", view_func=View.as_view("p", path="hello.txt"))
+    with app.test_client().get("/p") as rv:
+        rv.get_data()
+    assert isinstance(made[0], DownloadResponse)
+    assert isinstance(made[0], flask.Response)
+
+
+def test_file_not_found_response_aborts_404() -> None:
+    from werkzeug.exceptions import NotFound
+
+    app = Flask(__name__)
+    with app.test_request_context(), pytest.raises(NotFound):
+        DownloadMixin().file_not_found_response()
+
+
+def test_post_is_405(app: Flask) -> None:
+    app.add_url_rule("/p", view_func=PathDownloadView.as_view("p", path="hello.txt"))
+    with app.test_client().post("/p") as rv:
+        assert rv.status_code == 405
