@@ -653,3 +653,37 @@ def test_open_descriptors_do_not_leak(
             live.get("/p", headers=headers, method="HEAD")
     gc.collect()
     assert len(os.listdir(fd_dir)) <= before + 2
+
+
+def test_type_guessed_from_the_sent_name(app: Flask) -> None:
+    with _path(app, "data.bin", basename="report.pdf").get("/p") as rv:
+        assert rv.headers["Content-Type"] == "application/pdf"
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="report.pdf"'
+
+
+def test_wrapper_mimetype_used_when_view_has_none(app: Flask) -> None:
+    class Typed(DownloadFile):
+        name = "blob"
+        mimetype = "image/webp"
+        size = 1
+        seekable = True
+
+        def open(self) -> t.IO[bytes]:
+            return io.BytesIO(b"x")
+
+    class View(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return Typed()
+
+    app.add_url_rule("/t", view_func=View.as_view("t"))
+    with app.test_client().get("/t") as rv:
+        assert rv.headers["Content-Type"] == "image/webp"
+        assert rv.data == b"x"
+
+
+def test_charset_never_for_binary_types(app: Flask) -> None:
+    client = _virtual(
+        app, "text", basename="x.bin", mimetype="application/pdf", charset="latin-1"
+    )
+    with client.get("/v") as rv:
+        assert rv.headers["Content-Type"] == "application/pdf"
