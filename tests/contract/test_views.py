@@ -390,6 +390,16 @@ def test_http_view_refuses_loopback(
         "http://10.0.0.1/x",
         "file:///etc/passwd",
         "gopher://127.0.0.1/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://127.1/x",
+        "http://0x7f000001/x",
+        "http://017700000001/x",
+        "http://[fe80::1]/x",
+        "http://[64:ff9b::7f00:1]/x",
+        "http://user@127.0.0.1/x",
+        "http://127.0.0.1.nip.io/x",
+        "http://[::]/x",
+        "http://100.64.0.1/x",
     ],
 )
 def test_http_view_refuses_private_targets(app: Flask, url: str) -> None:
