@@ -692,3 +692,48 @@ def test_signal_request_is_the_current_request(app: Flask) -> None:
     ):
         rv.get_data()
     assert seen == [("/p", True)]
+
+
+@pytest.mark.parametrize(
+    ("upstream_etag", "expected"),
+    [('"v1"', '"v1"'), ('W/"v1"', None)],
+    ids=["strong", "weak"],
+)
+def test_upstream_validators(
+    app: Flask,
+    serve: t.Callable[[t.Any], Live],
+    upstream_etag: str,
+    expected: str | None,
+) -> None:
+    upstream = Flask("upstream")
+
+    @upstream.get("/f.bin")
+    def f() -> t.Any:
+        return (
+            b"0123456789",
+            200,
+            {
+                "ETag": upstream_etag,
+                "Last-Modified": "Wed, 21 Oct 2015 07:28:00 GMT",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+
+    live = serve(upstream)
+    app.add_url_rule(
+        "/p",
+        view_func=HTTPDownloadView.as_view(
+            "p", url=f"http://127.0.0.1:{live.port}/f.bin", allowed_hosts=["127.0.0.1"]
+        ),
+    )
+    with app.test_client().get("/p") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"0123456789"
+        assert rv.headers["Content-Length"] == "10"
+        assert rv.headers["Last-Modified"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+        etag = rv.headers.get("ETag")
+    # A weak upstream validator is never passed off as a strong one.
+    if expected is None:
+        assert etag is None or etag.startswith("W/")
+    else:
+        assert etag == expected
