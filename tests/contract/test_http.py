@@ -687,3 +687,62 @@ def test_charset_never_for_binary_types(app: Flask) -> None:
     )
     with client.get("/v") as rv:
         assert rv.headers["Content-Type"] == "application/pdf"
+
+
+def test_preconditions_before_range(app: Flask) -> None:
+    client = _path(app)
+    etag, modified = _validators(client)
+    with client.get("/p", headers={"If-None-Match": etag, "Range": "bytes=0-1"}) as rv:
+        assert rv.status_code == 304
+    with client.get("/p", headers={"If-Match": '"x"', "Range": "bytes=0-1"}) as rv:
+        assert rv.status_code == 412
+    headers = {"If-Unmodified-Since": modified, "Range": "bytes=0-1"}
+    with client.get("/p", headers=headers) as rv:
+        assert rv.status_code == 206
+    with client.get("/p", headers={"If-Match": etag, "Range": "bytes=0-1"}) as rv:
+        assert rv.status_code == 206
+    with client.get(
+        "/p", headers={"If-None-Match": etag, "Range": "bytes=9999-"}
+    ) as rv:
+        assert rv.status_code == 304
+
+
+def test_206_carries_the_200_validators(app: Flask) -> None:
+    client = _path(app)
+    with client.get("/p") as full:
+        expected = {
+            h: full.headers.get(h) for h in ("ETag", "Last-Modified", "Cache-Control")
+        }
+    with client.get("/p", headers={"Range": "bytes=0-1"}) as rv:
+        assert rv.status_code == 206
+        for name, value in expected.items():
+            assert rv.headers.get(name) == value, name
+        assert rv.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_412_and_416_on_head(app: Flask) -> None:
+    client = _path(app)
+    with client.head("/p", headers={"If-Match": '"x"'}) as rv:
+        assert rv.status_code == 412
+        assert rv.data == b""
+    with client.head("/p", headers={"Range": "bytes=9999-"}) as rv:
+        assert rv.status_code == 200
+
+
+def test_if_range_on_unseekable_source_sends_whole(app: Flask) -> None:
+    client = _virtual(app, lambda: iter([b"abc"]), basename="a.bin")
+    with client.get("/v", headers={"Range": "bytes=0-0", "If-Range": '"x"'}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"abc"
+
+
+def test_multipart_parts_carry_the_type(app: Flask) -> None:
+    with _path(app, "hello.txt").get("/p", headers={"Range": "bytes=0-1,5-6"}) as rv:
+        assert rv.status_code == 206
+        content_type = rv.headers["Content-Type"]
+        raw = b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + rv.data
+    message = email.parser.BytesParser().parsebytes(raw)
+    parts = message.get_payload()
+    assert isinstance(parts, list) and len(parts) == 2
+    for part in parts:
+        assert part["Content-Type"] == "text/plain; charset=utf-8"
