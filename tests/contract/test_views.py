@@ -633,3 +633,28 @@ def test_file_column_reads_back_a_wrapper(
         assert rv.data == b"nested\n"
     with client.get(f"/o/{bad}") as rv:
         assert rv.status_code == 404
+
+
+def test_blueprint_model_routes_url_for(db_app: tuple[Flask, SQLAlchemy]) -> None:
+    from flask import url_for
+
+    from flask_download import make_download_blueprint
+
+    app, db = db_app
+    pk = _add(app, db, path="hello.txt", slug="greeting")
+    app.register_blueprint(
+        make_download_blueprint(
+            "docs",
+            model=Doc,
+            url_prefix="/docs",
+            object_options={"file_field": "path"},
+        )
+    )
+    with app.test_request_context():
+        by_id = url_for("docs.object", id=pk)
+        by_slug = url_for("docs.object_by_slug", slug="greeting")
+    client = app.test_client()
+    for url in (by_id, by_slug):
+        with client.get(url) as rv:
+            assert rv.status_code == 200, url
+            assert rv.data == b"Hello, world!\n"
