@@ -1,6 +1,18 @@
-"""An example application for Flask-Download, made with an app factory.
+"""A small document library built with Flask-Download.
 
 Run it with ``flask --app example_app run`` and open http://127.0.0.1:5000/.
+Everything it writes lives in the instance folder (``instance/`` next to
+the package), which it creates on first run:
+
+- ``example.sqlite``: users and documents (Flask-SQLAlchemy);
+- ``files/uploads/``: the uploaded files, under generated keys;
+- ``files/sample/large.bin``: a large file made once for the resume demo
+  (sparse: it takes almost no disk space).
+
+The app is made by :func:`create_app` from three blueprints: ``auth``
+(pick a user), ``documents`` (upload, list, download, preview, share;
+:mod:`~example_app.archive` and :mod:`~example_app.export` add the ZIP and
+the CSV list to it) and ``demo`` (the large file).
 """
 
 from __future__ import annotations
@@ -10,33 +22,50 @@ import os
 import typing as t
 
 from flask import Flask
+from flask import render_template
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from flask_download import FlaskDownload
-from flask_download import make_download_blueprint
 
 from .models import db
-from .models import Document
 from .models import init_db
 
 #: The extension, created once and bound to each app in :func:`create_app`.
 download = FlaskDownload()
 
+#: Size of the generated large file (``EXAMPLE_LARGE_FILE_SIZE``): big enough
+#: that an interrupted download is worth resuming.
+LARGE_FILE_SIZE = 1024**3
+
 
 def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
     """Create and configure the example application.
+
+    Configuration comes from the defaults below, then ``instance/config.py``
+    if it exists (or ``test_config`` instead, for tests).
 
     :param test_config: config values that win over the defaults (tests pass
         ``TESTING`` and temporary paths here).
     """
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
+        # Signs the session cookie and the shared links. Set a random value
+        # in instance/config.py for anything but a local demo.
         SECRET_KEY="dev",
-        # Files under this directory can be downloaded by URL path.
-        DOWNLOAD_ROOT=os.path.join(app.root_path, "files"),
-        DOWNLOAD_CACHE_MAX_AGE=60,
+        # Forms are plain POSTs; a Lax cookie is not sent with cross-site ones.
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Larger uploads are refused with 413 before they reach the disk.
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
         # SQLite, the embedded default: a file in the instance folder.
         SQLALCHEMY_DATABASE_URI="sqlite:///"
         + os.path.join(app.instance_path, "example.sqlite"),
+        # Uploads and the large file; stored paths are relative to it and
+        # can never leave it.
+        DOWNLOAD_ROOT=os.path.join(app.instance_path, "files"),
+        # Browsers may reuse a download for a minute, then revalidate (304).
+        DOWNLOAD_CACHE_MAX_AGE=60,
+        EXAMPLE_LARGE_FILE_SIZE=LARGE_FILE_SIZE,
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -44,25 +73,34 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
+    from . import archive  # noqa: F401 - adds /archive to documents.bp
+    from . import auth
+    from . import demo
+    from . import documents
+    from . import export  # noqa: F401 - adds /documents.csv to documents.bp
+
+    # Files first: FlaskDownload checks that DOWNLOAD_ROOT is a directory.
+    documents.make_upload_dir(app)
+    demo.make_large_file(app)
     download.init_app(app)
     db.init_app(app)
     with app.app_context():
-        # Creates the tables and sample rows on first run only.
+        # Creates the tables and the sample users on first run only.
         init_db()
 
-    from .views import bp
-    from .views import DocumentDownloadView
-
-    app.register_blueprint(bp)
-    # The same documents through the blueprint factory: endpoints
-    # "documents.object" (/dl/document/<id>) and "documents.object_by_slug"
-    # (/dl/document/by-slug/<slug>).
-    app.register_blueprint(
-        make_download_blueprint(
-            "documents",
-            model=Document,
-            object_view=DocumentDownloadView,
-            url_prefix="/dl",
-        )
-    )
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(documents.bp)
+    app.register_blueprint(demo.bp)
+    app.register_error_handler(HTTPException, error_page)
     return app
+
+
+def error_page(error: HTTPException) -> Response:
+    """Show an HTTP error (404, an expired link's 410...) in the site's layout.
+
+    The response keeps the error's own headers, such as ``Allow`` on a 405.
+    """
+    response = error.get_response()
+    response.set_data(render_template("error.html", error=error))
+    response.content_type = "text/html; charset=utf-8"
+    return response

@@ -1,4 +1,8 @@
-"""The example's database: Flask-SQLAlchemy over SQLite in the instance folder."""
+"""The example's database: users and their documents, in SQLite.
+
+Flask-SQLAlchemy keeps the database in the instance folder (see
+:func:`example_app.create_app`); :func:`init_db` creates it on first run.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
-
-from flask_download.sqlalchemy import ColumnFile
-from flask_download.sqlalchemy import FileColumn
+from sqlalchemy.orm import relationship
 
 
 class Base(DeclarativeBase):
@@ -22,65 +24,69 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+#: The largest id SQLite can store (its integers are 64-bit): a larger one in
+#: a URL is no row, and binding it in a query would fail.
+MAX_ID = 2**63 - 1
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-class Document(Base):
-    """A downloadable document: a file under ``DOWNLOAD_ROOT``, or bytes in a row.
+class User(Base):
+    """Someone who owns documents. The example has no passwords: a visitor
+    picks a user name on the login page (see :mod:`example_app.auth`)."""
 
-    The metadata columns next to the file are read by ``ObjectDownloadView``
-    through its ``*_field`` attributes.
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(40), unique=True)
+
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="owner", cascade="all, delete-orphan"
+    )
+
+
+class Document(Base):
+    """An uploaded file: the bytes live on disk, everything else in the row.
+
+    The columns are the ones ``ObjectDownloadView`` reads through its
+    ``*_field`` attributes (see :class:`example_app.documents.DocumentView`).
     """
 
     __tablename__ = "document"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    #: Used in URLs such as ``/documents/by-slug/readme``.
-    slug: Mapped[str] = mapped_column(sa.String(80), unique=True)
-    title: Mapped[str] = mapped_column(sa.String(200))
-    #: A path relative to ``DOWNLOAD_ROOT``; reads back as a ``ColumnFile``.
-    file: Mapped[ColumnFile | None] = mapped_column(FileColumn(length=500))
-    #: Or the content itself. Deferred: list pages never load it, the
-    #: download view loads it in its one SELECT.
-    content: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
-    #: The name the browser saves the file under (``basename_field``).
-    filename: Mapped[str | None] = mapped_column(sa.String(255))
-    #: The media type (``mime_type_field``); ``None`` guesses from the name.
-    mimetype: Mapped[str | None] = mapped_column(sa.String(100))
-    #: Last change (``modification_time_field``); SQLite gives it back naive,
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), index=True)
+    #: Where the bytes are: ``uploads/<random key>``, relative to
+    #: ``DOWNLOAD_ROOT``. Generated, never the client's name, so two uploads
+    #: of ``report.pdf`` never collide and no name can reach outside.
+    path: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    #: The name the file had on the uploader's disk; downloads are saved
+    #: under it (``basename_field``).
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    #: The media type, guessed from the name at upload (``mime_type_field``).
+    mimetype: Mapped[str] = mapped_column(sa.String(100))
+    #: Size in bytes (``size_field``).
+    size: Mapped[int]
+    #: CRC-32 of the content, computed while the upload was written: ZIP
+    #: archives of several documents use it instead of reading the file.
+    crc32: Mapped[int] = mapped_column(sa.BigInteger)
+    #: Upload time (``modification_time_field``); SQLite gives it back naive,
     #: which Flask-Download reads as UTC.
-    updated_at: Mapped[datetime.datetime] = mapped_column(default=_now, onupdate=_now)
+    uploaded_at: Mapped[datetime.datetime] = mapped_column(default=_now)
+
+    owner: Mapped[User] = relationship(back_populates="documents")
 
 
-#: Rows created on first run, so a fresh checkout has something to download.
-SAMPLE_DOCUMENTS: list[dict[str, object]] = [
-    {
-        "slug": "readme",
-        "title": "Read me (a file under DOWNLOAD_ROOT)",
-        "file": "readme.txt",
-        "mimetype": "text/plain",
-    },
-    {
-        "slug": "resume",
-        "title": "Résumé (a non-ASCII file name)",
-        "file": "résumé.txt",
-        "filename": "Résumé – 2026.txt",
-    },
-    {
-        "slug": "stored-in-db",
-        "title": "Hello from the database (a LargeBinary column)",
-        "content": b"Ces octets sont dans SQLite.\n",
-        "filename": "from-the-database.txt",
-        "mimetype": "text/plain",
-    },
-]
+#: Users created on first run, so that a fresh checkout can log in at once.
+SAMPLE_USERS = ("alice", "bob")
 
 
 def init_db() -> None:
-    """Create the tables and add the sample documents to an empty database."""
+    """Create the tables, and the sample users in an empty database."""
     db.create_all()
-    if db.session.scalar(sa.select(sa.func.count()).select_from(Document)):
+    if db.session.scalar(sa.select(sa.func.count()).select_from(User)):
         return
-    db.session.add_all(Document(**values) for values in SAMPLE_DOCUMENTS)
+    db.session.add_all(User(name=name) for name in SAMPLE_USERS)
     db.session.commit()
