@@ -401,3 +401,36 @@ def test_post_is_405(app: Flask) -> None:
     app.add_url_rule("/p", view_func=PathDownloadView.as_view("p", path="hello.txt"))
     with app.test_client().post("/p") as rv:
         assert rv.status_code == 405
+
+
+# Ported from django-downloadview's tests/views.py (duck-typed wrappers).
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="views.DownloadMixin.was_modified_since returns bool(result) instead"
+    " of the wrapper's own answer (django-downloadview returns it as is)",
+)
+def test_was_modified_since_returns_the_wrappers_answer() -> None:
+    from unittest import mock
+
+    wrapper = mock.Mock()
+    wrapper.was_modified_since = mock.Mock(return_value=mock.sentinel.answer)
+    since = _since()
+    assert DownloadMixin().was_modified_since(wrapper, since) is mock.sentinel.answer
+    wrapper.was_modified_since.assert_called_once_with(since)
+
+
+@pytest.mark.parametrize("error", [AttributeError, NotImplementedError])
+def test_was_modified_since_duck_typed_wrapper_cannot_tell(
+    error: type[Exception],
+) -> None:
+    class Duck:
+        def was_modified_since(self, since: datetime.datetime) -> bool:
+            raise error("fake")
+
+        @property
+        def modified_time(self) -> datetime.datetime:
+            raise error("fake")
+
+    assert DownloadMixin().was_modified_since(Duck(), _since()) is True  # type: ignore[arg-type]
