@@ -430,3 +430,57 @@ def test_member_changing_while_sent_keeps_framing(
         assert len(body) == length
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             assert archive.read("member.bin") == b"m" * 50_000
+
+
+def test_members_of_every_kind(
+    app: Flask,
+    serve: t.Callable[[t.Any], Live],
+    download_root: pathlib.Path,
+    download_storage: t.Any,
+) -> None:
+    from flask_download import HTTPFile
+    from flask_download import StorageFile
+
+    upstream = Flask("upstream")
+
+    @upstream.get("/r.txt")
+    def remote() -> str:
+        return "remote bytes"
+
+    port = serve(upstream).port
+    download_storage.pipe("/b/s.txt", b"storage bytes")
+
+    def members() -> list[t.Any]:
+        return [
+            PathFile(download_root / "hello.txt"),
+            StorageFile(download_storage, "/b/s.txt"),
+            ("v.txt", VirtualFile("virtual bytes")),
+            HTTPFile(f"http://127.0.0.1:{port}/r.txt", allowed_hosts=["127.0.0.1"]),
+        ]
+
+    client = _zip_view(app, members)
+    with client.get("/z") as rv:
+        assert rv.status_code == 200
+        data = rv.data
+        if "Content-Length" in rv.headers:
+            assert int(rv.headers["Content-Length"]) == len(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        assert archive.read("hello.txt") == b"Hello, world!\n"
+        assert archive.read("s.txt") == b"storage bytes"
+        assert archive.read("v.txt") == b"virtual bytes"
+        assert archive.read("r.txt") == b"remote bytes"
+
+
+def test_signed_max_age_default(app_factory: t.Callable[..., Flask]) -> None:
+    import time
+    import urllib.parse
+
+    from flask_download import signed_url_for
+
+    app = app_factory(SECRET_KEY="k", DOWNLOAD_SIGNED_MAX_AGE=120)
+    app.add_url_rule("/z", view_func=ZipDownloadView.as_view("z", signed=True))
+    with app.test_request_context():
+        url = signed_url_for("z")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    assert time.time() + 110 <= int(query["expires"]) <= time.time() + 130
