@@ -400,3 +400,10 @@ def test_signed_offloaded_response_not_cached_past_expiry(
     # nginx's proxy cache: absent (then Cache-Control: private applies),
     # "0" (do not cache) or a lifetime within the link's.
     assert expires is None or (expires.isdigit() and int(expires) <= 60)
+
+
+def test_pytest11_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    values = {ep.value for ep in entry_points(group="pytest11")}
+    assert "flask_download.pytest_plugin" in values

@@ -746,3 +746,19 @@ def test_multipart_parts_carry_the_type(app: Flask) -> None:
     assert isinstance(parts, list) and len(parts) == 2
     for part in parts:
         assert part["Content-Type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    "name", ["é (1)'*,;=.txt", "ü[]{}<>@:?/.pdf", 'é"\\%.txt'], ids=["p1", "p2", "p3"]
+)
+def test_filename_star_uses_attr_chars_only(app: Flask, name: str) -> None:
+    with _virtual(app, b"x", basename=name).get("/v") as rv:
+        value = rv.headers["Content-Disposition"]
+    match = re.search(r"filename\*=UTF-8''(\S*)", value)
+    assert match is not None, value
+    encoded = match.group(1)
+    # RFC 8187 §3.2.1: attr-char or pct-encoded, nothing else.
+    assert re.fullmatch(r"(?:[A-Za-z0-9!#$&+\-.^_`|~]|%[0-9A-F]{2})+", encoded), encoded
+    from urllib.parse import unquote
+
+    assert unquote(encoded, encoding="utf-8") == name
