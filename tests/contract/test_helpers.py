@@ -407,3 +407,15 @@ def test_pytest11_entry_point() -> None:
 
     values = {ep.value for ep in entry_points(group="pytest11")}
     assert "flask_download.pytest_plugin" in values
+
+
+def test_signed_link_script_name_split(signed_app: Flask) -> None:
+    """The same full path split differently never opens another file."""
+    url = _signed(signed_app, "s", path="x/s/hello.txt")
+    path, _, query = url.partition("?")
+    assert path == "/s/x/s/hello.txt"
+    client = signed_app.test_client()
+    # SCRIPT_NAME=/s/x, PATH_INFO=/s/hello.txt: the full path is the same.
+    with client.get("/s/hello.txt?" + query, base_url="http://localhost/s/x") as rv:
+        assert rv.status_code == 403
+        assert rv.data != b"Hello, world!\n"
