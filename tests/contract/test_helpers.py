@@ -129,7 +129,8 @@ def test_signals_sent_with_documented_arguments(
     assert started[0]["sender"] is app
     assert isinstance(started[0]["file"], DownloadFile)
     assert "request" in started[0]
-    assert [f["bytes_sent"] for f in finished] == [1024, 10]
+    # Each request ends in its own server thread: in any order.
+    assert sorted(f["bytes_sent"] for f in finished) == [10, 1024]
     assert all(f["completed"] is True for f in finished)
     assert all(isinstance(f["file"], DownloadFile) for f in finished)
 
