@@ -147,3 +147,58 @@ def test_file_column_root(
                 assert rv.status_code == 404
     finally:
         engine.dispose()
+
+
+def test_storage_prefix_sibling_not_reachable(app: Flask) -> None:
+    """A key normalised to a sibling sharing the prefix's text stays out."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/contract-sib/in/a.txt", b"inside")
+    fs.pipe("/contract-sib/in-evil/secret.txt", b"TOP SECRET")
+    fs.pipe("/contract-sib/inx", b"TOP SECRET")
+    try:
+        app.add_url_rule(
+            "/s/<path:path>",
+            view_func=StorageDownloadView.as_view(
+                "s", storage="memory://contract-sib/in"
+            ),
+        )
+        client = app.test_client()
+        with client.get("/s/a.txt") as rv:
+            assert rv.data == b"inside"
+        for path in (
+            "../in-evil/secret.txt",
+            "%2e%2e/in-evil/secret.txt",
+            "../inx",
+            "a.txt/../../in-evil/secret.txt",
+            "/contract-sib/in-evil/secret.txt",
+            "memory://contract-sib/inx",
+        ):
+            with client.get("/s/" + path, follow_redirects=True) as rv:
+                assert rv.status_code == 404, path
+                assert b"TOP SECRET" not in rv.data
+    finally:
+        fs.rm("/contract-sib", recursive=True)
+
+
+def test_local_storage_sibling_not_reachable(
+    app: Flask, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("inside")
+    (tmp_path / "in-evil").mkdir()
+    (tmp_path / "in-evil" / "secret.txt").write_text("TOP SECRET")
+    app.add_url_rule(
+        "/s/<path:path>",
+        view_func=StorageDownloadView.as_view(
+            "s", storage="file://" + os.fspath(tmp_path / "in")
+        ),
+    )
+    client = app.test_client()
+    with client.get("/s/a.txt") as rv:
+        assert rv.data == b"inside"
+    with client.get("/s/../in-evil/secret.txt") as rv:
+        assert rv.status_code == 404
+    with client.get("/s/%2e%2e/in-evil/secret.txt") as rv:
+        assert rv.status_code == 404
