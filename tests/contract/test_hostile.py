@@ -784,3 +784,51 @@ def test_iterator_with_size_never_sends_more(
     assert f"Content-Length: {size}".encode() in head
     assert len(body) <= size
     assert b"".join(chunks).startswith(body)
+
+
+def test_upstream_headers_never_forwarded(
+    app: Flask, serve: t.Callable[[t.Any], Live]
+) -> None:
+    upstream = Flask("upstream")
+
+    @upstream.get("/page.html")
+    def page() -> t.Any:
+        return (
+            "<script>alert(1)</script>",
+            200,
+            {
+                "Content-Type": "text/html",
+                "Set-Cookie": "session=evil",
+                "X-Accel-Redirect": "/internal/secret",
+                "X-Sendfile": "/etc/passwd",
+                "Content-Security-Policy": "default-src *",
+                "Access-Control-Allow-Origin": "*",
+                "Refresh": "0; url=http://evil.example",
+                "Link": "<http://evil.example>; rel=preload",
+            },
+        )
+
+    live = serve(upstream)
+    app.add_url_rule(
+        "/p",
+        view_func=HTTPDownloadView.as_view(
+            "p",
+            url=f"http://127.0.0.1:{live.port}/page.html",
+            allowed_hosts=["127.0.0.1"],
+            attachment=False,
+        ),
+    )
+    status, headers, body = serve(app).get("/p")
+    assert status == 200
+    assert body == b"<script>alert(1)</script>"
+    for name in (
+        "Set-Cookie",
+        "X-Accel-Redirect",
+        "X-Sendfile",
+        "Access-Control-Allow-Origin",
+        "Refresh",
+        "Link",
+    ):
+        assert headers.get(name) is None, name
+    assert headers["Content-Security-Policy"] == "sandbox"
+    assert headers["X-Content-Type-Options"] == "nosniff"
