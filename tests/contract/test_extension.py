@@ -331,3 +331,40 @@ def test_offload_storage_source_url(
         assert rv.status_code == 200
         assert rv.headers["X-Accel-Redirect"] == "/mem/a.txt"
         assert rv.data == b""
+
+
+def test_accel_rules_argument(download_root: pathlib.Path) -> None:
+    from flask_download import AccelRule
+
+    app = Flask(__name__)
+    app.config["DOWNLOAD_ROOT"] = os.fspath(download_root)
+    FlaskDownload(
+        app,
+        accel="nginx",
+        accel_rules=[
+            AccelRule(source_dir=os.fspath(download_root), destination_url="/arg/")
+        ],
+    )
+    app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
+    with app.test_client().get("/f/hello.txt") as rv:
+        assert rv.headers["X-Accel-Redirect"] == "/arg/hello.txt"
+
+
+def test_accel_rules_config_beats_argument(download_root: pathlib.Path) -> None:
+    app = Flask(__name__)
+    app.config.update(
+        DOWNLOAD_ROOT=os.fspath(download_root),
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/config/"}
+        ],
+    )
+    FlaskDownload(
+        app,
+        accel_rules=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/arg/"}
+        ],
+    )
+    app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
+    with app.test_client().get("/f/hello.txt") as rv:
+        assert rv.headers["X-Accel-Redirect"] == "/config/hello.txt"
