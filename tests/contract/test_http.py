@@ -762,3 +762,10 @@ def test_filename_star_uses_attr_chars_only(app: Flask, name: str) -> None:
     from urllib.parse import unquote
 
     assert unquote(encoded, encoding="utf-8") == name
+
+
+def test_fifty_ranges_still_multipart(app: Flask) -> None:
+    header = "bytes=" + ",".join(f"{i * 10}-{i * 10 + 1}" for i in range(50))
+    with _path(app).get("/p", headers={"Range": header}) as rv:
+        assert rv.status_code == 206
+        assert rv.mimetype == "multipart/byteranges"
