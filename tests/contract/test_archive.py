@@ -484,3 +484,13 @@ def test_signed_max_age_default(app_factory: t.Callable[..., Flask]) -> None:
         url = signed_url_for("z")
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
     assert time.time() + 110 <= int(query["expires"]) <= time.time() + 130
+
+
+def test_zip_view_without_extension() -> None:
+    plain = Flask(__name__)
+    _zip_view(plain, lambda: [("a.txt", VirtualFile(b"a"))])
+    with plain.test_client().get("/z") as rv:
+        assert rv.status_code == 200
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("a.txt") == b"a"
