@@ -420,3 +420,20 @@ def test_signed_link_script_name_split(signed_app: Flask) -> None:
     with client.get("/s/hello.txt?" + query, base_url="http://localhost/s/x") as rv:
         assert rv.status_code == 403
         assert rv.data != b"Hello, world!\n"
+
+
+def test_assert_download_response_non_ascii_and_inline(app: Flask) -> None:
+    app.add_url_rule(
+        "/e", view_func=PathDownloadView.as_view("e", path="été.txt", attachment=False)
+    )
+    client = app.test_client()
+    with client.get("/e") as rv:
+        assert_download_response(
+            rv,
+            content="Un été à Paris\n".encode(),
+            basename="été.txt",
+            mimetype="text/plain",
+            attachment=False,
+        )
+    with client.get("/e", headers={"Range": "bytes=0-1"}) as rv:
+        assert_download_response(rv, content=b"Un", status=206)
