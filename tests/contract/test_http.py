@@ -217,7 +217,7 @@ def test_inline_active_types_are_sandboxed(app: Flask, basename: str) -> None:
         assert rv.headers["Content-Security-Policy"] == "sandbox"
 
 
-def test_attachment_html_not_sandboxed_necessarily(app: Flask) -> None:
+def test_inline_plain_text_not_sandboxed(app: Flask) -> None:
     client = _virtual(app, b"<x/>", basename="p.txt", attachment=False)
     with client.get("/v") as rv:
         assert "Content-Security-Policy" not in rv.headers
