@@ -101,3 +101,27 @@ def test_import_needs_only_flask() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_every_exception_derives_from_download_error() -> None:
+    for name in flask_download.__all__:
+        value = getattr(flask_download, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, flask_download.DownloadError), name
+
+
+def test_signed_url_for_without_secret_key_says_so() -> None:
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.add_url_rule(
+        "/v",
+        view_func=flask_download.VirtualDownloadView.as_view(
+            "v", content="x", signed=True
+        ),
+    )
+    with (
+        app.test_request_context(),
+        pytest.raises(flask_download.ConfigurationError, match="SECRET_KEY"),
+    ):
+        flask_download.signed_url_for("v")
