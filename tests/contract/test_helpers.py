@@ -221,12 +221,6 @@ def test_expired_link_410(signed_app: Flask) -> None:
         assert rv.status_code == 410
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signing._private_until: remaining = expires - int(now) rounds the"
-    " max-age up, so a cache may keep the response up to 1 s past the expiry;"
-    " should be int(expires - now)",
-)
 def test_signed_cache_control_never_past_expiry(
     app_factory: t.Callable[..., Flask],
 ) -> None:

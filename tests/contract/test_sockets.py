@@ -67,25 +67,7 @@ def upstream_port() -> cabc.Iterator[int]:
     thread.join(5)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="http._open: urllib3 raises InvalidHeader for two unequal"
-                " Content-Length values after reading the head; the"
-                " http.client response is never closed, so the upstream"
-                " socket stays open until garbage collection (ResourceWarning;"
-                " also makes tests/security/test_framing.py order-dependent)",
-            ),
-        )
-        if name == "cl-mismatch"
-        else name
-        for name in sorted(BAD)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(BAD))
 def test_upstream_socket_closed_on_every_answer(
     app: Flask,
     upstream_port: int,
