@@ -431,3 +431,34 @@ def test_assert_download_response_non_ascii_and_inline(app: Flask) -> None:
         )
     with client.get("/e", headers={"Range": "bytes=0-1"}) as rv:
         assert_download_response(rv, content=b"Un", status=206)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "expires=abc&signature=x",
+        "expires=99999999999999999999999999&signature=x",
+        "expires=-1&signature=x",
+        "expires=1e10&signature=x",
+        "expires=&signature=",
+        "signature=%ZZ&expires=1",
+        "expires=1&expires=2&signature=x",
+        "expires=\u0661\u0662&signature=x",
+        "signature=" + "A" * 10000 + "&expires=1",
+    ],
+    ids=[
+        "text",
+        "huge",
+        "negative",
+        "float",
+        "empty",
+        "bad-pct",
+        "twice",
+        "digits",
+        "long",
+    ],
+)
+def test_garbage_signatures_are_4xx(signed_app: Flask, query: str) -> None:
+    with signed_app.test_client().get("/s/hello.txt?" + query) as rv:
+        assert rv.status_code in (403, 410), rv.status_code
+        assert rv.data != b"Hello, world!\n"
