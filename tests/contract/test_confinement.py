@@ -202,3 +202,33 @@ def test_local_storage_sibling_not_reachable(
         assert rv.status_code == 404
     with client.get("/s/%2e%2e/in-evil/secret.txt") as rv:
         assert rv.status_code == 404
+
+
+def test_local_storage_handles_closed_on_every_path(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    import gc
+    import warnings
+
+    client = _storage_url(app, download_root)
+    with client.get("/s/data.bin") as rv:
+        etag = rv.headers["ETag"]
+    cases: list[dict[str, str]] = [
+        {},
+        {"If-None-Match": etag},
+        {"If-Match": '"nope"'},
+        {"Range": "bytes=5000-"},
+        {"Range": "bytes=0-1"},
+        {"Range": "bytes=0-1,5-6"},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for headers in cases:
+            with client.get("/s/data.bin", headers=headers) as rv:
+                rv.get_data()
+            with client.head("/s/data.bin", headers=headers) as rv:
+                pass
+        rv = client.get("/s/data.bin", buffered=False)
+        next(iter(rv.response))
+        rv.close()
+        gc.collect()
