@@ -832,3 +832,34 @@ def test_upstream_headers_never_forwarded(
         assert headers.get(name) is None, name
     assert headers["Content-Security-Policy"] == "sandbox"
     assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_proxy_head_matches_get(app: Flask, serve: t.Callable[[t.Any], Live]) -> None:
+    upstream = Flask("upstream")
+    methods: list[str] = []
+
+    @upstream.route("/f.bin", methods=["GET", "HEAD"])
+    def f() -> t.Any:
+        from flask import request
+
+        methods.append(request.method)
+        return (
+            b"0123456789",
+            200,
+            {"ETag": '"v1"', "Content-Type": "application/octet-stream"},
+        )
+
+    live = serve(upstream)
+    app.add_url_rule(
+        "/p",
+        view_func=HTTPDownloadView.as_view(
+            "p", url=f"http://127.0.0.1:{live.port}/f.bin", allowed_hosts=["127.0.0.1"]
+        ),
+    )
+    client = app.test_client()
+    with client.get("/p") as get, client.head("/p") as head:
+        assert head.status_code == 200
+        assert head.data == b""
+        for name in ("Content-Length", "Content-Type", "Content-Disposition", "ETag"):
+            assert head.headers.get(name) == get.headers.get(name), name
+    assert methods == ["GET", "HEAD"]
