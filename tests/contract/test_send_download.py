@@ -179,3 +179,27 @@ def test_works_without_extension(download_root: pathlib.Path) -> None:
     app.add_url_rule("/x", "x", lambda: send_download(path))
     with app.test_client().get("/x") as rv:
         assert rv.data == b"Hello, world!\n"
+
+
+def test_text_mode_file_and_pipe(
+    app: Flask, serve: t.Callable[[t.Any], Live], download_root: pathlib.Path
+) -> None:
+    def text_file() -> t.Any:
+        handle = open(download_root / "été.txt", encoding="utf-8")  # noqa: SIM115
+        return send_download(handle, download_name="e.txt")
+
+    def pipe() -> t.Any:
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, b"through a pipe")
+        os.close(write_fd)
+        return send_download(os.fdopen(read_fd, "rb"), download_name="p.bin")
+
+    app.add_url_rule("/t", "t", text_file)
+    app.add_url_rule("/pipe", "pipe", pipe)
+    live = serve(app)
+    status, headers, body = live.get("/t")
+    assert status == 200
+    assert body == "Un été à Paris\n".encode()
+    status, headers, body = live.get("/pipe", headers={"Range": "bytes=0-1"})
+    assert status == 200
+    assert body == b"through a pipe"
