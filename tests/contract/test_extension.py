@@ -369,3 +369,18 @@ def test_accel_rules_config_beats_argument(download_root: pathlib.Path) -> None:
     app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
     with app.test_client().get("/f/hello.txt") as rv:
         assert rv.headers["X-Accel-Redirect"] == "/config/hello.txt"
+
+
+def test_offloaded_inline_html_keeps_security_headers(
+    app_factory: t.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    app = _offload_app(app_factory, download_root)
+    app.add_url_rule(
+        "/i/<path:path>",
+        view_func=PathDownloadView.as_view("i", attachment=False),
+    )
+    with app.test_client().get("/i/page.html") as rv:
+        assert rv.headers["X-Accel-Redirect"] == "/internal/page.html"
+        assert rv.headers["X-Content-Type-Options"] == "nosniff"
+        assert rv.headers["Content-Security-Policy"] == "sandbox"
+        assert rv.headers["Content-Disposition"] == 'inline; filename="page.html"'
