@@ -494,3 +494,22 @@ def test_zip_view_without_extension() -> None:
         data = rv.data
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("a.txt") == b"a"
+
+
+def test_member_of_unknown_size(app: Flask) -> None:
+    client = _zip_view(
+        app,
+        lambda: [
+            ("known.txt", VirtualFile(b"known")),
+            ("stream.txt", VirtualFile(iter([b"str", b"eam"]))),
+        ],
+    )
+    # The size is unknown before the stream is read: no length, no ranges.
+    with client.get("/z", headers={"Range": "bytes=0-9"}) as rv:
+        assert rv.status_code == 200
+        assert "Content-Length" not in rv.headers
+        assert "Accept-Ranges" not in rv.headers
+        data = rv.data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("stream.txt") == b"stream"
+        assert archive.read("known.txt") == b"known"
