@@ -863,3 +863,35 @@ def test_proxy_head_matches_get(app: Flask, serve: t.Callable[[t.Any], Live]) ->
         for name in ("Content-Length", "Content-Type", "Content-Disposition", "ETag"):
             assert head.headers.get(name) == get.headers.get(name), name
     assert methods == ["GET", "HEAD"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "99999999999999999999999999",
+        "-99999999999999999999999",
+        "abc",
+        "1 OR 1=1",
+        "1.5",
+        "%00",
+    ],
+    ids=["huge", "huge-negative", "text", "sql", "float", "nul"],
+)
+def test_hostile_primary_keys_are_404(
+    app: Flask, session: orm.Session, value: str
+) -> None:
+    session.add(Row(id=1, key="hello.txt"))
+    session.commit()
+    app.add_url_rule(
+        "/o/<doc_id>",
+        view_func=ObjectDownloadView.as_view(
+            "o", model=Row, file_field="key", pk_url_kwarg="doc_id", session=session
+        ),
+    )
+    client = app.test_client()
+    with client.get("/o/1") as rv:
+        assert rv.data == b"Hello, world!\n"
+    with client.get("/o/" + value) as rv:
+        assert rv.status_code in (400, 404)
+    with client.get("/o/99999999999999999999999999") as rv:
+        assert rv.status_code in (400, 404)
