@@ -513,3 +513,29 @@ def test_member_of_unknown_size(app: Flask) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("stream.txt") == b"stream"
         assert archive.read("known.txt") == b"known"
+
+
+def test_head_and_304_read_no_member(app: Flask) -> None:
+    opened: list[str] = []
+
+    class Member(DownloadFile):
+        seekable = True
+        modified_time = WHEN
+
+        def __init__(self, i: int) -> None:
+            self.name = f"m{i}.bin"
+            self.size = 1000
+            self.etag = f"v{i}"
+
+        def open(self) -> t.IO[bytes]:
+            opened.append(self.name or "")
+            return io.BytesIO(b"x" * 1000)
+
+    client = _zip_view(app, lambda: [Member(i) for i in range(3)])
+    with client.head("/z") as rv:
+        assert rv.status_code == 200
+        etag = rv.headers["ETag"]
+        assert int(rv.headers["Content-Length"]) > 3000
+    with client.get("/z", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+    assert opened == []
