@@ -539,3 +539,37 @@ def test_head_and_304_read_no_member(app: Flask) -> None:
     with client.get("/z", headers={"If-None-Match": etag}) as rv:
         assert rv.status_code == 304
     assert opened == []
+
+
+def test_range_reads_each_needed_member_once(app: Flask) -> None:
+    opened: list[str] = []
+
+    class Member(DownloadFile):
+        seekable = True
+
+        def __init__(self, i: int) -> None:
+            self.name = f"m{i}.bin"
+            self.size = 20_000
+            self.etag = f"v{i}"
+            self.data = bytes([i]) * 20_000
+
+        def open(self) -> t.IO[bytes]:
+            opened.append(self.name or "")
+            return io.BytesIO(self.data)
+
+    client = _zip_view(app, lambda: [Member(i) for i in range(4)])
+    with client.get("/z") as rv:
+        whole = rv.data
+    opened.clear()
+    # The central directory holds every CRC: each member read once, at most.
+    with client.get("/z", headers={"Range": "bytes=-100"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[-100:]
+    assert sorted(opened) == sorted(set(opened))
+    assert len(opened) <= 4
+    opened.clear()
+    # A range inside the first member's data needs no other member.
+    with client.get("/z", headers={"Range": "bytes=200-300"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[200:301]
+    assert set(opened) <= {"m0.bin"}
