@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import gc
 import http.client
 import threading
 import typing as t
+import warnings
 
 import pytest
 from werkzeug.serving import make_server
@@ -62,3 +64,29 @@ def serve() -> cabc.Iterator[cabc.Callable[[t.Any], Live]]:
     yield start
     for live in started:
         live.stop()
+
+
+def check_handles_close(client: t.Any, url: str) -> None:
+    """Answer ``url`` on every path (200, 304, 412, 416, 206, multipart, HEAD,
+    a body dropped half read) with ``ResourceWarning`` an error."""
+    with client.get(url) as rv:
+        etag = rv.headers["ETag"]
+    cases: list[dict[str, str]] = [
+        {},
+        {"If-None-Match": etag},
+        {"If-Match": '"nope"'},
+        {"Range": "bytes=5000-"},
+        {"Range": "bytes=0-1"},
+        {"Range": "bytes=0-1,5-6"},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for headers in cases:
+            with client.get(url, headers=headers) as rv:
+                rv.get_data()
+            with client.head(url, headers=headers):
+                pass
+        rv = client.get(url, buffered=False)
+        next(iter(rv.response))
+        rv.close()
+        gc.collect()

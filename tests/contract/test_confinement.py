@@ -16,6 +16,8 @@ from flask_download import ObjectDownloadView
 from flask_download import StorageDownloadView
 from flask_download.sqlalchemy import FileColumn
 
+from .conftest import check_handles_close
+
 
 @pytest.fixture
 def links(download_root: pathlib.Path) -> pathlib.Path:
@@ -207,28 +209,4 @@ def test_local_storage_sibling_not_reachable(
 def test_local_storage_handles_closed_on_every_path(
     app: Flask, download_root: pathlib.Path
 ) -> None:
-    import gc
-    import warnings
-
-    client = _storage_url(app, download_root)
-    with client.get("/s/data.bin") as rv:
-        etag = rv.headers["ETag"]
-    cases: list[dict[str, str]] = [
-        {},
-        {"If-None-Match": etag},
-        {"If-Match": '"nope"'},
-        {"Range": "bytes=5000-"},
-        {"Range": "bytes=0-1"},
-        {"Range": "bytes=0-1,5-6"},
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ResourceWarning)
-        for headers in cases:
-            with client.get("/s/data.bin", headers=headers) as rv:
-                rv.get_data()
-            with client.head("/s/data.bin", headers=headers) as rv:
-                pass
-        rv = client.get("/s/data.bin", buffered=False)
-        next(iter(rv.response))
-        rv.close()
-        gc.collect()
+    check_handles_close(_storage_url(app, download_root), "/s/data.bin")
