@@ -364,12 +364,6 @@ def test_signed_link_behind_proxy_prefix(app_factory: t.Callable[..., Flask]) ->
             assert rv.data == b"Hello, world!\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signing._private_until clamps Cache-Control only: an offload rule's"
-    " X-Accel-Expires (which nginx's proxy cache obeys over Cache-Control:"
-    " private) still lets nginx serve the signed response past the link's expiry",
-)
 def test_signed_offloaded_response_not_cached_past_expiry(
     app_factory: t.Callable[..., Flask], download_root: pathlib.Path
 ) -> None:

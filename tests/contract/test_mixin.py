@@ -406,11 +406,6 @@ def test_post_is_405(app: Flask) -> None:
 # Ported from django-downloadview's tests/views.py (duck-typed wrappers).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="views.DownloadMixin.was_modified_since returns bool(result) instead"
-    " of the wrapper's own answer (django-downloadview returns it as is)",
-)
 def test_was_modified_since_returns_the_wrappers_answer() -> None:
     from unittest import mock
 
