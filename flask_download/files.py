@@ -277,7 +277,7 @@ class PathFile(DownloadFile):
             opened = open_confined(self._root, relative.split(os.sep))
         else:
             opened = open_path(self.path)
-        if _identity(opened.stat) != self._identity:
+        if not _same_or_grown(opened.stat, self._identity):
             os.close(opened.fd)
             raise FileNotFound(f"{self.path!r} changed while it was served.")
         return opened.fd
@@ -353,6 +353,19 @@ def _release() -> None:
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _same_or_grown(st: os.stat_result, identity: tuple[int, ...]) -> bool:
+    """Whether ``st`` is the file ``identity`` described, or that file grown.
+
+    A file appended to still holds the announced bytes (DESIGN: a growing
+    file is sent as announced); one that shrank or was rewritten in place
+    at the same size is another version.
+    """
+    mode, dev, ino, size, mtime_ns = identity
+    if (st.st_mode, st.st_dev, st.st_ino) != (mode, dev, ino):
+        return False
+    return st.st_size > size or (st.st_size == size and st.st_mtime_ns == mtime_ns)
 
 
 class VirtualFile(DownloadFile):

@@ -378,16 +378,7 @@ def test_members_opened_one_at_a_time(app: Flask) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param(
-            "grow",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="files.PathFile._open_again (its identity check compares"
-                " size and mtime) calls a grown member 'changed': the archive"
-                " ends after its local header, where a plain download sends the"
-                " announced bytes (DESIGN §3 growth clause)",
-            ),
-        ),
+        "grow",
         "shrink",
     ],
 )
