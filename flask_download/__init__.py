@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from .accel import AccelResponse as AccelResponse
 from .accel import AccelRule as AccelRule
 from .accel import offload as offload
@@ -40,11 +42,15 @@ from .signing import signed_url_for as signed_url_for
 from .storage import resolve_storage as resolve_storage
 from .storage import StorageDownloadView as StorageDownloadView
 from .storage import StorageFile as StorageFile
+from .testing import assert_download_response as assert_download_response
 from .views import BaseDownloadView as BaseDownloadView
 from .views import DownloadMixin as DownloadMixin
 from .views import DownloadView as DownloadView
 from .views import PathDownloadView as PathDownloadView
 from .views import VirtualDownloadView as VirtualDownloadView
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .sqlalchemy import FileColumn as FileColumn
 
 __all__ = [
     "DEFAULTS",
@@ -76,6 +82,7 @@ __all__ = [
     "VirtualDownloadView",
     "VirtualFile",
     "ZipDownloadView",
+    "assert_download_response",
     "cloudfront_signed_cookies",
     "cloudfront_signed_url",
     "content_disposition",
@@ -91,3 +98,15 @@ __all__ = [
     "signature_required",
     "signed_url_for",
 ]
+
+
+def __getattr__(name: str) -> t.Any:
+    # DESIGN: every public name is importable from here, and a name whose
+    # optional dependency is missing fails on use, never on import. So
+    # FileColumn (SQLAlchemy) is loaded on first access, and is not in
+    # __all__ (a star import must not need SQLAlchemy).
+    if name == "FileColumn":
+        from .sqlalchemy import FileColumn
+
+        return FileColumn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import threading
+import time
 import typing as t
 
 from .conditional import as_utc
@@ -280,7 +281,7 @@ class PathFile(DownloadFile):
             opened = open_confined(self._root, relative.split(os.sep))
         else:
             opened = open_path(self.path)
-        if _identity(opened.stat) != self._identity:
+        if not _same_or_grown(opened.stat, self._identity):
             os.close(opened.fd)
             raise FileNotFound(f"{self.path!r} changed while it was served.")
         return opened.fd
@@ -297,7 +298,15 @@ class PathFile(DownloadFile):
             # announced bytes: send them. One that shrank, or was rewritten
             # in place at the same size, would mix versions: stop.
             st = os.fstat(fd)
-            return st.st_size > size or st.st_mtime_ns == mtime_ns
+            if st.st_size > size or st.st_mtime_ns == mtime_ns:
+                return True
+            if st.st_size < size:
+                return False
+            # Same size, new mtime: a rewrite in place, or an append caught
+            # between the kernel stamping the write and extending the file
+            # (the mtime is updated first). Look once more before stopping.
+            time.sleep(0.001)
+            return os.fstat(fd).st_size > size
 
         return unchanged
 
@@ -348,6 +357,19 @@ def _release() -> None:
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _same_or_grown(st: os.stat_result, identity: tuple[int, ...]) -> bool:
+    """Whether ``st`` is the file ``identity`` described, or that file grown.
+
+    A file appended to still holds the announced bytes (DESIGN: a growing
+    file is sent as announced); one that shrank or was rewritten in place
+    at the same size is another version.
+    """
+    mode, dev, ino, size, mtime_ns = identity
+    if (st.st_mode, st.st_dev, st.st_ino) != (mode, dev, ino):
+        return False
+    return st.st_size > size or (st.st_size == size and st.st_mtime_ns == mtime_ns)
 
 
 class VirtualFile(DownloadFile):

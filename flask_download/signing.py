@@ -304,7 +304,24 @@ def _private_until(expires: int, response: Response) -> Response:
         cache_control.max_age = min(cache_control.max_age, remaining)
     elif not (cache_control.no_cache or cache_control.no_store):
         cache_control.max_age = remaining
+    # nginx's proxy cache obeys X-Accel-Expires (from an offload rule's
+    # ``expires``) before Cache-Control: it may not outlive the link either.
+    accel_expires = response.headers.get("X-Accel-Expires")
+    if accel_expires is not None:
+        response.headers["X-Accel-Expires"] = _accel_expires_until(
+            accel_expires, expires, remaining
+        )
     return response
+
+
+def _accel_expires_until(value: str, expires: int, remaining: int) -> str:
+    # "N" seconds from now, or "@N" (an epoch time); anything else is
+    # replaced by the link's remaining lifetime.
+    if value.startswith("@") and value[1:].isascii() and value[1:].isdigit():
+        return f"@{min(int(value[1:]), expires)}"
+    if value.isascii() and value.isdigit():
+        return str(min(int(value), remaining))
+    return str(remaining)
 
 
 @t.overload

@@ -163,7 +163,9 @@ class DownloadMixin:
         except (AttributeError, NotImplementedError):
             result = None
         if result is not None:
-            return bool(result)
+            # The wrapper's answer as it gave it (django-downloadview does the
+            # same; callers only test its truth).
+            return t.cast(bool, result)
         try:
             modified = file_instance.modified_time
         except (AttributeError, NotImplementedError):

@@ -339,3 +339,46 @@ def test_signature_errors_belong_to_the_exception_tree() -> None:
         assert issubclass(error, DownloadError)
         assert issubclass(error, HTTPException)
         assert error.code == code
+
+
+@pytest.mark.parametrize(
+    ("rule_expires", "allowed"),
+    [
+        (86400, lambda value, expires: value.isdigit() and int(value) <= 60),
+        (0, lambda value, expires: value == "0"),
+        (
+            "@4102444800",  # 2100-01-01: far past the link
+            lambda value, expires: value == f"@{expires}",
+        ),
+    ],
+    ids=["seconds", "zero-kept", "epoch"],
+)
+def test_offloaded_signed_response_is_not_cached_by_nginx_past_the_link(
+    app_factory: cabc.Callable[..., Flask],
+    download_root: pathlib.Path,
+    rule_expires: int | str,
+    allowed: cabc.Callable[[str, int], bool],
+) -> None:
+    """X-Accel-Expires (nginx's proxy cache obeys it before Cache-Control)
+    is capped at the link's expiry too."""
+    app = app_factory(
+        SECRET_KEY="k",
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {
+                "source_dir": str(download_root),
+                "destination_url": "/in/",
+                "expires": rule_expires,
+            }
+        ],
+    )
+    app.add_url_rule(
+        "/s/<path:path>", view_func=PathDownloadView.as_view("s", signed=True)
+    )
+    name = next(p.name for p in download_root.iterdir() if p.name.isascii())
+    url = sign(app, "s", path=name, expires_in=60)
+    expires = int(query(url)["expires"][0])
+    with app.test_client().get(url) as rv:
+        assert rv.status_code == 200
+        assert rv.headers["X-Accel-Redirect"].startswith("/in/")
+        assert allowed(rv.headers["X-Accel-Expires"], expires)
