@@ -11,6 +11,7 @@ two pipelined requests on one socket and reads until the server closes it.
 from __future__ import annotations
 
 import collections.abc as cabc
+import io
 import os
 import pathlib
 import re
@@ -32,6 +33,7 @@ from flask_download import HTTPDownloadView
 from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import VirtualFile
+from flask_download.files import read_slice
 from flask_download.views import VirtualDownloadView
 
 from .conftest import start_server
@@ -298,3 +300,29 @@ def test_a_complete_body_keeps_the_connection(
         assert len(responses) == (2 if name == "gthread" else 1), received[:300]
         head, _, body = received.partition(b"\r\n\r\n")
         assert body.startswith(content)
+
+
+@pytest.mark.parametrize(
+    ("data", "start", "stop", "missing"),
+    [
+        (b"x" * 10, 2, 8, 0),  # complete
+        (b"x" * 10, 2, 20, 10),  # the stream ends 10 bytes early
+        (b"x" * 10, 0, None, 0),  # no stop: nothing announced
+        (b"", 0, 5, 5),
+    ],
+)
+def test_read_slice_returns_what_it_could_not_yield(
+    data: bytes, start: int, stop: int | None, missing: int
+) -> None:
+    """What the response uses to tell a short body, without counting."""
+    chunks = read_slice(io.BytesIO(data), 4, start, stop)
+    received = b""
+    while True:
+        try:
+            received += next(chunks)
+        except StopIteration as done:
+            assert done.value == missing
+            break
+    assert len(received) == (
+        len(data) - start if stop is None else stop - start - missing
+    )
