@@ -640,13 +640,21 @@ class DownloadResponse(Response):
                 # yielding str gets it encoded with the charset the response
                 # announces: no str may reach the server.
                 sent = 0
+                expected = self.content_length
                 for chunk in self.file.chunks(self.chunk_size):
                     if isinstance(chunk, str):
                         charset = self.mimetype_params.get("charset")
                         chunk = chunk.encode(charset or self.file.charset or "utf-8")
+                    if expected is not None and sent + len(chunk) > expected:
+                        # A source longer than the size it declared: never
+                        # past Content-Length, or the extra bytes would be
+                        # read as the next response on a kept-alive
+                        # connection.
+                        yield chunk[: expected - sent]
+                        sent = expected
+                        break
                     sent += len(chunk)
                     yield chunk
-                expected = self.content_length
                 if expected is not None:
                     missing = expected - sent
             else:
