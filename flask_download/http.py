@@ -29,6 +29,7 @@ import posixpath
 import re
 import socket
 import threading
+import traceback
 import typing as t
 from urllib.parse import unquote
 from urllib.parse import urljoin
@@ -361,6 +362,11 @@ def _open(
         _log(logging.ERROR, f"Upstream timeout: {target.url!r}: {e}")
         raise UpstreamTimeout(f"{target.url!r}: {e}") from None
     except (exc.HTTPError, OSError) as e:
+        # urllib3 may raise after http.client read the head (two different
+        # Content-Length values): that response, and its socket, live on in
+        # the traceback's frames. Clear them so the socket closes now, not
+        # when the garbage collector finds the cycle.
+        traceback.clear_frames(e.__traceback__)
         raise _fail(f"{target.url!r}: {type(e).__name__}: {e}") from None
 
 
@@ -573,7 +579,8 @@ def _check_framing(
         if lengths:
             raise _fail(f"{url!r} sent both Transfer-Encoding and Content-Length.")
     elif len(lengths) > 1 or (lengths and not _LENGTH.fullmatch(lengths[0])):
-        raise _fail(f"{url!r} sent an invalid Content-Length {lengths!r}.")
+        shown = [length[:64] for length in lengths[:4]]
+        raise _fail(f"{url!r} sent an invalid Content-Length {shown!r}.")
     ranges = relayed.getlist("Content-Range")
     if (status == 206 or ranges) and not asked_range:
         # Nobody asked for part of the file: a 206 here would be taken for
@@ -589,14 +596,15 @@ def _check_framing(
             match = _CONTENT_RANGE.fullmatch(value) if status == 206 else None
             valid = match is not None and _range_is_sane(*match.groups())
         if not valid:
-            raise _fail(f"{url!r} sent an invalid Content-Range {value!r}.")
+            raise _fail(f"{url!r} sent an invalid Content-Range {value[:64]!r}.")
     elif status == 206:
         content_type = relayed.get("Content-Type", "")
         if not content_type.lower().startswith("multipart/byteranges"):
             raise _fail(f"{url!r} answered 206 without a Content-Range.")
     encodings = relayed.getlist("Content-Encoding")
     if encodings and not all(_ENCODING_LIST.fullmatch(e) for e in encodings):
-        raise _fail(f"{url!r} sent an invalid Content-Encoding {encodings!r}.")
+        shown = [encoding[:64] for encoding in encodings[:4]]
+        raise _fail(f"{url!r} sent an invalid Content-Encoding {shown!r}.")
 
 
 def _range_is_sane(first: str, last: str, complete: str) -> bool:

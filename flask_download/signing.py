@@ -29,6 +29,7 @@ import time
 import typing as t
 from urllib.parse import parse_qsl
 from urllib.parse import quote
+from urllib.parse import unquote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -42,7 +43,6 @@ from itsdangerous import Signer
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import RoutingException
-from werkzeug.test import EnvironBuilder
 
 from .exceptions import ConfigurationError
 from .exceptions import InvalidSignature
@@ -129,22 +129,37 @@ def _message(
     ).encode()
 
 
+def _wsgi_str(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
 def _route_built_url(app: Flask, external: str, method: str) -> tuple[Rule, t.Any]:
     """Route the absolute URL ``url_for`` built, as a request for it would be."""
-    adapter = t.cast(
-        "MapAdapter",
-        app.create_url_adapter(request if has_request_context() else None),
-    )
     parts = urlsplit(external)
     origin = f"{parts.scheme}://{parts.netloc}"
-    # MapAdapter.build writes the script name as it is, then the rule's path.
-    prefix = adapter.script_name[:-1]
+    # MapAdapter.build writes the script name as it is (the request's, else
+    # APPLICATION_ROOT), then the rule's path.
+    if has_request_context():
+        prefix = request.root_path.rstrip("/")
+    else:
+        prefix = (app.config["APPLICATION_ROOT"] or "/").rstrip("/")
     rest = external[len(origin) :].partition("?")[0].partition("#")[0]
     if prefix and rest.startswith(prefix):
         rest = rest[len(prefix) :]
-    environ = EnvironBuilder(
-        path=rest or "/", base_url=origin + prefix, method=method
-    ).get_environ()
+    # The WSGI environ of a request for that URL (PEP 3333: native strings
+    # holding the decoded bytes as Latin-1), enough for URL routing.
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": _wsgi_str(prefix),
+        "PATH_INFO": _wsgi_str(unquote(rest or "/")),
+        "QUERY_STRING": "",
+        "SERVER_NAME": parts.hostname or "",
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": parts.netloc,
+        "wsgi.url_scheme": parts.scheme,
+    }
     routed = t.cast("MapAdapter", app.create_url_adapter(app.request_class(environ)))
     try:
         try:
@@ -238,7 +253,7 @@ def check_signature() -> None:
     signer = _signer(app)
     if len(signatures) != 1 or len(expiries) != 1 or not _EXPIRY.fullmatch(expiries[0]):
         raise InvalidSignature("The signature of this link is not valid.")
-    query = args.items(multi=True)
+    query = list(args.items(multi=True))
     # Route the request again: view_args may have been changed since by
     # url_value_preprocessor functions.
     adapter = t.cast("MapAdapter", app.create_url_adapter(request))
@@ -249,7 +264,7 @@ def check_signature() -> None:
     valid = signer.verify_signature(_message(rule, values, query), signatures[0])
     if not valid and _legacy_unambiguous(app, rule):
         valid = signer.verify_signature(
-            _legacy_message(request.path, query), signatures[0]
+            _legacy_message(request.root_path + request.path, query), signatures[0]
         )
     if not valid:
         raise InvalidSignature("The signature of this link is not valid.")
@@ -280,7 +295,7 @@ def _private_until(expires: int, response: Response) -> Response:
     ``private`` (RFC 9111 §5.2.2.7) and a ``max-age`` no longer than the
     link's remaining lifetime; ``no-store`` and ``no-cache`` are kept.
     """
-    remaining = max(0, expires - int(_now()))
+    remaining = max(0, int(expires - _now()))
     cache_control = response.cache_control
     cache_control.public = False
     cache_control.s_maxage = None

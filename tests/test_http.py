@@ -301,6 +301,46 @@ def test_cookie_and_authorization_are_not_forwarded(upstream: Running) -> None:
     assert sent["host"] == upstream.url.removeprefix("http://")
 
 
+class TokenView(HTTPDownloadView):
+    """The documented bearer-token pattern (#12)."""
+
+    def get_request_headers(self) -> dict[str, str]:
+        return {**super().get_request_headers(), "Authorization": "Bearer app-token"}
+
+
+def test_get_request_headers_sends_the_apps_token(upstream: Running) -> None:
+    app = Flask(__name__)
+    app.add_url_rule(
+        "/dl",
+        view_func=TokenView.as_view(
+            "dl",
+            url=upstream.url + "/file.bin",
+            allowed_hosts="127.0.0.1",
+            request_headers={"X-Api-Version": "2"},
+        ),
+    )
+    headers = {"Authorization": "Bearer client-token", "Range": "bytes=0-9"}
+    with app.test_client().get("/dl", headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == CONTENT[:10]
+    sent = {k.lower(): v for k, v in upstream.server.seen["/file.bin"].items()}
+    assert sent["authorization"] == "Bearer app-token"
+    assert sent["x-api-version"] == "2"
+    assert sent["range"] == "bytes=0-9"
+
+
+def test_http_file_sends_the_callers_credentials(upstream: Running) -> None:
+    headers = {"Authorization": "Bearer t", "Cookie": "c=1", "Host": "evil"}
+    with HTTPFile(
+        upstream.url + "/file.bin", headers=headers, allowed_hosts="127.0.0.1"
+    ) as file:
+        assert file.status == 200
+    sent = {k.lower(): v for k, v in upstream.server.seen["/file.bin"].items()}
+    assert sent["authorization"] == "Bearer t"
+    assert sent["cookie"] == "c=1"
+    assert sent["host"] == upstream.url.removeprefix("http://")
+
+
 def test_gzip_body_is_relayed_compressed(upstream: Running) -> None:
     rv = fetch(upstream.url + "/page.gz", {"Accept-Encoding": "gzip"})
     assert rv.status_code == 200
@@ -456,6 +496,20 @@ def test_unsafe_urls_are_refused(upstream: Running, url: str) -> None:
         ("::ffff:10.0.0.1", False),
         ("64:ff9b::7f00:1", False),
         ("2002:a9fe:a9fe::", False),
+        # Issue #12: IPv4 hidden in IPv6 forms ipaddress calls global.
+        ("64:ff9b:1::a9fe:a9fe", False),
+        ("::169.254.169.254", False),
+        ("::10.0.0.1", False),
+        ("::ffff:0:169.254.169.254", False),
+        ("fec0::1", False),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),
+        ("fe80::1%eth0", False),
+        ("2606:4700::1111%1", False),
+        ("3fff::1", False),
+        ("192.0.2.1", False),
+        ("::ffff:93.184.216.34", True),
+        ("64:ff9b::5db8:d822", True),
+        ("2002:5db8:d822::1", True),
         ("not-an-ip", False),
     ],
 )

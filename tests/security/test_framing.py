@@ -471,10 +471,18 @@ def test_a_str_allowed_hosts_is_one_host(
         ("/cl-superscript", {}),
         ("/cl-huge", {}),
         ("/te-cl", {}),
+        ("/cl-mismatch", {}),
         ("/html-206", {}),
         ("/cr-superscript", {"Range": "bytes=0-1"}),
     ],
-    ids=["cl-superscript", "cl-huge", "te-cl", "unasked-206", "cr-superscript"],
+    ids=[
+        "cl-superscript",
+        "cl-huge",
+        "te-cl",
+        "cl-mismatch",
+        "unasked-206",
+        "cr-superscript",
+    ],
 )
 def test_upstream_is_closed_at_once_on_errors(
     hostile: _Hostile, path: str, headers: dict[str, str]

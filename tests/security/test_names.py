@@ -10,6 +10,7 @@ in them, and no header line besides those of an ordinary download.
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import quote
 from urllib.parse import unquote
 
@@ -32,8 +33,17 @@ _DISPOSITION = re.compile(rf"({_TOKEN})((?:{_PARAM})*)")
 _EXT_VALUE = re.compile(
     r"UTF-8'[A-Za-z0-9-]*'((?:%[0-9A-F]{2}|[A-Za-z0-9!#$&+\-.^_`|~])*)"
 )
-# Characters a displayed name must not hold (controls, bidi overrides).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Characters a displayed name must not hold: controls (Cc) and every
+# invisible formatting character (Cf: bidi controls, U+061C, zero widths...).
+_UNSAFE = re.compile(
+    "["
+    + "".join(
+        re.escape(chr(c))
+        for c in range(0x110000)
+        if unicodedata.category(chr(c)) in ("Cc", "Cf")
+    )
+    + "]"
+)
 
 
 def parse_disposition(value: str) -> tuple[str, list[tuple[str, str]]]:
@@ -210,3 +220,97 @@ def test_long_names_are_capped_keeping_the_extension(live: LiveServer) -> None:
         decoded = check_disposition(live.request(f"/fixed/{key}"))
         assert all(len(name) <= 255 for name in decoded), key
         assert all(name.endswith(extension) for name in decoded), decoded
+
+
+# -- the ASCII fallback (#12) ----------------------------------------------------
+
+#: Names whose NFKD folding used to invent an extension or a path.
+INVENTED = {
+    "one-dot-leader": "report\u2024exe",
+    "fullwidth-stop": "invoice\uff0eexe",
+    "fullwidth-extension": "x.\uff48\uff54\uff4d\uff4c",
+    "small-full-stop": "a\ufe52exe",
+    "fullwidth-solidus": "a\uff0f..\uff0fetc\uff0fpasswd",
+    "fullwidth-reverse-solidus": "a\uff3c..\uff3cboot.ini",
+    "ellipsis": "x\u2026exe",
+}
+
+
+def _fallback(response: RawResponse) -> str:
+    check_disposition(response)
+    _, params = parse_disposition(response.header("Content-Disposition") or "")
+    return dict(params)["filename"]
+
+
+@pytest.mark.parametrize("name", INVENTED.values(), ids=INVENTED.keys())
+def test_fallback_never_invents_a_dot_or_a_separator(
+    live: LiveServer, name: str
+) -> None:
+    fallback = _fallback(live.request("/name?n=" + quote(name)))
+    original_ascii = "".join(c for c in name if c.isascii())
+    for char in "./\\":
+        assert fallback.count(char) <= original_ascii.count(char), fallback
+    assert not fallback.lower().endswith((".exe", ".html", ".ini")) or name.endswith(
+        ".ini"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("R\u00e9sum\u00e9 \u2013 2026.txt", "Resume - 2026.txt"),
+        ("\u201cQuoted\u201d \u2018name\u2019.pdf", "\"Quoted\" 'name'.pdf"),
+        ("a\u00a0\u2003\u3000b.txt", "a b.txt"),
+        ("Stra\u00dfe \u00d7 2.csv", "Strasse x 2.csv"),
+        ("na\u00efve \u2014 caf\u00e9.tar.gz", "naive - cafe.tar.gz"),
+        ("x.\uff48\uff54\uff4d\uff4c", "x_html"),
+    ],
+)
+def test_fallback_reads_well(live: LiveServer, name: str, expected: str) -> None:
+    assert _fallback(live.request("/name?n=" + quote(name))) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u5831\u544a\u66f8.pdf", "\u043e\u0442\u0447\u0451\u0442.docx", "\u062a.xlsx"],
+    ids=["cjk", "cyrillic", "arabic"],
+)
+def test_fallback_of_other_scripts_keeps_the_extension_and_a_hash(
+    live: LiveServer, name: str
+) -> None:
+    fallback = _fallback(live.request("/name?n=" + quote(name)))
+    stem, _, ext = fallback.rpartition(".")
+    assert "." + ext == name[name.rindex(".") :]
+    assert re.fullmatch(r"[0-9a-f]{8}", stem), fallback
+
+
+def test_fallbacks_of_different_names_differ(live: LiveServer) -> None:
+    names = ["\u5831\u544a.pdf", "\u8acb\u6c42.pdf", "\u5831\u544a 2026.pdf"]
+    fallbacks = {_fallback(live.request("/name?n=" + quote(n))) for n in names}
+    assert len(fallbacks) == len(names)
+
+
+#: Invisible formatting characters (Unicode category Cf), each between letters.
+FORMAT_CHARACTERS = {
+    "arabic-letter-mark": "\u061c",
+    "soft-hyphen": "\u00ad",
+    "zero-width-space": "\u200b",
+    "zero-width-joiner": "\u200d",
+    "word-joiner": "\u2060",
+    "bom": "\ufeff",
+    "mongolian-vowel-separator": "\u180e",
+    "tag-character": "\U000e0041",
+    "interlinear-annotation": "\ufff9",
+    "lrm": "\u200e",
+    "rlo": "\u202e",
+    "fsi": "\u2068",
+}
+
+
+@pytest.mark.parametrize(
+    "char", FORMAT_CHARACTERS.values(), ids=FORMAT_CHARACTERS.keys()
+)
+def test_every_format_character_is_removed(live: LiveServer, char: str) -> None:
+    """U+061C survived while other bidi controls were deleted (#12)."""
+    decoded = check_disposition(live.request("/name?n=" + quote(f"ab{char}c.txt")))
+    assert set(decoded) == {"abc.txt"}

@@ -212,3 +212,100 @@ def test_gzip_bombs_are_relayed_compressed(
     assert response.body == GZIP_BOMB
     assert response.header("Content-Encoding") == "gzip"
     assert response.header("Content-Length") == str(len(GZIP_BOMB))
+
+
+#: Addresses that hide a non-public destination, often an IPv4 one inside
+#: IPv6 that ``ipaddress`` calls global (#12). Judged the same whether the
+#: URL names them or a DNS name resolves to them.
+HIDDEN = {
+    "nat64-local-use-metadata": "64:ff9b:1::a9fe:a9fe",
+    "nat64-metadata": "64:ff9b::a9fe:a9fe",
+    "compatible-metadata": "::169.254.169.254",
+    "compatible-private": "::10.0.0.1",
+    "siit-metadata": "::ffff:0:169.254.169.254",
+    "mapped-metadata": "::ffff:169.254.169.254",
+    "6to4-metadata": "2002:a9fe:a9fe::1",
+    "teredo-private-client": "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+    "site-local": "fec0::1",
+    "unique-local": "fd12:3456::1",
+    "documentation-v6": "2001:db8::1",
+    "benchmarking-v6": "2001:2::1",
+    "orchid-v2": "2001:20::1",
+    "discard-only": "100::1",
+    "multicast-v6": "ff02::1",
+    "documentation-v4": "192.0.2.1",
+    "benchmarking-v4": "198.18.0.1",
+    "ietf-protocol-v4": "192.0.0.8",
+    "reserved-v4": "240.0.0.1",
+    "broadcast": "255.255.255.255",
+    "6to4-relay": "192.88.99.1",
+}
+#: Globally routable addresses, in every form that embeds them.
+PUBLIC = {
+    "ipv4": "93.184.216.34",
+    "ipv6": "2606:4700::1111",
+    "mapped": "::ffff:93.184.216.34",
+    "nat64": "64:ff9b::5db8:d822",
+    "6to4": "2002:5db8:d822::1",
+}
+
+
+class _Resolver:
+    """A fake DNS (``evil.test`` -> the given address) that never connects."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+        import socket
+
+        import flask_download.http
+
+        real = socket.getaddrinfo
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        #: URLs the proxy tried to open (it must not, for hidden addresses).
+        self.opened: list[str] = []
+
+        def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kw: t.Any) -> t.Any:
+            if host == "evil.test":
+                sockaddr = (address, port or 80) + ((0, 0) if ":" in address else ())
+                return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
+            return real(host, port, *args, **kw)
+
+        def never_open(target: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            self.opened.append(target.address)
+            # A 404, not a 502: the live server's checks refuse any 5xx.
+            raise flask_download.http.FileNotFound("not connecting out in tests")
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(flask_download.http, "_open", never_open)
+
+
+@pytest.mark.parametrize("address", HIDDEN.values(), ids=HIDDEN.keys())
+@pytest.mark.parametrize("form", ["name", "literal"])
+def test_hidden_non_public_addresses_are_refused(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, address: str, form: str
+) -> None:
+    resolver = _Resolver(monkeypatch, address)
+    literal = f"[{address}]" if ":" in address else address
+    host = "evil.test" if form == "name" else literal
+    response = _proxy_get(live, "/proxy", f"http://{host}/latest/meta-data/")
+    assert response.status == 403, response
+    assert resolver.opened == []
+
+
+@pytest.mark.parametrize("address", PUBLIC.values(), ids=PUBLIC.keys())
+def test_public_addresses_are_fetched(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    """The control: the fake resolver is used, public addresses pass."""
+    resolver = _Resolver(monkeypatch, address)
+    response = _proxy_get(live, "/proxy", "http://evil.test/file")
+    assert response.status == 404  # what the fake connection answers
+    assert resolver.opened == [address]
+
+
+def test_allowed_hosts_still_let_a_listed_private_host_in(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolver = _Resolver(monkeypatch, "64:ff9b:1::a9fe:a9fe")
+    response = _proxy_get(live, "/proxy-allowlist", "http://evil.test/x")
+    assert response.status == 403  # not listed
+    assert resolver.opened == []
