@@ -2,8 +2,8 @@
 
 A module-scoped fixture starts nginx on 127.0.0.1 with a generated config
 (everything it writes lives in a temporary directory) in front of the Flask
-app, which a werkzeug server runs in a thread. The config is the README's
-"Deploying behind nginx / Apache" snippet.
+app, which a werkzeug server runs in a thread. The config is the snippet of
+docs/offload.rst ("nginx").
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ EXTRA_FILES: dict[str, bytes] = {
 WEIRD = 'we"ird;name\\.txt'
 OFFLOADED = [name for name in [*SAMPLE_FILES, *EXTRA_FILES] if name != WEIRD]
 
-# The README's snippet, with the paths and ports of the test. Debian's
+# The snippet of docs/offload.rst, with the paths and ports of the test. Debian's
 # nginx.conf has "sendfile on; tcp_nopush on;" at http level: kept here.
 NGINX_CONF = (
     NGINX_CONF_HEAD
