@@ -154,6 +154,18 @@ def wait_for_port(
             time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def http() -> cabc.Iterator[t.Any]:
+    """A urllib3 pool of one connection, kept alive between requests as
+    browsers do; it neither retries nor follows redirects by itself."""
+    urllib3 = pytest.importorskip("urllib3")
+    pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10.0)
+    try:
+        yield pool
+    finally:
+        pool.clear()
+
+
 #: The nginx binary the integration tests run (``None``-safe: check it first).
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

@@ -174,15 +174,6 @@ def nginx_url(
         yield url
 
 
-@pytest.fixture(scope="module")
-def http() -> cabc.Iterator[t.Any]:
-    pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10.0)
-    try:
-        yield pool
-    finally:
-        pool.clear()
-
-
 def _link(name: str, expires: t.Any = None, **kwargs: t.Any) -> str:
     if expires is None:
         expires = datetime.timedelta(minutes=5)

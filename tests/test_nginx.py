@@ -162,16 +162,6 @@ def nginx_url(
         yield url
 
 
-@pytest.fixture(scope="module")
-def http() -> cabc.Iterator[t.Any]:
-    # One connection, kept alive between requests, as browsers do.
-    pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10.0)
-    try:
-        yield pool
-    finally:
-        pool.clear()
-
-
 def _get(http: t.Any, url: str, method: str = "GET", **headers: str) -> t.Any:
     return http.request(method, url, headers=headers, redirect=False)
 
