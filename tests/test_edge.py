@@ -411,6 +411,22 @@ def test_nginx_secure_url_for_needs_a_long_secret(edge_root: pathlib.Path) -> No
             nginx_secure_url_for("files", path="report.pdf")
 
 
+@pytest.mark.parametrize(
+    "expires_in",
+    [0, True, float("inf"), float("nan"), 1e300, datetime.timedelta(0)],
+    ids=["zero", "bool", "inf", "nan", "past-year-9999", "timedelta"],
+)
+def test_nginx_secure_url_for_refuses_bad_lifetimes(
+    edge_root: pathlib.Path, expires_in: t.Any
+) -> None:
+    app = make_app(edge_root)
+    with (
+        app.test_request_context(),
+        pytest.raises(ConfigurationError, match="expires_in"),
+    ):
+        nginx_secure_url_for("files", path="report.pdf", expires_in=expires_in)
+
+
 def test_nginx_secure_url_for_refuses_query_parameters(
     edge_root: pathlib.Path,
 ) -> None:
