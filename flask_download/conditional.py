@@ -106,8 +106,15 @@ def strong_etag_matches(header: str, etag: str | None) -> bool:
 
     # A member can only match if the quoted tag occurs at all: one C-speed
     # search makes a long list of other tags (a flood) cost nothing.
-    if etag is None or f'"{etag}"' not in value:
+    if etag is None:
         return False
+
+    quoted = f'"{etag}"'
+    if quoted not in value:
+        return False
+
+    if value == quoted and '"' not in etag:
+        return True  # the one tag the client holds
 
     return parse_etags(value).contains(etag) and _listed(value, etag, allow_weak=False)
 
@@ -127,8 +134,16 @@ def _weak_etag_matches(header: str, etag: str | None) -> bool:
     if value == "*":
         return True
 
-    if etag is None or f'"{etag}"' not in value:
+    if etag is None:
         return False
+
+    quoted = f'"{etag}"'
+    if quoted not in value:
+        return False
+
+    # The revalidation of one cached copy: the header is that one tag.
+    if (value == quoted or value == "W/" + quoted) and '"' not in etag:
+        return True
 
     return parse_etags(value).contains_weak(etag) and _listed(
         value, etag, allow_weak=True

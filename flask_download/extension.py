@@ -27,6 +27,8 @@ from .settings import Settings as Settings
 def _offload_after_request(response: Response) -> Response:
     # Offload (issue 5) for download responses built by hand; views decide
     # their own, and every other response is returned untouched.
+    if getattr(response, "_offload_decided", True):
+        return response  # not a download response, or one a view decided
     settings = get_settings()
     if settings.accel is None and not settings.accel_rules:
         return response  # rules may name their own backend
@@ -119,7 +121,10 @@ class FlaskDownload:
             check_root(settings.root, "DOWNLOAD_ROOT")
         self._settings[app] = settings
         app.extensions["download"] = self
-        app.after_request(_offload_after_request)
+        if settings.accel is not None or settings.accel_rules:
+            # Without offload configured the hook would do nothing on every
+            # request (the settings are fixed here).
+            app.after_request(_offload_after_request)
 
     def settings(self, app: Flask | None = None) -> Settings:
         """The validated settings of ``app`` (default: the current application).

@@ -158,13 +158,15 @@ def read_slice(
         yield data
 
 
+@functools.lru_cache(maxsize=1024)
 def _utc(timestamp: float) -> datetime.datetime | None:
     """An mtime as an aware UTC datetime, or ``None`` when it tells nothing.
 
     0 and negative mtimes (reproducible builds, archives extracted without
     times, clock errors) and those out of :class:`~datetime.datetime`'s
     range (year 10000, ``±1e13`` s) give ``None``: no ``Last-Modified``
-    rather than a wrong one or a 500.
+    rather than a wrong one or a 500. Cached: the same mtime gives the same
+    (immutable) datetime, whose HTTP-date is cached in turn.
     """
     if not timestamp > 0:  # also NaN
         return None
@@ -182,7 +184,12 @@ def stat_etag(st: os.stat_result) -> str:
     every file of a reproducible build has the same one) the change time,
     which no one can set back, stands in for it.
     """
-    if _utc(st.st_mtime) is None:
+    return _stat_etag(st, _utc(st.st_mtime))
+
+
+def _stat_etag(st: os.stat_result, modified: datetime.datetime | None) -> str:
+    # stat_etag, with the mtime already converted by _utc.
+    if modified is None:
         return f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
     return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
 
@@ -238,8 +245,8 @@ class PathFile(DownloadFile):
         self._identity = _identity(st)
         self.name = os.path.basename(self.path) if name is None else name
         self.size = st.st_size
-        self.modified_time = _utc(st.st_mtime)
-        self.etag = stat_etag(st)
+        self.modified_time = modified = _utc(st.st_mtime)
+        self.etag = _stat_etag(st, modified)
 
     def open(self) -> t.IO[bytes]:
         """A stream of the file, from its start.

@@ -44,6 +44,9 @@ RangeDecision: t.TypeAlias = ByteRanges | Unsatisfiable | None
 _INT_RANGE_RE = re.compile(r"([0-9]+)-([0-9]*)")
 # RFC 9110 §14.1.1: suffix-range = "-" suffix-length.
 _SUFFIX_RANGE_RE = re.compile(r"-([0-9]+)")
+# The request of nearly every client (a resumed download, a video seek): one
+# int-range, no whitespace, positions short enough to need no clamping.
+_ONE_RANGE_RE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{0,19})")
 
 # A position with more significant digits than this is clamped to _HUGE; it
 # lies beyond the end of any representation this module can describe.
@@ -156,6 +159,17 @@ def evaluate_range(
     # ignored and the whole representation is sent.
     if if_range is not None and not _if_range_matches(if_range, etag, last_modified):
         return None
+
+    if max_ranges >= 1 and (one := _ONE_RANGE_RE.fullmatch(range_header)):
+        # The general parse below, for one int-range, decided at once.
+        first_digits, last_digits = one.groups()
+        first = int(first_digits)
+        if last_digits and int(last_digits) < first:
+            return None  # invalid: the header is ignored
+        if first >= size:
+            return UNSATISFIABLE
+        stop = min(int(last_digits) + 1, size) if last_digits else size
+        return ((first, stop),)
 
     # RFC 9110 §14.2: ranges-specifier = range-unit "=" range-set.
     unit, equals, range_set = range_header.strip(_OWS).partition("=")

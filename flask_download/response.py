@@ -348,6 +348,31 @@ def validator_headers(
     return items
 
 
+def _checked_headers(items: list[tuple[str, str]]) -> Headers:
+    """A :class:`~werkzeug.datastructures.Headers` of ``items``, validated at once.
+
+    Werkzeug checks each value for CR and LF as it is added, one function
+    call per header. The values of a download are strings, mostly built
+    here; one search over all of them makes the same check, and only a list
+    that fails it (or holds a value that is not a string) goes through
+    ``Headers`` itself, which raises or converts as it always does.
+    """
+    try:
+        values = "".join([value for _, value in items])
+    except TypeError:
+        return Headers(items)
+    if "\n" in values or "\r" in values or not _HEADERS_HAVE_LIST:
+        return Headers(items)
+    headers = Headers()
+    headers._list = items
+    return headers
+
+
+# Werkzeug's Headers keeps its items in ``_list`` (since 0.x); a version that
+# does not gets its headers built the ordinary way.
+_HEADERS_HAVE_LIST = isinstance(getattr(Headers(), "_list", None), list)
+
+
 class DownloadResponse(Response):
     """A response that sends a :class:`~flask_download.DownloadFile`.
 
@@ -466,10 +491,11 @@ class DownloadResponse(Response):
                 for header, start, stop in parts:
                     self._segments += [header, (start, stop)]
                 self._segments.append(closing)
+        # First: Werkzeug looks for it by name before anything else.
+        items.insert(0, ("Content-Type", content_type))
         super().__init__(
             status=status,
-            headers=items,
-            content_type=content_type,
+            headers=_checked_headers(items),
             direct_passthrough=True,
         )
         if headers:
@@ -503,9 +529,10 @@ class DownloadResponse(Response):
         # Content-Location and the length of 1xx, 204 and 304 answers. A
         # download (200, 206, 404 or 416) has none of those unless an
         # application added them: then, and only then, the copy is made.
-        if self.status_code in _PLAIN_STATUSES and not any(
-            key.lower() in _FIXED_HEADERS for key, _ in self.headers
-        ):
+        if self.status_code in _PLAIN_STATUSES:
+            for key, _ in self.headers:
+                if key not in _OWN_HEADERS and key.lower() in _FIXED_HEADERS:
+                    return super().get_wsgi_headers(environ)
             return self.headers
         return super().get_wsgi_headers(environ)
 
@@ -629,6 +656,26 @@ class DownloadResponse(Response):
 # the headers it rewrites for any status.
 _PLAIN_STATUSES = frozenset((200, 206, 404, 416))
 _FIXED_HEADERS = frozenset(("location", "content-location"))
+# Headers a download or a 304 is built with (skipped without a lower()).
+_OWN_HEADERS = frozenset(
+    (
+        "X-Content-Type-Options",
+        "Content-Encoding",
+        "Last-Modified",
+        "ETag",
+        "Cache-Control",
+        "Accept-Ranges",
+        "Content-Range",
+        "Content-Length",
+        "Content-Disposition",
+        "Content-Security-Policy",
+        "Content-Type",
+    )
+)
+# What a 304 may carry as it is (RFC 9110 §15.4.5): Werkzeug's
+# get_wsgi_headers, which copies the headers and strips entity headers but
+# also Last-Modified, is only needed for anything else.
+_NOT_MODIFIED_HEADERS = frozenset(("etag", "last-modified", "cache-control", "vary"))
 
 
 class NotModifiedResponse(Response):
@@ -639,7 +686,35 @@ class NotModifiedResponse(Response):
     revalidate with it.
     """
 
+    # No Content-Type: a 304 has no content (Werkzeug would add text/html
+    # here only to strip it again in get_wsgi_headers).
+    default_mimetype = None
+
+    def __init__(
+        self,
+        response: t.Any = None,
+        status: int | str | None = None,
+        headers: Headers | cabc.Mapping[str, str] | None = None,
+        **kwargs: t.Any,
+    ) -> None:
+        if not isinstance(headers, cabc.Mapping) or kwargs:
+            super().__init__(response, status, headers, **kwargs)
+            return
+        # The validators of DownloadMixin.not_modified_response: checked in
+        # one pass (_checked_headers), not one header at a time. Werkzeug
+        # looks for a Content-Type first, and a missing header costs it an
+        # exception: a placeholder is found at once, then dropped.
+        checked = _checked_headers([("Content-Type", ""), *headers.items()])
+        super().__init__(response, status, checked)
+        del checked[0]
+
     def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        if self.status_code == 304 and not self.response:
+            for key, _ in self.headers:
+                if key.lower() not in _NOT_MODIFIED_HEADERS:
+                    break
+            else:
+                return self.headers
         headers = super().get_wsgi_headers(environ)
         last_modified = self.headers.get("Last-Modified")
         if last_modified is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import inspect
 import os
 import typing as t
 
 from flask import abort
 from flask import current_app
+from flask import Flask
 from flask import request
 from flask import Response
 from flask.views import MethodView
@@ -34,6 +36,7 @@ from .settings import Settings
 from .signing import check_signature
 
 if t.TYPE_CHECKING:
+    from flask import typing as ft
     from flask.typing import RouteCallable
 
 
@@ -198,28 +201,37 @@ class DownloadMixin:
         :class:`~flask_download.AccelResponse` for the web server instead.
         """
         file = kwargs.pop("file", None) or self.file
-        kwargs.setdefault("attachment", self.attachment)
-        kwargs.setdefault("basename", self.get_basename())
-        kwargs.setdefault("mimetype", self.get_mimetype())
-        kwargs.setdefault("encoding", self.get_encoding())
-        kwargs.setdefault("charset", self.get_charset())
-        kwargs.setdefault("chunk_size", self._setting("chunk_size"))
-        kwargs.setdefault("cache_control", self.get_cache_control())
-        kwargs.setdefault("content_security_policy", self.content_security_policy)
+        options = {
+            "attachment": self.attachment,
+            "basename": self.get_basename(),
+            "mimetype": self.get_mimetype(),
+            "encoding": self.get_encoding(),
+            "charset": self.get_charset(),
+            "chunk_size": self._setting("chunk_size"),
+            "cache_control": self.get_cache_control(),
+            "content_security_policy": self.content_security_policy,
+        }
+        options.update(kwargs)  # the caller's keywords win
+        kwargs = options
         offload = self._find_offload(file)
         if offload is not None:
             # The web server answers Range itself, from the request's header.
             kwargs["ranges"] = None
         elif "ranges" not in kwargs:
             environ = request.environ
-            kwargs["ranges"] = _ranges.evaluate_range(
-                range_header=environ.get("HTTP_RANGE"),
-                if_range=environ.get("HTTP_IF_RANGE"),
-                size=file.size if file.seekable else None,
-                etag=file.etag,
-                last_modified=file.modified_time,
-                max_ranges=self._setting("max_ranges"),
-                method=environ["REQUEST_METHOD"],
+            range_header = environ.get("HTTP_RANGE")
+            kwargs["ranges"] = (
+                None
+                if range_header is None
+                else _ranges.evaluate_range(
+                    range_header=range_header,
+                    if_range=environ.get("HTTP_IF_RANGE"),
+                    size=file.size if file.seekable else None,
+                    etag=file.etag,
+                    last_modified=file.modified_time,
+                    max_ranges=self._setting("max_ranges"),
+                    method=environ["REQUEST_METHOD"],
+                )
             )
         response = self.response_class(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
@@ -268,12 +280,23 @@ class DownloadMixin:
         # The WSGI environ directly: Headers.get raises and catches a
         # KeyError for each absent header, on the hot path.
         environ = request.environ
+        if_match = environ.get("HTTP_IF_MATCH")
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if_unmodified_since = environ.get("HTTP_IF_UNMODIFIED_SINCE")
+        if (
+            if_match is None
+            and if_none_match is None
+            and if_modified_since is None
+            and if_unmodified_since is None
+        ):
+            return None  # not a conditional request: nothing to decide
         return conditional.evaluate_preconditions(
             method=environ["REQUEST_METHOD"],
-            if_match=environ.get("HTTP_IF_MATCH"),
-            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
-            if_unmodified_since=environ.get("HTTP_IF_UNMODIFIED_SINCE"),
+            if_match=if_match,
+            if_none_match=if_none_match,
+            if_modified_since=if_modified_since,
+            if_unmodified_since=if_unmodified_since,
             etag=file.etag,
             last_modified=file.modified_time,
             was_modified_since=lambda since: self.was_modified_since(file, since),
@@ -354,17 +377,60 @@ class DownloadView(DownloadMixin, MethodView):
             class_kwargs.get("accel", cls.accel),
             class_kwargs.get("accel_rules", cls.accel_rules),
         )
-        return super().as_view(name, *class_args, **class_kwargs)
+        if cls.decorators or not cls.init_every_request:
+            return super().as_view(name, *class_args, **class_kwargs)
+
+        # Flask's view function, without its two ensure_sync() calls per
+        # request (an inspect.iscoroutinefunction each) for plain methods:
+        # whether a function is a coroutine is decided once per function.
+        def view(**kwargs: t.Any) -> ft.ResponseReturnValue:
+            self = view.view_class(*class_args, **class_kwargs)  # type: ignore[attr-defined]
+            return _sync(self.dispatch_request)(**kwargs)  # type: ignore[no-any-return]
+
+        view.view_class = cls  # type: ignore[attr-defined]
+        view.__name__ = name
+        view.__doc__ = cls.__doc__
+        view.__module__ = cls.__module__
+        view.methods = cls.methods  # type: ignore[attr-defined]
+        view.provide_automatic_options = cls.provide_automatic_options  # type: ignore[attr-defined]
+        return view
 
     def dispatch_request(self, **kwargs: t.Any) -> Response:
         self.kwargs = kwargs
         if self.signed:
             check_signature()  # before any method runs, overrides included
-        return t.cast(Response, super().dispatch_request(**kwargs))
+        # MethodView.dispatch_request, with one look-up of the method.
+        method = request.method
+        meth = getattr(self, method.lower(), None)
+        if meth is None and method == "HEAD":
+            meth = getattr(self, "get", None)
+        assert meth is not None, f"Unimplemented method {method!r}"
+        return t.cast(Response, _sync(meth)(**kwargs))
 
     def get(self, **kwargs: t.Any) -> Response:
         """Answer ``GET`` (and ``HEAD``) with :meth:`render_to_response`."""
         return self.render_to_response()
+
+
+@functools.lru_cache(maxsize=512)
+def _is_coroutine(func: t.Callable[..., t.Any]) -> bool:
+    return inspect.iscoroutinefunction(func)
+
+
+def _sync(meth: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """``current_app.ensure_sync(meth)``, decided once per function.
+
+    A plain method of an application that keeps Flask's ``ensure_sync`` is
+    returned as is; a coroutine, or any method of an application that
+    overrides ``ensure_sync``, goes through the application's.
+    """
+    func = getattr(meth, "__func__", None)
+    if func is None or _is_coroutine(func):
+        return current_app.ensure_sync(meth)
+    app_class = type(current_app._get_current_object())  # type: ignore[attr-defined]
+    if app_class.ensure_sync is not Flask.ensure_sync:
+        return current_app.ensure_sync(meth)
+    return meth
 
 
 # flask.send_file keywords (and their pre-2.0 names) -> what to use instead.

@@ -411,3 +411,35 @@ def test_non_matching_etag_flood_is_not_parsed(monkeypatch: pytest.MonkeyPatch) 
     flood = ", ".join(f'"tag-{i}"' for i in range(100_000))
     assert evaluate(if_none_match=flood) is None
     assert evaluate(if_match=flood) == PRECONDITION_FAILED
+
+
+@pytest.mark.parametrize(
+    ("header", "etag", "expected"),
+    [
+        ('"abc"', "abc", NOT_MODIFIED),
+        ('W/"abc"', "abc", NOT_MODIFIED),
+        ('"abd"', "abc", None),
+        # The tag the client holds, alone: answered without parsing a list,
+        # but a tag that holds quotes is never matched that way.
+        ('"a", "b"', 'a", "b', None),
+        ('W/"a", "b"', 'a", "b', None),
+    ],
+    ids=["strong", "weak", "other", "quoted-tag", "quoted-tag-weak"],
+)
+def test_single_if_none_match_tag(header: str, etag: str, expected: int | None) -> None:
+    """Issue 16: the one-tag fast path agrees with the list parser."""
+    assert evaluate(if_none_match=header, etag=etag) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "etag", "expected"),
+    [
+        ('"abc"', "abc", None),
+        ('W/"abc"', "abc", PRECONDITION_FAILED),
+        ('"a", "b"', 'a", "b', PRECONDITION_FAILED),
+    ],
+    ids=["strong", "weak", "quoted-tag"],
+)
+def test_single_if_match_tag(header: str, etag: str, expected: int | None) -> None:
+    """Issue 16: the one-tag fast path of If-Match is a strong comparison."""
+    assert evaluate(if_match=header, etag=etag) == expected

@@ -560,3 +560,45 @@ def test_range_is_ignored_on_methods_other_than_get(method: str) -> None:
     }
     assert evaluate_range(**args, method="GET") == ((2, 5),)
     assert evaluate_range(**args, method=method) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=0-0",
+        "bytes=0-",
+        "bytes=5-9",
+        "bytes=5-4",
+        "bytes=9-",
+        "bytes=10-",
+        "bytes=10-20",
+        "bytes=0009-00010",
+        "bytes=0-9999999999999999999",
+        "bytes=9999999999999999999-",
+        "bytes=1-2,4-5",
+        "Bytes=1-2",
+        "bytes= 1-2",
+        "bytes=-3",
+    ],
+)
+@pytest.mark.parametrize("size", [0, 1, 10])
+@pytest.mark.parametrize("max_ranges", [0, 1, 50])
+def test_one_range_shortcut_agrees_with_the_parser(
+    monkeypatch: pytest.MonkeyPatch, header: str, size: int, max_ranges: int
+) -> None:
+    """Issue 16: ``bytes=first-last`` is decided without the general parse,
+    with the same answer."""
+
+    def decide() -> object:
+        return evaluate_range(
+            range_header=header,
+            if_range=None,
+            size=size,
+            etag=None,
+            last_modified=None,
+            max_ranges=max_ranges,
+        )
+
+    fast = decide()
+    monkeypatch.setattr(ranges_module, "_ONE_RANGE_RE", re.compile("(?!)"))
+    assert fast == decide()

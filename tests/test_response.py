@@ -1533,3 +1533,89 @@ def test_streamed_text_goes_out_in_the_view_charset(
     with app.test_client().get("/s") as rv:
         assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
         assert rv.data == "Un été\n".encode("latin-1")
+
+
+@pytest.mark.parametrize("bad", ["a\r\nSet-Cookie: x=1", "a\nb", "a\rb"])
+def test_header_values_with_newlines_are_refused(app: Flask, bad: str) -> None:
+    """Issue 16: the headers are checked in one pass, as strictly as
+    Werkzeug checks each one."""
+    from flask_download import VirtualFile
+
+    with app.test_request_context(), pytest.raises(ValueError, match="newline"):
+        DownloadResponse(VirtualFile(b"x", name="x.bin", etag=bad))
+
+
+def test_304_headers_over_the_wire(app: Flask, download_root: pathlib.Path) -> None:
+    """Issue 16: a 304 goes out with its validators only, on a real server:
+    no Content-Type, no Content-Length, Last-Modified kept; a header an
+    application adds that a 304 may not carry is still removed."""
+    app.add_url_rule("/p/<path:path>", view_func=PathDownloadView.as_view("p"))
+    added: list[tuple[str, str]] = []
+
+    @app.after_request
+    def add(response: t.Any) -> t.Any:
+        for name, value in added:
+            response.headers[name] = value
+        return response
+
+    def get(path: str, etag: str | None = None) -> t.Any:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"If-None-Match": etag} if etag else {})
+            rv = conn.getresponse()
+            rv.read()
+            return rv
+        finally:
+            conn.close()
+
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
+        first = get("/p/hello.txt")
+        etag = first.getheader("ETag")
+        plain = get("/p/hello.txt", etag)
+        added[:] = [("X-Frame-Options", "DENY"), ("Content-Language", "en")]
+        with_added = get("/p/hello.txt", etag)
+    assert first.status == 200
+    assert plain.status == 304
+    names = {name.lower() for name, _ in plain.getheaders()}
+    assert names >= {"etag", "last-modified", "cache-control"}
+    assert not names & {"content-type", "content-length", "content-disposition"}
+    assert plain.getheader("ETag") == etag
+    assert plain.getheader("Last-Modified") == first.getheader("Last-Modified")
+    assert with_added.status == 304
+    assert with_added.getheader("X-Frame-Options") == "DENY"
+    assert with_added.getheader("Content-Language") is None
+    assert with_added.getheader("Last-Modified") == first.getheader("Last-Modified")
+
+
+def test_changed_file_gets_new_validators_over_the_wire(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    """Issue 16: nothing cached per name serves stale validators: a file
+    rewritten with another size and mtime gets a new ETag and Last-Modified,
+    and the old ETag no longer gives 304."""
+    app.add_url_rule("/p/<path:path>", view_func=PathDownloadView.as_view("p"))
+    path = download_root / "hello.txt"
+
+    def get(etag: str | None = None) -> t.Any:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            headers = {"If-None-Match": etag} if etag else {}
+            conn.request("GET", "/p/hello.txt", headers=headers)
+            rv = conn.getresponse()
+            return rv, rv.read()
+        finally:
+            conn.close()
+
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
+        before, _ = get()
+        assert get(before.getheader("ETag"))[0].status == 304
+        path.write_bytes(b"Hello again, world!\n")
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+        after, body = get()
+        revalidated, _ = get(before.getheader("ETag"))
+    assert body == b"Hello again, world!\n"
+    assert after.getheader("Content-Length") == "20"
+    assert after.getheader("ETag") != before.getheader("ETag")
+    assert after.getheader("Last-Modified") == http_date(1_700_000_000)
+    assert after.getheader("Last-Modified") != before.getheader("Last-Modified")
+    assert revalidated.status == 200

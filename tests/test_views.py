@@ -1262,3 +1262,68 @@ def test_signature_is_checked_once_per_request(
         assert rv.status_code == 200
         assert rv.data == b"signed"
     assert calls == [kind]
+
+
+class _AsyncApp(Flask):
+    """Runs coroutine views with asyncio (Flask's default needs asgiref)."""
+
+    def async_to_sync(self, func: t.Any) -> t.Any:
+        import asyncio
+
+        return lambda *args, **kwargs: asyncio.run(func(*args, **kwargs))
+
+
+def test_async_get_runs_through_ensure_sync(tmp_path: pathlib.Path) -> None:
+    """Issue 16: plain methods skip ensure_sync, coroutines still use it."""
+
+    class AsyncView(VirtualDownloadView):
+        content = b"from a coroutine"
+
+        async def get(self, **kwargs: t.Any) -> Response:
+            return self.render_to_response()
+
+    app = _AsyncApp("async_app", root_path=os.fspath(tmp_path))
+    app.add_url_rule("/a", view_func=AsyncView.as_view("a"))
+    with app.test_client().get("/a") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"from a coroutine"
+
+
+def test_overridden_ensure_sync_is_honoured(tmp_path: pathlib.Path) -> None:
+    """Issue 16: an application that overrides ensure_sync sees every call."""
+    seen: list[str] = []
+
+    class CountingApp(Flask):
+        def ensure_sync(self, func: t.Any) -> t.Any:
+            seen.append(func.__name__)
+            return super().ensure_sync(func)
+
+    app = CountingApp("counting_app", root_path=os.fspath(tmp_path))
+    app.add_url_rule(
+        "/v", view_func=VirtualDownloadView.as_view("v", content=b"x", basename="x")
+    )
+    with app.test_client().get("/v") as rv:
+        assert rv.status_code == 200
+    assert seen == ["v", "dispatch_request", "get"]
+
+
+def test_as_view_function_uses_its_view_class(tmp_path: pathlib.Path) -> None:
+    """Issue 16: the view function keeps Flask's attributes, and a replaced
+    ``view_class`` (as Flask allows for tests) is the one instantiated."""
+
+    class Other(VirtualDownloadView):
+        content = b"other"
+
+    app = plain_app(tmp_path)
+    view = VirtualDownloadView.as_view("v", basename="v.bin")
+    assert view.view_class is VirtualDownloadView  # type: ignore[attr-defined]
+    assert view.__name__ == "v"
+    assert view.methods == VirtualDownloadView.methods  # type: ignore[attr-defined]
+    view.view_class = Other  # type: ignore[attr-defined]
+    app.add_url_rule("/v", view_func=view)
+    with app.test_client().get("/v") as rv:
+        assert rv.data == b"other"
+        assert 'filename="v.bin"' in rv.headers["Content-Disposition"]
+    with app.test_client().head("/v") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b""
