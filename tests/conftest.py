@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import typing as t
+import wsgiref.simple_server
 
 import pytest
 from flask import Flask
@@ -81,6 +82,13 @@ class QuietHandler(WSGIRequestHandler):
     """Werkzeug's request handler without the access log (errors still show)."""
 
     def log_request(self, *args: t.Any, **kwargs: t.Any) -> None:
+        pass
+
+
+class QuietWSGIRefHandler(wsgiref.simple_server.WSGIRequestHandler):
+    """The standard library's request handler without the access log."""
+
+    def log_message(self, format: str, *args: t.Any) -> None:
         pass
 
 

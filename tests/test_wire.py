@@ -16,9 +16,9 @@ import socket
 import subprocess
 import typing as t
 from wsgiref.simple_server import make_server
-from wsgiref.simple_server import WSGIRequestHandler
 
 import pytest
+from conftest import QuietWSGIRefHandler
 from conftest import running_gunicorn
 from conftest import running_werkzeug
 from conftest import serving
@@ -89,15 +89,13 @@ def _add_text_views(app: Flask, root: str) -> None:
         )
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: t.Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def wsgiref_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
     server = make_server(
-        "127.0.0.1", 0, _make_app(os.fspath(wire_root)), handler_class=_QuietHandler
+        "127.0.0.1",
+        0,
+        _make_app(os.fspath(wire_root)),
+        handler_class=QuietWSGIRefHandler,
     )
     with serving(server):
         yield f"http://127.0.0.1:{server.server_port}"
