@@ -4,6 +4,8 @@ Run it with ``flask --app example_app run`` and open http://127.0.0.1:5000/.
 Everything it writes lives in the instance folder (``instance/`` next to
 the package), which it creates on first run:
 
+- ``secret_key``: the key that signs sessions and shared links, made at
+  random unless ``SECRET_KEY`` is set in ``instance/config.py``;
 - ``example.sqlite``: users and documents (Flask-SQLAlchemy);
 - ``files/uploads/``: the uploaded files, under generated keys;
 - ``files/sample/large.bin``: a large file made once for the resume demo
@@ -18,7 +20,9 @@ the CSV list to it) and ``demo`` (the large file).
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import os
+import secrets
 import typing as t
 
 from flask import Flask
@@ -50,9 +54,9 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
     """
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
-        # Signs the session cookie and the shared links. Set a random value
-        # in instance/config.py for anything but a local demo.
-        SECRET_KEY="dev",
+        # Signs the session cookie and the shared links: set in
+        # instance/config.py, else made at random once (instance/secret_key).
+        SECRET_KEY=None,
         # Forms are plain POSTs; a Lax cookie is not sent with cross-site ones.
         SESSION_COOKIE_SAMESITE="Lax",
         # Larger uploads are refused with 413 before they reach the disk.
@@ -72,6 +76,8 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 
     from . import archive  # noqa: F401 - adds /archive to documents.bp
     from . import auth
@@ -93,6 +99,37 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
     app.register_blueprint(demo.bp)
     app.register_error_handler(HTTPException, error_page)
     return app
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """The key in ``instance/secret_key``, made at random on first run.
+
+    A well-known default key would let anyone sign a session (log in as
+    anybody) or a share link to any document. The key is kept in a file so
+    that every worker process, and the next start, signs alike; it is
+    written whole under a temporary name, then linked into place, so that
+    workers starting together all read the same complete key.
+    """
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path, encoding="ascii") as file:
+            key = file.read().strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_hex(32))
+        # Another worker may have come first: its key wins.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    with open(path, encoding="ascii") as file:
+        return file.read().strip()
 
 
 def error_page(error: HTTPException) -> Response:

@@ -58,10 +58,17 @@ def login_required(view: F) -> F:
     return t.cast(F, wrapped)
 
 
+# A path on this site, as request.full_path writes it: "/" then no second
+# "/" or "\\" ("//evil.example" and "/\\evil.example" name another host), and
+# no backslash, whitespace or control character anywhere (browsers delete
+# tabs and newlines from URLs, so "/\t/evil.example" is "//evil.example").
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\x00-\x20\x7f-\x9f\\]*\Z")
+
+
 def _safe_next(target: str | None) -> str:
-    # Only a path on this site: "//evil.example" or "/\evil.example" would
-    # send the visitor elsewhere (an open redirect).
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+    # Anything else would send the visitor elsewhere (an open redirect) or
+    # fail to go into a Location header (a 500).
+    if target and _LOCAL_PATH.match(target):
         return target
     return url_for("documents.index")
 

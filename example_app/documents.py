@@ -80,15 +80,23 @@ def make_upload_dir(app: Flask) -> None:
 # -- uploads ------------------------------------------------------------------
 
 
+# Bidi controls make "\u202egpj.exe" display as "exe.jpg" in the list.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
 def clean_filename(raw: str) -> str:
     """The name to keep for an upload: its last path segment, without control
-    characters, at most 255 characters (the extension kept).
+    or bidi control characters, at most 255 characters (the extension kept).
 
     The name is only ever shown and sent back in ``Content-Disposition``
     (which Flask-Download quotes safely); it never names a file on disk.
     """
     name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c) != "Cc").strip()
+    name = "".join(
+        c for c in name if unicodedata.category(c) != "Cc" and c not in _BIDI_CONTROLS
+    ).strip()
     if len(name) > 255:
         stem, dot, ext = name.rpartition(".")
         if dot and 0 < len(ext) <= 16:

@@ -114,14 +114,25 @@ def send_download(
     :param last_modified: the ``Last-Modified`` time instead of the file's:
         a :class:`~datetime.datetime` (naive means UTC) or a POSIX timestamp.
     :raises TypeError: a ``source`` of another type.
-    :raises ValueError: an ``etag`` that cannot go into a header.
+    :raises ValueError: an ``etag`` that cannot go into a header, or a
+        ``last_modified`` timestamp out of range (NaN, beyond year 9999).
+        A file-like ``source`` is closed before any of these is raised.
     """
     if as_attachment is not None:
         attachment = as_attachment
     if download_name is not None:
         basename = download_name
-    etag_value = _etag(etag)
-    modified = _modified_time(last_modified)
+    try:
+        etag_value = _etag(etag)
+        modified = _modified_time(last_modified)
+    except BaseException:
+        # A bad argument: the file-like object handed over is closed all
+        # the same, as it would have been with the response.
+        if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        raise
     attrs: dict[str, t.Any] = {
         "attachment": attachment,
         "basename": basename,
@@ -252,4 +263,9 @@ def _modified_time(
         raise TypeError(
             f"last_modified must be a datetime or a POSIX timestamp, not {value!r}."
         )
-    return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    try:
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(
+            f"last_modified {value!r} is not a POSIX timestamp in datetime's range."
+        ) from None

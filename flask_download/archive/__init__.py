@@ -41,6 +41,7 @@ from ._reader import member_chunks
 from ._reader import Truncated
 
 if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger("flask_download")
@@ -309,6 +310,61 @@ def _release(file: DownloadFile) -> None:
         file.close()
 
 
+def server_writes(
+    environ: WSGIEnvironment, start_response: t.Any
+) -> tuple[t.Any, cabc.Callable[[int], bool] | None]:
+    """The server's client socket, and a check that the server has written
+    exactly ``n`` body bytes to it, unframed, after the headers.
+
+    Writing to the socket directly is only safe when the server iterates
+    the body itself and writes each chunk before asking for the next: any
+    WSGI middleware that buffers, compresses or reframes the body (or just
+    wraps ``start_response``) would see member bytes overtake the headers
+    or the chunks it holds. So the socket is used only when the
+    ``start_response`` the application got is the server's own, and each
+    ``sendfile`` first checks how far the server got. ``(None, None)``
+    when that cannot be told: the body is then streamed by Python.
+    """
+    sock = environ.get("gunicorn.socket")
+    server_response = getattr(start_response, "__self__", None)
+    if (
+        sock is not None
+        and type(server_response).__module__ == "gunicorn.http.wsgi"
+        and getattr(server_response, "sock", None) is sock
+    ):
+        # gunicorn counts the body bytes it wrote (``sent``).
+        server: t.Any = server_response
+
+        def gunicorn_written(count: int) -> bool:
+            return bool(
+                server.headers_sent and not server.chunked and server.sent == count
+            )
+
+        return sock, gunicorn_written
+    sock = environ.get("werkzeug.socket")
+    code = getattr(start_response, "__code__", None)
+    if (
+        sock is not None
+        and code is not None
+        and getattr(start_response, "__module__", None) == "werkzeug.serving"
+        and start_response.__qualname__.endswith("run_wsgi.<locals>.start_response")
+        and "headers_sent" in code.co_freevars
+    ):
+        # Werkzeug's development server keeps no count: the check is that
+        # its own write() has sent the headers (it writes every chunk at
+        # once, unframed when Content-Length is set).
+        cells = dict(
+            zip(code.co_freevars, start_response.__closure__ or (), strict=True)
+        )
+        headers_sent = cells["headers_sent"]
+
+        def werkzeug_written(count: int) -> bool:
+            return count > 0 and bool(headers_sent.cell_contents)
+
+        return sock, werkzeug_written
+    return None, None
+
+
 def file_name(file: DownloadFile) -> str | None:
     """The name a wrapper gets in an archive when none is given: its ``name``."""
     return file.name
@@ -325,15 +381,29 @@ class ArchiveResponse(DownloadResponse):
     chunk before asking for the next. Ranges, other servers and other
     members are streamed by Python.
 
-    Bytes sent this way bypass the server's own count (gunicorn's access
-    log ``%(b)s`` shows only the Python-written part) and any WSGI
-    middleware that rewrites response bodies: set
-    :attr:`ZipDownloadView.sendfile` to ``False`` behind such middleware.
+    Only when the server iterates the body itself: the ``start_response``
+    the application got must be the server's own, and before each member
+    the server must have written every chunk yielded so far (see
+    :func:`server_writes`). Behind WSGI middleware that buffers or rewrites
+    the body, Python streams the archive instead. Bytes sent this way
+    bypass the server's own count (gunicorn's access log ``%(b)s`` shows
+    only the Python-written part); set :attr:`ZipDownloadView.sendfile` to
+    ``False`` to turn it off.
     """
 
     #: Send local members with ``sendfile`` where the server allows it.
     sendfile: bool = True
     _socket: t.Any = None
+    _written: cabc.Callable[[int], bool] | None = None
+    _start_response: t.Any = None
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        # Kept to tell whether the server itself iterates the body: only
+        # then do bytes written to its socket land where they belong.
+        self._start_response = start_response
+        return super().__call__(environ, start_response)
 
     def get_app_iter(self, environ: WSGIEnvironment) -> cabc.Iterable[bytes]:
         file = self.file
@@ -343,21 +413,48 @@ class ArchiveResponse(DownloadResponse):
             and file.seekable
             and self._segments == [(0, file.size)]
         ):
-            self._socket = environ.get("gunicorn.socket") or environ.get(
-                "werkzeug.socket"
-            )
+            self._socket, self._written = server_writes(environ, self._start_response)
         return super().get_app_iter(environ)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
+        expected = self.content_length
+        total = 0
+        for chunk in self._body_parts():
+            total += len(chunk)
+            yield chunk
+        total += self._direct
+        if expected is not None and total < expected:
+            self._cut_short()
+
+    def _body_parts(self) -> cabc.Iterator[bytes]:
         handle = self._handle
-        if self._socket is None or not isinstance(handle, ArchiveReader):
+        written = self._written
+        if (
+            self._socket is None
+            or written is None
+            or not isinstance(handle, ArchiveReader)
+        ):
             yield from super()._iter_body()
             return
-        yield from handle.send_whole(self._socket, self.chunk_size, self._count)
+        yield from handle.send_whole(
+            self._socket, self.chunk_size, self._count, written
+        )
+
+    _direct = 0
 
     def _count(self, sent: int) -> None:
+        self._direct += sent
         if self._delivery is not None:
             self._delivery.bytes_sent += sent
+
+    def _cut_short(self) -> None:
+        # A member vanished or shrank: the body is shorter than its
+        # Content-Length. A server that keeps the connection open would let
+        # the client read the next response as the rest of this body;
+        # gunicorn is told to close it (Werkzeug's server always does).
+        server: t.Any = getattr(self._start_response, "__self__", None)
+        if type(server).__module__ == "gunicorn.http.wsgi":
+            server.force_close()
 
 
 class ZipDownloadView(DownloadView):

@@ -6,6 +6,7 @@ import datetime
 import re
 import struct
 import typing as t
+import unicodedata
 
 if t.TYPE_CHECKING:
     from ..files import DownloadFile
@@ -51,12 +52,63 @@ _DEFLATE_MARGIN = 1.05
 
 # Deleted from names: C0 controls, DEL, C1 controls, and the Unicode bidi
 # controls that make "exe.txt" display as "txt.exe".
-_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_CHARS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _WINDOWS_DEVICE = re.compile(
     r"^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$", re.IGNORECASE
 )
 _DOUBLE_EXTENSION = re.compile(r"(\.tar)?\.[^.]+$", re.IGNORECASE)
+# Characters that unzippers turn into path punctuation: by Unicode
+# compatibility (NFKC: fullwidth "．．／", "‥", small "﹨"), or by the
+# Windows "best fit" conversion to an ANSI code page done by tools that use
+# the ANSI file APIs ("∕", "⧵"). Mapped first, so "．．／x" is cleaned as "../x".
+_PATH_LOOKALIKES = re.compile("[\u2044\u2215\u29f5\u29f8\u29f9]")
+_BEST_FIT = {
+    "\u2044": "/",
+    "\u2215": "/",
+    "\u29f5": "\\",
+    "\u29f8": "/",
+    "\u29f9": "\\",
+}
+_PATH_PUNCTUATION = frozenset("/\\.:")
+# Longest segment kept, in UTF-8 bytes: most file systems allow 255, and a
+# numbered duplicate (" (12)") must still fit.
+MAX_SEGMENT_BYTES = 240
+# Longest name kept, in UTF-8 bytes (the ZIP format allows 65535); deeper
+# folders are dropped from the front.
+MAX_NAME_BYTES = 4096
+
+
+def _unfold_lookalikes(name: str) -> str:
+    if name.isascii():
+        return name
+    out = []
+    for char in name:
+        if char in _BEST_FIT:
+            out.append(_BEST_FIT[char])
+            continue
+        if not char.isascii():
+            folded = unicodedata.normalize("NFKC", char)
+            if folded and set(folded) <= _PATH_PUNCTUATION:
+                char = folded
+        out.append(char)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def _shorten(segment: str, limit: int) -> str:
+    """``segment`` cut to ``limit`` UTF-8 bytes, its extension kept."""
+    if len(segment.encode("utf-8")) <= limit:
+        return segment
+    match = _DOUBLE_EXTENSION.search(segment)
+    extension = match.group() if match is not None and match.start() > 0 else ""
+    if len(extension.encode("utf-8")) > limit // 2:
+        extension = ""
+    stem = segment[: len(segment) - len(extension)]
+    room = limit - len(extension.encode("utf-8"))
+    stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .")
+    return (stem or "file") + extension
 
 
 def safe_member_name(name: str | None) -> str:
@@ -66,9 +118,13 @@ def safe_member_name(name: str | None) -> str:
     (``C:``), leading ``/``, ``.``, ``..`` and empty segments are dropped;
     trailing dots and spaces are removed from each segment (Windows drops
     them); Windows device names (``CON``, ``nul.txt``) get a leading ``_``.
-    A name with nothing left becomes ``"file"``.
+    Characters that unzippers fold into path punctuation (fullwidth
+    ``．．／``, ``∕``) are folded first; segments are cut to
+    :data:`MAX_SEGMENT_BYTES` and the name to :data:`MAX_NAME_BYTES` UTF-8
+    bytes (extensions kept). A name with nothing left becomes ``"file"``.
     """
-    cleaned = _UNSAFE_CHARS.sub("", name or "").replace("\\", "/")
+    cleaned = _UNSAFE_CHARS.sub("", name or "")
+    cleaned = _unfold_lookalikes(cleaned).replace("\\", "/")
     segments = []
     for segment in cleaned.split("/"):
         segment = _DRIVE.sub("", segment).rstrip(" .")
@@ -76,15 +132,26 @@ def safe_member_name(name: str | None) -> str:
             continue  # "", "." and ".." (and "..." and " ") all end up here
         if _WINDOWS_DEVICE.match(segment):
             segment = f"_{segment}"
-        segments.append(segment)
+        segments.append(_shorten(segment, MAX_SEGMENT_BYTES))
+    while len(segments) > 1 and len("/".join(segments).encode("utf-8")) > (
+        MAX_NAME_BYTES
+    ):
+        del segments[0]
     return "/".join(segments) or "file"
+
+
+def _key(name: str) -> str:
+    # Names equal once case and Unicode composition are ignored are the
+    # same file on Windows and macOS ("é" composed or not, "A" or "a").
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 class Names:
     """Hands out archive names, numbering duplicates: ``name (2).ext``.
 
-    Names are compared case-insensitively (two names differing by case
-    would overwrite each other on Windows and macOS), and a file never takes
+    Names are compared ignoring case and Unicode composition (two names
+    differing by either would overwrite each other on Windows or macOS),
+    and a file never takes
     the name of a directory of another member, nor the other way round.
     """
 
@@ -99,20 +166,20 @@ class Names:
         segments = name.split("/")
         for i in range(len(segments) - 1):
             # A directory whose path is a file's name already: number it.
-            if "/".join(segments[: i + 1]).casefold() in self._files:
+            if _key("/".join(segments[: i + 1])) in self._files:
                 segments[i] = self._free(segments[:i], segments[i], dirs=False)
         segments[-1] = self._free(segments[:-1], segments[-1], dirs=True)
         for i in range(len(segments) - 1):
-            self._dirs.add("/".join(segments[: i + 1]).casefold())
+            self._dirs.add(_key("/".join(segments[: i + 1])))
         result = "/".join(segments)
-        self._files.add(result.casefold())
+        self._files.add(_key(result))
         return result
 
     def _free(self, parents: list[str], segment: str, dirs: bool) -> str:
         base = "/".join([*parents, ""])
 
         def taken(candidate: str) -> bool:
-            key = (base + candidate).casefold()
+            key = _key(base + candidate)
             return key in self._files or (dirs and key in self._dirs)
 
         if not taken(segment):
@@ -122,7 +189,7 @@ class Names:
             stem, extension = segment[: match.start()], match.group()
         else:
             stem, extension = segment, ""
-        counter = (base + segment).casefold()
+        counter = _key(base + segment)
         number = self._next.get(counter, 2)
         while taken(candidate := f"{stem} ({number}){extension}"):
             number += 1

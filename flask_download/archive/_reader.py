@@ -222,25 +222,37 @@ class ArchiveReader(io.RawIOBase):
         sock: socket.socket,
         chunk_size: int,
         on_sent: cabc.Callable[[int], None],
+        written: cabc.Callable[[int], bool],
     ) -> cabc.Iterator[bytes]:
-        """The whole archive, for a server that wrote every chunk yielded so
-        far to ``sock``: the data of local members whose CRC-32 is known is
-        sent with ``sendfile`` (zero-copy), the rest is yielded.
+        """The whole archive, for a server that writes every chunk yielded
+        to ``sock`` before asking for the next: the data of local members
+        whose CRC-32 is known is sent with ``sendfile`` (zero-copy), the rest
+        is yielded.
 
         :param on_sent: called with the number of bytes sent directly.
+        :param written: tells whether the server has written exactly the
+            given number of yielded bytes; checked before each ``sendfile``.
+            Once it says no (middleware holds the body back), the rest is
+            yielded too.
         """
         self.seek(0)
+        yielded = 0
+        direct = True
         while True:
-            index = self._sendable_at(self._position)
+            index = self._sendable_at(self._position) if direct else None
+            if index is not None and not written(yielded):
+                direct = False
+                index = None
             if index is not None:
                 sent = self._sendfile(sock, index)
                 if sent is not None:
                     on_sent(sent)
                     self._position += sent
                     continue
-            data = self._read(chunk_size, sendfile=True)
+            data = self._read(chunk_size, sendfile=direct)
             if not data:
                 return
+            yielded += len(data)
             yield data
 
     def _sendable_at(self, position: int) -> int | None:
