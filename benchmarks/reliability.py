@@ -54,13 +54,13 @@ import threading
 import time
 import typing as t
 
-from run import _gunicorn_has_control_socket
 from run import children
 from run import free_port
 from run import machine
 from run import RssPoller
 from run import say
 from run import Server
+from run import start_gunicorn as start_bench_gunicorn
 from run import wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -260,24 +260,19 @@ def start_gunicorn(
     run_dir: str, app: str, env: dict[str, str], *extra: str
 ) -> tuple[Server, int]:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers=1",
-        f"--bind=127.0.0.1:{port}",
-        f"--pythonpath={HERE},{REPO}",
-        "--log-level=warning",
-        # A 2 GiB body through Python takes seconds; a sync worker does not
-        # heartbeat while it sends one.
-        "--timeout=120",
-        *extra,
-    ]
-    if _gunicorn_has_control_socket():
-        argv.append("--no-control-socket")
-    argv.append(app)
-    log = os.path.join(run_dir, f"gunicorn-{port}.log")
-    return Server(argv, log, env), port
+    # A 2 GiB body through Python takes seconds; a sync worker does not
+    # heartbeat while it sends one.
+    workers = ["--workers=1", "--timeout=120", *extra]
+    server = start_bench_gunicorn(
+        run_dir,
+        port,
+        app,
+        env["BENCH_DATA_DIR"],
+        workers,
+        pythonpath=(HERE, REPO),
+        env=env,
+    )
+    return server, port
 
 
 def curl(url: str, *extra: str) -> tuple[int, int]:

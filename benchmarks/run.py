@@ -291,8 +291,21 @@ _CONTROL_SOCKET: bool | None = None
 
 
 def start_gunicorn(
-    run_dir: str, port: int, app: str, data_dir: str, workers: list[str] | None = None
+    run_dir: str,
+    port: int,
+    app: str,
+    data_dir: str,
+    workers: list[str] | None = None,
+    *,
+    pythonpath: tuple[str, ...] = (APPS, REPO),
+    env: dict[str, str] | None = None,
 ) -> Server:
+    """Start gunicorn on ``port``, its log in ``run_dir``.
+
+    ``workers`` are the worker options (default :data:`SYNC`), ``app`` is
+    imported from ``pythonpath``; ``env`` is the whole environment (default:
+    this one with ``BENCH_DATA_DIR=data_dir``).
+    """
     log = os.path.join(run_dir, f"gunicorn-{port}.log")
     argv = [
         sys.executable,
@@ -300,7 +313,7 @@ def start_gunicorn(
         "gunicorn",
         *(workers or SYNC),
         f"--bind=127.0.0.1:{port}",
-        f"--pythonpath={APPS},{REPO}",
+        f"--pythonpath={','.join(pythonpath)}",
         "--log-level=warning",
     ]
     if _gunicorn_has_control_socket():
@@ -308,7 +321,8 @@ def start_gunicorn(
         # the contenders must not take it from another gunicorn.
         argv.append("--no-control-socket")
     argv.append(app)
-    env = dict(os.environ, BENCH_DATA_DIR=data_dir)
+    if env is None:
+        env = dict(os.environ, BENCH_DATA_DIR=data_dir)
     return Server(argv, log, env)
 
 

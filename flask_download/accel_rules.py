@@ -25,6 +25,7 @@ from urllib.parse import quote
 from urllib.parse import unquote
 
 from . import paths as _paths
+from ._grammar import valid_token
 from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
@@ -43,8 +44,6 @@ _RULE_KEYS = (
 )
 #: nginx options of a rule, given flat or under an ``options`` mapping.
 _OPTION_KEYS = ("buffering", "limit_rate", "expires", "charset")
-# RFC 9110 §5.6.2 token, for X-Accel-Charset.
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # A URL path nginx can take as an X-Accel-Redirect prefix: printable ASCII,
 # no query, fragment or whitespace.
 _URL_PATH = re.compile(r"^/[\x21-\x7e]*$")
@@ -212,7 +211,7 @@ class AccelRule:
                 f" not {self.expires!r}."
             )
         if self.charset is not None and (
-            not isinstance(self.charset, str) or not _TOKEN.match(self.charset)
+            not isinstance(self.charset, str) or not valid_token(self.charset)
         ):
             raise ConfigurationError(
                 f"The 'charset' option must be a charset name, not {self.charset!r}."

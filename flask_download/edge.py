@@ -283,25 +283,19 @@ def nginx_secure_url_for(
     :raises ConfigurationError: no (or a weak) secret in the config, a
         non-positive ``expires_in``, or a query parameter in ``values``.
     """
-    from .settings import get_settings
+    from .settings import link_lifetime
 
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     secret = _app_secret(app)
-    if expires_in is None:
-        expires_in = get_settings(app).signed_max_age
-    if isinstance(expires_in, datetime.timedelta):
-        expires_in = expires_in.total_seconds()
-    if isinstance(expires_in, bool) or not expires_in > 0:
-        raise ConfigurationError(
-            f"expires_in must be a positive duration, not {expires_in!r}."
-        )
+    now = _now()
+    expires_in = link_lifetime(app, expires_in, now)
     url = urlsplit(url_for(endpoint, **values))
     if url.query or url.fragment:
         raise ConfigurationError(
             "nginx's secure_link hash covers the path only: pass no query"
             " parameters or _anchor to nginx_secure_url_for()."
         )
-    stamp = int(_now() + expires_in + 0.999)
+    stamp = int(now + expires_in + 0.999)
     link = nginx_secure_link(
         unquote(url.path, errors="surrogateescape"),
         secret=secret,

@@ -42,6 +42,7 @@ from flask import Response
 from werkzeug.datastructures import Headers
 
 from ._compat import require
+from ._grammar import TOKEN
 from .conditional import parse_http_date
 from .exceptions import ConfigurationError
 from .exceptions import DisallowedURL
@@ -553,9 +554,8 @@ _LENGTH = re.compile(r"[0-9]{1,19}")
 # RFC 9110 §14.4: "bytes first-last/complete" or "bytes */complete" (416).
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes \*/([0-9]{1,19})")
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # RFC 9110 §8.4: Content-Encoding = #content-coding (a list of tokens).
-_ENCODING_LIST = re.compile(rf"{_TOKEN}(?:[ \t]*,[ \t]*{_TOKEN})*")
+_ENCODING_LIST = re.compile(rf"{TOKEN}(?:[ \t]*,[ \t]*{TOKEN})*")
 
 
 def _check_framing(

@@ -20,6 +20,8 @@ from werkzeug.wsgi import ClosingIterator
 
 from . import ranges as _ranges
 from . import signals as _signals
+from ._grammar import TOKEN
+from ._grammar import valid_token
 from .exceptions import FileNotFound
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
@@ -183,15 +185,13 @@ def content_disposition(basename: str | None, attachment: bool = True) -> str:
     return f"{disposition}; filename={fallback}; filename*=UTF-8''{encoded}"
 
 
-# RFC 9110 §5.6.2 token, §5.6.4 quoted-string (ASCII only: a header value
-# must encode as Latin-1, and obs-text has no use in a media type).
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# RFC 9110 §5.6.4 quoted-string (ASCII only: a header value must encode as
+# Latin-1, and obs-text has no use in a media type).
 _QUOTED_STRING = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
 # RFC 9110 §8.3.1: type "/" subtype *( OWS ";" OWS [ name "=" value ] ).
 _MEDIA_TYPE = re.compile(
-    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED_STRING}))?)*"
+    rf"{TOKEN}/{TOKEN}(?:[ \t]*;[ \t]*(?:{TOKEN}=(?:{TOKEN}|{_QUOTED_STRING}))?)*"
 )
-_TOKEN_RE = re.compile(_TOKEN)
 
 
 @functools.lru_cache(maxsize=256)
@@ -202,11 +202,6 @@ def valid_media_type(value: str | None) -> bool:
     subtype) are not; they are treated as unknown and the type is guessed.
     """
     return value is not None and _MEDIA_TYPE.fullmatch(value) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _valid_token(value: str) -> bool:
-    return _TOKEN_RE.fullmatch(value) is not None
 
 
 #: The default ``Content-Security-Policy`` of inline active content.
@@ -283,9 +278,9 @@ def content_type_and_encoding(
     # unknown (guessed), never reach the headers, never cause a 500.
     if mimetype is not None and not valid_media_type(mimetype):
         mimetype = None
-    if charset is not None and not _valid_token(charset):
+    if charset is not None and not valid_token(charset):
         charset = None
-    if encoding is not None and not _valid_token(encoding):
+    if encoding is not None and not valid_token(encoding):
         encoding = None
     guessed_type, guessed_encoding = guess_type(name) if name else (None, None)
     if encoding is None and guessed_encoding is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import datetime
 import ipaddress
 import os
 import typing as t
@@ -267,3 +268,37 @@ def get_settings(app: Flask | None = None) -> Settings:
     if settings is None:
         settings = _fallback[app] = Settings.from_mapping(app.config, app.root_path)
     return settings
+
+
+#: Links expire before ``datetime``'s last second, 9999-12-31 23:59:59 UTC.
+_LAST_EXPIRY = 253402300799
+
+
+def link_lifetime(
+    app: Flask, expires_in: float | datetime.timedelta | None, now: float
+) -> float:
+    """How long a link made at ``now`` stays valid, in seconds, checked.
+
+    The lifetime of :func:`~flask_download.signed_url_for` and of the
+    links of :mod:`flask_download.edge`: ``None`` means
+    ``DOWNLOAD_SIGNED_MAX_AGE``.
+
+    :raises ConfigurationError: ``expires_in`` is not a positive number of
+        seconds or :class:`~datetime.timedelta`, or the link would expire
+        after the year 9999 (``inf``, ``1e300``).
+    """
+    if expires_in is None:
+        return get_settings(app).signed_max_age
+    seconds = expires_in
+    if isinstance(seconds, datetime.timedelta):
+        seconds = seconds.total_seconds()
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 < seconds <= _LAST_EXPIRY - now
+    ):
+        raise ConfigurationError(
+            "expires_in must be a positive duration (seconds or a timedelta)"
+            f" that ends before the year 10000, not {expires_in!r}."
+        )
+    return seconds

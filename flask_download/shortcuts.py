@@ -13,12 +13,12 @@ from __future__ import annotations
 import collections.abc as cabc
 import datetime
 import os
-import re
 import typing as t
 
 from flask import current_app
 from flask import Response
 
+from ._grammar import valid_opaque_tag
 from .conditional import as_utc
 from .files import DownloadFile
 from .files import VirtualFile
@@ -35,9 +35,6 @@ Source = t.Union[
     t.IO[str],
     DownloadFile,
 ]
-
-# RFC 9110 §8.8.3: etagc = "!" / %x23-7E / obs-text (no '"', no controls).
-_ETAGC = re.compile(r"^[\x21\x23-\x7e\x80-\xff]*$")
 
 
 def send_download(
@@ -247,7 +244,7 @@ def _etag(value: bool | str) -> str | None | t.Literal[True]:
     if not isinstance(value, str):
         raise TypeError(f"etag must be True, False or a string, not {value!r}.")
     bare = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-    if not _ETAGC.match(bare):
+    if not valid_opaque_tag(bare):
         raise ValueError(
             f"etag {value!r} cannot go into a header: use visible ASCII"
             " characters other than '\"'."

@@ -47,7 +47,7 @@ from werkzeug.routing import RoutingException
 from .exceptions import ConfigurationError
 from .exceptions import InvalidSignature
 from .exceptions import SignatureExpired
-from .settings import get_settings
+from .settings import link_lifetime
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -209,16 +209,10 @@ def signed_url_for(
                 " URL variable or query parameter."
             )
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
-    if expires_in is None:
-        expires_in = get_settings(app).signed_max_age
-    if isinstance(expires_in, datetime.timedelta):
-        expires_in = expires_in.total_seconds()
-    if isinstance(expires_in, bool) or not expires_in > 0:
-        raise ConfigurationError(
-            f"expires_in must be a positive duration, not {expires_in!r}."
-        )
+    now = _now()
+    expires_in = link_lifetime(app, expires_in, now)
     signer = _signer(app)
-    expires = int(_now() + expires_in + 0.999)  # round up: never shorter
+    expires = int(now + expires_in + 0.999)  # round up: never shorter
 
     url = urlsplit(url_for(endpoint, **values))
     query = parse_qsl(url.query, keep_blank_values=True)

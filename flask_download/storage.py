@@ -20,7 +20,6 @@ import hashlib
 import io
 import logging
 import posixpath
-import re
 import typing as t
 
 from flask import current_app
@@ -29,6 +28,7 @@ from flask import request
 from flask import Response
 
 from ._compat import require
+from ._grammar import valid_opaque_tag
 from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import DownloadError
@@ -205,8 +205,6 @@ def _translate(
     return StorageUnavailable(detail)
 
 
-# RFC 9110 §8.8.3: etagc = %x21 / %x23-7E / obs-text.
-_ETAG = re.compile(r"^[\x21\x23-\x7e\x80-\xff]+$")
 # Metadata keys of modification times, best first, as fsspec backends name them
 # (s3fs, adlfs, gcsfs, local, memory...).
 _MTIME_KEYS = ("LastModified", "last_modified", "mtime", "updated", "modified")
@@ -244,7 +242,7 @@ def _store_etag(info: cabc.Mapping[str, t.Any]) -> str | None:
         value = value.strip().strip('"')
         if not value:
             continue
-        if _ETAG.match(value):
+        if valid_opaque_tag(value):
             return value
         # A tag with characters a header may not carry: keep it as a hash.
         return hashlib.blake2b(value.encode(), digest_size=16).hexdigest()

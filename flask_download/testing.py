@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response
 
+from ._grammar import TOKEN
 from .signals import OFFLOAD_HEADERS
 
 __all__ = ["OFFLOAD_HEADERS", "assert_download_response", "parse_content_disposition"]
@@ -34,9 +35,8 @@ __all__ = ["OFFLOAD_HEADERS", "assert_download_response", "parse_content_disposi
 _PATH_OFFLOAD_HEADERS = ("X-Sendfile", "X-LIGHTTPD-send-file")
 
 # RFC 9110 §5.6.2 token, §5.6.4 quoted-string.
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAMETER = re.compile(
-    rf"""\s*;\s*(?P<name>{_TOKEN})\s*=\s*(?P<value>"(?:[^"\\]|\\.)*"|{_TOKEN})\s*"""
+    rf"""\s*;\s*(?P<name>{TOKEN})\s*=\s*(?P<value>"(?:[^"\\]|\\.)*"|{TOKEN})\s*"""
 )
 _QUOTED_PAIR = re.compile(r"\\(.)")
 # RFC 8187 §3.2.1 ext-value: charset "'" [ language ] "'" value-chars.
@@ -59,7 +59,7 @@ def parse_content_disposition(value: str) -> tuple[str, dict[str, str]]:
         neither a token nor a quoted-string, a repeated parameter, or a
         ``filename*`` that does not decode.
     """
-    match = re.match(rf"\s*({_TOKEN})", value)
+    match = re.match(rf"\s*({TOKEN})", value)
     if match is None:
         raise ValueError(f"no disposition type in {value!r}")
     disposition = match.group(1).lower()

@@ -7,12 +7,17 @@ import pathlib
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import typing as t
+import wsgiref.simple_server
 
 import pytest
 from flask import Flask
+from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from flask_download import FlaskDownload
 from flask_download.pytest_plugin import SAMPLE_FILES as SAMPLE_FILES
@@ -73,6 +78,71 @@ def serving(server: t.Any) -> cabc.Iterator[t.Any]:
         thread.join()
 
 
+class QuietHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without the access log (errors still show)."""
+
+    def log_request(self, *args: t.Any, **kwargs: t.Any) -> None:
+        pass
+
+
+class QuietWSGIRefHandler(wsgiref.simple_server.WSGIRequestHandler):
+    """The standard library's request handler without the access log."""
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def running_werkzeug(app: t.Any) -> cabc.Iterator[str]:
+    """Serve ``app`` with Werkzeug's threaded server until the block ends.
+
+    :return: the base URL, ``http://127.0.0.1:<port>`` (a free port).
+    """
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler
+    )
+    with serving(server):
+        yield f"http://127.0.0.1:{server.server_port}"
+
+
+#: The checkout: gunicorn imports ``tests.<module>`` from here.
+REPO = pathlib.Path(__file__).parent.parent
+
+
+@contextlib.contextmanager
+def running_gunicorn(app: str, *options: str) -> cabc.Iterator[str]:
+    """Run ``gunicorn app`` (one worker) until the block ends; yield its base URL.
+
+    ``app`` is gunicorn's ``module:variable`` or ``module:factory(args)``;
+    modules of the test suite import as ``tests.test_x`` (or ``conftest``),
+    after the ``PYTHONPATH`` of this run, so the code under test is the same.
+    ``options`` are more command-line options (``--threads=4``...). Skips
+    the test when gunicorn is not installed.
+    """
+    pytest.importorskip("gunicorn")
+    port = free_port()
+    path = [
+        os.environ.get("PYTHONPATH", ""),
+        os.fspath(REPO),
+        os.fspath(REPO / "tests"),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    command = [sys.executable, "-m", "gunicorn", "--workers=1", *options]
+    command += [f"--bind=127.0.0.1:{port}", app]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            if not wait_for_port(port, proc):
+                log.seek(0)
+                pytest.fail(
+                    f"gunicorn did not start: {log.read().decode(errors='replace')}"
+                )
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def wait_for_port(
     port: int, process: subprocess.Popen[t.Any] | None = None, timeout: float = 20
 ) -> bool:
@@ -92,8 +162,40 @@ def wait_for_port(
             time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def http() -> cabc.Iterator[t.Any]:
+    """A urllib3 pool of one connection, kept alive between requests as
+    browsers do; it neither retries nor follows redirects by itself."""
+    urllib3 = pytest.importorskip("urllib3")
+    pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10.0)
+    try:
+        yield pool
+    finally:
+        pool.clear()
+
+
 #: The nginx binary the integration tests run (``None``-safe: check it first).
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+#: The start of an ``nginx.conf`` for :func:`running_nginx`, to format with
+#: ``tmp`` (the conf's directory): one foreground process that writes only
+#: under ``tmp``; it leaves the ``http {{`` block open for the servers.
+NGINX_CONF_HEAD = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+"""
 
 
 @contextlib.contextmanager

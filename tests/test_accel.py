@@ -139,6 +139,10 @@ class URLFile(DownloadFile):
             [{"source_dir": "/srv", "destination_url": "/p/", "charset": "utf 8"}],
             "charset",
         ),
+        (
+            [{"source_dir": "/srv", "destination_url": "/p/", "charset": "utf-8\n"}],
+            "charset",
+        ),
         ([{"source_dir": "/srv", "destination_url": "/p/", "sorce": "x"}], "'sorce'"),
         (
             [
@@ -172,6 +176,7 @@ class URLFile(DownloadFile):
         "limit-rate-bool",
         "expires-word",
         "charset-space",
+        "charset-newline-at-end",
         "unknown-key",
         "option-twice",
         "options-not-mapping",

@@ -16,17 +16,15 @@ import pathlib
 import shutil
 import socket
 import subprocess
-import sys
-import textwrap
 import time
 import typing as t
 import zipfile
 import zlib
 
 import pytest
-from conftest import free_port
+from conftest import running_gunicorn
+from conftest import running_werkzeug
 from conftest import serving
-from conftest import wait_for_port
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -155,54 +153,15 @@ def expected(wire_root: pathlib.Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def werkzeug_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
-    app = make_wire_app(os.fspath(wire_root))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}"
+    with running_werkzeug(make_wire_app(os.fspath(wire_root))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def gunicorn_url(
-    wire_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
-) -> cabc.Iterator[str]:
-    pytest.importorskip("gunicorn")
-    here = pathlib.Path(__file__).parent
-    app_dir = tmp_path_factory.mktemp("archive_gunicorn")
-    (app_dir / "archive_wire_app.py").write_text(
-        textwrap.dedent(
-            f"""
-            from tests.test_archive_wire import make_wire_app
-            app = make_wire_app({os.fspath(wire_root)!r})
-            """
-        )
-    )
-    port = free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.fspath(app_dir), os.fspath(here.parent), os.fspath(here)]
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers=1",
-            "--worker-class=gthread",
-            "--threads=4",
-            f"--bind=127.0.0.1:{port}",
-            "archive_wire_app:app",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_for_port(port, proc):
-            pytest.fail("gunicorn did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def gunicorn_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
+    app = f"tests.test_archive_wire:make_wire_app({os.fspath(wire_root)!r})"
+    with running_gunicorn(app, "--worker-class=gthread", "--threads=4") as url:
+        yield url
 
 
 @pytest.fixture(params=["werkzeug", "gunicorn"], scope="module")

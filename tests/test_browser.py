@@ -16,15 +16,13 @@ import typing as t
 import zipfile
 
 import pytest
-from conftest import serving
+from conftest import running_werkzeug
 from flask import Flask
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
 
 from example_app import create_app
 from example_app.models import db
@@ -58,11 +56,6 @@ CHROMIUM = _binary("chromium", "chromium-browser")
 CHROMEDRIVER = _binary("chromedriver")
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: t.Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[Flask]:
     tmp = tmp_path_factory.mktemp("browser_app")
@@ -80,11 +73,8 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[Flask]:
 
 @pytest.fixture(scope="module")
 def base_url(example: Flask) -> cabc.Iterator[str]:
-    server = make_server(
-        "127.0.0.1", 0, example, threaded=True, request_handler=_QuietHandler
-    )
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}"
+    with running_werkzeug(example) as url:
+        yield url
 
 
 class Browser:

@@ -24,11 +24,10 @@ import urllib.parse
 import pytest
 from conftest import free_port
 from conftest import NGINX
+from conftest import NGINX_CONF_HEAD
 from conftest import running_nginx
-from conftest import serving
+from conftest import running_werkzeug
 from flask import Flask
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
 
 from flask_download import ConfigurationError
 from flask_download import edge
@@ -74,20 +73,9 @@ def _documented_location() -> str:
     return snippets[0]
 
 
-NGINX_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+NGINX_CONF = (
+    NGINX_CONF_HEAD
+    + """\
     types {{ application/pdf pdf; text/plain txt; }}
     default_type application/octet-stream;
 
@@ -102,11 +90,7 @@ http {{
     }}
 }}
 """
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: t.Any, **kwargs: t.Any) -> None:
-        pass
+)
 
 
 @pytest.fixture(scope="module")
@@ -154,15 +138,8 @@ def app_seen() -> list[str]:
 
 @pytest.fixture(scope="module")
 def app_port(edge_root: pathlib.Path, app_seen: list[str]) -> cabc.Iterator[int]:
-    server = make_server(
-        "127.0.0.1",
-        0,
-        make_app(edge_root, app_seen),
-        threaded=True,
-        request_handler=_QuietHandler,
-    )
-    with serving(server):
-        yield server.server_port
+    with running_werkzeug(make_app(edge_root, app_seen)) as url:
+        yield int(url.rpartition(":")[2])
 
 
 @pytest.fixture(scope="module")
@@ -195,15 +172,6 @@ def nginx_url(
     )
     with running_nginx(conf, port) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def http() -> cabc.Iterator[t.Any]:
-    pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10.0)
-    try:
-        yield pool
-    finally:
-        pool.clear()
 
 
 def _link(name: str, expires: t.Any = None, **kwargs: t.Any) -> str:
@@ -421,11 +389,7 @@ def test_nginx_secure_url_for_makes_links_nginx_accepts(
 def test_app_checks_the_same_links(edge_root: pathlib.Path) -> None:
     """Where nginx does not answer first, the Flask view checks the link."""
     app = make_app(edge_root)
-    server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-    )
-    with serving(server), urllib3.PoolManager(retries=False) as pool:
-        base = f"http://127.0.0.1:{server.server_port}"
+    with running_werkzeug(app) as base, urllib3.PoolManager(retries=False) as pool:
         with app.test_request_context():
             link = nginx_secure_url_for("files", path="été 2024.txt")
         rv = pool.request("GET", base + link)
@@ -445,6 +409,22 @@ def test_nginx_secure_url_for_needs_a_long_secret(edge_root: pathlib.Path) -> No
         app.config["DOWNLOAD_NGINX_SECURE_LINK_SECRET"] = value
         with app.test_request_context(), pytest.raises(ConfigurationError, match=match):
             nginx_secure_url_for("files", path="report.pdf")
+
+
+@pytest.mark.parametrize(
+    "expires_in",
+    [0, True, float("inf"), float("nan"), 1e300, datetime.timedelta(0)],
+    ids=["zero", "bool", "inf", "nan", "past-year-9999", "timedelta"],
+)
+def test_nginx_secure_url_for_refuses_bad_lifetimes(
+    edge_root: pathlib.Path, expires_in: t.Any
+) -> None:
+    app = make_app(edge_root)
+    with (
+        app.test_request_context(),
+        pytest.raises(ConfigurationError, match="expires_in"),
+    ):
+        nginx_secure_url_for("files", path="report.pdf", expires_in=expires_in)
 
 
 def test_nginx_secure_url_for_refuses_query_parameters(

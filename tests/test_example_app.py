@@ -27,11 +27,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 from conftest import free_port
-from conftest import serving
+from conftest import running_gunicorn
+from conftest import running_werkzeug
 from conftest import wait_for_port
 from flask import Flask
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
 
 from example_app import create_app
 from example_app.demo import LARGE_FILE
@@ -47,11 +46,6 @@ from flask_download import ConfigurationError
 EXAMPLE_ROOT = pathlib.Path(__file__).parent.parent / "example_app"
 #: Small enough to download whole in a test, not a multiple of MARK_EVERY.
 LARGE_SIZE = 3 * MARK_EVERY + 12345
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: t.Any) -> None:
-        pass
 
 
 def make_example(tmp_path: pathlib.Path, **config: t.Any) -> Flask:
@@ -701,17 +695,13 @@ def test_index_links_every_kind_of_download(example: Flask) -> None:
 
 @pytest.fixture
 def werkzeug_url(example: Flask) -> cabc.Iterator[str]:
-    server = make_server(
-        "127.0.0.1", 0, example, threaded=True, request_handler=_QuietHandler
-    )
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}"
+    with running_werkzeug(example) as url:
+        yield url
 
 
 @pytest.fixture
 def gunicorn_url(example: Flask) -> cabc.Iterator[str]:
     """The same app in gunicorn, from the factory as one would deploy it."""
-    pytest.importorskip("gunicorn")
     config = {
         key: example.config[key]
         for key in (
@@ -720,21 +710,8 @@ def gunicorn_url(example: Flask) -> cabc.Iterator[str]:
             "EXAMPLE_LARGE_FILE_SIZE",
         )
     }
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers=1", f"--bind=127.0.0.1:{port}"]
-        + [f"example_app:create_app({config!r})"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert wait_for_port(port, process), process.communicate()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
+    with running_gunicorn(f"example_app:create_app({config!r})") as url:
+        yield url
 
 
 @pytest.fixture(params=["werkzeug", "gunicorn"])

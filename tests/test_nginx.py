@@ -2,8 +2,8 @@
 
 A module-scoped fixture starts nginx on 127.0.0.1 with a generated config
 (everything it writes lives in a temporary directory) in front of the Flask
-app, which a werkzeug server runs in a thread. The config is the README's
-"Deploying behind nginx / Apache" snippet.
+app, which a werkzeug server runs in a thread. The config is the snippet of
+docs/offload.rst ("nginx").
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from urllib.parse import quote
 import pytest
 from conftest import free_port
 from conftest import NGINX
+from conftest import NGINX_CONF_HEAD
 from conftest import running_nginx
-from conftest import serving
+from conftest import running_werkzeug
 from flask import abort
 from flask import Flask
 from flask import request
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
 
 from flask_download import content_disposition
 from flask_download import DownloadFile
@@ -54,22 +53,11 @@ EXTRA_FILES: dict[str, bytes] = {
 WEIRD = 'we"ird;name\\.txt'
 OFFLOADED = [name for name in [*SAMPLE_FILES, *EXTRA_FILES] if name != WEIRD]
 
-# The README's snippet, with the paths and ports of the test. Debian's
+# The snippet of docs/offload.rst, with the paths and ports of the test. Debian's
 # nginx.conf has "sendfile on; tcp_nopush on;" at http level: kept here.
-NGINX_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+NGINX_CONF = (
+    NGINX_CONF_HEAD
+    + """\
     sendfile on;
     tcp_nopush on;
 
@@ -95,11 +83,7 @@ http {{
     }}
 }}
 """
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: t.Any, **kwargs: t.Any) -> None:
-        pass
+)
 
 
 class PrivateView(PathDownloadView):
@@ -160,15 +144,8 @@ def nginx_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def app_port(nginx_root: pathlib.Path) -> cabc.Iterator[int]:
-    server = make_server(
-        "127.0.0.1",
-        0,
-        _make_app(nginx_root),
-        threaded=True,
-        request_handler=_QuietHandler,
-    )
-    with serving(server):
-        yield server.server_port
+    with running_werkzeug(_make_app(nginx_root)) as url:
+        yield int(url.rpartition(":")[2])
 
 
 @pytest.fixture(scope="module")
@@ -183,16 +160,6 @@ def nginx_url(
     )
     with running_nginx(conf, port) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def http() -> cabc.Iterator[t.Any]:
-    # One connection, kept alive between requests, as browsers do.
-    pool = urllib3.PoolManager(maxsize=1, retries=False, timeout=10.0)
-    try:
-        yield pool
-    finally:
-        pool.clear()
 
 
 def _get(http: t.Any, url: str, method: str = "GET", **headers: str) -> t.Any:

@@ -7,7 +7,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import threading
 import types
 import typing as t
 import uuid
@@ -16,6 +15,7 @@ import fsspec
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.orm as orm
+from conftest import serving
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -538,29 +538,28 @@ def test_slow_downloads_do_not_hold_database_connections(
         db.create_all()
         db.session.add(Document(id=1, path="big.bin"))
         db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     connections: list[http.client.HTTPConnection] = []
     responses: list[http.client.HTTPResponse] = []
     try:
-        for _ in range(20):
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            connections.append(conn)
-            conn.request("GET", "/doc/1")
-            response = conn.getresponse()
-            responses.append(response)
-            # Read a little and stall: the body is far from sent.
-            assert len(response.read(1024)) == 1024
-        assert [r.status for r in responses] == [200] * 20
-        with app.app_context():
-            assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        with serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
+            try:
+                for _ in range(20):
+                    conn = http.client.HTTPConnection(
+                        "127.0.0.1", server.port, timeout=10
+                    )
+                    connections.append(conn)
+                    conn.request("GET", "/doc/1")
+                    response = conn.getresponse()
+                    responses.append(response)
+                    # Read a little and stall: the body is far from sent.
+                    assert len(response.read(1024)) == 1024
+                assert [r.status for r in responses] == [200] * 20
+                with app.app_context():
+                    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            finally:
+                for conn in connections:
+                    conn.close()
     finally:
-        for conn in connections:
-            conn.close()
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
         with app.app_context():
             db.engine.dispose()
 

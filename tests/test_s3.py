@@ -28,11 +28,9 @@ import urllib.parse
 
 import pytest
 from conftest import free_port
-from conftest import serving
+from conftest import running_werkzeug
 from conftest import wait_for_port
 from flask import Flask
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
 
 pytest.importorskip("s3fs", reason="S3 storages need 'Flask-Download[s3]'")
 urllib3 = pytest.importorskip("urllib3", reason="following redirects needs urllib3")
@@ -219,21 +217,6 @@ def make_app(**view_attrs: t.Any) -> Flask:
     return app
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: t.Any, **kwargs: t.Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def live(app: Flask) -> cabc.Iterator[str]:
-    """Serve ``app`` on Werkzeug's threaded server; yield its base URL."""
-    server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-    )
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}"
-
-
 def _fetch(method: str, url: str, **kwargs: t.Any) -> t.Any:
     with urllib3.PoolManager(retries=False, timeout=10.0) as http:
         return http.request(method, url, redirect=False, **kwargs)
@@ -270,7 +253,7 @@ def test_full_download(s3: s3fs.S3FileSystem) -> None:
 def test_metadata_comes_from_info(s3: s3fs.S3FileSystem) -> None:
     """Size, ETag and modification time are the store's, read by ``info()``."""
     info = s3.info(f"{BUCKET}/media/report.pdf")
-    with live(make_app(storage=s3)) as base:
+    with running_werkzeug(make_app(storage=s3)) as base:
         answer = _fetch("HEAD", f"{base}/s3/{BUCKET}/media/report.pdf")
     assert answer.status == 200
     assert answer.data == b""
@@ -281,7 +264,7 @@ def test_metadata_comes_from_info(s3: s3fs.S3FileSystem) -> None:
 
 
 def test_range(s3: s3fs.S3FileSystem) -> None:
-    with live(make_app(storage=s3)) as base:
+    with running_werkzeug(make_app(storage=s3)) as base:
         answer = _fetch(
             "GET",
             f"{base}/s3/{BUCKET}/media/report.pdf",
@@ -344,7 +327,7 @@ def test_storage_url_with_prefix(
 
 def test_presigned_redirect_yields_the_file(s3: s3fs.S3FileSystem) -> None:
     app = make_app(storage=s3, redirect=True, redirect_expires=60)
-    with live(app) as base:
+    with running_werkzeug(app) as base:
         rv = _fetch("GET", f"{base}/s3/{BUCKET}/media/report.pdf")
     assert rv.status == 302
     assert rv.headers["Cache-Control"] == "no-store"
@@ -366,7 +349,7 @@ def test_presigned_redirect_yields_the_file(s3: s3fs.S3FileSystem) -> None:
 def test_presigned_redirect_with_a_range(s3: s3fs.S3FileSystem) -> None:
     """A client resuming after the redirect gets its range from the store."""
     app = make_app(storage=s3, redirect=True)
-    with live(app) as base:
+    with running_werkzeug(app) as base:
         location = _fetch("GET", f"{base}/s3/{BUCKET}/media/report.pdf").headers[
             "Location"
         ]
@@ -381,7 +364,7 @@ def test_presigned_redirect_saves_under_a_non_ascii_name(
 ) -> None:
     app = make_app(storage=s3, redirect=True)
     quoted = urllib.parse.quote(UNICODE_KEY)
-    with live(app) as base:
+    with running_werkzeug(app) as base:
         location = _fetch("GET", f"{base}/s3/{BUCKET}/{quoted}").headers["Location"]
     answer = _fetch("GET", location)
     assert answer.status == 200
@@ -399,7 +382,7 @@ def test_head_is_redirected_to_a_url_presigned_for_head(
     """Issue #13: HEAD used to get the URL signed for GET, which S3 refuses."""
     app = make_app(storage=s3, redirect=True)
     url = f"/s3/{BUCKET}/media/report.pdf"
-    with live(app) as base:
+    with running_werkzeug(app) as base:
         get_location = _fetch("GET", base + url).headers["Location"]
         head = _fetch("HEAD", base + url)
         # What a client does: follow the redirect with the same method.
@@ -427,7 +410,7 @@ def test_presigned_redirect_through_a_dir_filesystem(s3: s3fs.S3FileSystem) -> N
 
     media = DirFileSystem(path=f"{BUCKET}/media", fs=s3)
     app = make_app(storage=media, redirect=True)
-    with live(app) as base:
+    with running_werkzeug(app) as base:
         get = _fetch("GET", f"{base}/s3/report.pdf")
         head = _fetch("HEAD", f"{base}/s3/report.pdf")
     answer = _fetch("GET", get.headers["Location"])
@@ -451,7 +434,7 @@ def test_presigned_redirect_carries_an_explicit_encoding(
 
 def test_head_answered_from_metadata_when_asked(s3: s3fs.S3FileSystem) -> None:
     app = make_app(storage=s3, redirect=True, redirect_head=False)
-    with live(app) as base:
+    with running_werkzeug(app) as base:
         get = _fetch("GET", f"{base}/s3/{BUCKET}/media/report.pdf")
         head = _fetch("HEAD", f"{base}/s3/{BUCKET}/media/report.pdf")
     assert get.status == 302

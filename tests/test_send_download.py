@@ -326,7 +326,9 @@ def test_etag(send_app: Flask) -> None:
     assert rv.headers["ETag"] == '"quoted"'
 
 
-@pytest.mark.parametrize("bad", ['a"b', "a\r\nSet-Cookie: x=1", "tab\there"])
+@pytest.mark.parametrize(
+    "bad", ['a"b', "a\r\nSet-Cookie: x=1", "tab\there", "newline-at-end\n"]
+)
 def test_etag_that_cannot_go_into_a_header_is_refused(
     send_app: Flask, bad: str
 ) -> None:

@@ -9,10 +9,10 @@ import struct
 import threading
 import typing as t
 from wsgiref.simple_server import make_server
-from wsgiref.simple_server import WSGIRequestHandler
 from wsgiref.util import FileWrapper
 
 import pytest
+from conftest import QuietWSGIRefHandler
 from conftest import SAMPLE_FILES
 from flask import Flask
 from flask import g
@@ -388,11 +388,6 @@ def test_offloaded_head_sends_no_signal(
 BIG_SIZE = 32 * 1024 * 1024
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: t.Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
@@ -410,7 +405,7 @@ def server(
             return VirtualFile(_chunks(BIG_SIZE // 65536, 65536), name="big.txt")
 
     app.add_url_rule("/stream", view_func=BigStream.as_view("stream"))
-    httpd = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    httpd = make_server("127.0.0.1", 0, app, handler_class=QuietWSGIRefHandler)
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )

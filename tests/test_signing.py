@@ -297,7 +297,11 @@ def test_expires_in_forms(
 # -- misuse -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("expires_in", [0, -5, True], ids=["zero", "negative", "bool"])
+@pytest.mark.parametrize(
+    "expires_in",
+    [0, -5, True, float("inf"), float("nan"), 1e300, datetime.timedelta(days=-1)],
+    ids=["zero", "negative", "bool", "inf", "nan", "past-year-9999", "timedelta"],
+)
 def test_bad_expires_in_is_value_error(app: Flask, expires_in: t.Any) -> None:
     with pytest.raises(ValueError, match="expires_in"):
         sign(app, "files", path="hello.txt", expires_in=expires_in)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import re
 import typing as t
 import uuid
 
@@ -248,6 +249,21 @@ def test_store_etag_and_modified_time_are_used() -> None:
     assert file.modified_time.isoformat() == "2024-05-01T10:20:30+00:00"
     assert file.size == 5
     assert file.name == "key.txt"
+
+
+class NewlineTaggedFS(TaggedFS):
+    """A store whose ETag ends with a newline inside the quotes."""
+
+    protocol = "newlinetaggedmem"
+
+    def info(self, path: str, **kwargs: t.Any) -> dict[str, t.Any]:
+        return {**super().info(path, **kwargs), "ETag": '"abc\n"'}
+
+
+def test_store_etag_a_header_cannot_carry_is_kept_as_a_hash() -> None:
+    file = StorageFile(NewlineTaggedFS(skip_instance_cache=True), "bucket/key.txt")
+    assert file.etag is not None
+    assert re.fullmatch("[0-9a-f]{32}", file.etag), file.etag
 
 
 def test_storage_file_missing_key_raises(fs: CountingFS) -> None:

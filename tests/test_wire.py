@@ -14,18 +14,15 @@ import pathlib
 import shutil
 import socket
 import subprocess
-import sys
-import textwrap
 import typing as t
 from wsgiref.simple_server import make_server
-from wsgiref.simple_server import WSGIRequestHandler
 
 import pytest
-from conftest import free_port
+from conftest import QuietWSGIRefHandler
+from conftest import running_gunicorn
+from conftest import running_werkzeug
 from conftest import serving
-from conftest import wait_for_port
 from flask import Flask
-from werkzeug.serving import make_server as make_werkzeug_server
 
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
@@ -92,63 +89,24 @@ def _add_text_views(app: Flask, root: str) -> None:
         )
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: t.Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def wsgiref_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
     server = make_server(
-        "127.0.0.1", 0, _make_app(os.fspath(wire_root)), handler_class=_QuietHandler
+        "127.0.0.1",
+        0,
+        _make_app(os.fspath(wire_root)),
+        handler_class=QuietWSGIRefHandler,
     )
     with serving(server):
         yield f"http://127.0.0.1:{server.server_port}"
 
 
 @pytest.fixture(scope="module")
-def gunicorn_url(
-    wire_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
-) -> cabc.Iterator[str]:
-    pytest.importorskip("gunicorn")
-    tmp_path = tmp_path_factory.mktemp("gunicorn")
-    (tmp_path / "wire_gunicorn_app.py").write_text(
-        textwrap.dedent(
-            f"""
-            from tests.test_wire import _make_app
-            app = _make_app({os.fspath(wire_root)!r})
-            """
-        )
-    )
-    port = free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [
-            os.fspath(tmp_path),
-            os.fspath(pathlib.Path(__file__).parent.parent),
-            os.fspath(pathlib.Path(__file__).parent),  # for "import conftest"
-        ]
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers=1",
-            f"--bind=127.0.0.1:{port}",
-            "wire_gunicorn_app:app",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_for_port(port, proc):
-            pytest.fail("gunicorn did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def gunicorn_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
+    with running_gunicorn(
+        f"tests.test_wire:_make_app({os.fspath(wire_root)!r})"
+    ) as url:
+        yield url
 
 
 def curl(url: str, *args: str) -> tuple[str, dict[str, str], bytes]:
@@ -169,11 +127,8 @@ def curl(url: str, *args: str) -> tuple[str, dict[str, str], bytes]:
 
 @pytest.fixture(scope="module")
 def werkzeug_url(wire_root: pathlib.Path) -> cabc.Iterator[str]:
-    server = make_werkzeug_server(
-        "127.0.0.1", 0, _make_app(os.fspath(wire_root)), threaded=True
-    )
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}"
+    with running_werkzeug(_make_app(os.fspath(wire_root))) as url:
+        yield url
 
 
 @pytest.fixture(params=["wsgiref", "gunicorn"], scope="module")

@@ -28,6 +28,7 @@ import typing as t
 import uuid
 
 import pytest
+from conftest import serving
 from flask import abort
 from flask import Flask
 from flask import got_request_exception
@@ -906,12 +907,5 @@ class _UpstreamServer(socketserver.ThreadingTCPServer):
 @pytest.fixture(scope="session")
 def upstream() -> cabc.Iterator[_UpstreamServer]:
     """A raw upstream server on 127.0.0.1 (``/secret``, ``/redirect?URL``...)."""
-    server = _UpstreamServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_UpstreamServer()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)

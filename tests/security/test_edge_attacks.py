@@ -19,7 +19,6 @@ from tests.test_edge import app_port  # noqa: F401 - fixture
 from tests.test_edge import app_seen  # noqa: F401 - fixture
 from tests.test_edge import edge_root  # noqa: F401 - fixture
 from tests.test_edge import FILES
-from tests.test_edge import http  # noqa: F401 - fixture
 from tests.test_edge import nginx_url  # noqa: F401 - fixture
 
 SIGNED = "sub/dir/deep.bin"

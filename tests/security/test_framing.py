@@ -15,17 +15,15 @@ from __future__ import annotations
 import collections.abc as cabc
 import gc
 import gzip
-import os
-import pathlib
 import socket
 import socketserver
-import subprocess
-import sys
 import threading
 import typing as t
 from urllib.parse import quote
 
 import pytest
+from conftest import running_gunicorn
+from conftest import serving
 from flask import Flask
 from flask import request
 
@@ -209,15 +207,8 @@ class _HostileHandler(socketserver.BaseRequestHandler):
 
 @pytest.fixture(scope="module")
 def hostile() -> cabc.Iterator[_Hostile]:
-    server = _Hostile()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Hostile()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 class _ClientURLView(HTTPDownloadView):
@@ -262,43 +253,10 @@ def werkzeug_port() -> cabc.Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def gunicorn_port(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[int]:
-    pytest.importorskip("gunicorn")
-    from conftest import free_port
-    from conftest import wait_for_port
-
-    tmp = tmp_path_factory.mktemp("framing-gunicorn")
-    (tmp / "framing_gunicorn_app.py").write_text(
-        "from tests.security.test_framing import make_proxy_app\n"
-        "app = make_proxy_app()\n"
-    )
-    repo = pathlib.Path(__file__).parent.parent.parent
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.fspath(tmp), os.fspath(repo), os.fspath(repo / "tests")]
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers=1",
-            "--threads=4",
-            f"--bind=127.0.0.1:{port}",
-            "framing_gunicorn_app:app",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_for_port(port, proc):
-            pytest.fail("gunicorn did not start")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def gunicorn_port() -> cabc.Iterator[int]:
+    app = "tests.security.test_framing:make_proxy_app()"
+    with running_gunicorn(app, "--threads=4") as url:
+        yield int(url.rpartition(":")[2])
 
 
 @pytest.fixture(params=["werkzeug", "gunicorn"])

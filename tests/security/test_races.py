@@ -33,11 +33,9 @@ import typing as t
 import uuid
 
 import pytest
-from conftest import free_port
-from conftest import wait_for_port
+from conftest import running_gunicorn
+from conftest import running_werkzeug
 from flask import Flask
-from werkzeug.serving import make_server
-from werkzeug.serving import WSGIRequestHandler
 
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
@@ -163,61 +161,25 @@ def race_base(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return base
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: t.Any, **kwargs: t.Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def werkzeug_port(race_base: pathlib.Path) -> cabc.Iterator[int]:
     app = make_race_app(os.fspath(race_base))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield server.server_port
+        with running_werkzeug(app) as url:
+            yield int(url.rpartition(":")[2])
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
         app.extensions["race_engine"].dispose()
 
 
 @pytest.fixture(scope="module")
 def gunicorn_port(race_base: pathlib.Path) -> cabc.Iterator[int]:
-    pytest.importorskip("gunicorn")
-    port = free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [
-            env.get("PYTHONPATH", ""),  # the code under test first
-            os.fspath(pathlib.Path(__file__).parents[1]),  # "security", "conftest"
-            os.fspath(pathlib.Path(__file__).parents[2]),
-        ]
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers=2",
-            f"--bind=127.0.0.1:{port}",
-            f"security.test_races:make_race_app({os.fspath(race_base)!r})",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_for_port(port, proc):
-            pytest.fail("gunicorn did not start")
+    app = f"tests.security.test_races:make_race_app({os.fspath(race_base)!r})"
+    with running_gunicorn(app, "--workers=2") as url:
+        port = int(url.rpartition(":")[2])
         # Until both workers booted (imported the app): warm them up.
         for _ in range(8):
             _hammer(port, ("/path/x",), requests=2)
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(params=["werkzeug", "gunicorn"])

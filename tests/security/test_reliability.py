@@ -23,10 +23,10 @@ import time
 import typing as t
 import uuid
 from wsgiref.simple_server import make_server as make_wsgiref_server
-from wsgiref.simple_server import WSGIRequestHandler
 from wsgiref.simple_server import WSGIServer
 
 import pytest
+from conftest import QuietWSGIRefHandler
 from flask import Flask
 
 from flask_download import FlaskDownload
@@ -112,11 +112,6 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-class _QuietWSGIRefHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: t.Any) -> None:
-        pass
-
-
 class _WSGIRefLive:
     def __init__(self, app: t.Any) -> None:
         self.server = make_wsgiref_server(
@@ -124,7 +119,7 @@ class _WSGIRefLive:
             0,
             app,
             server_class=_ThreadingWSGIServer,
-            handler_class=_QuietWSGIRefHandler,
+            handler_class=QuietWSGIRefHandler,
         )
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -13,10 +13,10 @@ import functools
 import http.server
 import os
 import pathlib
-import threading
 from urllib.parse import quote
 
 import pytest
+from conftest import serving
 
 from .conftest import C1_NAMES
 from .conftest import DEVICE_NAMES
@@ -268,14 +268,8 @@ def http_store(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[str]:
         ("127.0.0.1", 0),
         functools.partial(_StoreHandler, directory=os.fspath(base)),
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_address[1]}/store"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
