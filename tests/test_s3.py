@@ -75,7 +75,9 @@ def _weed_command(directory: pathlib.Path, ports: dict[str, int]) -> list[str]:
     command += [f"-filer.localSocket={directory / 'filer.sock'}"]
     command += [f"-s3.localSocket={directory / 's3.sock'}"]
     # Small volumes: a test bucket needs kilobytes, not the default 30 GiB.
-    command += ["-master.volumeSizeLimitMB=64", "-volume.max=4"]
+    # Room for 16: growth makes up to 7 per collection at once, and the
+    # first ones can go to another collection, leaving none for the bucket.
+    command += ["-master.volumeSizeLimitMB=64", "-volume.max=16"]
     return command
 
 
