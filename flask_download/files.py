@@ -561,6 +561,42 @@ def _is_seekable(stream: t.IO[bytes]) -> bool:
         return False
 
 
+class SizedReader(io.RawIOBase):
+    """A seekable binary stream of a known size, read by :meth:`read`.
+
+    Keeps the position; subclasses implement ``read`` from it (and may
+    update ``_size`` when the source turns out shorter).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._position
+        elif whence == io.SEEK_END:
+            offset += self._size
+        if offset < 0:
+            raise ValueError("negative seek position")
+        self._position = offset
+        return offset
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 class _Unclosed(io.RawIOBase):
     """A view of a caller-owned stream whose ``close`` leaves the stream open.
 

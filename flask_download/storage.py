@@ -36,6 +36,7 @@ from .exceptions import FileNotFound
 from .exceptions import StorageUnavailable
 from .files import DownloadFile
 from .files import PathFile
+from .files import SizedReader
 from .paths import ConfinedPath
 from .paths import split_key
 from .paths import split_relative
@@ -375,7 +376,7 @@ class StorageFile(DownloadFile):
         return f"<{type(self).__name__} {self.url!r}>"
 
 
-class _RangeReader(io.RawIOBase):
+class _RangeReader(SizedReader):
     """A seekable read-only stream over a remote key, made of ranged reads.
 
     A read after a seek fetches exactly what was asked; each following
@@ -384,34 +385,19 @@ class _RangeReader(io.RawIOBase):
     """
 
     def __init__(self, fs: AbstractFileSystem, key: str, size: int) -> None:
+        super().__init__(size)
         self._fs = fs
         self._key = key
-        self._size = size
-        self._position = 0
         self._block = b""
         self._block_start = 0
         self._fetch_size = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_CUR:
-            offset += self._position
-        elif whence == io.SEEK_END:
-            offset += self._size
-        if offset < 0:
-            raise ValueError("Negative seek position.")
-        if offset != self._position:
+        previous = self._position
+        offset = super().seek(offset, whence)
+        if offset != previous:
             # A new range: its first read fetches only what it asks for.
             self._fetch_size = 0
-        self._position = offset
         return offset
 
     def read(self, size: int | None = -1) -> bytes:
@@ -427,11 +413,6 @@ class _RangeReader(io.RawIOBase):
         data = self._block[offset : offset + size]
         self._position += len(data)
         return data
-
-    def readinto(self, buffer: t.Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _fetch(self, size: int) -> None:
         length = min(max(size, self._fetch_size * 2), MAX_FETCH_SIZE)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import collections.abc as cabc
-import io
 import logging
 import socket
 import typing as t
@@ -14,6 +13,7 @@ from ..exceptions import DownloadError
 from ..exceptions import FileNotFound
 from ..files import DEFAULT_CHUNK_SIZE
 from ..files import read_slice
+from ..files import SizedReader
 from ._format import Entry
 from ._format import STORED
 
@@ -54,7 +54,7 @@ def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
         raise Truncated from e
 
 
-class ArchiveReader(io.RawIOBase):
+class ArchiveReader(SizedReader):
     """A seekable read-only view of a stored archive with a fixed layout.
 
     The archive is a sequence of parts (a member's local header, its data,
@@ -66,10 +66,9 @@ class ArchiveReader(io.RawIOBase):
     """
 
     def __init__(self, archive: ArchiveFile) -> None:
+        super().__init__(t.cast(int, archive.size))
         self._archive = archive
         self._entries = archive._entries
-        self._size = t.cast(int, archive.size)
-        self._position = 0
         self._broken = False
         # The open member: its index, handle, position, and the CRC-32 of
         # its bytes so far (None once a read skipped some).
@@ -78,30 +77,6 @@ class ArchiveReader(io.RawIOBase):
         self._offset = 0
         self._crc: int | None = 0
         self._unchanged: cabc.Callable[[], bool] | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_CUR:
-            offset += self._position
-        elif whence == io.SEEK_END:
-            offset += self._size
-        if offset < 0:
-            raise ValueError("negative seek position")
-        self._position = offset
-        return offset
-
-    def readinto(self, buffer: t.Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def readall(self) -> bytes:
         return b"".join(iter(lambda: self.read(DEFAULT_CHUNK_SIZE), b""))
