@@ -291,16 +291,17 @@ class PathFile(DownloadFile):
             fd = handle.fileno()
         except (AttributeError, OSError, ValueError):
             return None  # a stream of a subclass, not a descriptor
-        _, dev, ino, size, mtime_ns = self._identity
+        identity = self._identity
+        size = identity[3]
 
         def unchanged() -> bool:
-            # A file that grew (a log being appended to) still holds the
-            # announced bytes: send them. One that shrank, or was rewritten
-            # in place at the same size, would mix versions: stop.
+            # The rule of _same_or_grown: a grown file (a log being appended
+            # to) still holds the announced bytes; a shrunk or rewritten one
+            # would mix versions.
             st = os.fstat(fd)
-            if st.st_size > size or st.st_mtime_ns == mtime_ns:
+            if _same_or_grown(st, identity):
                 return True
-            if st.st_size < size:
+            if st.st_size != size:
                 return False
             # Same size, new mtime: a rewrite in place, or an append caught
             # between the kernel stamping the write and extending the file
