@@ -909,3 +909,27 @@ def upstream() -> cabc.Iterator[_UpstreamServer]:
     """A raw upstream server on 127.0.0.1 (``/secret``, ``/redirect?URL``...)."""
     with serving(_UpstreamServer()) as server:
         yield server
+
+
+def pipelined(
+    port: int, first: str, range_header: str = "", second: str = "/ok"
+) -> bytes:
+    """Send ``first`` then ``second`` on one connection; all bytes received
+    until the server closes it (or 10 s of silence)."""
+    host = f"Host: 127.0.0.1:{port}\r\n"
+    extra = f"Range: {range_header}\r\n" if range_header else ""
+    request = (
+        f"GET {first} HTTP/1.1\r\n{host}{extra}\r\nGET {second} HTTP/1.1\r\n{host}\r\n"
+    ).encode()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received

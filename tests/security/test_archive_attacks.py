@@ -16,7 +16,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -40,6 +39,7 @@ from flask_download import ZipDownloadView
 from flask_download.archive import safe_member_name
 
 from .conftest import build_request
+from .conftest import pipelined
 from .conftest import raw_request
 from .conftest import start_server
 from .conftest import stop_server
@@ -327,21 +327,7 @@ def test_a_body_cut_short_closes_the_connection(gunicorn_port: int) -> None:
     """A member that shrank ends the body before its Content-Length: the
     connection must close there, never carry the next (pipelined) response
     as if it were the rest of this body."""
-    request = (
-        f"GET /shrink.zip HTTP/1.1\r\nHost: 127.0.0.1:{gunicorn_port}\r\n\r\n"
-        f"GET /a.zip HTTP/1.1\r\nHost: 127.0.0.1:{gunicorn_port}\r\n\r\n"
-    ).encode()
-    received = b""
-    with socket.create_connection(("127.0.0.1", gunicorn_port), timeout=10) as sock:
-        sock.sendall(request)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            received += chunk
+    received = pipelined(gunicorn_port, "/shrink.zip", second="/a.zip")
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]

@@ -36,6 +36,7 @@ from flask_download import VirtualFile
 from flask_download.files import read_slice
 from flask_download.views import VirtualDownloadView
 
+from .conftest import pipelined
 from .conftest import start_server
 from .conftest import stop_server
 
@@ -223,28 +224,6 @@ def server_port(
         proc.wait(timeout=10)
 
 
-def _pipelined(port: int, first: str, range_header: str = "") -> bytes:
-    """Send ``first`` then ``/ok`` on one connection; all bytes received
-    until the server closes it (or 10 s of silence)."""
-    host = f"Host: 127.0.0.1:{port}\r\n"
-    extra = f"Range: {range_header}\r\n" if range_header else ""
-    request = (
-        f"GET {first} HTTP/1.1\r\n{host}{extra}\r\nGET /ok HTTP/1.1\r\n{host}\r\n"
-    ).encode()
-    received = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            received += chunk
-    return received
-
-
 # (target, Range header, status): the sendfile path on gunicorn (whole and
 # one range), the Python streaming path (whole, one range, several ranges),
 # and wrappers whose stream stops or fails early.
@@ -275,7 +254,7 @@ def test_a_short_body_closes_the_connection(
     """The short body is the last thing on the connection: the pipelined
     second response is never glued to it."""
     _, port = server_port
-    _check_cut_short(_pipelined(port, target, range_header), status)
+    _check_cut_short(pipelined(port, target, range_header), status)
 
 
 def test_an_upstream_that_broke_off_closes_the_connection(
@@ -283,7 +262,7 @@ def test_an_upstream_that_broke_off_closes_the_connection(
 ) -> None:
     """An ``HTTPDownloadView`` whose upstream sent less than it announced."""
     _, port = server_port
-    _check_cut_short(_pipelined(port, f"/upstream/{broken_upstream}"), 200)
+    _check_cut_short(pipelined(port, f"/upstream/{broken_upstream}"), 200)
 
 
 def test_a_complete_body_keeps_the_connection(
@@ -295,7 +274,7 @@ def test_a_complete_body_keeps_the_connection(
     name, port = server_port
     content = (keepalive_root / "ok.bin").read_bytes()
     for target in ("/ok", "/ok?stream"):
-        received = _pipelined(port, target)
+        received = pipelined(port, target)
         responses = STATUS_LINE.findall(received)
         assert len(responses) == (2 if name == "gthread" else 1), received[:300]
         head, _, body = received.partition(b"\r\n\r\n")
