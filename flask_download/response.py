@@ -388,11 +388,18 @@ def close_connection(start_response: t.Any) -> None:
     a body is short. Behind middleware that wraps ``start_response``, the
     server cannot be reached and this does nothing.
     """
+    force_close = getattr(gunicorn_response(start_response), "force_close", None)
+    if force_close is not None:
+        force_close()
+
+
+def gunicorn_response(start_response: t.Any) -> t.Any:
+    """gunicorn's ``Response`` if ``start_response`` is its own (no
+    middleware in between), else ``None``."""
     server = getattr(start_response, "__self__", None)
     if type(server).__module__ == "gunicorn.http.wsgi":
-        force_close = getattr(server, "force_close", None)
-        if force_close is not None:
-            force_close()
+        return server
+    return None
 
 
 class DownloadResponse(Response):

@@ -27,6 +27,7 @@ from ..files import DownloadFile
 from ..files import PathFile
 from ..files import read_slice
 from ..response import DownloadResponse
+from ..response import gunicorn_response
 from ..storage import StorageFile
 from ..views import DownloadView
 from ._format import DEFLATED
@@ -325,12 +326,8 @@ def server_writes(
     when that cannot be told: the body is then streamed by Python.
     """
     sock = environ.get("gunicorn.socket")
-    server_response = getattr(start_response, "__self__", None)
-    if (
-        sock is not None
-        and type(server_response).__module__ == "gunicorn.http.wsgi"
-        and getattr(server_response, "sock", None) is sock
-    ):
+    server_response = gunicorn_response(start_response)
+    if sock is not None and getattr(server_response, "sock", None) is sock:
         # gunicorn counts the body bytes it wrote (``sent``).
         server: t.Any = server_response
 
