@@ -305,9 +305,14 @@ class PathFile(DownloadFile):
                 return False
             # Same size, new mtime: a rewrite in place, or an append caught
             # between the kernel stamping the write and extending the file
-            # (the mtime is updated first). Look once more before stopping.
-            time.sleep(0.001)
-            return os.fstat(fd).st_size > size
+            # (the mtime is updated first). Look again for a little while
+            # (the writer may not get the CPU at once on a loaded machine)
+            # before stopping.
+            for pause in _APPEND_PAUSES:
+                time.sleep(pause)
+                if os.fstat(fd).st_size > size:
+                    return True
+            return False
 
         return unchanged
 
@@ -354,6 +359,12 @@ def _release() -> None:
     global _held
     with _held_lock:
         _held -= 1
+
+
+#: Pauses (seconds) while an unchanged-size file with a new mtime is watched
+#: for the append that explains it: about 30 ms in all, paid only by a
+#: file rewritten in place while it is sent.
+_APPEND_PAUSES = (0.001, 0.002, 0.004, 0.008, 0.016)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:

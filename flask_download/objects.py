@@ -19,6 +19,7 @@ import weakref
 
 from flask import current_app
 
+from . import _direct
 from ._compat import require
 from .conditional import as_utc
 from .exceptions import ConfigurationError
@@ -128,6 +129,8 @@ class ObjectDownloadView(DownloadView):
     #: :meth:`get_model` and :meth:`release_session`) or a field is not a
     #: plain column (a Python property, a relationship).
     load_instance: bool | None = None
+    # Whether the lookup reads a row of fields (see _loads_rows), once per request.
+    _rows_memo: bool
 
     #: The row of the current request, once :meth:`get_object` found it: the
     #: mapped instance, or an object holding just the download's fields as
@@ -285,6 +288,17 @@ class ObjectDownloadView(DownloadView):
             # on a connection of our own, back in the pool right after.
             bind = session.get_bind(mapper=lookup.mapper)
             if isinstance(bind, lookup.engine_class):
+                if statement is lookup.statement:
+                    read = _direct.direct_read(
+                        lookup.reads, statement, bind, lookup.columns
+                    )
+                    if read is not None:
+                        try:
+                            found = read.fetch(bind, params)
+                        except _direct.Unsupported:
+                            pass  # a driver error: SQLAlchemy's own, below
+                        else:
+                            return self._row(lookup, found)
                 with bind.connect() as connection:
                     found = connection.execute(statement, params).first()
                 return self._row(lookup, found)
@@ -350,13 +364,21 @@ class ObjectDownloadView(DownloadView):
     def _loads_rows(self) -> bool:
         """Whether a row of the fields suffices (no overridden method may
         read other attributes of :attr:`object`)."""
+        memo: bool | None = self.__dict__.get("_rows_memo")
+        if memo is not None:
+            return memo  # asked by get_file, then by the lookup
         if self.load_instance is not None:
-            return not self.load_instance
-        overridden = _overridden(type(self))
-        if self.__dict__:
-            # as_view(name, get_basename=...) sets methods per instance too.
-            overridden = overridden or not _readers().keys().isdisjoint(self.__dict__)
-        return not overridden
+            memo = not self.load_instance
+        else:
+            overridden = _overridden(type(self))
+            if self.__dict__:
+                # as_view(name, get_basename=...) sets methods per instance too.
+                overridden = overridden or not _readers().keys().isdisjoint(
+                    self.__dict__
+                )
+            memo = not overridden
+        self._rows_memo = memo
+        return memo
 
     def _fields(self) -> list[str]:
         names = [
@@ -715,6 +737,10 @@ class _Lookup:
         #: Whether the statement is a Core one (no ORM compilation needed).
         self.core = False
         self.engine_class: type[t.Any] = type(None)
+        #: Per engine: the statement's direct read (see ``_direct``).
+        self.reads: weakref.WeakKeyDictionary[t.Any, t.Any] = (
+            weakref.WeakKeyDictionary()
+        )
         #: The fields, in the order of the row's columns.
         self.names: list[str] = []
 

@@ -77,6 +77,26 @@ def split_relative(untrusted: str) -> list[str]:
 
     :raises FileNotFound: the path could leave its root.
     """
+    # The checks of a path seen lately are not made again: the same URLs
+    # come back (short ones only, so the cache stays small). A fresh list
+    # each time: callers may change it.
+    if len(untrusted) <= _CACHED_PATH_LENGTH:
+        return list(_split_cached(untrusted))
+    return _split(untrusted)
+
+
+#: Longest path whose checked segments :func:`split_relative` keeps.
+_CACHED_PATH_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_cached(untrusted: str) -> tuple[str, ...]:
+    # Refused paths raise, and lru_cache keeps no exception: only checked
+    # segments are remembered.
+    return tuple(_split(untrusted))
+
+
+def _split(untrusted: str) -> list[str]:
     if not untrusted or "\\" in untrusted or untrusted.startswith("/"):
         raise FileNotFound(f"Refused path {untrusted!r}.")
     if _CONTROL.search(untrusted):
@@ -127,7 +147,10 @@ class ConfinedPath(str):
     segments: tuple[str, ...]
 
     def __new__(cls, root: str, segments: cabc.Sequence[str]) -> ConfinedPath:
-        self = super().__new__(cls, os.path.join(root, *segments))
+        # os.path.join(root, *segments), for checked relative segments.
+        joined = os.sep.join(segments)
+        path = root + joined if root.endswith(os.sep) else root + os.sep + joined
+        self = super().__new__(cls, path)
         self.root = root
         self.segments = tuple(segments)
         return self

@@ -696,3 +696,57 @@ def test_unknown_charset_is_a_configuration_error() -> None:
 def test_unencodable_str_fails_when_the_wrapper_is_made() -> None:
     with pytest.raises(UnicodeEncodeError):
         VirtualFile("日本", charset="latin-1")
+
+
+def _restamp(path: pathlib.Path) -> None:
+    # Same bytes, same size, a new mtime: a rewrite in place, or the first
+    # half of an append (the kernel stamps the mtime before the size).
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_unchanged_check_waits_for_an_append_a_loaded_writer_finishes_late(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Issue #11: an append seen between its mtime stamp and its size update
+    is not a rewrite, even when the writer needs a few milliseconds more."""
+    import threading
+
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"x" * 100)
+    file = PathFile(path)
+    handle = file.open()
+    try:
+        unchanged = file.unchanged_check(handle)
+        assert unchanged is not None
+        _restamp(path)
+
+        def append() -> None:
+            with path.open("ab") as f:
+                f.write(b"more")
+
+        timer = threading.Timer(0.005, append)
+        timer.start()
+        try:
+            assert unchanged() is True
+        finally:
+            timer.join()
+    finally:
+        handle.close()
+        file.close()
+
+
+def test_unchanged_check_refuses_a_same_size_rewrite(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x" * 100)
+    file = PathFile(path)
+    handle = file.open()
+    try:
+        unchanged = file.unchanged_check(handle)
+        assert unchanged is not None
+        assert unchanged() is True
+        _restamp(path)
+        assert unchanged() is False
+    finally:
+        handle.close()
+        file.close()

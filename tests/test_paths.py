@@ -689,3 +689,33 @@ def test_offload_gets_the_walked_path_and_closes_the_descriptor(
         assert rv.status_code == 404
         assert "X-Accel-Redirect" not in rv.headers
     assert _open_fds() == before
+
+
+def test_split_relative_gives_a_fresh_list_each_time() -> None:
+    """Checked segments are cached per path: a caller changing the list it
+    got (open_confined reverses it) must not change the next answer."""
+    first = split_relative("a/b/c.txt")
+    first.reverse()
+    first.append("..")
+    assert split_relative("a/b/c.txt") == ["a", "b", "c.txt"]
+
+
+@pytest.mark.parametrize("untrusted", ["../x", "a/../../x", "CON", "a\\b"])
+def test_split_relative_refuses_every_time(untrusted: str) -> None:
+    # A refusal is never remembered as an answer: asked again, refused again.
+    for _ in range(3):
+        with pytest.raises(FileNotFound):
+            split_relative(untrusted)
+
+
+def test_split_relative_long_paths_are_checked_too() -> None:
+    long_name = "d/" * 400 + "f.txt"
+    assert split_relative(long_name) == ["d"] * 400 + ["f.txt"]
+    with pytest.raises(FileNotFound):
+        split_relative("d/" * 400 + "../../x")
+
+
+@pytest.mark.parametrize("root", ["/srv/files", "/srv/files/", "/"])
+def test_confined_path_joins_like_os_path_join(root: str) -> None:
+    segments = ["a", "b.txt"]
+    assert str(ConfinedPath(root, segments)) == os.path.join(root, *segments)

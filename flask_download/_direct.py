@@ -1,0 +1,160 @@
+"""One-row reads on a pooled DBAPI connection, for ObjectDownloadView.
+
+A download's lookup is one small ``SELECT`` of a few columns by key. Run
+through SQLAlchemy's :class:`~sqlalchemy.engine.Connection`, most of its
+cost is the machinery around the driver: a ``Connection`` and an execution
+context per call, the compiled-cache lookup, parameter and result set-up.
+When nothing could tell the difference (no engine or dialect event
+listeners, no SQL logging, no execution options, a driver whose
+``execute`` the dialect calls as is), :class:`DirectRead` runs the same
+SQL, compiled once per engine, on a connection checked out from the same
+pool, applies the same bind and result processors, and returns the
+connection to the pool (which resets it, as usual). Pool events,
+``pool_pre_ping`` and the pool's reset still apply.
+
+Anything unusual falls back to the ``Connection`` path: an engine that
+gains a listener or turns on ``echo``, a statement whose SQL needs
+per-execution rendering, and any driver error (the connection is
+invalidated first if the error says it is dead), so that errors keep
+SQLAlchemy's types and messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+import weakref
+
+
+class Unsupported(Exception):
+    """The statement or engine cannot take the direct path."""
+
+
+class DirectRead:
+    """``statement`` compiled for one engine, read with its DBAPI cursor."""
+
+    def __init__(self, statement: t.Any, engine: t.Any, columns: list[t.Any]) -> None:
+        from sqlalchemy.engine.default import DefaultDialect
+
+        dialect = engine.dialect
+        if (
+            dialect.is_async
+            or type(dialect).do_execute is not DefaultDialect.do_execute
+            or dialect.dbapi is None
+        ):
+            raise Unsupported("dialect")
+        compiled = statement.compile(dialect=dialect)
+        sql = compiled.string
+        if "__[POSTCOMPILE" in sql or getattr(compiled, "escaped_bind_names", None):
+            raise Unsupported("per-execution rendering")
+        self.sql = sql
+        self.dialect = dialect
+        self.error = dialect.dbapi.Error
+        # Every bind's value (those without one are the lookup's keys, set
+        # per request) and its dialect bind processor, in the driver's order.
+        binds = compiled.binds
+        defaults = compiled.construct_params(
+            {name: None for name, bind in binds.items() if bind.required},
+            _check=False,
+        )
+        if compiled.positional:
+            order = list(compiled.positiontup or ())
+        else:
+            order = list(defaults)
+        self.positional = compiled.positional
+        self.names = order
+        self.defaults = [defaults[name] for name in order]
+        self.processors = [
+            binds[name].type._cached_bind_processor(dialect) for name in order
+        ]
+        self.sequence = dialect.execute_sequence_format
+        self.columns = columns
+        self.result_processors: list[t.Any] | None = None
+
+    @staticmethod
+    def applies(engine: t.Any) -> bool:
+        """Whether a direct read on ``engine`` changes nothing: no event
+        listeners on it or its dialect (SQLAlchemy's own flags), no SQL
+        logging, no execution options. Checked on every read: a listener
+        or ``echo`` may be added at any time."""
+        return not (
+            getattr(engine, "_has_events", True)
+            or getattr(engine.dialect, "_has_events", True)
+            or engine.echo
+            or engine.logger.isEnabledFor(logging.INFO)
+            or engine.get_execution_options()
+        )
+
+    def parameters(self, params: dict[str, t.Any]) -> t.Any:
+        values = []
+        for name, default, process in zip(
+            self.names, self.defaults, self.processors, strict=True
+        ):
+            value = params.get(name, default)
+            if process is not None:
+                value = process(value)
+            values.append(value)
+        if self.positional:
+            return self.sequence(values)
+        return dict(zip(self.names, values, strict=True))
+
+    def fetch(self, engine: t.Any, params: dict[str, t.Any]) -> t.Any:
+        """The first row (a tuple of processed values), or ``None``.
+
+        :raises Unsupported: the driver failed; the caller runs the
+            statement again through ``Connection`` for SQLAlchemy's error.
+        """
+        raw = engine.raw_connection()
+        cursor = None
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self.sql, self.parameters(params))
+            row = cursor.fetchone()
+            processors = self.result_processors
+            if processors is None:
+                processors = self.result_processors = [
+                    column.type._cached_result_processor(self.dialect, described[1])
+                    for column, described in zip(
+                        self.columns, cursor.description, strict=True
+                    )
+                ]
+            cursor.close()
+        except self.error as e:
+            dbapi_connection = raw.dbapi_connection
+            if self.dialect.is_disconnect(e, dbapi_connection, cursor):
+                raw.invalidate(e)
+            raw.close()
+            raise Unsupported("driver error") from e
+        except BaseException:
+            raw.close()
+            raise
+        raw.close()
+        if row is None:
+            return None
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(row, processors, strict=True)
+        )
+
+
+def direct_read(
+    reads: weakref.WeakKeyDictionary[t.Any, DirectRead | None],
+    statement: t.Any,
+    engine: t.Any,
+    columns: list[t.Any],
+) -> DirectRead | None:
+    """The :class:`DirectRead` of ``statement`` on ``engine``, made once and
+    kept in ``reads`` (one mapping per statement), or ``None`` when the
+    read must go through ``Connection``."""
+    if not DirectRead.applies(engine):
+        return None
+    try:
+        return reads[engine]
+    except KeyError:
+        pass
+    try:
+        read: DirectRead | None = DirectRead(statement, engine, columns)
+    except (Unsupported, AttributeError, NotImplementedError):
+        read = None
+    reads[engine] = read
+    return read
