@@ -25,6 +25,16 @@ import logging
 import typing as t
 import weakref
 
+# Methods of the dialect's execution context that the direct read would
+# skip; a context that overrides one of them is not bypassed.
+_CONTEXT_METHODS = (
+    "create_cursor",
+    "create_default_cursor",
+    "pre_exec",
+    "get_result_processor",
+    "handle_dbapi_exception",
+)
+
 
 class Unsupported(Exception):
     """The statement or engine cannot take the direct path."""
@@ -34,13 +44,28 @@ class DirectRead:
     """``statement`` compiled for one engine, read with its DBAPI cursor."""
 
     def __init__(self, statement: t.Any, engine: t.Any, columns: list[t.Any]) -> None:
+        from sqlalchemy.engine import Connection
         from sqlalchemy.engine.default import DefaultDialect
+        from sqlalchemy.engine.default import DefaultExecutionContext
+        from sqlalchemy.engine.interfaces import BindTyping
 
         dialect = engine.dialect
+        context = dialect.execution_ctx_cls
         if (
             dialect.is_async
+            or dialect.loaded_dbapi is None
             or type(dialect).do_execute is not DefaultDialect.do_execute
-            or dialect.dbapi is None
+            # Drivers that need typed binds (Oracle) or whose execution
+            # context makes its own cursor or prepares it (mysqlconnector's
+            # buffered cursor, pyodbc, pg8000): their context is not
+            # optional. post_exec of the others (psycopg2's notices,
+            # MySQL's DELETE ... RETURNING) has nothing to do for a SELECT.
+            or dialect.bind_typing is BindTyping.SETINPUTSIZES
+            or any(
+                getattr(context, name) is not getattr(DefaultExecutionContext, name)
+                for name in _CONTEXT_METHODS
+            )
+            or not hasattr(Connection, "_handle_dbapi_exception_noconnection")
         ):
             raise Unsupported("dialect")
         compiled = statement.compile(dialect=dialect)
@@ -49,7 +74,8 @@ class DirectRead:
             raise Unsupported("per-execution rendering")
         self.sql = sql
         self.dialect = dialect
-        self.error = dialect.dbapi.Error
+        self.error = dialect.loaded_dbapi.Error
+        self.connection_class = Connection
         # Every bind's value (those without one are the lookup's keys, set
         # per request) and its dialect bind processor, in the driver's order.
         binds = compiled.binds
@@ -79,6 +105,8 @@ class DirectRead:
         or ``echo`` may be added at any time."""
         return not (
             getattr(engine, "_has_events", True)
+            # A listener on the Connection class (any engine's connections).
+            or getattr(_connection_class(), "_has_events", True)
             or getattr(engine.dialect, "_has_events", True)
             or engine.echo
             or engine.logger.isEnabledFor(logging.INFO)
@@ -101,40 +129,78 @@ class DirectRead:
     def fetch(self, engine: t.Any, params: dict[str, t.Any]) -> t.Any:
         """The first row (a tuple of processed values), or ``None``.
 
-        :raises Unsupported: the driver failed; the caller runs the
-            statement again through ``Connection`` for SQLAlchemy's error.
+        :raises Unsupported: a bind or result processor or the driver
+            failed; the caller runs the statement again through
+            ``Connection``, which raises SQLAlchemy's own error.
         """
-        raw = engine.raw_connection()
+        try:
+            parameters = self.parameters(params)
+        except Exception as e:
+            raise Unsupported("a bind processor failed") from e
+        try:
+            raw = engine.raw_connection()
+        except self.error as e:
+            # SQLAlchemy's error, as Connection raises it (a disconnect
+            # invalidates the pool): asked for once, not again through
+            # Connection. Pool errors (TimeoutError) go out as they are.
+            self.connection_class._handle_dbapi_exception_noconnection(
+                e, self.dialect, engine
+            )
+            raise
         cursor = None
         try:
             cursor = raw.cursor()
-            cursor.execute(self.sql, self.parameters(params))
+            cursor.execute(self.sql, parameters)
             row = cursor.fetchone()
+            description = cursor.description
+            cursor.close()
+        except BaseException as e:
+            if not isinstance(e, Exception):
+                # Interrupted (a timeout, an exit): the connection's state
+                # is unknown, it must not serve another request.
+                raw.invalidate(e)
+                raise
+            if isinstance(e, self.error) and self.dialect.is_disconnect(
+                e, raw.dbapi_connection, cursor
+            ):
+                # As Connection does: every connection of the pool made
+                # before this one is stale too (the server restarted).
+                invalidate_pool = getattr(engine.pool, "_invalidate", None)
+                if invalidate_pool is not None:
+                    invalidate_pool(raw, e)  # also gives this one back
+                else:
+                    raw.invalidate(e)
+            else:
+                raw.close()
+            raise Unsupported("the driver failed") from e
+        raw.close()
+        if row is None:
+            return None
+        try:
             processors = self.result_processors
             if processors is None:
                 processors = self.result_processors = [
                     column.type._cached_result_processor(self.dialect, described[1])
-                    for column, described in zip(
-                        self.columns, cursor.description, strict=True
-                    )
+                    for column, described in zip(self.columns, description, strict=True)
                 ]
-            cursor.close()
-        except self.error as e:
-            dbapi_connection = raw.dbapi_connection
-            if self.dialect.is_disconnect(e, dbapi_connection, cursor):
-                raw.invalidate(e)
-            raw.close()
-            raise Unsupported("driver error") from e
-        except BaseException:
-            raw.close()
-            raise
-        raw.close()
-        if row is None:
-            return None
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(row, processors, strict=True)
-        )
+            return tuple(
+                value if process is None else process(value)
+                for value, process in zip(row, processors, strict=True)
+            )
+        except Exception as e:
+            raise Unsupported("a result processor failed") from e
+
+
+_CONNECTION: t.Any = None
+
+
+def _connection_class() -> t.Any:
+    global _CONNECTION
+    if _CONNECTION is None:
+        from sqlalchemy.engine import Connection
+
+        _CONNECTION = Connection
+    return _CONNECTION
 
 
 def direct_read(

@@ -46,6 +46,20 @@ def _import_sqlalchemy() -> tuple[t.Any, t.Any]:
     return _SQLALCHEMY
 
 
+_COLUMN_FILES: tuple[t.Any, t.Any] | None = None
+
+
+def _column_files() -> tuple[t.Any, t.Any]:
+    """``BinaryFile`` and ``ColumnFile``, imported once (they need SQLAlchemy)."""
+    global _COLUMN_FILES
+    if _COLUMN_FILES is None:
+        from .sqlalchemy import BinaryFile
+        from .sqlalchemy import ColumnFile
+
+        _COLUMN_FILES = (BinaryFile, ColumnFile)
+    return _COLUMN_FILES
+
+
 # A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()
 # also accepts "²" and other Unicode digits).
 _INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
@@ -451,17 +465,14 @@ class ObjectDownloadView(DownloadView):
         if value is None:
             raise FileNotFound(f"{obj!r} has no file ({self.file_field} is NULL).")
         if isinstance(value, (bytes, bytearray, memoryview)):
-            from .sqlalchemy import BinaryFile
-
+            binary_file = _column_files()[0]
             version = getattr(obj, self.version_field) if self.version_field else None
-            file = BinaryFile(
+            file = binary_file(
                 value, name=basename, modified_time=modified, version=version
             )
         else:
             if isinstance(value, str):
-                from .sqlalchemy import ColumnFile
-
-                value = ColumnFile(value)
+                value = _column_files()[1](value)
             if hasattr(value, "resolve"):
                 # A FileColumn value: its own root/storage, else the view's.
                 file = value.resolve(root=self.root, storage=self.storage)
@@ -585,8 +596,7 @@ def _mapped_names(model: type[t.Any]) -> list[str]:
 
 def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.Any:
     """Convert a URL value to the primary key's type, or raise FileNotFound."""
-    import sqlalchemy as sa_
-
+    sa_, _ = _import_sqlalchemy()
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -693,6 +703,9 @@ def _may_bypass(session: t.Any) -> bool:
     dispatch = session.dispatch
     return not (
         session.in_transaction()
+        # Options given to Session(execution_options=...) apply to its
+        # statements (a schema_translate_map, an isolation level...).
+        or getattr(session, "execution_options", None)
         or dispatch.after_begin
         or dispatch.after_transaction_create
         or dispatch.do_orm_execute
