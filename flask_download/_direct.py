@@ -105,8 +105,9 @@ class DirectRead:
         or ``echo`` may be added at any time."""
         return not (
             getattr(engine, "_has_events", True)
-            # A listener on the Connection class (any engine's connections).
-            or getattr(_connection_class(), "_has_events", True)
+            # A listener on the Connection class (any engine's connections)
+            # sets this class attribute (SQLAlchemy 2.0 has none until then).
+            or getattr(_connection_class(), "_has_events", False)
             or getattr(engine.dialect, "_has_events", True)
             or engine.echo
             or engine.logger.isEnabledFor(logging.INFO)

@@ -363,7 +363,7 @@ def test_version_field_makes_the_etag_and_changes_with_it(
     with db_client.get(f"/blob/{hashed}") as by_hash:
         assert by_hash.headers["ETag"] != etag
     with db_app.app_context():
-        db.session.get_one(Document, row).version = 2
+        db.session.get(Document, row).version = 2
         db.session.commit()
     with db_client.get(f"/versioned/{row}", headers={"If-None-Match": etag}) as rv:
         assert rv.status_code == 200

@@ -488,6 +488,12 @@ def test_dialect_listener_turns_the_direct_path_off(
         pytest.param(
             sa.engine.Connection,
             id="Connection",
+            # In older 2.0 releases a Connection takes its flag from the engine
+            # when it is made: listeners on the class never run, direct or not.
+            marks=pytest.mark.skipif(
+                not hasattr(sa.engine.Connection, "_has_events"),
+                reason="listeners on the Connection class need a newer SQLAlchemy",
+            ),
         ),
     ],
 )
@@ -502,7 +508,10 @@ def test_listener_on_a_class_turns_the_direct_path_off(
     probe = make_app()
     probe.add(Doc(id=1, path="hello.txt"))
     # Listening on a class sets its _has_events for good: put it back.
-    monkeypatch.setattr(target, "_has_events", target._has_events)
+    # (SQLAlchemy 2.0's Connection has no such attribute until then.)
+    monkeypatch.setattr(
+        target, "_has_events", getattr(target, "_has_events", False), raising=False
+    )
     seen: list[str] = []
 
     def record(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
@@ -639,6 +648,10 @@ def test_engine_execution_options_apply(
     assert paths == ["connection"]
 
 
+@pytest.mark.skipif(
+    not hasattr(orm.Session, "execution_options"),
+    reason="Session(execution_options=...) is new in SQLAlchemy 2.1",
+)
 def test_execution_options_of_the_session_apply(
     make_app: cabc.Callable[..., Probe], paths: list[str], tmp_path: pathlib.Path
 ) -> None:
@@ -648,7 +661,7 @@ def test_execution_options_of_the_session_apply(
         probe.engine, execution_options={"schema_translate_map": {None: "aux"}}
     )
     with factory() as session:  # what the session itself reads
-        assert session.get_one(Doc, 1).path == "sub/nested.txt"
+        assert session.get(Doc, 1).path == "sub/nested.txt"
     probe.app.add_url_rule(
         "/aux/<int:id>",
         view_func=ObjectDownloadView.as_view(

@@ -56,7 +56,7 @@ def _reload(session: Session, row: Upload) -> Upload:
     session.commit()
     row_id = row.id
     session.expunge_all()
-    return session.get_one(Upload, row_id)
+    return session.get(Upload, row_id)
 
 
 def test_file_column_reads_back_a_wrapper_under_download_root(
