@@ -221,3 +221,39 @@ def running_nginx(conf: pathlib.Path, port: int) -> cabc.Iterator[str]:
         proc.wait(timeout=10)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+# ObjectDownloadView's direct read (test_objects_direct*.py).
+@pytest.fixture
+def paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which path each lookup took: "direct", "direct-failed" (the driver
+    failed, SQLAlchemy runs it again), "direct-raised" (any other error) or
+    "connection" (``Connection.execute``, which the session path goes
+    through too)."""
+    import sqlalchemy as sa
+
+    from flask_download import _direct
+
+    taken: list[str] = []
+    fetch = _direct.DirectRead.fetch
+    execute = sa.engine.Connection.execute
+
+    def spy_fetch(self: t.Any, engine: t.Any, params: t.Any) -> t.Any:
+        try:
+            row = fetch(self, engine, params)
+        except _direct.Unsupported:
+            taken.append("direct-failed")
+            raise
+        except BaseException:
+            taken.append("direct-raised")
+            raise
+        taken.append("direct")
+        return row
+
+    def spy_execute(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        taken.append("connection")
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(_direct.DirectRead, "fetch", spy_fetch)
+    monkeypatch.setattr(sa.engine.Connection, "execute", spy_execute)
+    return taken

@@ -32,7 +32,6 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
-from flask_download import _direct
 from flask_download import download_started
 from flask_download import ObjectDownloadView
 from flask_download.pytest_plugin import SAMPLE_FILES
@@ -183,37 +182,6 @@ def _restore_sqlalchemy_logging() -> cabc.Iterator[None]:
     for logger, level, handlers in saved:
         logger.setLevel(level)
         logger.handlers[:] = handlers
-
-
-@pytest.fixture
-def paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Which path each lookup took: "direct", "direct-failed" (the driver
-    failed, SQLAlchemy runs it again), "direct-raised" (any other error) or
-    "connection" (``Connection.execute``, which the session path goes
-    through too)."""
-    taken: list[str] = []
-    fetch = _direct.DirectRead.fetch
-    execute = sa.engine.Connection.execute
-
-    def spy_fetch(self: t.Any, engine: t.Any, params: t.Any) -> t.Any:
-        try:
-            row = fetch(self, engine, params)
-        except _direct.Unsupported:
-            taken.append("direct-failed")
-            raise
-        except BaseException:
-            taken.append("direct-raised")
-            raise
-        taken.append("direct")
-        return row
-
-    def spy_execute(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        taken.append("connection")
-        return execute(self, *args, **kwargs)
-
-    monkeypatch.setattr(_direct.DirectRead, "fetch", spy_fetch)
-    monkeypatch.setattr(sa.engine.Connection, "execute", spy_execute)
-    return taken
 
 
 @pytest.fixture
