@@ -36,6 +36,14 @@ _CONTEXT_METHODS = (
 )
 
 
+#: The drivers the direct read is used with, as ``(dialect name, driver)``:
+#: those its tests run against (SQLite here, PostgreSQL in ``.ci/run``).
+#: Any other keeps SQLAlchemy's ``Connection`` path.
+DRIVERS = frozenset(
+    {("sqlite", "pysqlite"), ("postgresql", "psycopg2"), ("postgresql", "psycopg")}
+)
+
+
 class Unsupported(Exception):
     """The statement or engine cannot take the direct path."""
 
@@ -52,7 +60,8 @@ class DirectRead:
         dialect = engine.dialect
         context = dialect.execution_ctx_cls
         if (
-            dialect.is_async
+            (dialect.name, dialect.driver) not in DRIVERS
+            or dialect.is_async
             or dialect.loaded_dbapi is None
             or type(dialect).do_execute is not DefaultDialect.do_execute
             # Drivers that need typed binds (Oracle) or whose execution

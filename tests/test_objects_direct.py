@@ -1102,3 +1102,17 @@ def test_a_dialect_whose_execution_context_matters_is_not_bypassed(
     assert status == 200
     assert body == b"Hello, world!\n"
     assert paths == ["connection"]
+
+
+def test_a_driver_the_direct_read_was_not_tested_with_keeps_sqlalchemys_path(
+    make_app: cabc.Callable[..., Probe],
+    paths: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probe = make_app()
+    probe.add(Doc(id=1, path="hello.txt"))
+    monkeypatch.setattr(probe.engine.dialect, "driver", "pysqlcipher")
+    paths.clear()
+    status, _, body = probe.get("/doc/1")
+    assert (status, body) == (200, b"Hello, world!\n")
+    assert paths == ["connection"]
