@@ -1292,25 +1292,31 @@ def render(
         " request (inverted: the reference's CPU / the contender's) is shown"
         " because it is far less disturbed by other load on the machine.",
         "",
+    ]
+    lines += target_table(targets(outcomes))
+    if interleaved is not None:
+        lines += render_interleaved(interleaved)
+    return "\n".join(lines)
+
+
+def target_table(found: list[Target]) -> list[str]:
+    """The Markdown table of ``found`` targets, a blank line after it."""
+    verdict = {True: "PASS", False: "MISS", None: "not measured"}
+    lines = [
         "| target | req/s ratio | result | CPU ratio | result by CPU |",
         "|---|---:|---|---:|---|",
     ]
-    verdict = {True: "PASS", False: "MISS", None: "not measured"}
-    for target in targets(outcomes):
+    for target in found:
         by_cpu = verdict[target.met_by_cpu] if target.by_cpu != "—" else "—"
         lines.append(
             f"| {target.label} | {target.measured} | {verdict[target.met]}"
             f" | {target.by_cpu} | {by_cpu} |"
         )
     lines.append("")
-    if interleaved is not None:
-        lines += render_interleaved(interleaved, verdict)
-    return "\n".join(lines)
+    return lines
 
 
-def render_interleaved(
-    result: Interleaved, verdict: dict[bool | None, str]
-) -> list[str]:
+def render_interleaved(result: Interleaved) -> list[str]:
     lines = [
         "## Issue-16 targets, interleaved",
         "",
@@ -1329,19 +1335,8 @@ def render_interleaved(
             cpu = number(cell.cpu_per_request * 1e6)
         figure = "—" if cell.value is None else number(cell.value)
         lines.append(f"| {name} | {workload} | {figure} | {cpu} |")
-    lines += [
-        "",
-        "| target | req/s ratio | result | CPU ratio | result by CPU |",
-        "|---|---:|---|---:|---|",
-    ]
-    for target in interleaved_targets(result):
-        by_cpu = verdict[target.met_by_cpu] if target.by_cpu != "—" else "—"
-        lines.append(
-            f"| {target.label} | {target.measured} | {verdict[target.met]}"
-            f" | {target.by_cpu} | {by_cpu} |"
-        )
     lines.append("")
-    return lines
+    return lines + target_table(interleaved_targets(result))
 
 
 README_START = "<!-- results:start -->"
