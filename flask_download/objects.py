@@ -60,6 +60,15 @@ def _column_files() -> tuple[t.Any, t.Any]:
     return _COLUMN_FILES
 
 
+def _statement_error() -> type[Exception]:
+    """SQLAlchemy's ``StatementError`` (SQLAlchemy is imported by then)."""
+    return t.cast("type[Exception]", _import_sqlalchemy()[0].exc.StatementError)
+
+
+def _dbapi_error() -> type[Exception]:
+    return t.cast("type[Exception]", _import_sqlalchemy()[0].exc.DBAPIError)
+
+
 # A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()
 # also accepts "²" and other Unicode digits).
 _INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
@@ -297,6 +306,27 @@ class ObjectDownloadView(DownloadView):
                 # Loader options (joinedload...) need the entity in the SELECT.
                 lookup = self._lookup(session, pk is not None, slug is not None, False)
             statement = lookup.narrow(query)
+        try:
+            return self._read(session, lookup, statement, params)
+        except _statement_error() as e:
+            if statement is not lookup.statement or isinstance(e, _dbapi_error()):
+                raise
+            # Every value bound into the view's own statement comes from the
+            # URL: a type that refuses one (a TypeDecorator's
+            # process_bind_param) refuses the request, like a missing row.
+            refused = getattr(e, "orig", e)
+            raise FileNotFound(
+                f"No {lookup.model.__name__} can match {self.kwargs!r}: {refused!r}."
+            ) from e
+
+    def _read(
+        self,
+        session: t.Any,
+        lookup: _Lookup,
+        statement: t.Any,
+        params: dict[str, t.Any],
+    ) -> t.Any:
+        """Run ``statement`` with ``params``; the row (or instance) found."""
         if lookup.core and _may_bypass(session):
             # A plain Core SELECT and a session with no transaction yet: read
             # on a connection of our own, back in the pool right after.
