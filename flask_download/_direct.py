@@ -5,18 +5,20 @@ through SQLAlchemy's :class:`~sqlalchemy.engine.Connection`, most of its
 cost is the machinery around the driver: a ``Connection`` and an execution
 context per call, the compiled-cache lookup, parameter and result set-up.
 When nothing could tell the difference (no engine or dialect event
-listeners, no SQL logging, no execution options, a driver whose
-``execute`` the dialect calls as is), :class:`DirectRead` runs the same
-SQL, compiled once per engine, on a connection checked out from the same
-pool, applies the same bind and result processors, and returns the
-connection to the pool (which resets it, as usual). Pool events,
-``pool_pre_ping`` and the pool's reset still apply.
+listeners, no SQL logging, no execution options, one of the tested
+:data:`DRIVERS`, whose ``execute`` the dialect calls as is),
+:class:`DirectRead` runs the same SQL, compiled once per engine, on a
+connection checked out from the same pool, applies the same bind and
+result processors, and returns the connection to the pool (which resets
+it, as usual). Pool events, ``pool_pre_ping`` and the pool's reset still
+apply, and the server receives the same statements.
 
 Anything unusual falls back to the ``Connection`` path: an engine that
 gains a listener or turns on ``echo``, a statement whose SQL needs
-per-execution rendering, and any driver error (the connection is
-invalidated first if the error says it is dead), so that errors keep
-SQLAlchemy's types and messages.
+per-execution rendering, and any driver or processor error (the pool is
+invalidated first if the error says the connection is dead), so that
+errors keep SQLAlchemy's types and messages. A failed connect raises
+SQLAlchemy's error at once, as ``Connection`` would.
 """
 
 from __future__ import annotations
