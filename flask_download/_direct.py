@@ -54,7 +54,6 @@ class DirectRead:
     """``statement`` compiled for one engine, read with its DBAPI cursor."""
 
     def __init__(self, statement: t.Any, engine: t.Any, columns: list[t.Any]) -> None:
-        from sqlalchemy.engine import Connection
         from sqlalchemy.engine.default import DefaultDialect
         from sqlalchemy.engine.default import DefaultExecutionContext
         from sqlalchemy.engine.interfaces import BindTyping
@@ -76,7 +75,7 @@ class DirectRead:
                 getattr(context, name) is not getattr(DefaultExecutionContext, name)
                 for name in _CONTEXT_METHODS
             )
-            or not hasattr(Connection, "_handle_dbapi_exception_noconnection")
+            or not hasattr(_connection_class(), "_handle_dbapi_exception_noconnection")
         ):
             raise Unsupported("dialect")
         compiled = statement.compile(dialect=dialect)
@@ -86,7 +85,6 @@ class DirectRead:
         self.sql = sql
         self.dialect = dialect
         self.error = dialect.loaded_dbapi.Error
-        self.connection_class = Connection
         # Every bind's value (those without one are the lookup's keys, set
         # per request) and its dialect bind processor, in the driver's order.
         binds = compiled.binds
@@ -155,7 +153,7 @@ class DirectRead:
             # SQLAlchemy's error, as Connection raises it (a disconnect
             # invalidates the pool): asked for once, not again through
             # Connection. Pool errors (TimeoutError) go out as they are.
-            self.connection_class._handle_dbapi_exception_noconnection(
+            _connection_class()._handle_dbapi_exception_noconnection(
                 e, self.dialect, engine
             )
             raise

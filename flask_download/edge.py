@@ -283,19 +283,18 @@ def nginx_secure_url_for(
     :raises ConfigurationError: no (or a weak) secret in the config, a
         non-positive ``expires_in``, or a query parameter in ``values``.
     """
-    from .settings import link_lifetime
+    from .settings import link_expiry
 
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     secret = _app_secret(app)
     now = _now()
-    expires_in = link_lifetime(app, expires_in, now)
+    stamp = link_expiry(app, expires_in, now)
     url = urlsplit(url_for(endpoint, **values))
     if url.query or url.fragment:
         raise ConfigurationError(
             "nginx's secure_link hash covers the path only: pass no query"
             " parameters or _anchor to nginx_secure_url_for()."
         )
-    stamp = int(now + expires_in + 0.999)
     link = nginx_secure_link(
         unquote(url.path, errors="surrogateescape"),
         secret=secret,

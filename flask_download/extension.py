@@ -29,10 +29,8 @@ def _offload_after_request(response: Response) -> Response:
     # their own, and every other response is returned untouched.
     if getattr(response, "_offload_decided", True):
         return response  # not a download response, or one a view decided
-    settings = get_settings()
-    if settings.accel is None and not settings.accel_rules:
-        return response  # rules may name their own backend
-    return offload_after_request(response, settings)
+    # Registered by init_app only when DOWNLOAD_ACCEL or its rules are set.
+    return offload_after_request(response, get_settings())
 
 
 class FlaskDownload:

@@ -26,6 +26,7 @@ from .exceptions import FileNotFound
 from .paths import ConfinedPath
 from .paths import open_confined
 from .paths import open_path
+from .paths import real_root
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -181,19 +182,12 @@ def _utc(timestamp: float) -> datetime.datetime | None:
         return None
 
 
-def stat_etag(st: os.stat_result) -> str:
-    """A strong entity tag of a local file from its ``stat``, reading nothing.
-
-    It changes when the content is replaced or rewritten: a new inode, size
-    or mtime. When the mtime tells nothing (:func:`_utc` gives ``None``:
-    every file of a reproducible build has the same one) the change time,
-    which no one can set back, stands in for it.
-    """
-    return _stat_etag(st, _utc(st.st_mtime))
-
-
 def _stat_etag(st: os.stat_result, modified: datetime.datetime | None) -> str:
-    # stat_etag, with the mtime already converted by _utc.
+    # A strong entity tag from a file's stat (``modified`` is _utc of its
+    # mtime), reading nothing. It changes when the content is replaced or
+    # rewritten: a new inode, size or mtime. When the mtime tells nothing
+    # (every file of a reproducible build has the same one) the change
+    # time, which no one can set back, stands in for it.
     if modified is None:
         return f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
     return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
@@ -277,7 +271,7 @@ class PathFile(DownloadFile):
     def _open_again(self) -> int:
         if self.real_path is not None:
             # The path walked the first time, relative to the same root.
-            relative = os.path.relpath(self.real_path, os.path.realpath(self._root))
+            relative = os.path.relpath(self.real_path, real_root(self._root))
             opened = open_confined(self._root, relative.split(os.sep))
         else:
             opened = open_path(self.path)

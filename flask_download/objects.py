@@ -60,15 +60,6 @@ def _column_files() -> tuple[t.Any, t.Any]:
     return _COLUMN_FILES
 
 
-def _statement_error() -> type[Exception]:
-    """SQLAlchemy's ``StatementError`` (SQLAlchemy is imported by then)."""
-    return t.cast("type[Exception]", _import_sqlalchemy()[0].exc.StatementError)
-
-
-def _dbapi_error() -> type[Exception]:
-    return t.cast("type[Exception]", _import_sqlalchemy()[0].exc.DBAPIError)
-
-
 # A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()
 # also accepts "²" and other Unicode digits).
 _INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
@@ -221,10 +212,8 @@ class ObjectDownloadView(DownloadView):
         ``private, max-age=N`` with ``DOWNLOAD_CACHE_MAX_AGE``. A
         :attr:`cache_control` set on the view is sent as it is.
         """
-        if self.cache_control is not None:
-            return self.cache_control
-        max_age = self._setting("cache_max_age")
-        return "private, no-cache" if max_age is None else f"private, max-age={max_age}"
+        value = super().get_cache_control()
+        return value if self.cache_control is not None else f"private, {value}"
 
     # -- the row --------------------------------------------------------------
 
@@ -308,8 +297,10 @@ class ObjectDownloadView(DownloadView):
             statement = lookup.narrow(query)
         try:
             return self._read(session, lookup, statement, params)
-        except _statement_error() as e:
-            if statement is not lookup.statement or isinstance(e, _dbapi_error()):
+        except _import_sqlalchemy()[0].exc.StatementError as e:
+            if statement is not lookup.statement or isinstance(
+                e, _import_sqlalchemy()[0].exc.DBAPIError
+            ):
                 raise
             # Every value bound into the view's own statement comes from the
             # URL: a type that refuses one (a TypeDecorator's
@@ -331,18 +322,19 @@ class ObjectDownloadView(DownloadView):
             # A plain Core SELECT and a session with no transaction yet: read
             # on a connection of our own, back in the pool right after.
             bind = session.get_bind(mapper=lookup.mapper)
-            if isinstance(bind, lookup.engine_class):
-                if statement is lookup.statement:
-                    read = _direct.direct_read(
-                        lookup.reads, statement, bind, lookup.columns
-                    )
-                    if read is not None:
-                        try:
-                            found = read.fetch(bind, params)
-                        except _direct.Unsupported:
-                            pass  # a driver error: SQLAlchemy's own, below
-                        else:
-                            return self._row(lookup, found)
+            if isinstance(bind, _import_sqlalchemy()[0].engine.Engine):
+                # (A core lookup is never narrowed per request: its own
+                # statement.)
+                read = _direct.direct_read(
+                    lookup.reads, statement, bind, lookup.columns
+                )
+                if read is not None:
+                    try:
+                        found = read.fetch(bind, params)
+                    except _direct.Unsupported:
+                        pass  # a driver error: SQLAlchemy's own, below
+                    else:
+                        return self._row(lookup, found)
                 with bind.connect() as connection:
                     found = connection.execute(statement, params).first()
                 return self._row(lookup, found)
@@ -425,18 +417,11 @@ class ObjectDownloadView(DownloadView):
         return memo
 
     def _fields(self) -> list[str]:
-        names = [
-            self.file_field,
-            self.basename_field,
-            self.encoding_field,
-            self.mime_type_field,
-            self.charset_field,
-            self.modification_time_field,
-            self.size_field,
-            self.version_field,
-            self.crc32_field,
+        return [
+            name
+            for attribute in (*_FIELD_ATTRIBUTES, "crc32_field")
+            if (name := getattr(self, attribute))
         ]
-        return [name for name in names if name]
 
     # -- the file -------------------------------------------------------------
 
@@ -446,25 +431,20 @@ class ObjectDownloadView(DownloadView):
         :raises FileNotFound: no row, a NULL column, or a missing file.
         """
         _, orm_ = _import_sqlalchemy()
-        source = self.get_session()
+        source: t.Any = self.get_session()
         owned = isinstance(source, orm_.sessionmaker)
-        # A session this request does not have yet is made only if the lookup
-        # needs one: a plain SELECT on a pooled connection does not.
-        lazy: t.Any = None
-        rows = self._loads_rows()
-        if owned:
-            lazy = source
-        elif isinstance(source, orm_.scoped_session):
-            if source.registry.has() or not rows:
-                # The Session of this thread (or greenlet, or app context).
-                source = source()
-            else:
-                lazy = source
-        if lazy is not None and rows:
-            session = _probe(lazy)
-            self._lazy_session = lazy
+        scoped = not owned and isinstance(source, orm_.scoped_session)
+        if self._loads_rows() and (owned or (scoped and not source.registry.has())):
+            # A session this request does not have yet is made only if the
+            # lookup needs one: a plain SELECT on a pooled connection does not.
+            session = _probe(source)
+            self._lazy_session = source
+        elif owned or scoped:
+            # Our own session, or the one of this thread (or greenlet, or
+            # app context).
+            session = source()
         else:
-            session = lazy() if lazy is not None else source
+            session = source
         self._session = session
         began = not session.in_transaction()
         try:
@@ -779,7 +759,6 @@ class _Lookup:
         self.statement = statement
         #: Whether the statement is a Core one (no ORM compilation needed).
         self.core = False
-        self.engine_class: type[t.Any] = type(None)
         #: Per engine: the statement's direct read (see ``_direct``).
         self.reads: weakref.WeakKeyDictionary[t.Any, t.Any] = (
             weakref.WeakKeyDictionary()
@@ -863,7 +842,6 @@ class _Lookup:
         lookup.names = names
         if core:
             lookup.core = True
-            lookup.engine_class = sa_.engine.Engine
         if not custom_query:
             lookup.statement = lookup.narrow(
                 sa_.select(*columns) if rows else sa_.select(model)

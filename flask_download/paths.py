@@ -204,6 +204,12 @@ def _roots(root: str) -> tuple[str, str]:
     return os.path.realpath(root), os.path.abspath(root)
 
 
+def real_root(root: str | os.PathLike[str]) -> str:
+    """The real path of a trusted root, as :func:`open_confined` walks from it
+    (resolved once per process)."""
+    return _roots(os.fspath(root))[0]
+
+
 def _below(target: str, roots: tuple[str, ...]) -> list[str] | None:
     # The segments of an absolute link target below one of the root spellings.
     for base in roots:

@@ -274,13 +274,14 @@ def get_settings(app: Flask | None = None) -> Settings:
 _LAST_EXPIRY = 253402300799
 
 
-def link_lifetime(
+def link_expiry(
     app: Flask, expires_in: float | datetime.timedelta | None, now: float
-) -> float:
-    """How long a link made at ``now`` stays valid, in seconds, checked.
+) -> int:
+    """When a link made at ``now`` that lasts ``expires_in`` expires: a Unix
+    time, rounded up (a link never lasts less than asked).
 
-    The lifetime of :func:`~flask_download.signed_url_for` and of the
-    links of :mod:`flask_download.edge`: ``None`` means
+    The expiry of :func:`~flask_download.signed_url_for` and of the links
+    of :mod:`flask_download.edge`: ``None`` means
     ``DOWNLOAD_SIGNED_MAX_AGE``.
 
     :raises ConfigurationError: ``expires_in`` is not a positive number of
@@ -288,7 +289,7 @@ def link_lifetime(
         after the year 9999 (``inf``, ``1e300``).
     """
     if expires_in is None:
-        return get_settings(app).signed_max_age
+        return _round_up(now + get_settings(app).signed_max_age)
     seconds = expires_in
     if isinstance(seconds, datetime.timedelta):
         seconds = seconds.total_seconds()
@@ -301,4 +302,8 @@ def link_lifetime(
             "expires_in must be a positive duration (seconds or a timedelta)"
             f" that ends before the year 10000, not {expires_in!r}."
         )
-    return seconds
+    return _round_up(now + seconds)
+
+
+def _round_up(timestamp: float) -> int:
+    return int(timestamp + 0.999)

@@ -47,7 +47,7 @@ from werkzeug.routing import RoutingException
 from .exceptions import ConfigurationError
 from .exceptions import InvalidSignature
 from .exceptions import SignatureExpired
-from .settings import link_lifetime
+from .settings import link_expiry
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -210,9 +210,8 @@ def signed_url_for(
             )
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     now = _now()
-    expires_in = link_lifetime(app, expires_in, now)
+    expires = link_expiry(app, expires_in, now)
     signer = _signer(app)
-    expires = int(now + expires_in + 0.999)  # round up: never shorter
 
     url = urlsplit(url_for(endpoint, **values))
     query = parse_qsl(url.query, keep_blank_values=True)

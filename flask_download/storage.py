@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import posixpath
+import sys
 import typing as t
 
 from flask import current_app
@@ -636,11 +637,10 @@ def _is_s3(fs: AbstractFileSystem) -> bool:
         fs = fs.fs
     # s3fs's sign() passes the response-* overrides and the client method on
     # to botocore; another filesystem speaking S3 may not take them.
-    try:
-        from s3fs import S3FileSystem
-    except ImportError:
-        return False
-    return isinstance(fs, S3FileSystem)
+    # An S3FileSystem exists only once s3fs is imported: no import attempt
+    # (none is cached when it fails) on each request where it is missing.
+    s3fs = sys.modules.get("s3fs")
+    return s3fs is not None and isinstance(fs, s3fs.S3FileSystem)
 
 
 def _expiry_seconds(value: t.Any, owner: str) -> int:

@@ -180,11 +180,8 @@ class ArchiveReader(SizedReader):
         return data
 
     def _crc_of(self, index: int) -> int:
-        if index == self._index and self._entries[index].crc is None:
-            # Its data may have been read whole just now.
-            crc = self._archive._crcs.get(index)
-            if crc is not None:
-                return crc
+        # (A CRC computed as the member was read whole is in _crcs already:
+        # crc32_of returns it.)
         if self._entries[index].crc is None and index not in self._archive._crcs:
             self._close_member()  # one member open at a time
         try:
