@@ -8,6 +8,8 @@ import struct
 import typing as t
 import unicodedata
 
+from ..paths import is_windows_device
+
 if t.TYPE_CHECKING:
     from ..files import DownloadFile
 
@@ -56,9 +58,6 @@ _UNSAFE_CHARS = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_WINDOWS_DEVICE = re.compile(
-    r"^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$", re.IGNORECASE
-)
 _DOUBLE_EXTENSION = re.compile(r"(\.tar)?\.[^.]+$", re.IGNORECASE)
 # Characters that unzippers turn into path punctuation: by Unicode
 # compatibility (NFKC: fullwidth "．．／", "‥", small "﹨"), or by the
@@ -117,7 +116,8 @@ def safe_member_name(name: str | None) -> str:
     Backslashes become ``/``; control characters are deleted; drive letters
     (``C:``), leading ``/``, ``.``, ``..`` and empty segments are dropped;
     trailing dots and spaces are removed from each segment (Windows drops
-    them); Windows device names (``CON``, ``nul.txt``) get a leading ``_``.
+    them); Windows device names (``CON``, ``nul.txt``, ``COM¹``, ``CONIN$``,
+    ``aux:stream``) get a leading ``_``.
     Characters that unzippers fold into path punctuation (fullwidth
     ``．．／``, ``∕``) are folded first; segments are cut to
     :data:`MAX_SEGMENT_BYTES` and the name to :data:`MAX_NAME_BYTES` UTF-8
@@ -130,7 +130,7 @@ def safe_member_name(name: str | None) -> str:
         segment = _DRIVE.sub("", segment).rstrip(" .")
         if not segment:
             continue  # "", "." and ".." (and "..." and " ") all end up here
-        if _WINDOWS_DEVICE.match(segment):
+        if is_windows_device(segment):
             segment = f"_{segment}"
         segments.append(_shorten(segment, MAX_SEGMENT_BYTES))
     while len(segments) > 1 and len("/".join(segments).encode("utf-8")) > (
