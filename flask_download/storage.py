@@ -104,26 +104,51 @@ def resolve_storage(storage: t.Any) -> tuple[AbstractFileSystem, str]:
 
 
 def _is_local(fs: AbstractFileSystem) -> bool:
-    return _local_dir(fs) is not None
+    return _local_path(fs, "") is not None
 
 
-def _local_dir(fs: AbstractFileSystem) -> str | None:
-    """The directory of the local disk that ``fs`` keys are relative to.
+#: Most filesystem wrappers :func:`_local_path` looks through.
+_MAX_WRAPPERS = 32
 
-    ``""`` for a bare ``LocalFileSystem`` (keys are absolute paths), the
-    folder of a ``DirFileSystem`` over the local disk (nested ones too),
-    ``None`` for any other store.
+
+def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
+    """The local path fsspec reads for ``key`` of ``fs``, or ``None`` when
+    ``fs`` does not keep its files on the local disk.
+
+    Done the way fsspec does it: each ``DirFileSystem`` joins its folder to
+    the key (nested ones in turn, outermost first), a caching wrapper
+    (``simplecache::``, ``filecache::``, ``blockcache::``) or an
+    ``AsyncFileSystemWrapper`` hands the key to the filesystem it wraps, and
+    the ``LocalFileSystem`` underneath makes it absolute. ``key`` ``""`` is
+    the folder keys are relative to (the working directory for a bare
+    ``LocalFileSystem``). A local file is then opened by the one confined
+    opener, never through the wrapper: a cache of the local disk would
+    follow symbolic links out of the folder.
     """
+    from fsspec.implementations.cached import CachingFileSystem
     from fsspec.implementations.dirfs import DirFileSystem
     from fsspec.implementations.local import LocalFileSystem
 
-    if isinstance(fs, LocalFileSystem):
-        return ""
-    if isinstance(fs, DirFileSystem):
-        inner = _local_dir(fs.fs)
-        if inner is not None:
-            return posixpath.join(inner, fs.path) if inner else str(fs.path)
+    for _ in range(_MAX_WRAPPERS):
+        if isinstance(fs, LocalFileSystem):
+            return t.cast(str, fs._strip_protocol(key or "."))
+        if isinstance(fs, DirFileSystem):
+            key = fs._join(key)
+            fs = fs.fs
+        elif isinstance(fs, CachingFileSystem):
+            fs = fs.fs
+        elif _is_async_wrapper(fs):
+            fs = fs.sync_fs
+        else:
+            return None
     return None
+
+
+def _is_async_wrapper(fs: AbstractFileSystem) -> bool:
+    # fsspec's AsyncFileSystemWrapper (2024.12 and later), if imported at all.
+    module = sys.modules.get("fsspec.implementations.asyn_wrapper")
+    wrapper = getattr(module, "AsyncFileSystemWrapper", None)
+    return wrapper is not None and isinstance(fs, wrapper)
 
 
 def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
@@ -145,14 +170,9 @@ def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     :param untrusted: a relative path from the client.
     :raises FileNotFound: the path is refused (views answer 404).
     """
-    local = _local_dir(fs)
-    if local is not None:
-        segments = split_relative(untrusted)
-        if local:
-            root = posixpath.join(local, prefix) if prefix else local
-        else:
-            root = fs._strip_protocol(prefix or ".")
-        return ConfinedPath(root, segments)
+    root = _local_path(fs, prefix)
+    if root is not None:
+        return ConfinedPath(root, split_relative(untrusted))
     segments = split_key(untrusted)
     return "/".join([prefix, *segments]) if prefix else "/".join(segments)
 
@@ -283,7 +303,7 @@ class StorageFile(DownloadFile):
         #: The key of the file in :attr:`fs`.
         self.key = path
         self._local: PathFile | None = None
-        local = _local_dir(fs)
+        local = path if isinstance(path, ConfinedPath) else _local_path(fs, path)
         if local is not None:
             self._open_local(fs, path, local, name)
             return
@@ -321,13 +341,9 @@ class StorageFile(DownloadFile):
     ) -> None:
         # The local disk: opened once, by the one confined opener for a
         # client key (a ConfinedPath from storage_key), as is for a trusted
-        # one; what the headers say comes from fstat of that descriptor.
-        if isinstance(key, ConfinedPath):
-            file = PathFile(key)
-        elif local:
-            file = PathFile(fs._join(key))  # a DirFileSystem's trusted key
-        else:
-            file = PathFile(fs._strip_protocol(key))
+        # one (its path from _local_path); what the headers say comes from
+        # fstat of that descriptor.
+        file = PathFile(local)
         self._local = file
         self.path = file.path
         self.real_path = file.real_path
@@ -350,11 +366,15 @@ class StorageFile(DownloadFile):
             "ino": st.st_ino,
             "nlink": st.st_nlink,
         }
-        if not local:
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(fs, LocalFileSystem):
             self.url = fs.unstrip_protocol(file.path)
         elif isinstance(key, ConfinedPath):
-            # The key in the DirFileSystem: below its folder.
-            self.url = fs.unstrip_protocol(posixpath.relpath(key, local))
+            # The key in the wrapping filesystem: below the folder it keeps
+            # its files in.
+            folder = _local_path(fs, "") or ""
+            self.url = fs.unstrip_protocol(posixpath.relpath(key, folder))
         else:
             self.url = fs.unstrip_protocol(key)
 

@@ -361,6 +361,79 @@ def test_dirfs_over_local_disk_is_a_local_file(download_root: pathlib.Path) -> N
             assert handle.read() == b"nested\n"
 
 
+def test_nested_dirfs_is_confined_where_fsspec_reads(
+    download_root: pathlib.Path,
+) -> None:
+    """A DirFileSystem inside another joins its folder below the inner
+    one, as fsspec does: an absolute outer folder is not the host's."""
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    (download_root / "etc").mkdir()
+    (download_root / "etc" / "motd").write_bytes(b"sandboxed")
+    fs = DirFileSystem("/etc", fs=_dirfs(download_root))
+    assert fs.cat_file("motd") == b"sandboxed"  # what fsspec itself reads
+    client = make_app(storage=fs).test_client()
+    with client.get("/files/motd") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"sandboxed"
+    for name in ("passwd", "hostname"):
+        assert not (download_root / "etc" / name).exists()
+        with client.get(f"/files/{name}") as rv:
+            assert rv.status_code == 404
+
+
+def test_nested_dirfs_trusted_path_is_read_where_fsspec_reads(
+    download_root: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: t.Any
+) -> None:
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    (download_root / "sub2").mkdir()
+    (download_root / "sub2" / "n.txt").write_bytes(b"in the storage")
+    # The same relative name in the working directory must not be served.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub2").mkdir()
+    (tmp_path / "sub2" / "n.txt").write_bytes(b"WRONG FILE FROM CWD")
+    fs = DirFileSystem("sub2", fs=_dirfs(download_root))
+    assert fs.cat_file("n.txt") == b"in the storage"
+    client = make_app(storage=fs, path="n.txt").test_client()
+    with client.get("/fixed") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"in the storage"
+
+
+@pytest.mark.parametrize("cache", ["simplecache", "filecache", "blockcache"])
+def test_cached_local_storage_refuses_symlinks_out(
+    download_root: pathlib.Path, tmp_path: pathlib.Path, cache: str
+) -> None:
+    """A cache over the local disk is opened by the confined opener too."""
+    (download_root / "escape.txt").symlink_to(download_root.parent / "secret.txt")
+    (download_root / "escape-dir").symlink_to(download_root.parent)
+    storage = f"{cache}::{download_root.as_uri()}"
+    client = make_app(storage=storage).test_client()
+    for url in ("/files/escape.txt", "/files/escape-dir/secret.txt"):
+        with client.get(url) as rv:
+            assert rv.status_code == 404
+            assert b"TOP SECRET" not in rv.get_data()
+    with client.get("/files/sub/nested.txt", headers={"Range": "bytes=1-3"}) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == b"est"
+
+
+def test_async_wrapper_of_the_local_disk_refuses_symlinks_out(
+    download_root: pathlib.Path,
+) -> None:
+    asyn_wrapper = pytest.importorskip("fsspec.implementations.asyn_wrapper")
+    from fsspec.implementations.local import LocalFileSystem
+
+    (download_root / "escape.txt").symlink_to(download_root.parent / "secret.txt")
+    fs = asyn_wrapper.AsyncFileSystemWrapper(LocalFileSystem())
+    prefix = os.fspath(download_root)
+    with pytest.raises(FileNotFound):
+        StorageFile(fs, storage_key(fs, prefix, "escape.txt"))
+    with StorageFile(fs, storage_key(fs, prefix, "hello.txt")) as file:
+        assert file.path == os.path.realpath(download_root / "hello.txt")
+
+
 def test_dirfs_over_memory_keeps_its_key_checks() -> None:
     from fsspec.implementations.dirfs import DirFileSystem
 
