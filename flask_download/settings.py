@@ -12,6 +12,7 @@ import collections.abc as cabc
 import dataclasses
 import datetime
 import ipaddress
+import math
 import os
 import typing as t
 from weakref import WeakKeyDictionary
@@ -101,6 +102,13 @@ class Settings:
                     f"DOWNLOAD_ROOT must be a directory path or None, not {root!r}."
                 )
             root = os.fspath(root)
+            if not root:
+                # os.path.join(root_path, "") is the application's own
+                # directory: its source code would be served.
+                raise ConfigurationError(
+                    "DOWNLOAD_ROOT is an empty string: set it to the directory"
+                    " to serve, or to None."
+                )
             if root_path is not None:
                 root = os.path.join(root_path, root)
             root = os.path.abspath(root)
@@ -117,9 +125,7 @@ class Settings:
                 get("DOWNLOAD_HTTP_ALLOWED_HOSTS"), "DOWNLOAD_HTTP_ALLOWED_HOSTS"
             ),
             http_timeout=_timeout(get("DOWNLOAD_HTTP_TIMEOUT")),
-            signed_max_age=_positive_int(
-                "DOWNLOAD_SIGNED_MAX_AGE", get("DOWNLOAD_SIGNED_MAX_AGE")
-            ),
+            signed_max_age=_signed_max_age(get("DOWNLOAD_SIGNED_MAX_AGE")),
         )
 
 
@@ -129,12 +135,26 @@ def _positive_int(key: str, value: t.Any) -> int:
     return value
 
 
-def _max_age(value: t.Any) -> int | None:
+#: Longest ``DOWNLOAD_SIGNED_MAX_AGE``: 100 years (365.25 days each).
+MAX_SIGNED_MAX_AGE = 3_155_760_000
+
+
+def _signed_max_age(value: t.Any) -> int:
+    seconds = _positive_int("DOWNLOAD_SIGNED_MAX_AGE", value)
+    if seconds > MAX_SIGNED_MAX_AGE:
+        raise ConfigurationError(
+            f"DOWNLOAD_SIGNED_MAX_AGE must be at most {MAX_SIGNED_MAX_AGE:,}"
+            f" seconds (100 years), not {value!r}."
+        )
+    return seconds
+
+
+def _max_age(value: t.Any, key: str = "DOWNLOAD_CACHE_MAX_AGE") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(
-            "DOWNLOAD_CACHE_MAX_AGE must be a number of seconds (an integer >= 0)"
+            f"{key} must be a number of seconds (an integer >= 0)"
             f" or None, not {value!r}."
         )
     return value
@@ -209,6 +229,22 @@ def _bare_host(host: str) -> str:
 _checked_roots: set[str] = set()
 
 
+def join_root(base: str, root: str | os.PathLike[str], setting: str) -> str:
+    """``root`` taken relative to ``base`` (a relative root is the
+    application's ``root_path``'s), then checked with :func:`check_root`.
+
+    :raises ConfigurationError: ``root`` is empty (it would be ``base``
+        itself, the application's source code), or not an existing directory.
+    """
+    path = os.fspath(root)
+    if not path:
+        raise ConfigurationError(
+            f"{setting} is an empty string: set it to the directory to serve,"
+            " or to None."
+        )
+    return check_root(os.path.join(base, path), setting)
+
+
 def check_root(root: str, setting: str) -> str:
     """Return ``root`` if it is an existing directory, once per path.
 
@@ -236,13 +272,38 @@ def check_root(root: str, setting: str) -> str:
     return root
 
 
-def _timeout(value: t.Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+def _timeout(value: t.Any, key: str = "DOWNLOAD_HTTP_TIMEOUT") -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < math.inf  # NaN too
+    ):
         raise ConfigurationError(
-            "DOWNLOAD_HTTP_TIMEOUT must be a positive number of seconds,"
-            f" not {value!r}."
+            f"{key} must be a positive, finite number of seconds, not {value!r}."
         )
     return float(value)
+
+
+#: View attributes that stand in for a setting, and how each is checked.
+_VIEW_ATTRIBUTES: dict[str, cabc.Callable[[t.Any, str], t.Any]] = {
+    "chunk_size": lambda value, key: _positive_int(key, value),
+    "max_ranges": lambda value, key: _positive_int(key, value),
+    "cache_max_age": _max_age,
+    "timeout": _timeout,
+}
+
+
+def check_view_attribute(owner: str, name: str, value: t.Any) -> None:
+    """Check a view attribute that overrides a ``DOWNLOAD_*`` setting
+    (``chunk_size``, ``max_ranges``, ``cache_max_age``, ``timeout``) the way
+    the setting is checked; ``None`` (use the setting) always passes.
+
+    :param owner: the view class's name, for the message.
+    :raises ConfigurationError: the value is not one the setting accepts.
+    """
+    check = _VIEW_ATTRIBUTES.get(name)
+    if check is not None and value is not None:
+        check(value, f"{owner}.{name}")
 
 
 # Settings of applications that never called ``init_app`` (views work without it).

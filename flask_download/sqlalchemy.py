@@ -28,6 +28,7 @@ from .files import VirtualFile
 from .paths import split_relative
 from .settings import check_root
 from .settings import get_settings
+from .settings import join_root
 
 try:
     import sqlalchemy as sa
@@ -55,8 +56,11 @@ def resolve_root(root: str | os.PathLike[str] | None) -> str:
         existing directory.
     """
     if root is not None:
-        path = os.path.join(current_app.root_path, os.fspath(root))
-        return check_root(path, "the root of the FileColumn or the download view")
+        return join_root(
+            current_app.root_path,
+            root,
+            "the root of the FileColumn or the download view",
+        )
     configured = get_settings().root
     if configured is None:
         raise ConfigurationError(

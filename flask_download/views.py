@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import datetime
 import difflib
 import functools
@@ -12,6 +13,7 @@ import typing as t
 from flask import abort
 from flask import current_app
 from flask import Flask
+from flask import has_request_context
 from flask import request
 from flask import Response
 from flask.views import MethodView
@@ -31,7 +33,9 @@ from .response import DownloadResponse
 from .response import NotModifiedResponse
 from .response import validator_headers
 from .settings import check_root
+from .settings import check_view_attribute
 from .settings import get_settings
+from .settings import join_root
 from .settings import Settings
 from .signing import check_signature
 
@@ -89,16 +93,24 @@ class DownloadMixin:
     #: when the mixin is used alone.
     signed: bool = False
 
-    #: The URL variables of the current request.
-    kwargs: dict[str, t.Any]
     #: The file of the current request, once :meth:`get_file` returned it.
     file: DownloadFile
 
     def __init__(self, **attrs: t.Any) -> None:
         for key, value in attrs.items():
             setattr(self, key, value)
-        if not hasattr(self, "kwargs"):
-            self.kwargs = {}
+
+    @functools.cached_property
+    def kwargs(self) -> dict[str, t.Any]:
+        """The URL variables of the current request.
+
+        Set by :class:`DownloadView` when it dispatches the request; a mixin
+        used alone (in a function view) reads them from
+        :attr:`flask.Request.view_args`.
+        """
+        if not has_request_context():
+            return {}
+        return dict(request.view_args or {})
 
     # -- what to send ---------------------------------------------------------
 
@@ -172,7 +184,9 @@ class DownloadMixin:
             return True
         if modified is None:
             return True
-        return int(modified.timestamp()) > int(since.timestamp())
+        # A naive datetime is UTC, as everywhere else in this package.
+        modified = conditional.as_utc(modified)
+        return int(modified.timestamp()) > int(conditional.as_utc(since).timestamp())
 
     def _validators(self, file: DownloadFile) -> dict[str, str]:
         # RFC 9110 §15.4.5: a 304 carries the validators and Cache-Control
@@ -370,8 +384,14 @@ class DownloadView(DownloadMixin, MethodView):
             ``accel_rules`` rule (keyword or class attribute).
         """
         for key in class_kwargs:
-            if key.startswith("_") or key in _HTTP_METHODS or not hasattr(cls, key):
+            if (
+                key.startswith("_")
+                or key in _HTTP_METHODS
+                or key == "kwargs"  # the URL variables, set per request
+                or not hasattr(cls, key)
+            ):
                 raise TypeError(_unknown_attribute_message(cls, key))
+        cls._check_attributes(class_kwargs)
         # Offload (issue 5): fail now, not on the first request; parsed rules
         # are cached for the requests.
         _accel.check_offload(
@@ -396,6 +416,20 @@ class DownloadView(DownloadMixin, MethodView):
         view.methods = cls.methods  # type: ignore[attr-defined]
         view.provide_automatic_options = cls.provide_automatic_options  # type: ignore[attr-defined]
         return view
+
+    @classmethod
+    def _check_attributes(cls, attributes: cabc.Mapping[str, t.Any]) -> None:
+        # Values that stand in for settings are checked as the settings are,
+        # at as_view time (the class's own and the keywords).
+        for name in ("chunk_size", "max_ranges", "cache_max_age", "timeout"):
+            value = attributes.get(name, getattr(cls, name, None))
+            check_view_attribute(cls.__name__, name, value)
+        root = attributes.get("root", getattr(cls, "root", None))
+        if isinstance(root, (str, os.PathLike)) and not os.fspath(root):
+            raise ConfigurationError(
+                f"{cls.__name__}.root is an empty string: set it to the"
+                " directory to serve, or to None (DOWNLOAD_ROOT)."
+            )
 
     def dispatch_request(self, **kwargs: t.Any) -> Response:
         self.kwargs = kwargs
@@ -512,8 +546,9 @@ class PathDownloadView(DownloadView):
             (checked at its first use).
         """
         if self.root is not None:
-            root = os.path.join(current_app.root_path, os.fspath(self.root))
-            return check_root(root, f"{type(self).__name__}.root")
+            return join_root(
+                current_app.root_path, self.root, f"{type(self).__name__}.root"
+            )
         configured = self._settings().root
         return None if configured is None else check_root(configured, "DOWNLOAD_ROOT")
 
@@ -565,6 +600,18 @@ class VirtualDownloadView(DownloadView):
     #: accepts (an iterator set here would be used up by the first request).
     #: Text is encoded with :attr:`charset` (default UTF-8).
     content: t.Any = None
+
+    @classmethod
+    def _check_attributes(cls, attributes: cabc.Mapping[str, t.Any]) -> None:
+        super()._check_attributes(attributes)
+        content = attributes.get("content", cls.content)
+        if isinstance(content, cabc.Iterator) or hasattr(content, "read"):
+            raise ConfigurationError(
+                f"{cls.__name__}.content is {type(content).__name__!r}, which the"
+                " first request would use up (every later one would get an empty"
+                " file): set it to str or bytes, or to a callable that returns a"
+                " fresh stream or iterator for each request."
+            )
 
     def get_content(self) -> t.Any:
         """The content: :attr:`content`, called first if it is callable."""

@@ -343,3 +343,121 @@ def test_bracketed_ipv6_entry_matches_its_address() -> None:
 
     target = _vet("http://[::1]:9/a", allowed_hosts=["[::1]"])
     assert (target.host, target.port) == ("::1", 9)
+
+
+# -- empty roots, bounds, view attributes (outside review) ---------------------
+
+
+def test_empty_download_root_is_refused_not_the_app_directory(
+    tmp_path: pathlib.Path,
+) -> None:
+    """``""`` joined to ``root_path`` is the application's own directory: its
+    source code would be served."""
+    (tmp_path / "app.py").write_text("SECRET = 1\n")
+    app = _app(tmp_path, DOWNLOAD_ROOT="")
+    with pytest.raises(ConfigurationError, match="DOWNLOAD_ROOT is an empty string"):
+        FlaskDownload(app)
+    # Without init_app: at the first request, never a 200 with the source.
+    app = _app(tmp_path, DOWNLOAD_ROOT="")
+    app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
+    with app.test_client() as client, pytest.raises(ConfigurationError):
+        client.get("/f/app.py")
+
+
+def test_empty_view_root_is_refused_at_as_view() -> None:
+    with pytest.raises(ConfigurationError, match="PathDownloadView.root is an empty"):
+        PathDownloadView.as_view("f", root="")
+
+    class Empty(PathDownloadView):
+        root = pathlib.PurePath("")  # "." is not empty: only a literal ""
+
+    Empty.as_view("ok")
+
+
+def test_empty_file_column_root_is_refused(tmp_path: pathlib.Path) -> None:
+    from flask_download.sqlalchemy import resolve_root
+
+    app = _app(tmp_path)
+    with app.app_context(), pytest.raises(ConfigurationError, match="empty string"):
+        resolve_root("")
+
+
+@pytest.mark.parametrize("value", [10**30, 3_155_760_001])
+def test_signed_max_age_has_an_upper_bound(tmp_path: pathlib.Path, value: int) -> None:
+    """A default lifetime past the year 9999 made links every check refused."""
+    with pytest.raises(ConfigurationError, match="DOWNLOAD_SIGNED_MAX_AGE"):
+        FlaskDownload(_app(tmp_path, DOWNLOAD_SIGNED_MAX_AGE=value))
+    FlaskDownload(_app(tmp_path, DOWNLOAD_SIGNED_MAX_AGE=3_155_760_000))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0])
+def test_http_timeout_must_be_finite_and_positive(
+    tmp_path: pathlib.Path, value: float
+) -> None:
+    with pytest.raises(ConfigurationError, match="DOWNLOAD_HTTP_TIMEOUT"):
+        FlaskDownload(_app(tmp_path, DOWNLOAD_HTTP_TIMEOUT=value))
+    with pytest.raises(ConfigurationError, match="HTTPDownloadView.timeout"):
+        HTTPDownloadView.as_view("h", url="https://example.com/x", timeout=value)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("chunk_size", 0),
+        ("chunk_size", -1),
+        ("chunk_size", "64k"),
+        ("max_ranges", 0),
+        ("cache_max_age", -5),
+        ("cache_max_age", 1.5),
+        ("cache_max_age", True),
+    ],
+)
+def test_view_attributes_standing_in_for_settings_are_checked(
+    attribute: str, value: t.Any
+) -> None:
+    """``chunk_size=0`` sent an empty body under a Content-Length; a negative
+    ``cache_max_age`` went out as ``max-age=-5``."""
+    with pytest.raises(ConfigurationError, match=f"PathDownloadView.{attribute}"):
+        PathDownloadView.as_view("f", path="x", **{attribute: value})
+
+    class Bad(PathDownloadView):
+        path = "x"
+
+    setattr(Bad, attribute, value)
+    with pytest.raises(ConfigurationError, match=f"Bad.{attribute}"):
+        Bad.as_view("bad")
+
+
+def test_valid_view_attributes_pass() -> None:
+    PathDownloadView.as_view("f", path="x", chunk_size=1, max_ranges=1, cache_max_age=0)
+    HTTPDownloadView.as_view("h", url="https://example.com/x", timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [iter([b"a"]), (chunk for chunk in [b"a"])],
+    ids=["iterator", "generator"],
+)
+def test_virtual_content_used_up_by_one_request_is_refused(content: t.Any) -> None:
+    import io
+
+    with pytest.raises(ConfigurationError, match="callable"):
+        VirtualDownloadView.as_view("v", content=content, basename="a.bin")
+    with pytest.raises(ConfigurationError, match="BytesIO"):
+        VirtualDownloadView.as_view("v", content=io.BytesIO(b"a"), basename="a.bin")
+
+
+def test_virtual_content_callable_serves_every_request(tmp_path: pathlib.Path) -> None:
+    import io
+
+    app = _app(tmp_path)
+    app.add_url_rule(
+        "/v",
+        view_func=VirtualDownloadView.as_view(
+            "v", content=lambda: io.BytesIO(b"data"), basename="d.bin"
+        ),
+    )
+    client = app.test_client()
+    for _ in range(2):
+        with client.get("/v") as rv:
+            assert rv.data == b"data"

@@ -151,6 +151,26 @@ def test_mixin_in_a_function_view(app: Flask, client: t.Any) -> None:
         assert rv.headers["Content-Disposition"] == 'attachment; filename="mixin.bin"'
 
 
+def test_mixin_alone_sees_the_url_variables(app: Flask, client: t.Any) -> None:
+    """DESIGN §1: URL variables are ``self.kwargs`` in every method, also
+    for a mixin used in a function view."""
+
+    class Mixin(DownloadMixin):
+        def get_file(self) -> DownloadFile:
+            return VirtualFile(repr(sorted(self.kwargs.items())), name="k.txt")
+
+    @app.route("/mixin/<name>/<int:number>")
+    def mixin_view(name: str, number: int) -> Response:
+        return Mixin().render_to_response()
+
+    with client.get("/mixin/a/7") as rv:
+        assert rv.data == repr([("name", "a"), ("number", 7)]).encode()
+    assert DownloadMixin().kwargs == {}  # outside a request
+    assert DownloadMixin(kwargs={"x": 1}).kwargs == {"x": 1}
+    with pytest.raises(TypeError):
+        PathDownloadView.as_view("k", kwargs={"path": "x"})
+
+
 def test_get_basename_mimetype_encoding_overrides(app: Flask, client: t.Any) -> None:
     class Custom(VirtualDownloadView):
         content = b"payload"
@@ -225,6 +245,30 @@ def test_was_modified_since_compares_whole_seconds(
 ) -> None:
     file = VirtualFile(b"x", modified_time=MODIFIED)
     assert DownloadMixin().was_modified_since(file, since) is expected
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])
+def test_was_modified_since_takes_a_naive_modified_time_as_utc(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    """As ``Last-Modified`` is formatted: the server's time zone changes
+    nothing."""
+    import time
+
+    naive = datetime.datetime(2020, 1, 1, 12)
+    file = VirtualFile(b"x", modified_time=naive)
+    file.modified_time = naive  # a wrapper that did not normalise it
+    utc = datetime.timezone.utc
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        mixin = DownloadMixin()
+        assert not mixin.was_modified_since(file, naive.replace(tzinfo=utc))
+        earlier = datetime.datetime(2020, 1, 1, 6, tzinfo=utc)
+        assert mixin.was_modified_since(file, earlier)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 class NoTimeFile(DownloadFile):
