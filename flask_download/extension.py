@@ -22,6 +22,7 @@ from .settings import check_root
 from .settings import DEFAULTS as DEFAULTS
 from .settings import get_settings as get_settings
 from .settings import Settings as Settings
+from .signing import keep_within_link
 
 
 def _offload_after_request(response: Response) -> Response:
@@ -30,7 +31,12 @@ def _offload_after_request(response: Response) -> Response:
     if getattr(response, "_offload_decided", True):
         return response  # not a download response, or one a view decided
     # Registered by init_app only when DOWNLOAD_ACCEL or its rules are set.
-    return offload_after_request(response, get_settings())
+    offloaded = offload_after_request(response, get_settings())
+    if offloaded is response:
+        return response
+    # Its offload headers came after a signed link's cap: cap them too.
+    keep_within_link(offloaded)
+    return offloaded
 
 
 class FlaskDownload:

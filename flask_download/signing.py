@@ -112,29 +112,53 @@ def _query_text(query: cabc.Iterable[tuple[str, str]]) -> str:
 
 
 def _message(
-    rule: Rule, args: cabc.Mapping[str, t.Any], query: cabc.Iterable[tuple[str, str]]
+    rule: Rule,
+    args: cabc.Mapping[str, t.Any],
+    query: cabc.Iterable[tuple[str, str]],
+    script_root: str,
+    method: str,
 ) -> bytes:
-    # One canonical form for both sides: the endpoint and each URL variable
-    # (host and subdomain ones included) as its converter writes it, then the
-    # query. JSON keeps the parts apart whatever characters they hold.
+    # One canonical form for both sides: the script root the application is
+    # mounted at, the method (HEAD counts as GET), the endpoint and each URL
+    # variable (host and subdomain ones included) as its converter writes it,
+    # then the query. JSON keeps the parts apart whatever characters they
+    # hold.
     converters = getattr(rule, "_converters", {})
     variables = sorted(
         (name, converters[name].to_url(value) if name in converters else str(value))
         for name, value in args.items()
     )
     return json.dumps(
-        ["v2", rule.endpoint, variables, _query_text(query)],
+        [
+            "v3",
+            script_root.rstrip("/"),
+            _signed_method(method),
+            rule.endpoint,
+            variables,
+            _query_text(query),
+        ],
         ensure_ascii=True,
         separators=(",", ":"),
     ).encode()
+
+
+def _signed_method(method: str) -> str:
+    # A link for GET also answers HEAD (same view, no body).
+    method = method.upper()
+    return "GET" if method == "HEAD" else method
 
 
 def _wsgi_str(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _route_built_url(app: Flask, external: str, method: str) -> tuple[Rule, t.Any]:
-    """Route the absolute URL ``url_for`` built, as a request for it would be."""
+def _route_built_url(
+    app: Flask, external: str, method: str
+) -> tuple[Rule, t.Any, str, str]:
+    """Route the absolute URL ``url_for`` built, as a request for it would be.
+
+    :return: the rule, its values, the script root and the method routed.
+    """
     parts = urlsplit(external)
     origin = f"{parts.scheme}://{parts.netloc}"
     # MapAdapter.build writes the script name as it is (the request's, else
@@ -163,13 +187,15 @@ def _route_built_url(app: Flask, external: str, method: str) -> tuple[Rule, t.An
     routed = t.cast("MapAdapter", app.create_url_adapter(app.request_class(environ)))
     try:
         try:
-            return routed.match(return_rule=True)
+            rule, args = routed.match(return_rule=True)
         except MethodNotAllowed as e:
             # A view for another method (POST...): route it as that one.
             methods = sorted(e.valid_methods or ())
             if not methods:
                 raise
-            return routed.match(method=methods[0], return_rule=True)
+            method = methods[0]
+            rule, args = routed.match(method=method, return_rule=True)
+        return rule, args, prefix, method
     except (RoutingException, HTTPException) as e:
         raise ConfigurationError(
             f"signed_url_for() built {external!r}, which does not route back to a"
@@ -219,8 +245,11 @@ def signed_url_for(
     # Sign what the link routes to: route the URL as a request for it would
     # be routed (its host and script root included).
     external = url_for(endpoint, **{**values, "_external": True, "_anchor": None})
-    rule, args = _route_built_url(app, external, values.get("_method") or "GET")
-    signature = signer.get_signature(_message(rule, args, query)).decode()
+    rule, args, script_root, method = _route_built_url(
+        app, external, values.get("_method") or "GET"
+    )
+    message = _message(rule, args, query, script_root, method)
+    signature = signer.get_signature(message).decode()
     extra = urlencode({EXPIRES_PARAM: expires, SIGNATURE_PARAM: signature})
     return urlunsplit(
         url._replace(query=f"{url.query}&{extra}" if url.query else extra)
@@ -254,7 +283,8 @@ def check_signature() -> None:
         rule, values = adapter.match(return_rule=True)
     except Exception:
         raise InvalidSignature("The signature of this link is not valid.") from None
-    valid = signer.verify_signature(_message(rule, values, query), signatures[0])
+    message = _message(rule, values, query, request.root_path, request.method)
+    valid = signer.verify_signature(message, signatures[0])
     if not valid and _legacy_unambiguous(app, rule):
         valid = signer.verify_signature(
             _legacy_message(request.root_path + request.path, query), signatures[0]
@@ -264,8 +294,23 @@ def check_signature() -> None:
     expires = int(expiries[0])
     if _now() > expires:
         raise SignatureExpired("This link has expired: ask for a new link.")
-    environ[_CHECKED] = True
+    environ[_CHECKED] = expires  # a Unix time after now: true
     after_this_request(functools.partial(_private_until, expires))
+
+
+def keep_within_link(response: Response) -> Response:
+    """Cap again the caching of a signed request's ``response`` at the
+    link's expiry, if the request was checked by :func:`check_signature`.
+
+    The cap is set by an ``after_this_request`` function, which Flask runs
+    before the application's ``after_request`` hooks; the extension's
+    offload hook calls this after it offloaded a response built by hand,
+    so that an offload rule's ``X-Accel-Expires`` cannot outlive the link.
+    """
+    expires = request.environ.get(_CHECKED)
+    if isinstance(expires, int) and not isinstance(expires, bool):
+        return _private_until(expires, response)
+    return response
 
 
 # An expiry as signed_url_for writes it: ASCII digits (str.isdigit() also

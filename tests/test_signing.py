@@ -139,10 +139,15 @@ def test_app_mounted_under_a_prefix(app: Flask) -> None:
     assert url.startswith("/mounted/files/")
     with client.get(url.removeprefix("/mounted"), base_url=base_url) as rv:
         assert_download_response(rv, content=SAMPLE_FILES["été.txt"])
-    # The signature binds what the link opens (endpoint and variables), not
-    # where the app is mounted: the same app mounted elsewhere opens it too.
+    # The signature binds where the app is mounted: another application
+    # with the same SECRET_KEY and endpoint names, mounted elsewhere (and
+    # serving other files), does not open it.
     with client.get(url.removeprefix("/mounted")) as rv:
-        assert_download_response(rv, content=SAMPLE_FILES["été.txt"])
+        assert rv.status_code == 403
+    with client.get(
+        url.removeprefix("/mounted"), base_url="http://localhost/other/"
+    ) as rv:
+        assert rv.status_code == 403
 
 
 def test_link_made_with_a_fallback_key_still_works(app: Flask, client: t.Any) -> None:
@@ -386,3 +391,104 @@ def test_offloaded_signed_response_is_not_cached_by_nginx_past_the_link(
         assert rv.status_code == 200
         assert rv.headers["X-Accel-Redirect"].startswith("/in/")
         assert allowed(rv.headers["X-Accel-Expires"], expires)
+
+
+def test_hand_built_signed_response_offloaded_by_the_hook_is_capped(
+    app_factory: cabc.Callable[..., Flask],
+    download_root: pathlib.Path,
+) -> None:
+    """A ``DownloadResponse`` built by hand is offloaded by the extension's
+    ``after_request`` hook, which Flask runs after the signed link's cap:
+    the rule's X-Accel-Expires is capped all the same."""
+    from flask_download import DownloadResponse
+    from flask_download import FlaskDownload
+    from flask_download import PathFile
+    from flask_download import signature_required
+
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="k",
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {
+                "source_dir": str(download_root),
+                "destination_url": "/in/",
+                "expires": 86400,
+            }
+        ],
+    )
+    FlaskDownload(app)
+
+    @app.get("/h")
+    @signature_required
+    def hand_built() -> DownloadResponse:
+        return DownloadResponse(PathFile(download_root / "hello.txt"))
+
+    @app.get("/plain")
+    def plain() -> DownloadResponse:
+        return DownloadResponse(PathFile(download_root / "hello.txt"))
+
+    url = sign(app, "hand_built", expires_in=60)
+    with app.test_client().get(url) as rv:
+        assert rv.status_code == 200
+        assert rv.headers["X-Accel-Redirect"] == "/in/hello.txt"
+        assert int(rv.headers["X-Accel-Expires"]) <= 60
+        assert "private" in rv.headers["Cache-Control"]
+    # Unsigned requests of other views keep the rule's value.
+    with app.test_client().get("/plain") as rv:
+        assert rv.headers["X-Accel-Expires"] == "86400"
+
+
+def test_link_is_bound_to_its_method(app_factory: cabc.Callable[..., Flask]) -> None:
+    """A link made for GET (which also answers HEAD) does not open the same
+    route for POST or DELETE."""
+    app = app_factory(SECRET_KEY="k")
+
+    @app.route("/doc/<name>", methods=["GET", "POST", "DELETE"])
+    @signature_required
+    def doc(name: str) -> str:
+        return name
+
+    url = sign(app, "doc", name="a")
+    client = app.test_client()
+    assert client.get(url).status_code == 200
+    assert client.head(url).status_code == 200
+    assert client.post(url).status_code == 403
+    assert client.delete(url).status_code == 403
+    post_url = sign(app, "doc", name="a", _method="POST")
+    assert client.post(post_url).status_code == 200
+    assert client.get(post_url).status_code == 403
+
+
+def test_two_apps_sharing_a_key_at_two_mounts_keep_their_links(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Outside review: a link of the app at /public opened the same endpoint
+    of the app at /private (same SECRET_KEY, same blueprint)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.test import Client
+
+    from flask_download import make_download_blueprint
+
+    def make(name: str) -> Flask:
+        root = tmp_path / name
+        root.mkdir()
+        (root / "hello.txt").write_text(f"{name} hello")
+        app = Flask(name)
+        app.config.update(SECRET_KEY="shared")
+        app.register_blueprint(
+            make_download_blueprint("dl", root=str(root), options={"signed": True})
+        )
+        return app
+
+    public, private = make("public"), make("private")
+    site = DispatcherMiddleware(public, {"/public": public, "/private": private})
+    with public.test_request_context(base_url="http://localhost/public/"):
+        url = signed_url_for("dl.file", path="hello.txt")
+    assert url.startswith("/public/")
+    client = Client(site)
+    with client.get(url) as rv:
+        assert rv.get_data() == b"public hello"
+    with client.get(url.replace("/public/", "/private/", 1)) as rv:
+        assert rv.status_code == 403
