@@ -197,16 +197,50 @@ HAS_DIR_FD = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
 
 
-@functools.lru_cache(maxsize=64)
+# root as given -> (real path, absolute path, st_dev, st_ino) of the
+# directory it named when last opened. A root that is itself a symbolic link
+# ("current" -> a release) is followed on every open, and its real path
+# resolved again once it names another directory.
+_root_cache: dict[str, tuple[str, str, int, int]] = {}
+_ROOT_CACHE_SIZE = 64
+
+
 def _roots(root: str) -> tuple[str, str]:
     # The real root, and the absolute root as configured (an absolute link
-    # target may spell it either way). Trusted: resolved once per process.
-    return os.path.realpath(root), os.path.abspath(root)
+    # target may spell it either way). Trusted.
+    cached = _root_cache.get(root)
+    if cached is not None:
+        return cached[0], cached[1]
+    absolute = os.path.abspath(root)
+    return os.path.realpath(absolute), absolute
+
+
+def _open_root(root: str) -> tuple[int, tuple[str, str]]:
+    """Open the trusted ``root`` (following its own links) and return its
+    descriptor with its real and absolute paths, as they are now."""
+    cached = _root_cache.get(root)
+    absolute = cached[1] if cached is not None else os.path.abspath(root)
+    fd = os.open(absolute, _DIR_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if cached is None or (st.st_dev, st.st_ino) != cached[2:]:
+            real = os.path.realpath(absolute)
+            now = os.stat(real)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                # Swapped again between the open and realpath.
+                raise OSError(errno.EAGAIN, "the root changed while it was opened")
+            if len(_root_cache) >= _ROOT_CACHE_SIZE:
+                _root_cache.clear()
+            cached = _root_cache[root] = (real, absolute, st.st_dev, st.st_ino)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, (cached[0], cached[1])
 
 
 def real_root(root: str | os.PathLike[str]) -> str:
-    """The real path of a trusted root, as :func:`open_confined` walks from it
-    (resolved once per process)."""
+    """The real path of a trusted root, as :func:`open_confined` last walked
+    from it."""
     return _roots(os.fspath(root))[0]
 
 
@@ -249,11 +283,10 @@ def open_confined(
     segments = (
         split_relative(untrusted) if isinstance(untrusted, str) else list(untrusted)
     )
-    roots = _roots(os.fspath(root))
     if not HAS_DIR_FD:  # pragma: no cover - Windows
-        return _open_checked(roots, segments, _shown(untrusted))
+        return _open_checked(_roots(os.fspath(root)), segments, _shown(untrusted))
     try:
-        root_fd = os.open(roots[0], _DIR_FLAGS)
+        root_fd, roots = _open_root(os.fspath(root))
     except OSError as e:
         _refuse(untrusted, f"the root cannot be opened ({e.strerror})")
     # The directories walked so far, the root first; names[i] is the name

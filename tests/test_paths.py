@@ -719,3 +719,35 @@ def test_split_relative_long_paths_are_checked_too() -> None:
 def test_confined_path_joins_like_os_path_join(root: str) -> None:
     segments = ["a", "b.txt"]
     assert str(ConfinedPath(root, segments)) == os.path.join(root, *segments)
+
+
+def test_a_root_that_is_a_link_follows_its_swap(tmp_path: pathlib.Path) -> None:
+    """Outside review: a "current" -> release root was resolved once per
+    process, so after a deploy swapped the link the old release's files
+    (removed from the live tree) were still served."""
+    for release, name in (("rel1", "old.txt"), ("rel2", "new.txt")):
+        (tmp_path / release).mkdir()
+        (tmp_path / release / name).write_bytes(release.encode())
+    current = tmp_path / "current"
+    current.symlink_to("rel1")
+    root = str(current)
+
+    opened = open_confined(root, "old.txt")
+    os.close(opened.fd)
+    assert opened.path == str(tmp_path / "rel1" / "old.txt")
+    # The deploy: an atomic swap of the link.
+    (tmp_path / "next").symlink_to("rel2")
+    os.replace(tmp_path / "next", current)
+
+    with pytest.raises(FileNotFound):
+        open_confined(root, "old.txt")
+    opened = open_confined(root, "new.txt")
+    try:
+        assert os.read(opened.fd, 10) == b"rel2"
+        assert opened.path == str(tmp_path / "rel2" / "new.txt")
+    finally:
+        os.close(opened.fd)
+    with PathFile("new.txt", root=root) as file:
+        with file.open() as handle:
+            assert handle.read() == b"rel2"
+        assert file.real_path == str(tmp_path / "rel2" / "new.txt")
