@@ -33,6 +33,7 @@ import typing as t
 from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 from flask import current_app
 from flask import request
@@ -197,7 +198,7 @@ def verify_nginx_secure_link(
         ``$uri`` holds it).
     :param md5: the ``md5`` query parameter.
     :param expires: the ``expires`` query parameter, as sent.
-    :param secret: the secret of :func:`nginx_secure_link`.
+    :param secret: the secret of :func:`~flask_download.nginx_secure_link`.
     :param remote_addr: the client's address, when links are bound to it.
     :raises InvalidSignature: the hash does not match (nginx: 403).
     :raises SignatureExpired: the link is past its expiry (nginx: 410).
@@ -424,6 +425,28 @@ def _source_ip(ip_address: str) -> str:
     return str(network)  # "/32" (or "/128") added to a bare address
 
 
+# What stays as it is in a CloudFront URL: RFC 3986's reserved and
+# unreserved characters and existing escapes, but "*" (and, in the path, "?"
+# cannot occur): a literal "*" in a policy's Resource is a wildcard.
+_CF_PATH_SAFE = "/%:@!$&'()+,;=~-._"
+_CF_QUERY_SAFE = _CF_PATH_SAFE + "?"
+
+
+def _cloudfront_url(url: str, wildcard: bool = False) -> str:
+    """``url`` as a client will request it, so that the signature matches.
+
+    Spaces, non-ASCII and other characters a client percent-encodes are
+    encoded here; so is ``*``, which a policy's ``Resource`` would read as
+    a wildcard over other files, unless ``wildcard`` asks for one (signed
+    cookies for a folder). Existing escapes are kept.
+    """
+    parts = urlsplit(url)
+    star = "*" if wildcard else ""
+    path = quote(parts.path, safe=_CF_PATH_SAFE + star)
+    query = quote(parts.query, safe=_CF_QUERY_SAFE + star)
+    return urlunsplit(parts._replace(path=path, query=query))
+
+
 def _cloudfront_policy(
     signer: t.Any,
     url: str,
@@ -488,6 +511,9 @@ def cloudfront_signed_url(
     and ``cryptography`` (extra ``Flask-Download[cdn]``).
 
     :param url: the CloudFront URL of the file (``https://d111.cloudfront.net/a.pdf``).
+        Characters a client percent-encodes (spaces, non-ASCII) are encoded
+        as it will request them, and so is ``*``: a link names one file,
+        never a wildcard (use ``policy`` for that).
     :param key_pair_id: the ID of the public key registered in CloudFront.
     :param private_key: the matching RSA private key: PEM text or bytes, or
         a loaded ``cryptography`` key. Keep it out of the code (a secret
@@ -505,6 +531,7 @@ def cloudfront_signed_url(
     :raises ImportError: ``botocore`` or ``cryptography`` is not installed.
     """
     signer = _cloudfront_signer(key_pair_id, private_key)
+    url = _cloudfront_url(url)
     custom = _cloudfront_policy(signer, url, expires, policy, ip_address, not_before)
     if custom is None:
         if expires is None:
@@ -540,6 +567,7 @@ def cloudfront_signed_cookies(
     The arguments are those of :func:`cloudfront_signed_url`.
     """
     signer = _cloudfront_signer(key_pair_id, private_key)
+    url = _cloudfront_url(url, wildcard=True)
     if policy is None and "*" in url and ip_address is None and not_before is None:
         # A canned policy cannot hold a wildcard: CloudFront needs it custom.
         policy = {"Statement": [{"Resource": url}]}

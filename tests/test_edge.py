@@ -457,6 +457,8 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 CF_URL = "https://d111111abcdef8.cloudfront.net/albums/42/été.jpg"
+# CF_URL as a client requests it, which is what is signed.
+CF_RESOURCE = "https://d111111abcdef8.cloudfront.net/albums/42/%C3%A9t%C3%A9.jpg"
 KEY_ID = "K2JCJMDEHXQW5F"
 
 
@@ -499,7 +501,7 @@ def test_cloudfront_canned_url(rsa_key: t.Any, pem: bytes, key_form: str) -> Non
     url = cloudfront_signed_url(
         CF_URL, key_pair_id=KEY_ID, private_key=key, expires=expires
     )
-    assert url.startswith(CF_URL + "?")
+    assert url.startswith(CF_RESOURCE + "?")
     params = _query(url)
     assert set(params) == {"Expires", "Signature", "Key-Pair-Id"}
     assert params["Expires"] == str(int(expires.timestamp()))
@@ -509,7 +511,7 @@ def test_cloudfront_canned_url(rsa_key: t.Any, pem: bytes, key_form: str) -> Non
         {
             "Statement": [
                 {
-                    "Resource": CF_URL,
+                    "Resource": CF_RESOURCE,
                     "Condition": {
                         "DateLessThan": {"AWS:EpochTime": int(expires.timestamp())}
                     },
@@ -538,7 +540,7 @@ def test_cloudfront_custom_policy_with_ip_and_start(rsa_key: t.Any) -> None:
     policy = _cf_b64decode(params["Policy"])
     _verify(rsa_key, policy, params["Signature"])
     (statement,) = json.loads(policy)["Statement"]
-    assert statement["Resource"] == CF_URL
+    assert statement["Resource"] == CF_RESOURCE
     condition = statement["Condition"]
     assert condition["IpAddress"] == {"AWS:SourceIp": "203.0.113.9/32"}
     start_stamp = int(start.replace(tzinfo=datetime.timezone.utc).timestamp())
@@ -604,7 +606,7 @@ def test_cloudfront_cookies_canned(rsa_key: t.Any) -> None:
     assert cookies["CloudFront-Expires"] == "2000000000"
     assert cookies["CloudFront-Key-Pair-Id"] == KEY_ID
     condition = {"DateLessThan": {"AWS:EpochTime": 2_000_000_000}}
-    canned = {"Statement": [{"Resource": CF_URL, "Condition": condition}]}
+    canned = {"Statement": [{"Resource": CF_RESOURCE, "Condition": condition}]}
     _verify(
         rsa_key,
         json.dumps(canned, separators=(",", ":")).encode(),
@@ -667,3 +669,65 @@ def test_weak_secret_fails_at_init_app(secret: t.Any) -> None:
     app.config["DOWNLOAD_NGINX_SECURE_LINK_SECRET"] = secret
     with pytest.raises(ConfigurationError, match="secret|SECRET"):
         FlaskDownload(app)
+
+
+def test_cloudfront_url_with_a_star_names_one_file(rsa_key: t.Any) -> None:
+    """Outside review: a literal ``*`` from ``url_for`` became a wildcard in
+    the custom policy's Resource, granting every matching file."""
+    base = "https://d111111abcdef8.cloudfront.net/media/"
+    url = cloudfront_signed_url(
+        base + "user*/x.pdf",
+        key_pair_id=KEY_ID,
+        private_key=rsa_key,
+        expires=datetime.timedelta(hours=1),
+        ip_address="203.0.113.9",
+    )
+    assert url.startswith(base + "user%2A/x.pdf?")
+    policy = _cf_b64decode(_query(url)["Policy"])
+    _verify(rsa_key, policy, _query(url)["Signature"])
+    (statement,) = json.loads(policy)["Statement"]
+    assert statement["Resource"] == base + "user%2A/x.pdf"
+    assert "*" not in statement["Resource"]
+
+
+def test_cloudfront_url_is_signed_as_a_client_requests_it(rsa_key: t.Any) -> None:
+    """A space or a non-ASCII letter is percent-encoded by the client: the
+    canned policy is signed over that spelling (escapes kept)."""
+    expires = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    base = "https://d111111abcdef8.cloudfront.net/"
+    url = cloudfront_signed_url(
+        base + "a b/ü.pdf?v=1 2&x=%41",
+        key_pair_id=KEY_ID,
+        private_key=rsa_key,
+        expires=expires,
+    )
+    resource = base + "a%20b/%C3%BC.pdf?v=1%202&x=%41"
+    assert url.startswith(resource + "&Expires=")
+    canned = json.dumps(
+        {
+            "Statement": [
+                {
+                    "Resource": resource,
+                    "Condition": {
+                        "DateLessThan": {"AWS:EpochTime": int(expires.timestamp())}
+                    },
+                }
+            ]
+        },
+        separators=(",", ":"),
+    ).encode()
+    _verify(rsa_key, canned, _query(url)["Signature"])
+
+
+def test_cloudfront_cookies_keep_the_folder_wildcard(rsa_key: t.Any) -> None:
+    cookies = cloudfront_signed_cookies(
+        "https://d111111abcdef8.cloudfront.net/albums/4 2/*",
+        key_pair_id=KEY_ID,
+        private_key=rsa_key,
+        expires=datetime.timedelta(hours=1),
+    )
+    policy = _cf_b64decode(cookies["CloudFront-Policy"])
+    (statement,) = json.loads(policy)["Statement"]
+    assert (
+        statement["Resource"] == "https://d111111abcdef8.cloudfront.net/albums/4%202/*"
+    )
