@@ -20,6 +20,7 @@ import threading
 import time
 import typing as t
 
+from ._grammar import valid_opaque_tag
 from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
@@ -401,10 +402,17 @@ class VirtualFile(DownloadFile):
         ``StringIO`` and seekable binary file-like objects).
     :param modified_time: the last modification, sent as ``Last-Modified``.
         A naive datetime is taken as UTC.
-    :param etag: an entity tag, bare (without quotes).
+    :param etag: a strong entity tag, bare: ``abc`` is sent as
+        ``ETag: "abc"``. One pair of surrounding quotes is taken off
+        (``'"abc"'`` is ``abc``).
     :param charset: the encoding of text content (default UTF-8), also
         announced for ``text/*`` types (the wrapper's :attr:`charset`).
-    :raises ConfigurationError: ``charset`` is not a known encoding.
+    :raises ConfigurationError: ``charset`` is not a known encoding, or
+        ``etag`` cannot be sent in a header (a weak ``W/`` tag, quotes
+        inside, spaces or control characters).
+    :raises TypeError: ``etag`` is not a ``str``; or an iterator yields a
+        chunk that is neither ``bytes``-like nor ``str`` (raised when the
+        body gets there: the response ends short and the connection closes).
     :raises UnicodeEncodeError: a ``str`` or ``StringIO`` has a character
         ``charset`` cannot encode (streamed text fails when it gets there).
     """
@@ -425,6 +433,8 @@ class VirtualFile(DownloadFile):
     ) -> None:
         self.name = name
         self.modified_time = None if modified_time is None else as_utc(modified_time)
+        if etag is not None:
+            etag = _bare_etag(etag)
         self._bytes: bytes | None = None
         self._stream: t.IO[bytes] | None = None
         self._iterable: cabc.Iterable[bytes | str] | None = None
@@ -538,6 +548,24 @@ def _text_encoding(charset: str | None) -> str:
     return charset
 
 
+def _bare_etag(etag: str) -> str:
+    """``etag`` as a bare opaque tag, one pair of surrounding quotes taken off."""
+    if not isinstance(etag, str):
+        raise TypeError(
+            f"VirtualFile etag must be a str (or None), not {type(etag).__name__}."
+        )
+    bare = etag[1:-1] if len(etag) >= 2 and etag[0] == etag[-1] == '"' else etag
+    # RFC 9110 §8.8.3: what goes between the quotes of a strong entity tag.
+    if not valid_opaque_tag(bare):
+        raise ConfigurationError(
+            f"VirtualFile etag {etag!r} cannot be sent: pass the tag bare, such"
+            " as etag='abc' (sent as ETag: \"abc\"), in visible ASCII"
+            " characters: no '\"' inside, no spaces, newlines or other control"
+            " characters, and no 'W/' (a weak tag cannot be given)."
+        )
+    return bare
+
+
 def _encode_chunks(
     chunks: cabc.Iterable[bytes | str], encoding: str
 ) -> cabc.Iterator[bytes]:
@@ -545,6 +573,8 @@ def _encode_chunks(
 
     One incremental encoder for the whole stream: a stateful encoding (a
     byte order mark, ISO-2022 shifts) is written once, not once a chunk.
+
+    :raises TypeError: a chunk is neither bytes-like nor ``str``.
     """
     encoder = None
     for chunk in chunks:
@@ -552,12 +582,29 @@ def _encode_chunks(
             if encoder is None:
                 encoder = codecs.getincrementalencoder(encoding)()
             chunk = encoder.encode(chunk)
+        elif not isinstance(chunk, (bytes, bytearray, memoryview)):
+            # bytes(chunk) would make an int n into n zero bytes (iterating
+            # over a bytes object yields ints), and a list of ints into bytes.
+            raise _chunk_type_error(chunk)
         if chunk:
             yield bytes(chunk)
     if encoder is not None:
         tail = encoder.encode("", final=True)
         if tail:
             yield tail
+
+
+def _chunk_type_error(chunk: object) -> TypeError:
+    message = (
+        f"A VirtualFile iterator yielded a chunk of type {type(chunk).__name__!r};"
+        " chunks must be bytes, bytearray, memoryview or str."
+    )
+    if isinstance(chunk, int):
+        message += (
+            " (Iterating over a bytes object yields ints: pass the bytes"
+            " object itself, or an iterator of bytes objects.)"
+        )
+    return TypeError(message)
 
 
 def _is_seekable(stream: t.IO[bytes]) -> bool:

@@ -268,11 +268,25 @@ class ObjectDownloadView(DownloadView):
         the download needs are loaded by the same query even if they are
         deferred.
 
+        Override it to find the row another way (a composite key, another
+        store, ``db.session.get(Document, self.kwargs["id"])``). The override
+        is used on its own: a session is required only when it calls this
+        default (``super().get_object()``). It may return ``None`` for "no
+        such row" (what :meth:`~sqlalchemy.orm.Session.get` gives): that is
+        answered 404, like raising :exc:`~flask_download.FileNotFound`.
+
         :raises FileNotFound: no such row (also for ids the database cannot
             hold, such as 2**63 and up or non-integers for integer keys).
-        :raises ConfigurationError: the URL has neither variable.
+        :raises ConfigurationError: the URL has neither variable, or there is
+            no session (see :meth:`get_session`).
         """
-        session = getattr(self, "_session", None) or self.get_session()
+        session = self.__dict__.get("_session")
+        if session is None:
+            session = self.get_session()  # called directly, not by get_file
+        elif session is _NO_SESSION:
+            # An overridden get_object calling this one: the session is
+            # needed now (and raises the error saying why there is none).
+            session = self._open_session(self.get_session())
         pk = self.kwargs.get(self.pk_url_kwarg)
         slug = self.kwargs.get(self.slug_url_kwarg)
         if pk is None and slug is None:
@@ -428,10 +442,38 @@ class ObjectDownloadView(DownloadView):
     def get_file(self) -> DownloadFile:
         """Find the row and make the wrapper of its file, then free the session.
 
-        :raises FileNotFound: no row, a NULL column, or a missing file.
+        :raises FileNotFound: no row (:meth:`get_object` raised it or returned
+            ``None``), a NULL column, or a missing file.
+        """
+        if "get_object" in self.__dict__ or type(self).get_object is not _GET_OBJECT:
+            # An overridden get_object may find the row without a session:
+            # one that is configured is handled as usual (given back before
+            # the body); without one, the override runs on its own.
+            try:
+                source = self.get_session()
+            except ConfigurationError:
+                self._session = _NO_SESSION
+            else:
+                self._open_session(source)
+        else:
+            self._open_session(self.get_session())
+        try:
+            obj = self.object = self.get_object()
+            if obj is None:
+                raise FileNotFound(
+                    f"{type(self).__name__}.get_object() found no row for"
+                    f" {self.kwargs!r}."
+                )
+            return self.file_from_object(obj)
+        finally:
+            self._close_session()
+
+    def _open_session(self, source: t.Any) -> t.Any:
+        """The session of this request, from :meth:`get_session`'s ``source``.
+
+        Kept on the view until :meth:`_close_session`.
         """
         _, orm_ = _import_sqlalchemy()
-        source: t.Any = self.get_session()
         owned = isinstance(source, orm_.sessionmaker)
         scoped = not owned and isinstance(source, orm_.scoped_session)
         if self._loads_rows() and (owned or (scoped and not source.registry.has())):
@@ -445,21 +487,24 @@ class ObjectDownloadView(DownloadView):
             session = source()
         else:
             session = source
+        self._session_end = (owned, not session.in_transaction())
         self._session = session
-        began = not session.in_transaction()
-        try:
-            self.object = self.get_object()
-            return self.file_from_object(self.object)
-        finally:
-            session = self._session
-            if self.__dict__.pop("_lazy_session", None) is not None:
-                pass  # no session was made: nothing to give back
-            elif owned:
-                # Our own session: close it, the row was read already.
-                session.close()
-            else:
-                self.release_session(session, began)
-            del self._session
+        return session
+
+    def _close_session(self) -> None:
+        """Give back the session of :meth:`_open_session`, if one was opened."""
+        session = self.__dict__.pop("_session")
+        end = self.__dict__.pop("_session_end", None)
+        if end is None:
+            return  # the overridden get_object needed none
+        owned, began = end
+        if self.__dict__.pop("_lazy_session", None) is not None:
+            pass  # no session was made: nothing to give back
+        elif owned:
+            # Our own session: close it, the row was read already.
+            session.close()
+        else:
+            self.release_session(session, began)
 
     def file_from_object(self, obj: t.Any) -> DownloadFile:
         """Make the wrapper of ``obj``'s file, reading every field it needs now.
@@ -638,6 +683,12 @@ def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.
 
 
 # -- the cached lookups ------------------------------------------------------
+
+_GET_OBJECT = ObjectDownloadView.get_object
+
+#: Stands for the session while an overridden ``get_object`` runs without
+#: one (see ``ObjectDownloadView.get_file``).
+_NO_SESSION: t.Any = object()
 
 # Names of the bound parameters of a lookup (unlikely to meet a user's own).
 _PK = "flask_download_pk"

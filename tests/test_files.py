@@ -5,17 +5,22 @@ import datetime
 import io
 import os
 import pathlib
+import socket
 import time
 import types
 import typing as t
 
 import pytest
+from conftest import running_werkzeug
 from conftest import SAMPLE_FILES
+from flask import Flask
+from flask import request
 
 from flask_download import DownloadError
 from flask_download import DownloadFile
 from flask_download import FileNotFound
 from flask_download import PathFile
+from flask_download import VirtualDownloadView
 from flask_download import VirtualFile
 from flask_download.files import read_slice
 
@@ -260,6 +265,73 @@ def test_virtual_etag_given() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "bare"),
+    [
+        ("v1", "v1"),
+        ('"v1"', "v1"),
+        ("", ""),
+        ('""', ""),
+        ("W/v1", "W/v1"),  # no quotes: "W/v1" is a strong tag like any other
+        ("a!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "a!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+        ("caf\xe9", "caf\xe9"),  # obs-text: RFC 9110 etagc allows it
+    ],
+    ids=["bare", "quoted", "empty", "quoted-empty", "w-slash", "punctuation", "latin1"],
+)
+def test_virtual_etag_is_stored_bare(given: str, bare: str) -> None:
+    """Review: an etag given in quotes was sent as ``""abc""``."""
+    for content in (b"x", iter([b"x"])):
+        assert VirtualFile(content, etag=given).etag == bare
+
+
+@pytest.mark.parametrize(
+    "given",
+    ['W/"v1"', '"a"b"', 'a"b', '"', '"v1', "a b", "a\r\nX-Injected: 1", "a\tb"]
+    + ["\x7f", "\x00", "tag\u20ac"],
+    ids=[
+        "weak",
+        "inner-quote",
+        "quote",
+        "lone-quote",
+        "unbalanced",
+        "space",
+        "crlf",
+        "tab",
+        "del",
+        "nul",
+        "beyond-latin1",
+    ],
+)
+def test_virtual_etag_that_is_not_an_opaque_tag_is_refused(given: str) -> None:
+    """Review: such etags went out as invalid headers (or a 500 at response
+    time); refused when the wrapper is made, saying what to pass."""
+    for content in (b"x", iter([b"x"])):
+        with pytest.raises(ValueError, match="pass the tag bare") as info:
+            VirtualFile(content, etag=given)
+        assert isinstance(info.value, DownloadError)
+
+
+def test_virtual_etag_must_be_a_str() -> None:
+    with pytest.raises(TypeError, match="etag must be a str"):
+        VirtualFile(b"x", etag=5)  # type: ignore[arg-type]
+
+
+def test_virtual_quoted_etag_is_sent_and_matched_once_quoted(app: Flask) -> None:
+    """Review: ``etag='"abc"'`` gave ``ETag: ""abc""``, which no
+    ``If-None-Match`` could match."""
+
+    class Tagged(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return VirtualFile(b"data", name="d.bin", etag='"abc"')
+
+    app.add_url_rule("/tagged", view_func=Tagged.as_view("tagged"))
+    client = app.test_client()
+    with client.get("/tagged") as rv:
+        assert rv.headers["ETag"] == '"abc"'
+    with client.get("/tagged", headers={"If-None-Match": '"abc"'}) as rv:
+        assert rv.status_code == 304
+
+
+@pytest.mark.parametrize(
     ("chunk_size", "start", "stop", "expected"),
     [
         (4, 0, None, [b"0123", b"4567", b"89"]),
@@ -400,6 +472,111 @@ def test_virtual_iterator_cannot_open() -> None:
     file = VirtualFile(iter([b"ab"]))
     with pytest.raises(TypeError):
         file.open()
+
+
+@pytest.mark.parametrize(
+    ("chunks", "sent", "kind"),
+    [
+        ([*b"hi"], b"", "int"),
+        ([b"ok", 10**12], b"ok", "int"),
+        ([b"ok", [104, 105]], b"ok", "list"),
+        ([b"ok", None], b"ok", "NoneType"),
+    ],
+    ids=["iterated-bytes", "huge-int", "list", "none"],
+)
+def test_virtual_iterator_chunk_that_is_not_bytes_or_str_is_a_type_error(
+    chunks: list[t.Any], sent: bytes, kind: str
+) -> None:
+    """Review: ``bytes(chunk)`` made an int n into n zero bytes (a huge one
+    into a huge allocation), and a list of ints into bytes."""
+    received = []
+    with pytest.raises(TypeError, match="bytes, bytearray, memoryview or str") as info:
+        for chunk in VirtualFile(iter(chunks)).chunks():
+            received.append(chunk)
+    assert b"".join(received) == sent
+    assert f"chunk of type {kind!r}" in str(info.value)
+
+
+def test_virtual_iterator_of_ints_names_the_likely_mistake() -> None:
+    with pytest.raises(TypeError, match="'int'.*pass the bytes object itself"):
+        list(VirtualFile(iter(b"hi")).chunks())  # type: ignore[arg-type]
+
+
+def test_virtual_iterator_of_bytes_likes() -> None:
+    chunks: list[t.Any] = [b"a", bytearray(b"b"), memoryview(b"c"), "d", b""]
+    received = list(VirtualFile(iter(chunks)).chunks())
+    assert received == [b"a", b"b", b"c", b"d"]
+    assert all(type(chunk) is bytes for chunk in received)
+
+
+def test_virtual_iterator_type_error_ends_the_body_and_closes_the_iterator(
+    app: Flask,
+) -> None:
+    """Review: the TypeError reaches the server mid-body (the response is
+    cut short) and the iterator is closed."""
+    closed: list[bool] = []
+
+    def generate() -> cabc.Iterator[t.Any]:
+        try:
+            yield b"first"
+            yield 7
+            yield b"never"
+        finally:
+            closed.append(True)
+
+    class Broken(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return VirtualFile(generate(), name="b.bin")
+
+    app.add_url_rule("/broken", view_func=Broken.as_view("broken"))
+    with app.test_client().get("/broken", buffered=False) as rv:
+        assert rv.status_code == 200
+        body = iter(rv.response)
+        assert next(body) == b"first"
+        with pytest.raises(TypeError, match="chunk of type 'int'"):
+            next(body)
+    assert closed == [True]
+
+
+def _broken_stream_app() -> Flask:
+    app = Flask("broken_stream")
+
+    def generate() -> cabc.Iterator[t.Any]:
+        yield b"first chunk"
+        yield 7
+
+    class Broken(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            size = int(request.args["size"]) if "size" in request.args else None
+            return VirtualFile(generate(), name="b.bin", size=size)
+
+    app.add_url_rule("/broken", view_func=Broken.as_view("broken"))
+    return app
+
+
+@pytest.mark.parametrize("query", ["", "?size=100"], ids=["chunked", "sized"])
+def test_virtual_iterator_type_error_closes_the_connection_on_a_server(
+    query: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: a bad chunk mid-stream on a real server ends the body short
+    and closes the connection (no hang, no body the client takes as whole:
+    no last chunk, or fewer bytes than Content-Length)."""
+    with running_werkzeug(_broken_stream_app()) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            # Keep-alive asked for: the server must still close.
+            sock.sendall(f"GET /broken{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = b""
+            while data := sock.recv(65536):
+                received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    if query:
+        assert b"Content-Length: 100" in head
+        assert body == b"first chunk"
+    else:
+        assert b"Transfer-Encoding: chunked" in head
+        assert body == b"b\r\nfirst chunk\r\n"  # and no "0\r\n\r\n"
 
 
 def test_virtual_close_closes_generator() -> None:

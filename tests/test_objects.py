@@ -956,3 +956,155 @@ def test_sessionmaker_attribute_makes_sessions_only_when_needed(
     assert len(made) == 3  # the mapped instance needs a session per request
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     engine.dispose()
+
+
+# -- an overridden get_object ------------------------------------------------
+
+
+class SessionGet(ObjectDownloadView):
+    """Loads the row itself, as the docs of get_object suggest."""
+
+    model = Document
+    file_field = "path"
+
+    def get_object(self) -> Document | None:
+        return db.session.get(Document, self.kwargs["id"])
+
+
+def test_get_object_returning_none_is_404(db_app: Flask, db_client: t.Any) -> None:
+    """Review: ``None`` from an overridden get_object (``Session.get`` of a
+    missing row) was a 500 (AttributeError), not a 404."""
+    row = _add(db_app, path="hello.txt")
+    _route(db_app, "/get/<int:id>", SessionGet)
+    with db_client.get(f"/get/{row}") as rv:
+        assert rv.data == b"Hello, world!\n"
+    with db_client.get(f"/get/{row + 1}") as rv, db_client.get("/doc/999") as gone:
+        assert rv.status_code == gone.status_code == 404
+        assert rv.data == gone.data
+
+
+def test_get_object_override_using_the_session_gives_it_back(
+    db_app: Flask, db_client: t.Any
+) -> None:
+    """The override's query on Flask-SQLAlchemy's session ends before the body,
+    as the view's own does (see release_session)."""
+    row = _add(db_app, path="hello.txt")
+    _route(db_app, "/get/<int:id>", SessionGet)
+    checked_out: list[int] = []
+
+    @db_app.after_request
+    def record(response: t.Any) -> t.Any:
+        checked_out.append(db.engine.pool.checkedout())  # type: ignore[attr-defined]
+        return response
+
+    for url in (f"/get/{row}", "/get/999"):
+        with db_client.get(url) as rv:
+            assert rv.status_code in (200, 404)
+    assert checked_out == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "found",
+    [None, types.SimpleNamespace(file=b"from elsewhere", name="e.txt")],
+    ids=["none", "object"],
+)
+def test_get_object_override_needs_no_database_session(
+    app: Flask, found: t.Any
+) -> None:
+    """Review: with no Flask-SQLAlchemy and no ``session``, an overridden
+    get_object was never called: every request raised ConfigurationError."""
+
+    class Elsewhere(ObjectDownloadView):
+        basename_field = "name"
+
+        def get_object(self) -> t.Any:
+            return found
+
+    app.add_url_rule("/else/<int:id>", view_func=Elsewhere.as_view("else"))
+    with app.test_client().get("/else/1") as rv:
+        if found is None:
+            assert rv.status_code == 404
+        else:
+            assert rv.data == b"from elsewhere"
+            assert rv.headers["Content-Disposition"] == 'attachment; filename="e.txt"'
+
+
+def test_get_object_override_with_its_own_session(
+    app: Flask, tmp_path: pathlib.Path
+) -> None:
+    """An app without Flask-SQLAlchemy whose override opens its own session."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'own.sqlite'}")
+    Base.metadata.create_all(engine, tables=[Document.__table__])  # type: ignore[list-item]
+    with orm.Session(engine) as session:
+        session.add(Document(id=1, path="hello.txt", filename="own.txt"))
+        session.commit()
+
+    class OwnSession(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+        basename_field = "filename"
+
+        def get_object(self) -> Document | None:
+            with orm.Session(engine) as session:
+                return session.get(Document, self.kwargs["id"])
+
+    app.add_url_rule("/own/<int:id>", view_func=OwnSession.as_view("own"))
+    client = app.test_client()
+    with client.get("/own/1") as rv:
+        assert rv.data == b"Hello, world!\n"
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="own.txt"'
+    with client.get("/own/2") as rv:
+        assert rv.status_code == 404
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def test_get_object_override_calling_the_default_still_needs_a_session(
+    app: Flask,
+) -> None:
+    class Wrapping(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+
+        def get_object(self) -> t.Any:
+            return super().get_object()
+
+    with app.test_request_context("/"):
+        view = Wrapping(kwargs={"id": 1})
+        with pytest.raises(ConfigurationError, match="Flask-SQLAlchemy"):
+            view.get_file()
+        assert "_session" not in view.__dict__
+
+
+def test_get_object_override_calling_the_default_gets_a_session_made_then(
+    db_app: Flask, tmp_path: pathlib.Path
+) -> None:
+    """A ``sessionmaker`` attribute: the default lookup, reached through
+    ``super()``, gets a session of its own, closed after the lookup."""
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=1, max_overflow=0
+    )
+    seen: list[t.Any] = []
+
+    class Wrapping(ObjectDownloadView):
+        model = Document
+        file_field = "path"
+        session = orm.sessionmaker(engine)
+
+        def get_object(self) -> t.Any:
+            found = super().get_object()
+            seen.append(found)
+            return found
+
+    _route(db_app, "/wrap/<int:id>", Wrapping)
+    row = _add(db_app, path="hello.txt")
+    client = db_app.test_client()
+    for _ in range(3):  # a pool of one: each request must give it back
+        with client.get(f"/wrap/{row}") as rv:
+            assert rv.data == b"Hello, world!\n"
+    with client.get("/wrap/999") as rv:
+        assert rv.status_code == 404
+    assert len(seen) == 3
+    assert all(isinstance(found, Document) for found in seen)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    engine.dispose()
