@@ -8,13 +8,16 @@ the package), which it creates on first run:
   random unless ``SECRET_KEY`` is set in ``instance/config.py``;
 - ``example.sqlite``: users and documents (Flask-SQLAlchemy);
 - ``files/uploads/``: the uploaded files, under generated keys;
-- ``files/sample/large.bin``: a large file made once for the resume demo
-  (sparse: it takes almost no disk space).
+- ``files/sample/``: made once on first run: the sample users' documents
+  (:mod:`~example_app.samples`), a large file for the resume demo (sparse:
+  it takes almost no disk space), the files of the storage demo and the
+  files behind the nginx secure links.
 
 The app is made by :func:`create_app` from three blueprints: ``auth``
 (pick a user), ``documents`` (upload, list, download, preview, share;
 :mod:`~example_app.archive` and :mod:`~example_app.export` add the ZIP and
-the CSV list to it) and ``demo`` (the large file).
+the CSV list to it) and ``demo`` (a large file, a storage, a remote file
+and nginx secure links). The index page links to every kind of download.
 """
 
 from __future__ import annotations
@@ -70,6 +73,13 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
         # Browsers may reuse a download for a minute, then revalidate (304).
         DOWNLOAD_CACHE_MAX_AGE=60,
         EXAMPLE_LARGE_FILE_SIZE=LARGE_FILE_SIZE,
+        # The fsspec storage of StorageDownloadView; None is the folder
+        # DOWNLOAD_ROOT/sample/storage as a file:// URL (or s3://bucket/prefix).
+        EXAMPLE_STORAGE_URL=None,
+        # The remote file HTTPDownloadView streams through the app. Only
+        # public addresses are fetched: to proxy a server on this machine or
+        # your network, list its host in DOWNLOAD_HTTP_ALLOWED_HOSTS too.
+        EXAMPLE_HTTP_URL="https://www.rfc-editor.org/rfc/rfc9110.txt",
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -84,15 +94,19 @@ def create_app(test_config: cabc.Mapping[str, t.Any] | None = None) -> Flask:
     from . import demo
     from . import documents
     from . import export  # noqa: F401 - adds /documents.csv to documents.bp
+    from . import samples
 
-    # Files first: FlaskDownload checks that DOWNLOAD_ROOT is a directory.
+    # Files first: FlaskDownload checks that DOWNLOAD_ROOT is a directory
+    # (and the secret shared with nginx, made here unless it is set).
     documents.make_upload_dir(app)
     demo.make_large_file(app)
+    demo.make_storage_files(app)
+    demo.make_edge_files(app)
     download.init_app(app)
     db.init_app(app)
     with app.app_context():
-        # Creates the tables and the sample users on first run only.
-        init_db()
+        # The tables, then on first run only the sample users and documents.
+        init_db(samples.sample_documents)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(documents.bp)

@@ -175,14 +175,42 @@ def _get_own_document(id: int) -> Document:
     return document
 
 
+#: The ZIP link of the index holds this many of the newest documents.
+ARCHIVE_LINK_MEMBERS = 10
+#: How long the signed link of the index stays valid, in seconds.
+INDEX_SHARE_EXPIRES = 300
+# Shown inline with Content-Security-Policy: sandbox (the preview the index
+# links to, to show that their scripts do not run).
+_ACTIVE_TYPES = frozenset({"text/html", "image/svg+xml"})
+
+
 @bp.get("/")
 @login_required
 def index() -> str:
-    """The user's documents, an upload form and the large-file demo."""
+    """The user's documents, an upload form and a link to each kind of download.
+
+    The links that need a document use the newest one (and the newest HTML
+    or SVG page for the sandboxed preview); the others come from the
+    ``demo`` blueprint (see :func:`example_app.demo.demo_links`).
+    """
     documents = db.session.scalars(
         own_documents().order_by(Document.uploaded_at.desc(), Document.id.desc())
     ).all()
-    return render_template("index.html", documents=documents, previewable=previewable)
+    newest = documents[0] if documents else None
+    share_url = None
+    if newest is not None:
+        share_url = signed_url_for(
+            ".shared", id=newest.id, expires_in=INDEX_SHARE_EXPIRES
+        )
+    return render_template(
+        "index.html",
+        documents=documents,
+        previewable=previewable,
+        newest=newest,
+        page=next((d for d in documents if d.mimetype in _ACTIVE_TYPES), None),
+        share_url=share_url,
+        archive_ids=[d.id for d in documents[:ARCHIVE_LINK_MEMBERS]],
+    )
 
 
 @bp.post("/upload")

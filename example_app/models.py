@@ -1,11 +1,13 @@
 """The example's database: users and their documents, in SQLite.
 
 Flask-SQLAlchemy keeps the database in the instance folder (see
-:func:`example_app.create_app`); :func:`init_db` creates it on first run.
+:func:`example_app.create_app`); :func:`init_db` creates it on first run,
+with the sample users and their documents.
 """
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import datetime
 
 import sqlalchemy as sa
@@ -83,10 +85,29 @@ class Document(Base):
 SAMPLE_USERS = ("alice", "bob")
 
 
-def init_db() -> None:
-    """Create the tables, and the sample users in an empty database."""
+def init_db(
+    sample_documents: cabc.Callable[[str], cabc.Iterable[Document]] | None = None,
+) -> None:
+    """Create the tables; in an empty database, the sample users and their
+    documents too.
+
+    It runs at every start: a database that has users already is left as it
+    is, so a restart adds nothing twice (and a sample the user deleted stays
+    deleted).
+
+    :param sample_documents: makes the documents of a new sample user, given
+        their name (see :func:`example_app.samples.sample_documents`); they
+        are committed with the users, in one transaction.
+    """
     db.create_all()
     if db.session.scalar(sa.select(sa.func.count()).select_from(User)):
         return
-    db.session.add_all(User(name=name) for name in SAMPLE_USERS)
-    db.session.commit()
+    for name in SAMPLE_USERS:
+        documents = list(sample_documents(name)) if sample_documents else []
+        db.session.add(User(name=name, documents=documents))
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # Another worker, started at the same time, created them first (the
+        # user names are unique): theirs are kept.
+        db.session.rollback()

@@ -8,6 +8,8 @@ import typing as t
 import uuid
 
 from flask import Blueprint
+from werkzeug.routing import Map
+from werkzeug.routing import Rule
 
 from .exceptions import ConfigurationError
 from .objects import ObjectDownloadView
@@ -34,7 +36,7 @@ def make_download_blueprint(
     model: type[t.Any] | None = None,
     url_prefix: str | None = None,
     files: bool | None = None,
-    files_rule: str = "/<path:path>",
+    files_rule: str | None = None,
     model_rule: str | None = None,
     slug: bool | None = None,
     options: cabc.Mapping[str, t.Any] | None = None,
@@ -64,8 +66,10 @@ def make_download_blueprint(
     It makes these routes (endpoints are prefixed with ``name``, so
     ``url_for("downloads.file", path="a/b.pdf")``):
 
-    - ``<name>.file``: ``files_rule`` (``/<path:path>``), a
-      ``PathDownloadView`` (a ``StorageDownloadView`` with ``storage``);
+    - ``<name>.file``: ``files_rule``, a ``PathDownloadView`` (a
+      ``StorageDownloadView`` with ``storage``). By default
+      ``/<path:path>``, or ``/files/<path:path>`` when the model routes are
+      made too;
     - ``<name>.object``: ``<model_rule>/<int:id>``, an ``ObjectDownloadView``;
     - ``<name>.object_by_slug``: ``<model_rule>/by-slug/<slug>``, the same.
 
@@ -76,8 +80,12 @@ def make_download_blueprint(
     serves ``DOWNLOAD_ROOT``). Paths never leave the root. The model
     routes are made when ``model`` is given; the id converter follows the
     primary key (``int``, ``uuid``, else ``string``), and the slug route is
-    made when the model has the view's ``slug_field`` (``slug``). Rules
-    with static parts win over ``/<path:path>``.
+    made when the model has the view's ``slug_field`` (``slug``).
+
+    The routes never overlap, so ``url_for`` of one view never builds a URL
+    that another view answers: a directory route that could match a model
+    URL (``files_rule="/<path:path>"`` next to ``/report/<int:id>``) is a
+    :exc:`~flask_download.ConfigurationError`.
 
     :param name: the blueprint name, prefix of its endpoints.
     :param import_name: the blueprint's import name (default: this module).
@@ -89,7 +97,10 @@ def make_download_blueprint(
     :param url_prefix: where the blueprint is mounted (``register_blueprint``
         may override it).
     :param files: whether to make the directory route (see above).
-    :param files_rule: the directory route's rule; must have ``<path:path>``.
+    :param files_rule: the directory route's rule (see above). It must have
+        the view's ``path_url_kwarg`` variable (``path``; the variable of a
+        rule with only one, such as ``/<path:name>``, becomes the view's
+        ``path_url_kwarg`` when the options do not set it).
     :param model_rule: prefix of the model routes; default
         ``/<model.__tablename__>``.
     :param slug: whether to make the slug route (default: if the model has
@@ -108,8 +119,9 @@ def make_download_blueprint(
     :param blueprint_options: other :class:`~flask.Blueprint` arguments
         (``subdomain``, ``url_defaults``...).
     :raises TypeError: an option names no attribute of its view.
-    :raises ConfigurationError: ``root`` and ``storage`` together, or
-        nothing to serve.
+    :raises ConfigurationError: ``root`` and ``storage`` together, nothing
+        to serve, a ``files_rule`` without the path variable, or routes
+        that overlap.
     """
     if root is not None and storage is not None:
         raise ConfigurationError(
@@ -126,6 +138,7 @@ def make_download_blueprint(
         name, import_name or __name__, url_prefix=url_prefix, **blueprint_options
     )
     common = dict(options or {})
+    made_files_rule: str | None = None
 
     def add(rule: str, endpoint: str, view: RouteCallable) -> None:
         for decorator in decorators:
@@ -143,11 +156,23 @@ def make_download_blueprint(
             view_class = file_view or PathDownloadView
             if root is not None:
                 attrs.setdefault("root", root)
-        if "<path:path>" not in files_rule.replace(" ", ""):
-            raise ConfigurationError(
-                f"files_rule must contain '<path:path>', not {files_rule!r}."
-            )
-        add(files_rule, FILE_ENDPOINT, view_class.as_view(FILE_ENDPOINT, **attrs))
+        path_kwarg = attrs.get(
+            "path_url_kwarg", getattr(view_class, "path_url_kwarg", "path")
+        )
+        made_files_rule = files_rule
+        if made_files_rule is None:
+            # Next to the model routes, a catch-all "/<path:path>" would
+            # build URLs such as "/report/1" that the model route answers.
+            made_files_rule = f"/<path:{path_kwarg}>"
+            if model is not None:
+                made_files_rule = "/files" + made_files_rule
+        variable = _files_rule_variable(
+            made_files_rule, path_kwarg, "path_url_kwarg" in attrs
+        )
+        if variable != path_kwarg:
+            attrs["path_url_kwarg"] = variable
+        view = view_class.as_view(FILE_ENDPOINT, **attrs)
+        add(made_files_rule, FILE_ENDPOINT, view)
 
     if model is not None:
         attrs = {**common, **(object_options or {})}
@@ -160,15 +185,24 @@ def make_download_blueprint(
         if prefix is None:
             prefix = "/" + str(getattr(model, "__tablename__", model.__name__.lower()))
         prefix = prefix.rstrip("/")
+        slug_field = attrs.get("slug_field", object_view.slug_field)
+        if slug is None:
+            slug = hasattr(model, slug_field)
+        if made_files_rule is not None and _overlap(made_files_rule, prefix, slug):
+            raise ConfigurationError(
+                "make_download_blueprint(): the file route"
+                f" {made_files_rule!r} overlaps"
+                f" the model routes under {prefix or '/'!r}, so url_for() of one"
+                " would build URLs the other answers. Give them different static"
+                " prefixes, such as files_rule='/files/<path:path>' or"
+                " model_rule='/rows'."
+            )
         pk_name = attrs.get("pk_url_kwarg", object_view.pk_url_kwarg)
         add(
             f"{prefix}/<{_pk_converter(model)}:{pk_name}>",
             OBJECT_ENDPOINT,
             object_view.as_view(OBJECT_ENDPOINT, **attrs),
         )
-        slug_field = attrs.get("slug_field", object_view.slug_field)
-        if slug is None:
-            slug = hasattr(model, slug_field)
         if slug:
             slug_name = attrs.get("slug_url_kwarg", object_view.slug_url_kwarg)
             add(
@@ -177,6 +211,52 @@ def make_download_blueprint(
                 object_view.as_view(OBJECT_BY_SLUG_ENDPOINT, **attrs),
             )
     return bp
+
+
+def _files_rule_variable(rule: str, name: str, explicit: bool) -> str:
+    """The URL variable of ``rule`` holding the file path: ``name``, or the
+    rule's only variable when ``name`` was not given explicitly."""
+    parsed = Rule(rule, endpoint=FILE_ENDPOINT)
+    try:
+        Map([parsed])  # parses the rule: its variables are known after
+    except ValueError as e:
+        raise ConfigurationError(f"Invalid files_rule {rule!r}: {e}") from None
+    variables = parsed.arguments
+    if name in variables:
+        return name
+    if not explicit and len(variables) == 1:
+        return next(iter(variables))
+    raise ConfigurationError(
+        f"files_rule {rule!r} has no '<path:{name}>' variable for the file"
+        f" view's path_url_kwarg {name!r}: write files_rule='/<path:{name}>', or"
+        " set path_url_kwarg (in file_options) to the rule's variable."
+    )
+
+
+def _segments(rule: str) -> tuple[list[str], bool]:
+    """The static segments ``rule`` starts with, and whether it has variables."""
+    static: list[str] = []
+    for segment in rule.strip("/").split("/") if rule.strip("/") else []:
+        if "<" in segment:
+            return static, True
+        static.append(segment)
+    return static, False
+
+
+def _overlap(files_rule: str, model_prefix: str, slug: bool) -> bool:
+    """Whether a URL could match both ``files_rule`` and a model route
+    (``<model_prefix>/<id>``, ``<model_prefix>/by-slug/<slug>``)."""
+    files, _ = _segments(files_rule)
+    model, model_variables = _segments(model_prefix)
+    common = min(len(files), len(model))
+    if files[:common] != model[:common]:
+        return False  # a static segment tells them apart
+    if model_variables or len(files) <= len(model):
+        return True  # the file path can take any of the model's segments
+    # The file route has a static segment past the model prefix, then at
+    # least one more: longer than the id route (one segment after the
+    # prefix), and as long as the slug route only if that segment is "by-slug".
+    return slug and len(files) == len(model) + 1 and files[-1] == "by-slug"
 
 
 def _pk_converter(model: type[t.Any]) -> str:

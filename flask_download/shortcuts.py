@@ -13,13 +13,17 @@ from __future__ import annotations
 import collections.abc as cabc
 import datetime
 import os
+import time
 import typing as t
 
 from flask import current_app
 from flask import Response
+from werkzeug.http import http_date
 
 from ._grammar import valid_opaque_tag
 from .conditional import as_utc
+from .exceptions import ConfigurationError
+from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import VirtualFile
 from .response import DownloadResponse
@@ -71,7 +75,8 @@ def send_download(
         def upload(name):
             return send_download(name, root="uploads")
 
-    A missing file (or a ``root`` path that leaves the root) answers 404.
+    A missing file (or a ``root`` path that leaves the root, or a ``root``
+    that does not exist) answers 404.
 
     ``flask.send_file``'s keywords are accepted with their Flask meaning, so
     porting a call is a rename: ``as_attachment`` (``attachment``),
@@ -88,7 +93,9 @@ def send_download(
         With ``root``, a path from the client instead.
     :param root: the directory an untrusted relative ``source`` is confined
         to, symbolic links included (``send_from_directory``); relative to
-        ``app.root_path``. Never take ``root`` itself from the client.
+        ``app.root_path``. A ``root`` that does not exist (yet) or is not a
+        directory holds no file: 404, as with ``send_from_directory``.
+        Never take ``root`` itself from the client.
     :param basename: the client-side file name; defaults to the path's last
         part or the wrapper's name.
     :param attachment: ``Content-Disposition: attachment`` (save) or, when
@@ -99,21 +106,31 @@ def send_download(
         text content (default UTF-8).
     :param cache_control: a full ``Cache-Control`` value; wins over the
         other cache arguments.
-    :param cache_max_age: ``Cache-Control: max-age`` in seconds; ``None``
-        uses ``DOWNLOAD_CACHE_MAX_AGE``.
+    :param cache_max_age: ``Cache-Control: max-age`` in seconds (without
+        ``Expires``); wins over ``max_age``.
     :param as_attachment: ``send_file``'s name of ``attachment``.
     :param download_name: ``send_file``'s name of ``basename``.
-    :param max_age: ``send_file``'s cache lifetime: seconds (or a callable
-        taking the file name) giving ``public, max-age=N``; ``0`` gives
-        ``no-cache``. Without any cache argument, ``DOWNLOAD_CACHE_MAX_AGE``
-        applies, else Flask's ``SEND_FILE_MAX_AGE_DEFAULT``.
+    :param max_age: ``send_file``'s cache lifetime, with its headers:
+        ``N`` seconds give ``Cache-Control: public, max-age=N``, ``0`` gives
+        ``no-cache, max-age=0``, both with ``Expires`` (a negative number
+        counts as ``0``). A callable gets what ``send_file`` passes: the
+        path of the file (joined to ``app.root_path`` and ``root``), a
+        wrapper's ``path``, or ``None`` for content and file-like objects;
+        it returns seconds or ``None``. Without any cache argument,
+        ``DOWNLOAD_CACHE_MAX_AGE`` applies, else Flask's
+        ``SEND_FILE_MAX_AGE_DEFAULT`` (``app.get_send_file_max_age``).
     :param conditional: ``False`` ignores the request's conditional and
         ``Range`` headers (always a full 200).
     :param etag: ``True``: the file's own strong ETag; ``False``: none; a
         string: that entity-tag (bare or quoted).
     :param last_modified: the ``Last-Modified`` time instead of the file's:
         a :class:`~datetime.datetime` (naive means UTC) or a POSIX timestamp.
+        ``etag`` and ``last_modified`` apply to this response only: a
+        :class:`~flask_download.DownloadFile` passed as ``source`` is never
+        changed.
     :raises TypeError: a ``source`` of another type.
+    :raises ConfigurationError: ``root`` is empty (``""`` would be the
+        application's own directory).
     :raises ValueError: an ``etag`` that cannot go into a header, or a
         ``last_modified`` timestamp out of range (NaN, beyond year 9999).
         A file-like ``source`` is closed before any of these is raised.
@@ -154,9 +171,9 @@ def send_download(
                 f" string, not {type(source).__name__}."
             )
         if root is None:
-            # Trusted, as in send_file: relative to the application.
-            path = os.path.join(current_app.root_path, os.fspath(source))
-            view = _SendPath(path=path, **attrs)
+            # Trusted, as in send_file: a relative path is joined to
+            # app.root_path by get_path.
+            view = _SendPath(path=source, **attrs)
         else:
             # Untrusted, as in send_from_directory: confined to root by the
             # same code as PathDownloadView's URL paths.
@@ -173,34 +190,82 @@ class _Send(DownloadView):
     _etag: str | None | t.Literal[True] = True
     _modified_time: datetime.datetime | None = None
     _max_age: int | cabc.Callable[[str | None], int | None] | None = None
+    # Cache-Control and Expires of this response, decided once (the max_age
+    # callable is called once even when a 304 and its headers need them).
+    _cache: tuple[str, str | None] | None = None
 
-    def _adjust(self, file: DownloadFile) -> DownloadFile:
+    def _adjust(self, file: DownloadFile, *, owned: bool) -> DownloadFile:
+        """``file`` with the call's ``etag`` and ``last_modified``.
+
+        A wrapper made for this call (``owned``) is changed in place; the
+        caller's own is never changed (it may be shared by other requests,
+        or its attributes read-only properties), but seen through a
+        :class:`_Revalidated` view for this response only.
+        """
+        if self._etag is True and self._modified_time is None:
+            return file
+        if not owned:
+            return _Revalidated(file, self._etag, self._modified_time)
         if self._etag is not True:
             file.etag = self._etag
         if self._modified_time is not None:
             file.modified_time = self._modified_time
         return file
 
+    def _source_path(self) -> str | None:
+        """What a ``max_age`` callable gets: the local path sent, or ``None``."""
+        return self.file.path
+
     def get_cache_control(self) -> str:
+        return self._cache_headers()[0]
+
+    def _cache_headers(self) -> tuple[str, str | None]:
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = self._decide_cache()
+        return cache
+
+    def _decide_cache(self) -> tuple[str, str | None]:
+        # Precedence: cache_control, cache_max_age, max_age, then
+        # DOWNLOAD_CACHE_MAX_AGE, then Flask's SEND_FILE_MAX_AGE_DEFAULT.
         if self.cache_control is not None or self.cache_max_age is not None:
-            return super().get_cache_control()
+            return super().get_cache_control(), None
         max_age = self._max_age
-        if max_age is None and self._settings().cache_max_age is None:
-            # Nothing said here or in DOWNLOAD_CACHE_MAX_AGE: Flask's default,
-            # as send_file would (SEND_FILE_MAX_AGE_DEFAULT, None: no-cache).
+        if max_age is None:
+            if self._settings().cache_max_age is not None:
+                return super().get_cache_control(), None
+            # Nothing said here or in DOWNLOAD_CACHE_MAX_AGE: Flask's
+            # default, as send_file would (SEND_FILE_MAX_AGE_DEFAULT).
             max_age = current_app.get_send_file_max_age
         if callable(max_age):
-            max_age = max_age(self.get_basename() or self.file.name)
+            # send_file passes the path (None for a file-like object).
+            max_age = max_age(self._source_path())
         if max_age is None:
-            return super().get_cache_control()
-        # send_file's meaning: a lifetime makes the file public; 0 means
-        # "revalidate every time".
-        return f"public, max-age={max_age}" if max_age > 0 else "no-cache"
+            return super().get_cache_control(), None
+        # Werkzeug's send_file: a lifetime makes the file public; 0 means
+        # "revalidate every time". Both come with Expires, for HTTP/1.0
+        # caches. A negative lifetime (not a valid delta-seconds, RFC 9111
+        # §1.2.2) counts as 0.
+        seconds = max(int(max_age), 0)
+        expires = http_date(min(int(time.time()) + seconds, _LAST_HTTP_DATE))
+        if seconds:
+            return f"public, max-age={seconds}", expires
+        return "no-cache, max-age=0", expires
+
+    def _add_expires(self, response: Response) -> Response:
+        expires = self._cache_headers()[1]
+        if expires is not None:
+            response.headers["Expires"] = expires
+        return response
 
     def evaluate_preconditions(self, file: DownloadFile) -> int | None:
         if not self._conditional:
             return None
         return super().evaluate_preconditions(file)
+
+    def not_modified_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
+        # RFC 9110 §15.4.5: a 304 carries the Expires the 200 would have.
+        return self._add_expires(super().not_modified_response(*args, **kwargs))
 
     def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
         if not self._conditional:
@@ -209,12 +274,52 @@ class _Send(DownloadView):
         if not self._conditional and response.status_code == 200:
             # No range request will be answered: do not advertise them.
             del response.headers["Accept-Ranges"]
+        self._add_expires(response)
         return response
 
 
+#: The last time an HTTP-date can tell (9999-12-31 23:59:59 UTC): a longer
+#: ``max_age`` gives this ``Expires`` rather than an error.
+_LAST_HTTP_DATE = 253402300799
+
+
 class _SendPath(_Send, PathDownloadView):
+    _path: str | None = None
+
+    def get_root(self) -> str | None:
+        """``root`` relative to ``app.root_path``, or ``None`` for a trusted path.
+
+        send_from_directory's meaning, not PathDownloadView's: a root that
+        does not exist (yet: a user's upload folder before the first upload),
+        or is not a directory, holds no file, and the confined opener answers
+        404 instead of a configuration error. Nothing is remembered per root
+        either: per-user roots have no end.
+
+        :raises ConfigurationError: ``root`` is empty.
+        """
+        if self.root is None:
+            return None  # a trusted path: get_path joins it to app.root_path
+        root = os.fspath(self.root)
+        if not root:
+            raise ConfigurationError(
+                "send_download(root='') would serve the application's own"
+                " directory (app.root_path), its source code included. Pass the"
+                " directory that holds the files to serve (root='.' if that is"
+                " really the application's directory)."
+            )
+        return os.path.join(current_app.root_path, root)
+
+    def get_path(self) -> str:
+        path = self._path = super().get_path()
+        return path
+
+    def _source_path(self) -> str | None:
+        # As send_file and send_from_directory: the path joined to the root
+        # (or app.root_path), before symbolic links are resolved.
+        return None if self._path is None else str(self._path)
+
     def get_file(self) -> DownloadFile:
-        return self._adjust(super().get_file())
+        return self._adjust(super().get_file(), owned=True)
 
 
 class _SendContent(_Send):
@@ -223,17 +328,118 @@ class _SendContent(_Send):
     def get_file(self) -> DownloadFile:
         content = self._content
         if isinstance(content, DownloadFile):
-            file = content
-        elif isinstance(content, (bytes, bytearray, memoryview)) or hasattr(
+            return self._adjust(content, owned=False)
+        if isinstance(content, (bytes, bytearray, memoryview)) or hasattr(
             content, "read"
         ):
             file = VirtualFile(content, charset=self.get_charset())
+            return self._adjust(file, owned=True)
+        raise TypeError(
+            "send_download takes a path, bytes, a file-like object or a"
+            f" DownloadFile, not {type(content).__name__}."
+        )
+
+
+_T = t.TypeVar("_T")
+
+
+class _Delegated(t.Generic[_T]):
+    """An attribute of :class:`_Revalidated`: the wrapped file's, read and
+    set there (a response announcing the charset of streamed text sets
+    ``charset``, which the wrapped file's ``chunks`` then encodes with),
+    unless this response gives its own value."""
+
+    def __set_name__(self, owner: type[t.Any], name: str) -> None:
+        self.name = name
+
+    @t.overload
+    def __get__(self, instance: None, owner: type[t.Any]) -> _Delegated[_T]: ...
+    @t.overload
+    def __get__(self, instance: _Revalidated, owner: type[t.Any]) -> _T: ...
+    def __get__(
+        self, instance: _Revalidated | None, owner: type[t.Any]
+    ) -> _T | _Delegated[_T]:
+        if instance is None:
+            return self
+        own = instance._own
+        if self.name in own:
+            return t.cast(_T, own[self.name])
+        return t.cast(_T, getattr(instance._file, self.name))
+
+    def __set__(self, instance: _Revalidated, value: _T) -> None:
+        if self.name in instance._own:
+            instance._own[self.name] = value
         else:
-            raise TypeError(
-                "send_download takes a path, bytes, a file-like object or a"
-                f" DownloadFile, not {type(content).__name__}."
-            )
-        return self._adjust(file)
+            setattr(instance._file, self.name, value)
+
+
+class _Revalidated(DownloadFile):
+    """A caller's wrapper with the validators of one ``send_download`` call.
+
+    ``etag`` and ``modified_time`` are this response's when the call gives
+    them; everything else is the wrapped file's (attributes, ``open``,
+    ``chunks``, ``close``), so local fast paths (``sendfile``, offload by
+    ``path``) work as with the file itself.
+    """
+
+    name = _Delegated[str | None]()
+    size = _Delegated[int | None]()
+    modified_time = _Delegated[datetime.datetime | None]()
+    etag = _Delegated[str | None]()
+    url = _Delegated[str | None]()
+    path = _Delegated[str | None]()
+    real_path = _Delegated[str | None]()
+    mimetype = _Delegated[str | None]()
+    encoding = _Delegated[str | None]()
+    charset = _Delegated[str | None]()
+    encoded_text = _Delegated[bool]()
+    crc32 = _Delegated[int | None]()
+    seekable = _Delegated[bool]()
+    _streams_text = _Delegated[bool]()
+
+    def __init__(
+        self,
+        file: DownloadFile,
+        etag: str | None | t.Literal[True],
+        modified_time: datetime.datetime | None,
+    ) -> None:
+        self._file = file
+        self._own: dict[str, t.Any] = {}
+        if etag is not True:
+            self._own["etag"] = etag
+        if modified_time is not None:
+            self._own["modified_time"] = modified_time
+
+    def open(self) -> t.IO[bytes]:
+        return self._file.open()
+
+    def chunks(
+        self,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> cabc.Iterator[bytes]:
+        return self._file.chunks(chunk_size, start, stop)
+
+    def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
+        return self._file.unchanged_check(handle)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __getattr__(self, name: str) -> t.Any:
+        # What the wrapped class adds to DownloadFile's attributes.
+        file = self.__dict__.get("_file")
+        if file is None or name.startswith("__"):
+            raise AttributeError(name)
+        if name == "was_modified_since" and "modified_time" in self._own:
+            # The wrapper's own answer is about its time, not last_modified:
+            # the view compares modified_time instead.
+            raise AttributeError(name)
+        return getattr(file, name)
+
+    def __repr__(self) -> str:
+        return repr(self._file)
 
 
 def _etag(value: bool | str) -> str | None | t.Literal[True]:

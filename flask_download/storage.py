@@ -54,20 +54,74 @@ _logger = logging.getLogger("flask_download")
 MAX_FETCH_SIZE = 8 * 1024 * 1024
 
 
-def _import_fsspec() -> t.Any:
-    return require("fsspec", "storage", "Storages")
+#: The extra that installs a URL protocol's filesystem, where it is not
+#: ``storage`` (fsspec alone); each of them includes fsspec.
+_PROTOCOL_EXTRAS = {"s3": "s3", "s3a": "s3"}
+
+
+def _import_fsspec(extra: str = "storage") -> t.Any:
+    return require("fsspec", extra, "S3 storages" if extra == "s3" else "Storages")
+
+
+def _protocols(url: str) -> list[str]:
+    # "simplecache::s3://bucket/key" chains filesystems: each one is needed.
+    # A part without "://" is a bare protocol, but the last one is a path.
+    *chained, last = url.split("::")
+    protocols = [part.partition("://")[0].lower() for part in chained]
+    protocols.append(last.partition("://")[0].lower() if "://" in last else "file")
+    return protocols
+
+
+def _url_extra(url: str) -> str:
+    """The extra to install for a storage URL: ``s3`` for ``s3://``..."""
+    for protocol in _protocols(url):
+        if protocol in _PROTOCOL_EXTRAS:
+            return _PROTOCOL_EXTRAS[protocol]
+    return "storage"
+
+
+def _missing_backend(url: str, error: ImportError) -> ImportError:
+    extra = _url_extra(url)
+    hint = (
+        f"pip install 'Flask-Download[{extra}]'"
+        if extra != "storage"
+        else "for S3: pip install 'Flask-Download[s3]'"
+    )
+    return ImportError(
+        f"The storage URL {url!r} needs a package that is not installed: {error}"
+        f" ({hint})."
+    )
+
+
+def _check_storage_url(storage: t.Any) -> None:
+    """Check that a storage URL's packages are installed, before any request.
+
+    Nothing else is checked, and no filesystem is made: filesystem options
+    (fsspec's configuration, environment variables) may still change until
+    the first request. Anything but a non-empty string passes.
+
+    :raises ImportError: ``fsspec`` or the URL's filesystem is not
+        installed; the message names the extra (``s3://``: ``[s3]``).
+    """
+    if not isinstance(storage, str) or not storage:
+        return
+    fsspec = _import_fsspec(_url_extra(storage))
+    for protocol in _protocols(storage):
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ImportError as e:
+            raise _missing_backend(storage, e) from e
+        except ValueError:
+            pass  # an unknown protocol: resolve_storage says so when used
 
 
 @functools.lru_cache(maxsize=32)
 def _resolve_url(url: str) -> tuple[AbstractFileSystem, str]:
-    fsspec = _import_fsspec()
+    fsspec = _import_fsspec(_url_extra(url))
     try:
         fs, prefix = fsspec.core.url_to_fs(url)
     except ImportError as e:
-        raise ImportError(
-            f"The storage URL {url!r} needs a package that is not installed: {e}"
-            " (for S3: pip install 'Flask-Download[s3]')."
-        ) from e
+        raise _missing_backend(url, e) from e
     except ValueError as e:
         raise ConfigurationError(f"Invalid storage URL {url!r}: {e}") from e
     return fs, str(prefix).rstrip("/")
@@ -285,19 +339,36 @@ class StorageFile(DownloadFile):
     ones. Files of the local filesystem are opened directly, so servers can
     ``sendfile`` them.
 
-    :param fs: an fsspec filesystem (see :func:`resolve_storage`).
-    :param path: the key of the file in ``fs``. It is used as given: confine
+    :param fs: an fsspec filesystem, or a storage URL such as
+        ``"s3://bucket/prefix"`` or ``"memory://"`` resolved as a view's
+        ``storage`` is (see :func:`resolve_storage`).
+    :param path: the key of the file in ``fs``; with a URL, relative to its
+        prefix unless it starts with ``/``. It is used as given: confine
         client input with :func:`storage_key` first.
     :param name: the client-side name; defaults to the key's last part.
     :raises FileNotFound: there is no file at ``path`` (or it is a directory).
     :raises StorageUnavailable: the store failed (answered with 503).
+    :raises TypeError: ``fs`` is neither a filesystem nor a URL.
+    :raises ImportError: ``fsspec`` (or the URL's filesystem) is not
+        installed; the message names the extra.
     """
 
     seekable = True
 
     def __init__(
-        self, fs: AbstractFileSystem, path: str, name: str | None = None
+        self, fs: AbstractFileSystem | str, path: str, name: str | None = None
     ) -> None:
+        if isinstance(fs, str):
+            # A URL, as the views take it: the key is below its prefix.
+            fs, prefix = resolve_storage(fs)
+            if prefix and not path.startswith("/"):
+                path = f"{prefix}/{path}"
+        elif not isinstance(fs, _import_fsspec().AbstractFileSystem):
+            raise TypeError(
+                "StorageFile takes an fsspec filesystem (such as"
+                " fsspec.filesystem('s3')) or a storage URL (such as"
+                f" 's3://bucket/prefix'), not {fs!r}."
+            )
         #: The filesystem.
         self.fs = fs
         #: The key of the file in :attr:`fs`.
@@ -513,10 +584,16 @@ class StorageDownloadView(DownloadView):
 
         :raises ConfigurationError: :attr:`redirect_expires` is not a
             positive number of seconds.
+        :raises ImportError: :attr:`storage` is a URL whose packages are not
+            installed; the message names the extra (``s3://``: ``[s3]``).
         """
         expires = class_kwargs.get("redirect_expires", cls.redirect_expires)
         _expiry_seconds(expires, cls.__name__)  # fail now, not per request
-        return super().as_view(name, *class_args, **class_kwargs)
+        view = super().as_view(name, *class_args, **class_kwargs)
+        # A storage URL whose packages are missing: say which extra now, not
+        # with a 500 on the first request.
+        _check_storage_url(class_kwargs.get("storage", cls.storage))
+        return view
 
     def get_storage(self) -> tuple[AbstractFileSystem, str]:
         """The filesystem and prefix, from :attr:`storage` (resolved once per

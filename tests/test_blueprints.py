@@ -119,9 +119,9 @@ def test_blueprint_with_root_and_model_serves_both(
     )
     client = db_app.test_client()
     with db_app.test_request_context():
-        assert url_for("both.file", path="data.bin") == "/data.bin"
+        assert url_for("both.file", path="data.bin") == "/files/data.bin"
         assert url_for("both.object", id=2) == "/report/2"
-    with client.get("/data.bin") as rv:
+    with client.get("/files/data.bin") as rv:
         assert len(rv.data) == 1024
     with client.get("/report/2") as rv:
         assert rv.data == b"nested\n"
@@ -179,7 +179,7 @@ def test_decorators_wrap_every_view(db_app: Flask) -> None:
         )
     )
     client = db_app.test_client()
-    for url in ("/hello.txt", "/report/1", "/report/by-slug/q1"):
+    for url in ("/files/hello.txt", "/report/1", "/report/by-slug/q1"):
         with client.get(url) as denied:
             assert denied.status_code == 403
         with client.get(url, headers={"X-Token": "s3cret"}) as rv:
@@ -228,9 +228,22 @@ def test_one_blueprint_on_two_apps_keeps_each_apps_settings(
     [
         ({"model": None, "files": False}, "nothing to serve"),
         ({"root": "a", "storage": "memory://"}, "not both"),
-        ({"files_rule": "/<name>"}, "<path:path>"),
+        ({"files_rule": "/files"}, "no '<path:path>' variable"),
+        ({"files_rule": "/<a>/<path:b>"}, "no '<path:path>' variable"),
+        (
+            {"files_rule": "/<path:path>", "file_options": {"path_url_kwarg": "p"}},
+            "no '<path:p>' variable",
+        ),
+        ({"files_rule": "/<path:path"}, "Invalid files_rule"),
     ],
-    ids=["nothing", "root-and-storage", "bad-files-rule"],
+    ids=[
+        "nothing",
+        "root-and-storage",
+        "no-variable",
+        "two-variables",
+        "other-variable",
+        "malformed",
+    ],
 )
 def test_bad_arguments_are_configuration_errors(
     kwargs: dict[str, t.Any], message: str
@@ -255,3 +268,107 @@ def test_blueprint_options_reach_the_blueprint() -> None:
         "files",
     )
     assert os.path.isdir(bp.root_path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "url"),
+    [
+        ({"file_options": {"path_url_kwarg": "name"}}, "/dl/sub/nested.txt"),
+        ({"options": {"path_url_kwarg": "name"}}, "/dl/sub/nested.txt"),
+        ({"files_rule": "/<path:name>"}, "/dl/sub/nested.txt"),
+        ({"files_rule": "/get/<name>"}, "/dl/get/nested.txt"),
+        (
+            {
+                "files_rule": "/f/<path:name>",
+                "file_options": {"path_url_kwarg": "name"},
+            },
+            "/dl/f/sub/nested.txt",
+        ),
+    ],
+    ids=["file-options", "options", "rule", "string-converter", "both"],
+)
+def test_path_url_kwarg_and_files_rule_agree(
+    app: Flask, download_root: pathlib.Path, kwargs: dict[str, t.Any], url: str
+) -> None:
+    """Review: path_url_kwarg was accepted but the rule kept <path:path> (500)."""
+    root = download_root / "sub" if "get" in url else download_root
+    app.register_blueprint(
+        make_download_blueprint("dl", root=root, url_prefix="/dl", **kwargs)
+    )
+    name = url.rsplit("/", 2)[-1] if "get" in url else "sub/nested.txt"
+    with app.test_request_context():
+        assert url_for("dl.file", name=name) == url
+    with app.test_client().get(url) as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"nested\n"
+
+
+def test_default_file_route_does_not_overlap_the_model_routes(
+    db_app: Flask, download_root: pathlib.Path
+) -> None:
+    """Review: url_for("d.file", path="report/1") built the model's /report/1."""
+    (download_root / "report").mkdir()
+    (download_root / "report" / "1").write_bytes(b"the file named report/1")
+    db_app.register_blueprint(
+        make_download_blueprint("d", root=download_root, model=Report)
+    )
+    client = db_app.test_client()
+    with db_app.test_request_context():
+        file_url = url_for("d.file", path="report/1")
+        row_url = url_for("d.object", id=1)
+    assert file_url != row_url
+    with client.get(file_url) as rv:
+        assert rv.data == b"the file named report/1"
+    with client.get(row_url) as rv:
+        assert rv.data == b"Hello, world!\n"
+
+
+@pytest.mark.parametrize(
+    ("files_rule", "model_rule"),
+    [
+        ("/<path:path>", None),
+        ("/report/<path:path>", None),
+        ("/report/by-slug/<path:path>", None),
+        ("/files/<path:path>", "/files"),
+        ("/files/<path:path>", "/<lang>/docs"),
+        ("/<lang>/files/<path:path>", "/docs"),
+    ],
+    ids=["catch-all", "under-model", "under-slug", "same-prefix", "model-var", "var"],
+)
+def test_overlapping_routes_are_refused(
+    files_rule: str, model_rule: str | None
+) -> None:
+    with pytest.raises(ConfigurationError, match="overlaps the model routes"):
+        make_download_blueprint(
+            "o", model=Report, files=True, files_rule=files_rule, model_rule=model_rule
+        )
+
+
+@pytest.mark.parametrize(
+    ("files_rule", "model_rule"),
+    [
+        ("/files/<path:path>", None),
+        ("/files/<path:path>", "/"),
+        ("/report/x/<path:path>", None),
+        ("/report/by-slug/x/<path:path>", None),
+        ("/docs/<path:path>", "/rows"),
+    ],
+    ids=["default", "model-at-root", "below-id", "below-slug", "apart"],
+)
+def test_routes_that_cannot_overlap_are_accepted(
+    db_app: Flask, download_root: pathlib.Path, files_rule: str, model_rule: str | None
+) -> None:
+    bp = make_download_blueprint(
+        "ok", model=Report, files=True, files_rule=files_rule, model_rule=model_rule
+    )
+    db_app.register_blueprint(bp)
+    client = db_app.test_client()
+    with db_app.test_request_context():
+        urls = [
+            (url_for("ok.file", path="hello.txt"), b"Hello, world!\n"),
+            (url_for("ok.object", id=2), b"nested\n"),
+            (url_for("ok.object_by_slug", slug="q1"), b"Hello, world!\n"),
+        ]
+    for url, content in urls:
+        with client.get(url) as rv:
+            assert rv.data == content, url

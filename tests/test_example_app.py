@@ -2,12 +2,14 @@
 
 The browser tests are in ``test_browser.py``; these use the test client for
 the app's rules, and real servers (``flask run``, Werkzeug's threaded server
-with curl) for what happens on the wire.
+with curl) for what happens on the wire. No test needs the network: the
+remote-file demo is pointed at a server of the test (``upstream_url``).
 """
 
 from __future__ import annotations
 
 import collections.abc as cabc
+import http.cookiejar
 import io
 import os
 import pathlib
@@ -33,19 +35,27 @@ from conftest import wait_for_port
 from flask import Flask
 
 from example_app import create_app
+from example_app.demo import EDGE_FILES
 from example_app.demo import LARGE_FILE
 from example_app.demo import MARK_EVERY
+from example_app.demo import STORAGE_FILES
 from example_app.documents import clean_filename
 from example_app.documents import guess_mimetype
+from example_app.documents import UPLOAD_DIR
 from example_app.models import db
 from example_app.models import Document
 from example_app.models import SAMPLE_USERS
 from example_app.models import User
+from example_app.samples import SAMPLES
 from flask_download import ConfigurationError
+from flask_download import VirtualDownloadView
+from flask_download.http import _pool
 
 EXAMPLE_ROOT = pathlib.Path(__file__).parent.parent / "example_app"
 #: Small enough to download whole in a test, not a multiple of MARK_EVERY.
 LARGE_SIZE = 3 * MARK_EVERY + 12345
+#: What the test's upstream serves for the remote-file demo.
+UPSTREAM_BODY = b"Hypertext Transfer Protocol (HTTP) semantics.\n" * 100
 
 
 def make_example(tmp_path: pathlib.Path, **config: t.Any) -> Flask:
@@ -85,10 +95,47 @@ def upload(client: t.Any, *files: tuple[str, bytes]) -> list[int]:
 
 
 def rows(app: Flask) -> list[Document]:
+    """The uploaded documents (not the samples made on first run)."""
     with app.app_context():
-        found = db.session.scalars(sa.select(Document).order_by(Document.id)).all()
+        found = db.session.scalars(
+            sa.select(Document)
+            .where(Document.path.startswith(f"{UPLOAD_DIR}/"))
+            .order_by(Document.id)
+        ).all()
         db.session.expunge_all()
         return list(found)
+
+
+@pytest.fixture(scope="module")
+def upstream_url() -> cabc.Iterator[str]:
+    """Another web server on 127.0.0.1, for the remote-file demo.
+
+    Loopback is refused unless allowed: apps that use it set
+    ``DOWNLOAD_HTTP_ALLOWED_HOSTS=["127.0.0.1"]`` (see :func:`remote_config`).
+    """
+    upstream = Flask("upstream")
+    view = VirtualDownloadView.as_view(
+        "rfc", content=UPSTREAM_BODY, basename="rfc9110.txt"
+    )
+    upstream.add_url_rule("/rfc9110.txt", view_func=view)
+    with running_werkzeug(upstream) as url:
+        yield url
+    # Pooled keep-alive connections to the stopped server.
+    _pool().clear()
+
+
+def remote_config(upstream_url: str) -> dict[str, t.Any]:
+    """Config that points the remote-file demo at the test's upstream."""
+    return {
+        "EXAMPLE_HTTP_URL": f"{upstream_url}/rfc9110.txt",
+        "DOWNLOAD_HTTP_ALLOWED_HOSTS": ["127.0.0.1"],
+    }
+
+
+def index_links(page: str) -> list[str]:
+    """The links of a page to this site, in order, without duplicates."""
+    found = re.findall(r'<a[^>]* href="(/[^"]*)"', page)
+    return list(dict.fromkeys(unescape(url) for url in found))
 
 
 def share_link(client: t.Any, id: int, expires: str = "300") -> str:
@@ -132,6 +179,60 @@ def test_large_file_is_made_once_sparse_with_markers(tmp_path: pathlib.Path) -> 
     assert not list(path.parent.glob("*.part"))
 
 
+def test_first_run_seeds_the_sample_documents_once(tmp_path: pathlib.Path) -> None:
+    expected = sorted((s.owner, s.filename, s.content) for s in SAMPLES)
+    for _ in range(2):
+        app = make_example(tmp_path)
+        with app.app_context():
+            found = db.session.execute(
+                sa.select(User.name, Document.filename, Document.path)
+                .join(Document.owner)
+                .order_by(Document.id)
+            ).all()
+            db.engine.dispose()
+        root = tmp_path / "files"
+        seeded = sorted(
+            (owner, name, (root / path).read_bytes()) for owner, name, path in found
+        )
+        assert seeded == expected
+    assert {owner for owner, _, _ in expected} == set(SAMPLE_USERS)
+    names = [name for _, name, _ in expected]
+    assert any(not name.isascii() for name in names)
+    assert any('"' in name and ";" in name for name in names)
+    assert {guess_mimetype(name) for name in names} >= {"text/html", "image/svg+xml"}
+
+
+def test_deleted_sample_stays_deleted_after_a_restart(tmp_path: pathlib.Path) -> None:
+    app = make_example(tmp_path)
+    client = app.test_client()
+    login(client)
+    with client.get("/") as rv:
+        ids = re.findall(r'name="id" value="(\d+)"', rv.get_data(as_text=True))
+    with client.post(f"/documents/{ids[0]}/delete") as rv:
+        assert rv.status_code == 302
+    with app.app_context():
+        db.engine.dispose()
+    app = make_example(tmp_path)
+    client = app.test_client()
+    login(client)
+    with client.get("/") as rv:
+        left = re.findall(r'name="id" value="(\d+)"', rv.get_data(as_text=True))
+    assert left == ids[1:]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_demo_files_are_kept_across_restarts(tmp_path: pathlib.Path) -> None:
+    make_example(tmp_path)
+    sample = tmp_path / "files" / "sample"
+    files = [sample / "storage" / key for key in STORAGE_FILES]
+    files += [sample / "edge" / name for name in EDGE_FILES]
+    stats = [path.stat().st_mtime_ns for path in files]
+    make_example(tmp_path)
+    assert [path.stat().st_mtime_ns for path in files] == stats
+    assert not list(sample.rglob("*.part"))
+
+
 @pytest.mark.parametrize("size", [-1, "1G", 1.5, True], ids=repr)
 def test_bad_large_file_size_fails_at_start_up(
     tmp_path: pathlib.Path, size: object
@@ -140,14 +241,23 @@ def test_bad_large_file_size_fails_at_start_up(
         make_example(tmp_path, EXAMPLE_LARGE_FILE_SIZE=size)
 
 
-def test_flask_run_works_from_a_fresh_clone(tmp_path: pathlib.Path) -> None:
-    """``flask --app example_app run`` with an empty instance folder."""
+def test_flask_run_works_from_a_fresh_clone(
+    tmp_path: pathlib.Path, upstream_url: str
+) -> None:
+    """``flask --app example_app run`` with an empty instance folder: every
+    link of the index answers on the real server, before any upload."""
     clone = tmp_path / "clone"
     shutil.copytree(
         EXAMPLE_ROOT,
         clone / "example_app",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
+    # The remote-file demo fetches the test's upstream, not the network.
+    (clone / "instance").mkdir()
+    settings = "".join(
+        f"{key} = {value!r}\n" for key, value in remote_config(upstream_url).items()
+    )
+    (clone / "instance" / "config.py").write_text(settings)
     port = free_port()
     env = {
         **os.environ,
@@ -173,6 +283,21 @@ def test_flask_run_works_from_a_fresh_clone(tmp_path: pathlib.Path) -> None:
         with urllib.request.urlopen(request) as rv:
             assert rv.headers["Content-Length"] == str(1024**3)
             assert rv.headers["Accept-Ranges"] == "bytes"
+        # Logged in as alice, with a session cookie.
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        with browser.open(f"{base}/auth/login", data=b"name=alice") as rv:
+            page = rv.read().decode()
+        assert "No documents yet" not in page
+        assert set(kind_links(page)) == set(KINDS)
+        for url in index_links(page):
+            # A range, so that large.bin is not read whole (urllib follows
+            # redirects: every answer must end in a 200 or a 206).
+            request = urllib.request.Request(base + url, headers={"Range": "bytes=0-9"})
+            with browser.open(request) as rv:
+                assert rv.status in (200, 206), url
+                rv.read()
     finally:
         process.terminate()
         process.communicate(timeout=10)
@@ -183,10 +308,20 @@ def test_flask_run_works_from_a_fresh_clone(tmp_path: pathlib.Path) -> None:
     assert large.stat().st_blocks * 512 < 64 * MARK_EVERY
 
 
+#: Packages of extras other than ``example`` (and of the test suite).
+OPTIONAL = ("fsspec", "s3fs", "urllib3", "botocore", "cryptography", "selenium")
+
+
 def test_example_needs_only_the_example_extra(tmp_path: pathlib.Path) -> None:
-    """``pip install -e ".[example]"`` is enough: no optional backend is imported."""
+    """``pip install -e ".[example]"`` is enough: without the optional
+    packages the app starts and serves every link of its index; the storage
+    and remote-file demos answer 501 with the command that installs theirs."""
     script = f"""
+import re
 import sys
+from html import unescape
+for name in {OPTIONAL!r}:
+    sys.modules[name] = None  # as if not installed: importing it fails
 from example_app import create_app
 app = create_app({{
     "SQLALCHEMY_DATABASE_URI": "sqlite:///{tmp_path / "x.sqlite"}",
@@ -195,9 +330,13 @@ app = create_app({{
 }})
 client = app.test_client()
 client.post("/auth/login", data={{"name": "alice"}})
-for url in ("/", "/large.bin", "/archive?id=1", "/documents.csv"):
-    client.get(url).close()
-print(" ".join(sorted({{name.partition(".")[0] for name in sys.modules}})))
+with client.get("/") as rv:
+    page = rv.get_data(as_text=True)
+print("PAGE", "Flask-Download[storage]" in page, "Flask-Download[http]" in page)
+for url in dict.fromkeys(re.findall(r'<a[^>]* href="(/[^"]*)"', page)):
+    with client.get(unescape(url)) as rv:
+        print(rv.status_code, url, b"pip install" in rv.data)
+print("IMPORTED", *sorted({{name.partition(".")[0] for name in sys.modules}}))
 """
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -206,10 +345,17 @@ print(" ".join(sorted({{name.partition(".")[0] for name in sys.modules}})))
         text=True,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
-    imported = set(result.stdout.split())
+    lines = result.stdout.splitlines()
+    assert lines[0] == "PAGE True True"
+    imported = set(lines[-1].split()[1:])
     assert {"flask_sqlalchemy", "sqlalchemy"} <= imported
-    optional = {"fsspec", "s3fs", "urllib3", "botocore", "cryptography", "selenium"}
-    assert not imported & optional
+    answers = {line.split()[1]: line.split()[::2] for line in lines[1:-1]}
+    needs_extra = [url for url in answers if url.startswith(("/storage/", "/remote"))]
+    assert len(needs_extra) == 1 + len(STORAGE_FILES)
+    for url in needs_extra:
+        assert answers.pop(url) == ["501", "True"], url
+    assert len(answers) > 10
+    assert {status for status, _ in answers.values()} == {"200"}, answers
 
 
 # -- users ----------------------------------------------------------------------
@@ -670,24 +816,217 @@ def test_checksums_are_an_sfv_file(example: Flask) -> None:
         assert rv.status_code == 200
 
 
-def test_index_links_every_kind_of_download(example: Flask) -> None:
-    client = example.test_client()
+#: A link of the index for each kind of download (DESIGN §2, §5, §7-§9),
+#: by its class: how its URL looks.
+KINDS = {
+    "kind-object": r"/documents/\d+/download",  # ObjectDownloadView
+    "kind-inline": r"/documents/\d+/preview",  # attachment=False, sandboxed
+    "kind-signed": r"/shared/\d+\?expires=\d+&signature=[\w-]+",  # signed_url_for
+    "kind-zip": r"/archive\?id=\d+(&id=\d+)*",  # ZipDownloadView
+    "kind-send": r"/documents\.csv",  # send_download
+    "kind-virtual": r"/documents\.sfv",  # VirtualDownloadView
+    "kind-path": r"/large\.bin",  # PathDownloadView
+    "kind-storage": r"/storage/.+",  # StorageDownloadView
+    "kind-http": r"/remote",  # HTTPDownloadView
+    "kind-edge": r"/edge/.+\?md5=[\w-]+&expires=\d+",  # nginx_secure_url_for
+}
+
+
+def kind_links(page: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for kind, url in re.findall(
+        r'<a[^>]* class="(kind-[a-z]+)[^"]*" href="([^"]*)"', page
+    ):
+        found.setdefault(kind, []).append(unescape(url))
+    return found
+
+
+def test_index_of_a_fresh_app_links_every_kind_of_download(
+    tmp_path: pathlib.Path, upstream_url: str
+) -> None:
+    """The samples made on first run: nothing to upload before every link works."""
+    app = make_example(tmp_path, **remote_config(upstream_url))
+    client = app.test_client()
     login(client)
-    (id,) = upload(client, ("notes.txt", b"notes"))
     with client.get("/") as rv:
         page = rv.get_data(as_text=True)
-    links = set(re.findall(r'<a[^>]* href="(/[^"]*)"', page))
-    assert {
-        f"/documents/{id}/download",  # ObjectDownloadView
-        f"/documents/{id}/preview",  # inline
-        "/documents.csv",  # send_download
-        "/documents.sfv",  # VirtualDownloadView
-        "/large.bin",  # PathDownloadView
-    } <= links
-    assert 'action="/archive"' in page  # ZipDownloadView
+    assert "No documents yet" not in page
+    found = kind_links(page)
+    assert set(found) == set(KINDS)
+    for kind, pattern in KINDS.items():
+        assert all(re.fullmatch(pattern, url) for url in found[kind]), found[kind]
+    links = index_links(page)
+    assert {url for urls in found.values() for url in urls} <= set(links)
     for url in links:
         with client.head(url) as rv:
             assert rv.status_code == 200, url
+        with client.get(url, headers={"Range": "bytes=0-9"}) as rv:
+            assert rv.status_code in (200, 206), url
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_every_kind_of_download_answers_as_it_says(
+    tmp_path: pathlib.Path, upstream_url: str
+) -> None:
+    app = make_example(tmp_path, **remote_config(upstream_url))
+    client = app.test_client()
+    login(client)
+    with client.get("/") as rv:
+        found = kind_links(rv.get_data(as_text=True))
+    with client.get(found["kind-inline"][0]) as rv:
+        assert rv.headers["Content-Disposition"].startswith("inline;")
+        assert rv.headers["Content-Security-Policy"].startswith("sandbox")
+        assert b"<script>" in rv.data
+    with app.test_client().get(found["kind-signed"][0]) as rv:
+        assert rv.status_code == 200  # no login needed
+    with client.get(found["kind-zip"][0]) as rv:
+        archive = zipfile.ZipFile(io.BytesIO(rv.data))
+    assert archive.testzip() is None
+    assert len(archive.namelist()) == sum(s.owner == "alice" for s in SAMPLES)
+    for url, content in zip(found["kind-storage"], STORAGE_FILES.values(), strict=True):
+        with client.get(url) as rv:
+            assert rv.data == content
+    with client.get(found["kind-http"][0], headers={"Range": "bytes=0-9"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == UPSTREAM_BODY[:10]
+        assert 'filename="rfc9110.txt"' in rv.headers["Content-Disposition"]
+    (edge,) = found["kind-edge"]
+    anonymous = app.test_client()
+    with anonymous.get(edge) as rv:
+        assert rv.data == next(iter(EDGE_FILES.values()))
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_index_still_links_every_kind_after_an_upload(example: Flask) -> None:
+    client = example.test_client()
+    login(client, "carol")
+    with client.get("/") as rv:
+        page = rv.get_data(as_text=True)
+    # A new user has no documents: the kinds that need one say how to get one.
+    assert "No documents yet" in page
+    assert set(kind_links(page)) == set(KINDS) - {
+        "kind-object",
+        "kind-inline",
+        "kind-signed",
+        "kind-zip",
+    }
+    (id,) = upload(client, ("notes.txt", b"notes"))
+    with client.get("/") as rv:
+        found = kind_links(rv.get_data(as_text=True))
+    assert set(found) == set(KINDS) - {"kind-inline"}  # no HTML or SVG page
+    assert found["kind-object"] == [f"/documents/{id}/download"]
+    assert found["kind-zip"] == [f"/archive?id={id}"]
+
+
+def test_bob_sees_his_samples_not_alices(example: Flask) -> None:
+    alice = example.test_client()
+    login(alice, "alice")
+    with alice.get("/") as rv:
+        alice_ids = set(
+            re.findall(r'name="id" value="(\d+)"', rv.get_data(as_text=True))
+        )
+    bob = example.test_client()
+    login(bob, "bob")
+    with bob.get("/") as rv:
+        page = rv.get_data(as_text=True)
+    bob_ids = set(re.findall(r'name="id" value="(\d+)"', page))
+    assert "bob&#39;s notes.txt" in page
+    assert bob_ids and not bob_ids & alice_ids
+    for id in alice_ids:
+        with bob.get(f"/documents/{id}/download") as rv:
+            assert rv.status_code == 404
+
+
+# -- the demos: storage, remote file, nginx secure link -----------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../edge/handbook.txt",
+        "%2e%2e/edge/handbook.txt",
+        "reports/../../edge/handbook.txt",
+        "missing.txt",
+        "reports",
+    ],
+)
+def test_storage_paths_stay_inside_the_storage(example: Flask, path: str) -> None:
+    with example.test_client().get(f"/storage/{path}") as rv:
+        assert rv.status_code == 404
+
+
+def test_storage_can_be_another_fsspec_url(tmp_path: pathlib.Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/example-app-test/readme.txt", b"from memory")
+    try:
+        app = make_example(tmp_path, EXAMPLE_STORAGE_URL="memory://example-app-test")
+        with app.test_client().get("/storage/readme.txt") as rv:
+            assert rv.data == b"from memory"
+        # Files are written in a file:// storage only: a store is yours to fill.
+        assert not (tmp_path / "files" / "sample" / "storage").exists()
+    finally:
+        fs.rm("/example-app-test", recursive=True)
+
+
+def test_remote_default_is_a_public_https_url(example: Flask) -> None:
+    """No network in the test: the link is there, nothing is fetched."""
+    url = example.config["EXAMPLE_HTTP_URL"]
+    assert urlsplit(url).scheme == "https"
+    client = example.test_client()
+    login(client)
+    with client.get("/") as rv:
+        page = rv.get_data(as_text=True)
+    assert f'<a class="kind-http" href="/remote">{url}</a>' in page
+
+
+def test_remote_refuses_loopback_unless_allowed(
+    tmp_path: pathlib.Path, upstream_url: str
+) -> None:
+    """The demo's upstream is on 127.0.0.1: without an explicit
+    DOWNLOAD_HTTP_ALLOWED_HOSTS it is refused, like any private address."""
+    config = remote_config(upstream_url)
+    del config["DOWNLOAD_HTTP_ALLOWED_HOSTS"]
+    app = make_example(tmp_path, **config)
+    with app.test_client().get("/remote") as rv:
+        assert rv.status_code == 403
+        assert UPSTREAM_BODY not in rv.data
+    allowed = make_example(tmp_path, **remote_config(upstream_url))
+    with allowed.test_client().get("/remote") as rv:
+        assert rv.status_code == 200
+        assert rv.data == UPSTREAM_BODY
+    for made in (app, allowed):
+        with made.app_context():
+            db.engine.dispose()
+
+
+def test_edge_link_is_checked_where_no_nginx_runs(
+    example: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = example.test_client()
+    login(client)
+    with client.get("/") as rv:
+        (link,) = kind_links(rv.get_data(as_text=True))["kind-edge"]
+    path = link.partition("?")[0]
+    assert example.config["DOWNLOAD_NGINX_SECURE_LINK_SECRET"] not in link
+    anonymous = example.test_client()
+    for url in (path, re.sub(r"md5=[\w-]+", "md5=" + "A" * 22, link)):
+        with anonymous.get(url) as rv:
+            assert rv.status_code == 403, url
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3601)
+    with anonymous.get(link) as rv:
+        assert rv.status_code == 410
+
+
+def test_edge_secret_can_be_set(tmp_path: pathlib.Path) -> None:
+    secret = "s" * 40
+    app = make_example(tmp_path, DOWNLOAD_NGINX_SECURE_LINK_SECRET=secret)
+    assert app.config["DOWNLOAD_NGINX_SECURE_LINK_SECRET"] == secret
+    with app.app_context():
+        db.engine.dispose()
 
 
 # -- on the wire ------------------------------------------------------------------

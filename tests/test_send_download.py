@@ -15,15 +15,23 @@ import datetime
 import io
 import os
 import pathlib
+import time
 import typing as t
+import urllib.request
 
+import flask
 import pytest
 from flask import Flask
 from werkzeug.http import http_date
+from werkzeug.http import parse_date
 
+from flask_download import ConfigurationError
+from flask_download import DownloadFile
 from flask_download import DownloadResponse
 from flask_download import FlaskDownload
 from flask_download import offload
+from flask_download import PathDownloadView
+from flask_download import PathFile
 from flask_download import send_download
 from flask_download import VirtualFile
 from flask_download.signals import download_finished
@@ -259,26 +267,162 @@ def test_not_modified_keeps_no_cache(send_app: Flask) -> None:
     assert rv.data == b""
 
 
-@pytest.mark.parametrize(("value", "public"), [(0, False), (60, True)])
-def test_max_age(send_app: Flask, value: int, public: bool) -> None:
-    rv = answer(send_app, lambda: send_download("res/test.txt", max_age=value))
-    assert rv.status_code == 200
-    assert ("no-cache" in rv.headers["Cache-Control"]) != public
-    assert rv.cache_control.public == public
-    if public:
-        assert rv.cache_control.max_age == value
+def _expires_in(rv: t.Any) -> float | None:
+    """Seconds from now to the response's ``Expires``, or ``None`` without one."""
+    if "Expires" not in rv.headers:
+        return None
+    expires = parse_date(rv.headers["Expires"])
+    assert expires is not None
+    return expires.timestamp() - time.time()
 
 
-def test_max_age_callable_gets_the_name(send_app: Flask) -> None:
-    seen: list[str | None] = []
+# Each pair answers the same request with flask.send_file (or
+# send_from_directory) and with send_download; ``max_age`` is added.
+SOURCES: dict[str, tuple[Call, Call]] = {
+    "path": (
+        lambda **kw: flask.send_file("res/test.txt", **kw),
+        lambda **kw: send_download("res/test.txt", **kw),
+    ),
+    "directory": (
+        lambda **kw: flask.send_from_directory("res", "test.txt", **kw),
+        lambda **kw: send_download("test.txt", root="res", **kw),
+    ),
+    "file-like": (
+        lambda **kw: flask.send_file(io.BytesIO(TEXT), download_name="t.txt", **kw),
+        lambda **kw: send_download(io.BytesIO(TEXT), download_name="t.txt", **kw),
+    ),
+}
 
-    def lifetime(name: str | None) -> int:
-        seen.append(name)
+
+@pytest.mark.parametrize(
+    ("how", "max_age"),
+    [
+        ("argument", None),
+        ("argument", 0),
+        ("argument", 60),
+        ("argument", 1.5),
+        ("callable", 30),
+        ("callable", None),
+        ("SEND_FILE_MAX_AGE_DEFAULT", 120),
+        ("SEND_FILE_MAX_AGE_DEFAULT", datetime.timedelta(hours=1)),
+    ],
+    ids=[
+        "none",
+        "zero",
+        "sixty",
+        "float",
+        "callable",
+        "callable-none",
+        "config",
+        "config-timedelta",
+    ],
+)
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_max_age_as_send_file(
+    send_app: Flask, source: str, how: str, max_age: t.Any
+) -> None:
+    """``max_age`` gives send_file's Cache-Control and Expires, and a callable
+    gets what send_file passes it: the path, or None for a file-like object."""
+    if how == "SEND_FILE_MAX_AGE_DEFAULT":
+        send_app.config["SEND_FILE_MAX_AGE_DEFAULT"] = max_age
+    answers = []
+    for call in SOURCES[source]:
+        seen: list[str | None] = []
+
+        def lifetime(path: str | None, seen: list[str | None] = seen) -> t.Any:
+            seen.append(path)
+            return max_age
+
+        kwargs: dict[str, t.Any] = {}
+        if how == "argument":
+            kwargs["max_age"] = max_age
+        elif how == "callable":
+            kwargs["max_age"] = lifetime
+        rv = answer(send_app, lambda call=call, kwargs=kwargs: call(**kwargs))
+        assert rv.status_code == 200
+        answers.append((rv, seen))
+    (theirs, their_args), (ours, our_args) = answers
+    assert ours.headers.get("Cache-Control") == theirs.headers.get("Cache-Control")
+    their_expires, our_expires = _expires_in(theirs), _expires_in(ours)
+    assert (our_expires is None) == (their_expires is None)
+    if our_expires is not None:
+        assert their_expires is not None
+        assert abs(our_expires - their_expires) <= 2
+    assert our_args == their_args
+    assert len(our_args) == (how == "callable")
+
+
+@pytest.mark.parametrize("max_age", [None, 0, 60], ids=["none", "zero", "sixty"])
+@pytest.mark.parametrize("source", ["path", "directory"])
+def test_not_modified_has_the_cache_headers_of_send_file(
+    send_app: Flask, source: str, max_age: int | None
+) -> None:
+    """RFC 9110 §15.4.5: the 304 carries the Cache-Control and Expires of the
+    200, as send_file's does."""
+    answers = []
+    for call in SOURCES[source]:
+        etag = answer(send_app, lambda call=call: call(max_age=max_age)).headers["ETag"]
+        rv = answer(
+            send_app,
+            lambda call=call: call(max_age=max_age),
+            headers={"If-None-Match": etag},
+        )
+        assert rv.status_code == 304
+        answers.append(rv)
+    theirs, ours = answers
+    assert ours.headers.get("Cache-Control") == theirs.headers.get("Cache-Control")
+    assert ("Expires" in ours.headers) == ("Expires" in theirs.headers)
+
+
+def test_max_age_callable_is_called_once(send_app: Flask) -> None:
+    calls: list[str | None] = []
+
+    def lifetime(path: str | None) -> int:
+        calls.append(path)
         return 10
 
-    rv = answer(send_app, lambda: send_download("res/test.txt", max_age=lifetime))
-    assert rv.cache_control.max_age == 10
-    assert seen == ["test.txt"]
+    etag = answer(send_app, lambda: send_download("res/test.txt")).headers["ETag"]
+    for headers in ({}, {"If-None-Match": etag}):
+        calls.clear()
+        answer(
+            send_app,
+            lambda: send_download("res/test.txt", max_age=lifetime),
+            headers=headers,
+        )
+        assert len(calls) == 1
+
+
+def test_max_age_callable_gets_a_wrappers_path(
+    send_app: Flask, res: pathlib.Path
+) -> None:
+    seen: list[str | None] = []
+
+    def lifetime(path: str | None) -> int:
+        seen.append(path)
+        return 10
+
+    path = os.fspath(res / "res" / "test.txt")
+    answer(send_app, lambda: send_download(PathFile(path), max_age=lifetime))
+    answer(send_app, lambda: send_download(VirtualFile(b"x"), max_age=lifetime))
+    assert seen == [path, None]
+
+
+def test_negative_max_age_counts_as_zero(send_app: Flask) -> None:
+    """send_file sends ``max-age=-5``, which is not a delta-seconds (RFC 9111
+    §1.2.2): send_download sends 0, which means the same (stale at once)."""
+    rv = answer(send_app, lambda: send_download("res/test.txt", max_age=-5))
+    assert rv.headers["Cache-Control"] == "no-cache, max-age=0"
+    expires = _expires_in(rv)
+    assert expires is not None
+    assert abs(expires) <= 2
+
+
+def test_max_age_past_the_last_http_date(send_app: Flask) -> None:
+    """send_file fails (500) when Expires would pass year 9999."""
+    rv = answer(send_app, lambda: send_download("res/test.txt", max_age=10**12))
+    assert rv.status_code == 200
+    assert rv.headers["Cache-Control"] == f"public, max-age={10**12}"
+    assert rv.headers["Expires"] == "Fri, 31 Dec 9999 23:59:59 GMT"
 
 
 def test_send_file_max_age_default_applies(res: pathlib.Path) -> None:
@@ -313,6 +457,25 @@ def test_cache_max_age_config_wins_over_flask_default(res: pathlib.Path) -> None
     assert rv.headers["Cache-Control"] == "max-age=5"
     rv = answer(app, lambda: send_download("res/test.txt", cache_control="private"))
     assert rv.headers["Cache-Control"] == "private"
+
+
+def test_cache_arguments_precedence(res: pathlib.Path) -> None:
+    """cache_control, then cache_max_age, then max_age, then
+    DOWNLOAD_CACHE_MAX_AGE, then SEND_FILE_MAX_AGE_DEFAULT."""
+    app = Flask("age", root_path=os.fspath(res))
+    app.config.update(SEND_FILE_MAX_AGE_DEFAULT=3600, DOWNLOAD_CACHE_MAX_AGE=5)
+    FlaskDownload(app)
+    cases: list[tuple[dict[str, t.Any], str, bool]] = [
+        ({}, "max-age=5", False),
+        ({"max_age": 60}, "public, max-age=60", True),
+        ({"max_age": 60, "cache_max_age": 10}, "max-age=10", False),
+        ({"max_age": 60, "cache_control": "private"}, "private", False),
+        ({"cache_max_age": 10, "cache_control": "private"}, "private", False),
+    ]
+    for kwargs, cache_control, expires in cases:
+        rv = answer(app, lambda kwargs=kwargs: send_download("res/test.txt", **kwargs))
+        assert rv.headers["Cache-Control"] == cache_control, kwargs
+        assert ("Expires" in rv.headers) == expires, kwargs
 
 
 def test_etag(send_app: Flask) -> None:
@@ -380,6 +543,59 @@ def test_from_directory_not_found(send_app: Flask, path: str) -> None:
     assert b"TOP SECRET" not in rv.data
 
 
+@pytest.mark.parametrize(
+    "root", ["nothing", "secret.txt", "res/test.txt"], ids=["missing", "file", "nested"]
+)
+def test_from_directory_root_that_is_no_directory_is_404(
+    send_app: Flask, root: str
+) -> None:
+    """send_from_directory answers 404 when its directory is missing or a
+    file; so does send_download, not a configuration error (500)."""
+    theirs = answer(send_app, lambda: flask.send_from_directory(root, "test.txt"))
+    ours = answer(send_app, lambda: send_download("test.txt", root=root))
+    assert theirs.status_code == ours.status_code == 404
+
+
+def test_from_directory_root_made_after_the_first_request(
+    send_app: Flask, res: pathlib.Path
+) -> None:
+    """A per-user folder that does not exist before the first upload."""
+
+    def view() -> t.Any:
+        return send_download("a.txt", root="uploads/7")
+
+    assert answer(send_app, view).status_code == 404
+    (res / "uploads" / "7").mkdir(parents=True)
+    assert answer(send_app, view).status_code == 404
+    (res / "uploads" / "7" / "a.txt").write_bytes(b"uploaded")
+    rv = answer(send_app, view)
+    assert rv.status_code == 200
+    assert rv.data == b"uploaded"
+
+
+def test_from_directory_empty_root_is_an_error(send_app: Flask) -> None:
+    """send_from_directory("", name) serves app.root_path (the application's
+    own files): send_download refuses it."""
+    with (
+        send_app.test_request_context(),
+        pytest.raises(ConfigurationError, match="root=''"),
+    ):
+        send_download("secret.txt", root="")
+
+
+def test_view_root_that_does_not_exist_stays_a_configuration_error(
+    send_app: Flask,
+) -> None:
+    """Only send_download answers 404 for a missing root; a view's own root
+    is configuration, checked at its first use."""
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        # Checked by as_view or at the first request.
+        send_app.add_url_rule(
+            "/v/<path:path>", view_func=PathDownloadView.as_view("v", root="nothing")
+        )
+        send_app.test_client().get("/v/test.txt")
+
+
 def test_missing_trusted_path_is_404_not_500(send_app: Flask) -> None:
     """send_file raises FileNotFoundError (500); a download view answers 404."""
     rv = answer(send_app, lambda: send_download("res/nothing.txt"))
@@ -417,6 +633,192 @@ def test_conditional_false_ignores_request_headers(send_app: Flask) -> None:
     etag = rv.headers["ETag"]
     rv = answer(send_app, view, headers={"If-None-Match": etag})
     assert rv.status_code == 200
+
+
+# -- etag= and last_modified= change the response, never the caller's wrapper --
+
+
+class ReadOnlyValidators(DownloadFile):
+    """A wrapper whose validators are properties without a setter, and whose
+    own ``was_modified_since`` always says "modified"."""
+
+    name = "r.txt"
+    size = 3
+    seekable = True
+
+    @property  # type: ignore[override]
+    def etag(self) -> str | None:
+        return "own"
+
+    @property  # type: ignore[override]
+    def modified_time(self) -> datetime.datetime | None:
+        return datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+
+    def was_modified_since(self, since: datetime.datetime) -> bool:
+        return True
+
+    def open(self) -> t.IO[bytes]:
+        return io.BytesIO(b"abc")
+
+
+def test_validator_overrides_leave_a_shared_wrapper_unchanged(
+    send_app: Flask,
+) -> None:
+    when = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+    shared = VirtualFile(b"shared", name="s.txt", modified_time=when)
+    own_etag = shared.etag
+    rv = answer(send_app, lambda: send_download(shared, etag=False, last_modified=0))
+    assert "ETag" not in rv.headers
+    assert rv.headers["Last-Modified"] == "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert (shared.etag, shared.modified_time) == (own_etag, when)
+    rv = answer(send_app, lambda: send_download(shared, etag="other"))
+    assert rv.headers["ETag"] == '"other"'
+    rv = answer(send_app, lambda: send_download(shared))
+    assert rv.headers["ETag"] == f'"{own_etag}"'
+    assert rv.headers["Last-Modified"] == http_date(when)
+
+
+def test_validator_overrides_of_read_only_properties(send_app: Flask) -> None:
+    when = datetime.datetime(2021, 6, 1, tzinfo=datetime.timezone.utc)
+
+    def view() -> t.Any:
+        return send_download(ReadOnlyValidators(), etag="given", last_modified=when)
+
+    rv = answer(send_app, view)
+    assert rv.status_code == 200
+    assert rv.data == b"abc"
+    assert rv.headers["ETag"] == '"given"'
+    assert rv.headers["Last-Modified"] == http_date(when)
+    rv = answer(send_app, view, headers={"If-None-Match": '"given"'})
+    assert rv.status_code == 304
+    assert rv.headers["ETag"] == '"given"'
+    # last_modified replaces the wrapper's own was_modified_since answer.
+    rv = answer(send_app, view, headers={"If-Modified-Since": http_date(when)})
+    assert rv.status_code == 304
+    rv = answer(
+        send_app,
+        lambda: send_download(ReadOnlyValidators(), etag=False),
+        headers={"If-Modified-Since": http_date(when)},
+    )
+    assert rv.status_code == 200
+    assert "ETag" not in rv.headers
+    assert rv.headers["Last-Modified"] == "Wed, 01 Jan 2020 00:00:00 GMT"
+
+
+def test_validator_view_delegates_every_download_file_member() -> None:
+    """Whatever DownloadFile declares, the per-call view of a caller's
+    wrapper answers from the wrapper (or from the call): nothing falls back
+    to DownloadFile's defaults."""
+    from flask_download.shortcuts import _Revalidated
+
+    members = {name for name in vars(DownloadFile) if not name.startswith("__")}
+    assert members
+    assert members <= set(vars(_Revalidated))
+
+
+class RecordingWrapper:
+    """A ``wsgi.file_wrapper`` that records what it was given."""
+
+    instances: t.ClassVar[list[RecordingWrapper]] = []
+
+    def __init__(self, filelike: t.Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.instances.append(self)
+
+    def __iter__(self) -> cabc.Iterator[bytes]:
+        while data := self.filelike.read(8192):
+            yield data
+
+    def close(self) -> None:
+        self.filelike.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "body"),
+    [
+        ({}, 200, TEXT),
+        ({"Range": "bytes=1-3", "If-Range": '"v1"'}, 206, TEXT[1:4]),
+        ({"Range": "bytes=1-3", "If-Range": '"old"'}, 200, TEXT),
+    ],
+    ids=["whole", "if-range-new", "if-range-old"],
+)
+def test_overridden_path_file_keeps_the_file_wrapper(
+    send_app: Flask,
+    res: pathlib.Path,
+    headers: dict[str, str],
+    status: int,
+    body: bytes,
+) -> None:
+    """A caller's PathFile with etag= still reaches the server's
+    wsgi.file_wrapper with a descriptor (gunicorn's sendfile)."""
+    RecordingWrapper.instances = []
+    file = PathFile(res / "res" / "test.txt")
+    send_app.add_url_rule(
+        "/p", "p", lambda: send_download(file, etag="v1", attachment=False)
+    )
+    env = {"wsgi.file_wrapper": RecordingWrapper, "SERVER_SOFTWARE": "gunicorn/23.0"}
+    client = send_app.test_client()
+    with client.get("/p", headers=headers, environ_overrides=env) as rv:
+        assert rv.status_code == status
+        assert rv.data == body
+        assert rv.headers["ETag"] == '"v1"'
+    [wrapper] = RecordingWrapper.instances
+    assert callable(getattr(wrapper.filelike, "fileno", None))
+    assert file.etag != "v1"
+
+
+@pytest.mark.parametrize("confined", [False, True], ids=["trusted", "confined"])
+def test_overridden_path_file_is_offloaded(res: pathlib.Path, confined: bool) -> None:
+    app = Flask("offload", root_path=os.fspath(res))
+    app.config.update(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[{"source_dir": "res", "destination_url": "/internal/"}],
+    )
+    FlaskDownload(app)
+
+    def view() -> t.Any:
+        if confined:
+            file = PathFile("test.txt", root=res / "res")
+        else:
+            file = PathFile(res / "res" / "test.txt")
+        return send_download(file, etag="v1", max_age=60)
+
+    rv = answer(app, view)
+    assert rv.headers["X-Accel-Redirect"] == "/internal/test.txt"
+    assert rv.headers["ETag"] == '"v1"'
+    assert rv.headers["Cache-Control"] == "public, max-age=60"
+    assert "Expires" in rv.headers
+    assert rv.data == b""
+
+
+def _overridden_app(path: str) -> Flask:
+    """For gunicorn: a caller's PathFile sent with etag= and last_modified=."""
+    app = Flask("overridden")
+
+    @app.route("/p")
+    def sent() -> t.Any:
+        return send_download(PathFile(path), etag="v1", last_modified=0)
+
+    return app
+
+
+def test_overridden_path_file_on_gunicorn(res: pathlib.Path) -> None:
+    """On the wire, through gunicorn's sendfile path: the bytes announced."""
+    from conftest import running_gunicorn
+
+    big = res / "big.bin"
+    big.write_bytes(bytes(range(256)) * 4096)
+    data = big.read_bytes()
+    target = f"tests.test_send_download:_overridden_app({os.fspath(big)!r})"
+    with running_gunicorn(target) as url:
+        with urllib.request.urlopen(url + "/p") as rv:
+            assert rv.headers["ETag"] == '"v1"'
+            assert rv.headers["Last-Modified"] == "Thu, 01 Jan 1970 00:00:00 GMT"
+            assert rv.read() == data
+        ranged = urllib.request.Request(url + "/p", headers={"Range": "bytes=10-19"})
+        with urllib.request.urlopen(ranged) as rv:
+            assert rv.status == 206
+            assert rv.read() == data[10:20]
 
 
 # -- RFC 9110 where Werkzeug's make_conditional differs ---------------------------

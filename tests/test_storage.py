@@ -603,3 +603,85 @@ def test_redirect_expires_accepts_a_timedelta() -> None:
     )
     with app.test_client().get("/files/docs/hello.txt") as rv:
         assert rv.headers["Location"].endswith("?expires=120")
+
+
+# -- missing extras and URL filesystems ---------------------------------------------
+
+
+def _without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    # A None entry in sys.modules makes the import fail as if not installed.
+    import sys
+
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+def test_s3_url_without_fsspec_names_the_s3_extra_when_the_view_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: [storage] was named on the first request, then [s3] on the next."""
+    _without(monkeypatch, "fsspec", "s3fs")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[s3]")):
+        StorageDownloadView.as_view("dl", storage="s3://bucket/missing-fsspec")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[s3]")):
+        resolve_storage("s3://bucket/missing-fsspec-2")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[s3]")):
+        StorageDownloadView.as_view("dl", storage="simplecache::s3://bucket/chained")
+
+
+def test_s3_url_without_s3fs_names_the_s3_extra_when_the_view_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without(monkeypatch, "s3fs")
+    # fsspec keeps the classes it loaded: forget S3's as if never installed.
+    import importlib
+
+    registry = importlib.import_module("fsspec.registry")
+    monkeypatch.delitem(registry._registry, "s3", raising=False)
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[s3]")):
+        StorageDownloadView.as_view("dl", storage="s3://bucket/missing-s3fs")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[s3]")):
+        resolve_storage("s3://bucket/missing-s3fs")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[s3]")):
+        StorageDownloadView.as_view("dl", storage="simplecache::s3://bucket/chained")
+
+
+def test_memory_url_without_fsspec_names_the_storage_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without(monkeypatch, "fsspec")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[storage]")):
+        StorageDownloadView.as_view("dl", storage="memory://missing-fsspec")
+    with pytest.raises(ImportError, match=re.escape("Flask-Download[storage]")):
+        StorageFile("memory://missing-fsspec", "a.txt")
+
+
+def test_view_with_an_installed_url_is_made() -> None:
+    StorageDownloadView.as_view("dl", storage="memory://installed")
+    StorageDownloadView.as_view("dl2", storage="simplecache::memory://installed")
+
+
+def test_storage_file_takes_a_url() -> None:
+    """Review: StorageFile("memory://", "x") gave AttributeError on 'str'."""
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/storage-file-url/pub/a.txt", b"by URL")
+    try:
+        for fs, key in [
+            ("memory://storage-file-url/pub", "a.txt"),
+            ("memory://", "/storage-file-url/pub/a.txt"),
+            ("memory://storage-file-url/other", "/storage-file-url/pub/a.txt"),
+        ]:
+            file = StorageFile(fs, key)
+            assert (file.name, file.size) == ("a.txt", 6)
+            with file.open() as f:
+                assert f.read() == b"by URL"
+            file.close()
+        with pytest.raises(FileNotFound):
+            StorageFile("memory://storage-file-url/pub", "missing.txt")
+    finally:
+        memory.rm("/storage-file-url", recursive=True)
+
+
+def test_storage_file_refuses_what_is_not_a_filesystem() -> None:
+    with pytest.raises(TypeError, match="fsspec filesystem .* or a storage URL"):
+        StorageFile(t.cast(t.Any, pathlib.Path("/srv")), "a.txt")
