@@ -180,6 +180,10 @@ def offload_after_request(response: Response, settings: Settings) -> Response:
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 
+#: Attribute of a view function made by :func:`offload`: its
+#: ``(backend, rules, owner)``.
+OFFLOAD_CHOICE = "_flask_download_offload"
+
 
 def offload(
     backend: str | t.Literal[False] | None = None,
@@ -250,6 +254,9 @@ def offload(
             )
             return apply_offload(response, found)
 
+        # For assert_download_response, which maps offload headers back to
+        # files through the rules the view was given.
+        setattr(wrapper, OFFLOAD_CHOICE, choice)
         return t.cast(F, wrapper)
 
     return decorator

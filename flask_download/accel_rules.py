@@ -435,6 +435,9 @@ class Offload:
     value: str
     #: The nginx option headers of the rule.
     options: tuple[tuple[str, str], ...] = ()
+    #: The rule that matched: :func:`flask_download.testing.assert_download_response`
+    #: maps the header back to the file through it.
+    rule: AccelRule | None = dataclasses.field(default=None, compare=False)
 
 
 def find_offload(
@@ -492,6 +495,7 @@ def _x_accel_redirect(rule: AccelRule, segments: list[str]) -> Offload:
         "X-Accel-Redirect",
         rule.destination_url.rstrip("/") + "/" + path,
         tuple(options),
+        rule,
     )
 
 
@@ -508,4 +512,4 @@ def _x_sendfile(rule: AccelRule, segments: list[str], backend: str) -> Offload |
         except UnicodeDecodeError:
             # lighttpd answers 502 to a path that is not UTF-8: stream it.
             return None
-    return Offload("X-Sendfile", quote(path, safe="/"))
+    return Offload("X-Sendfile", quote(path, safe="/"), (), rule)

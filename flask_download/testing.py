@@ -18,15 +18,29 @@ Import it from ``flask_download.testing`` in your tests::
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import os
 import re
+import typing as t
 from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
+from flask import current_app
+from flask import Flask
+from flask import has_app_context
+from flask import has_request_context
+from flask import request as flask_request
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response
 
 from ._grammar import TOKEN
+from .accel import OFFLOAD_CHOICE
+from .accel_rules import AccelRule
+from .accel_rules import parse_rules
+from .exceptions import DownloadError
+from .settings import get_settings
 from .signals import OFFLOAD_HEADERS
+from .views import VIEW_ATTRIBUTES
 
 __all__ = ["OFFLOAD_HEADERS", "assert_download_response", "parse_content_disposition"]
 
@@ -154,10 +168,26 @@ def assert_download_response(
     with what was found. Arguments left to ``None`` are not checked.
 
     An offloaded response (one of :data:`OFFLOAD_HEADERS` present) must have
-    an empty body; the offload header is checked instead of the body. When
-    the header names a local file (``X-Sendfile``, ``X-LIGHTTPD-send-file``),
-    ``content`` is compared with that file; an ``X-Accel-Redirect`` location
-    belongs to nginx, so ``content`` cannot be checked there.
+    an empty body; the offload header is checked instead of the body, and
+    ``content`` is compared with the file the web server would send:
+
+    - ``X-Sendfile`` and ``X-LIGHTTPD-send-file`` name a file path,
+      percent-decoded first as Apache (``mod_xsendfile``) and lighttpd do.
+      When an offload rule's ``destination_dir`` differs from its
+      ``source_dir``, the path is mapped back to the source file through
+      that rule; a path no rule maps is read as it is.
+    - ``X-Accel-Redirect`` names an nginx location: it is mapped back to
+      the source file (a local file or a key of an fsspec storage) through
+      the rule whose ``destination_url`` it starts with. When no rule maps
+      it, ``content`` cannot be checked and is not.
+
+    The rules are those the application would use for the request: the
+    :func:`~flask_download.offload` decorator and the ``accel_rules`` of
+    the view that answered it (``as_view`` keyword or class attribute),
+    then ``DOWNLOAD_ACCEL_RULES`` (with the
+    :class:`~flask_download.FlaskDownload` default). The application is
+    the Flask test client's, else the current one; rules computed per
+    request (a property) or chosen inside a function view cannot be found.
 
     :param response: the response to check.
     :param content: the expected body (``str`` is encoded as UTF-8). For a
@@ -301,16 +331,200 @@ def _check_offload(
     if not value:
         failures.append(f"offload: {header} is empty")
         return
-    if content is None or header not in _PATH_OFFLOAD_HEADERS:
+    if content is None:
         return
+    if header in _PATH_OFFLOAD_HEADERS:
+        # mod_xsendfile (XSendFileUnescape, on by default) and lighttpd
+        # (http_response_xsendfile) percent-decode the path before opening it.
+        target = os.fsdecode(unquote_to_bytes(value))
+        source = _map_to_source(response, target, _sendfile_segments)
+        if source is None:
+            source = _Source(target, target, None)
+    else:
+        # nginx: the URI of an internal location (a query is not part of it).
+        source = _map_to_source(
+            response, value.partition("?")[0], _accel_redirect_segments
+        )
+        if source is None:
+            return  # nginx's own location: nothing here says what it serves.
     try:
-        with open(value, "rb") as f:
-            found = f.read()
-    except OSError as e:
-        failures.append(f"offload: {header} names {value!r}, which cannot be read: {e}")
+        found = source.read()
+    except Exception as e:
+        if source.rule is not None:
+            where = f", mapped back to {source.name!r} by an offload rule,"
+            hint = ""
+        else:
+            decoded = (
+                f" ({source.name!r} percent-decoded)" if source.name != value else ""
+            )
+            where = f"{decoded},"
+            hint = (
+                "; no offload rule of the application maps it back to a source"
+                " file, so content could not be checked"
+            )
+        failures.append(
+            f"offload: {header} names {value!r}{where} which cannot be read:"
+            f" {type(e).__name__}: {e}{hint}"
+        )
         return
     if found != content:
         failures.append(
-            f"content of {os.path.basename(value)!r} ({header}):"
+            f"content of {os.path.basename(source.name)!r} ({header}):"
             f" {_difference(content, found)}"
         )
+
+
+class _Source:
+    """The file an offload header makes the web server send."""
+
+    def __init__(self, name: str, location: str, rule: AccelRule | None) -> None:
+        #: A local path or a storage URL, for messages.
+        self.name = name
+        #: A local path, or a key of the rule's storage.
+        self.location = location
+        #: The rule that mapped the header back, ``None``: read as named.
+        self.rule = rule
+
+    def read(self) -> bytes:
+        if self.rule is None or self.rule.source_url is None:
+            with open(self.location, "rb") as f:
+                return f.read()
+        from .storage import resolve_storage
+
+        fs, _ = resolve_storage(_storage_url(self.rule.source_url))
+        return bytes(fs.cat_file(self.location))
+
+
+def _storage_url(source_url: str) -> str:
+    # normalize_url drops the slashes after "file://": put the root back, or
+    # fsspec reads the path as relative to the working directory.
+    scheme, _, rest = source_url.partition("://")
+    if scheme in ("file", "local"):
+        return f"{scheme}:///{rest}"
+    return source_url
+
+
+def _sendfile_segments(rule: AccelRule, path: str) -> list[str] | None:
+    directory = rule.sendfile_dir
+    if directory is None:
+        return None
+    base = os.path.join(directory, "")
+    if not path.startswith(base):
+        return None
+    return path[len(base) :].split(os.sep)
+
+
+def _accel_redirect_segments(rule: AccelRule, uri: str) -> list[str] | None:
+    if rule.destination_url is None:
+        return None
+    base = rule.destination_url.rstrip("/") + "/"
+    if not uri.startswith(base):
+        return None
+    # accel_rules encodes each segment of os.fsencode(name) on its own.
+    return [os.fsdecode(unquote_to_bytes(s)) for s in uri[len(base) :].split("/")]
+
+
+def _map_to_source(
+    response: Response,
+    destination: str,
+    segments_of: cabc.Callable[[AccelRule, str], list[str] | None],
+) -> _Source | None:
+    """The source file of an offload destination, by the first rule that
+    maps it back, or ``None``."""
+    for rule in _offload_rules(response):
+        segments = segments_of(rule, destination)
+        if segments is None or any(s in ("", ".", "..") for s in segments):
+            continue
+        if rule.source_dir is not None:
+            path = os.path.join(rule.source_dir, *segments)
+            return _Source(path, path, rule)
+        assert rule.source_url is not None
+        if rule.source_url.lower().startswith(("http://", "https://")):
+            continue  # a remote URL: not read by a test helper
+        from .storage import resolve_storage
+
+        try:
+            _, prefix = resolve_storage(_storage_url(rule.source_url))
+        except (DownloadError, ImportError):
+            continue
+        key = "/".join([prefix, *segments]) if prefix else "/".join(segments)
+        url = rule.source_url + ("" if rule.source_url.endswith("://") else "/")
+        return _Source(url + "/".join(segments), key, rule)
+    return None
+
+
+def _offload_rules(response: Response) -> list[AccelRule]:
+    """The offload rules the application that made ``response`` would use
+    for its request, most specific first (best effort: ``[]`` when unknown)."""
+    offload = getattr(response, "offload", None)  # an AccelResponse itself
+    rule = getattr(offload, "rule", None)
+    if isinstance(rule, AccelRule):
+        return [rule]
+    app = _response_app(response)
+    if app is None:
+        return []
+    rules: list[AccelRule] = []
+    for value in _view_rules(_response_view(app, response)):
+        # Invalid rules are the view's to report, on its own requests.
+        with contextlib.suppress(DownloadError):
+            rules.extend(parse_rules(value, None, app.root_path))
+    with contextlib.suppress(DownloadError):
+        rules.extend(get_settings(app).accel_rules)
+    return rules
+
+
+def _response_app(response: Response) -> Flask | None:
+    # The Flask test client gives each response the app's JSON provider,
+    # which keeps a weak proxy of the app; a bound method through the proxy
+    # is bound to the app itself.
+    provider = getattr(response, "json_module", None)
+    try:
+        app = getattr(getattr(provider, "_app", None), "app_context", None)
+        app = getattr(app, "__self__", None)
+    except ReferenceError:  # the app is gone
+        app = None
+    if isinstance(app, Flask):
+        return app
+    if has_app_context():
+        return t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+    return None
+
+
+def _response_view(app: Flask, response: Response) -> t.Any:
+    """The view function of the request that ``response`` answers, or ``None``."""
+    request = getattr(response, "request", None)
+    environ = getattr(request, "environ", None)
+    if environ is None and has_request_context():
+        environ = flask_request.environ
+    if not isinstance(environ, dict):
+        return None
+    try:
+        # A copy: routing a request here changes nothing of the test's.
+        adapter = app.create_url_adapter(
+            app.request_class(dict(environ), populate_request=False)
+        )
+        if adapter is None:
+            return None
+        endpoint, _ = adapter.match()
+    except Exception:
+        return None  # not routable any more (a redirect, 404, 405...)
+    return app.view_functions.get(str(endpoint))
+
+
+def _view_rules(view: t.Any) -> list[t.Any]:
+    """The offload rules a view function was given, most specific first: the
+    :func:`~flask_download.offload` decorator, ``as_view`` keywords, the class
+    attribute (each recorded on the function by what made it)."""
+    found: list[t.Any] = []
+    choice = getattr(view, OFFLOAD_CHOICE, None)
+    if isinstance(choice, tuple) and len(choice) == 3:
+        if choice[1] is None:
+            return found  # the configured rules, whatever the view says
+        found.append(choice[1])
+    attributes = getattr(view, VIEW_ATTRIBUTES, None)
+    if isinstance(attributes, dict) and attributes.get("accel_rules") is not None:
+        found.append(attributes["accel_rules"])
+    rules = getattr(getattr(view, "view_class", None), "accel_rules", None)
+    if rules is not None and not hasattr(type(rules), "__get__"):
+        found.append(rules)
+    return found

@@ -400,7 +400,9 @@ class DownloadView(DownloadMixin, MethodView):
             class_kwargs.get("accel_rules", cls.accel_rules),
         )
         if cls.decorators or not cls.init_every_request:
-            return super().as_view(name, *class_args, **class_kwargs)
+            made = super().as_view(name, *class_args, **class_kwargs)
+            setattr(made, VIEW_ATTRIBUTES, class_kwargs)
+            return made
 
         # Flask's view function, without its two ensure_sync() calls per
         # request (an inspect.iscoroutinefunction each) for plain methods:
@@ -410,6 +412,7 @@ class DownloadView(DownloadMixin, MethodView):
             return _sync(self.dispatch_request)(**kwargs)  # type: ignore[no-any-return]
 
         view.view_class = cls  # type: ignore[attr-defined]
+        setattr(view, VIEW_ATTRIBUTES, class_kwargs)
         view.__name__ = name
         view.__doc__ = cls.__doc__
         view.__module__ = cls.__module__
@@ -508,6 +511,10 @@ def _unknown_attribute_message(cls: type, key: str) -> str:
         return f"{message} Did you mean {close[0]!r}?"
     return message
 
+
+#: Attribute of a view function made by :meth:`DownloadView.as_view`: the
+#: keywords it was given (read by :mod:`flask_download.testing`).
+VIEW_ATTRIBUTES = "_flask_download_attributes"
 
 _HTTP_METHODS = frozenset(
     ("get", "head", "post", "put", "patch", "delete", "options", "trace")

@@ -3,12 +3,14 @@ from __future__ import annotations
 import os
 import pathlib
 import typing as t
+from urllib.parse import quote
 
 import pytest
 from conftest import SAMPLE_FILES
 from flask import Flask
 from flask import Response
 
+from flask_download import offload
 from flask_download import PathDownloadView
 from flask_download import VirtualDownloadView
 from flask_download.testing import assert_download_response
@@ -217,7 +219,7 @@ def test_nginx_offload_checks_the_header(client: t.Any) -> None:
             offload="/protected/%C3%A9t%C3%A9.txt",
         )
         assert body == b""
-        assert_download_response(rv, offload=True, content=b"not checked")
+        assert_download_response(rv, offload=True, content=ETE)
         message = failure(rv, offload="/protected/other.txt")
         assert "expected X-Accel-Redirect: '/protected/other.txt'" in message
         assert "expected a streamed body, found X-Accel-Redirect" in failure(
@@ -236,6 +238,158 @@ def test_offload_header_with_a_body_fails(client: t.Any) -> None:
     with client.get("/raw") as rv:
         message = failure(rv)
     assert "expected an empty body with X-Accel-Redirect, found 3 bytes" in message
+
+
+@pytest.mark.parametrize("backend", ["apache", "lighttpd"])
+@pytest.mark.parametrize(
+    "name",
+    ["sp ace.txt", "été.txt", "50%25 off;#1.txt"],
+    ids=["space", "utf8", "percent"],
+)
+def test_sendfile_path_is_percent_decoded(
+    app: Flask, download_root: pathlib.Path, backend: str, name: str
+) -> None:
+    """Review: X-Sendfile is percent-encoded; the helper opened it undecoded."""
+    (download_root / name).write_bytes(b"abc")
+    app.add_url_rule(
+        "/f/<path:path>",
+        view_func=PathDownloadView.as_view(
+            "f", accel=backend, accel_rules=[{"source_dir": download_root}]
+        ),
+    )
+    with app.test_client().get(f"/f/{quote(name)}") as rv:
+        assert "%" in rv.headers["X-Sendfile"]
+        assert_download_response(rv, content=b"abc", offload=True)
+        assert "expected 5 bytes" in failure(rv, content=b"WRONG")
+
+
+def test_sendfile_destination_dir_is_mapped_back_to_the_source(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    """Review: a destination_dir other than source_dir always failed."""
+    rules = [{"source_dir": download_root, "destination_dir": "/nowhere/www/files"}]
+    app.add_url_rule(
+        "/f/<path:path>",
+        view_func=PathDownloadView.as_view("f", accel="apache", accel_rules=rules),
+    )
+    with app.test_client().get("/f/sub/nested.txt") as rv:
+        assert rv.headers["X-Sendfile"] == "/nowhere/www/files/sub/nested.txt"
+        assert_download_response(rv, content=b"nested\n")
+        assert "content of 'nested.txt' (X-Sendfile)" in failure(rv, content=b"x")
+
+
+def test_sendfile_path_no_rule_maps_fails_only_when_content_is_expected(
+    app: Flask,
+) -> None:
+    @app.get("/hand")
+    def hand() -> Response:
+        return Response(b"", headers={"X-Sendfile": "/nowhere/a%20b.txt"})
+
+    with app.test_client().get("/hand") as rv:
+        assert_download_response(rv, offload=True)
+        message = failure(rv, content=b"abc")
+    assert "names '/nowhere/a%20b.txt' ('/nowhere/a b.txt' percent-decoded)" in message
+    assert "no offload rule of the application maps it back" in message
+
+
+def test_accel_redirect_content_is_checked_through_the_config_rules(
+    app_factory: t.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    """Review: content=b"WRONG" passed silently for X-Accel-Redirect."""
+    app = app_factory(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/prot"}
+        ],
+    )
+    app.add_url_rule("/f/<path:path>", view_func=PathDownloadView.as_view("f"))
+    with app.test_client().get("/f/été.txt") as rv:
+        assert rv.headers["X-Accel-Redirect"] == "/prot/%C3%A9t%C3%A9.txt"
+        assert_download_response(rv, content=ETE)
+        message = failure(rv, content=b"WRONG")
+    assert "content of 'été.txt' (X-Accel-Redirect): expected 5 bytes" in message
+
+
+def test_accel_redirect_content_is_checked_through_the_view_rules(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    rule = {"source_dir": download_root, "destination_url": "/cls/"}
+
+    class Rules(PathDownloadView):
+        accel = "nginx"
+        accel_rules = [rule]
+
+    app.add_url_rule("/c/<path:path>", view_func=Rules.as_view("c"))
+    app.add_url_rule(
+        "/d/<path:path>",
+        view_func=offload("nginx", rules=[{**rule, "destination_url": "/deco/"}])(
+            PathDownloadView.as_view("d")
+        ),
+    )
+    client = app.test_client()
+    for url, location in (("/c/hello.txt", "/cls/"), ("/d/hello.txt", "/deco/")):
+        with client.get(url) as rv:
+            assert rv.headers["X-Accel-Redirect"] == f"{location}hello.txt"
+            assert_download_response(rv, content=HELLO)
+            assert "(X-Accel-Redirect): expected 5 bytes" in failure(
+                rv, content=b"WRONG"
+            )
+
+
+def test_accel_redirect_of_a_storage_key_is_read_from_the_storage(app: Flask) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    from flask_download import StorageDownloadView
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/testing-accel/pub/a b.txt", b"in the store")
+    app.add_url_rule(
+        "/s/<path:path>",
+        view_func=StorageDownloadView.as_view(
+            "s",
+            storage="memory://testing-accel/pub",
+            accel="nginx",
+            accel_rules=[
+                {"source_url": "memory://testing-accel/pub", "destination_url": "/s3/"}
+            ],
+        ),
+    )
+    try:
+        with app.test_client().get("/s/a b.txt") as rv:
+            assert rv.headers["X-Accel-Redirect"] == "/s3/a%20b.txt"
+            assert_download_response(rv, content=b"in the store")
+            assert "content of 'a b.txt'" in failure(rv, content=b"WRONG")
+    finally:
+        fs.rm("/testing-accel", recursive=True)
+
+
+def test_accel_redirect_of_a_response_returned_by_a_view(
+    app_factory: t.Callable[..., Flask], download_root: pathlib.Path
+) -> None:
+    """Outside the test client, the current app's rules are used."""
+    app = app_factory(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_dir": os.fspath(download_root), "destination_url": "/p/"}
+        ],
+    )
+    view = PathDownloadView(path="hello.txt")
+    with app.test_request_context("/"):
+        response = view.render_to_response()
+        try:
+            assert response.headers["X-Accel-Redirect"] == "/p/hello.txt"
+            assert_download_response(response, content=HELLO)
+            assert "expected 5 bytes" in failure(response, content=b"WRONG")
+        finally:
+            response.close()
+
+
+def test_accel_redirect_no_rule_maps_is_not_checked(client: t.Any) -> None:
+    """An nginx location no known rule maps: content cannot be checked."""
+    with client.get("/nginx/hello.txt") as rv:
+        headers = dict(rv.headers)
+    # Made by hand, outside any application: no rule is known.
+    response = Response(b"", headers=headers)
+    assert_download_response(response, content=b"not checked", offload=True)
 
 
 # -- parse_content_disposition ------------------------------------------------------
