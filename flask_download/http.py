@@ -409,6 +409,7 @@ class HTTPFile(DownloadFile):
     :raises DisallowedURL: the URL, or a redirect, may not be fetched (403).
     :raises UpstreamError: connection refused, a 5xx or other error (502).
     :raises UpstreamTimeout: the server did not answer in time (504).
+    :raises ImportError: ``urllib3`` is not installed (extra ``http``).
     """
 
     seekable = False
@@ -441,12 +442,17 @@ class HTTPFile(DownloadFile):
                 timeout = settings.http_timeout if settings else DEFAULT_TIMEOUT
         if method not in ("GET", "HEAD"):
             raise ValueError(f"HTTPFile fetches with GET or HEAD, not {method!r}.")
+        # A missing urllib3 is named (extra "http") before any DNS lookup, so
+        # it is not hidden behind an unresolvable host's 502.
+        _import_urllib3()
         self.url = url
         self._method = method
         self._done = False
         self._response: BaseHTTPResponse | None = None
         if isinstance(allowed_hosts, str):
             allowed_hosts = (allowed_hosts,)  # one host, not its letters
+        # What _request_again sends once the connection was let go.
+        self._again = (url, dict(headers or {}), allowed_hosts, timeout, max_redirects)
         # The caller's headers are sent as given (the view puts only the
         # client's range and conditional headers there, plus what the app
         # chose); Host is always the URL's.
@@ -528,6 +534,8 @@ class HTTPFile(DownloadFile):
         if start or stop is not None:
             raise ValueError("HTTPFile relays ranges upstream; it cannot slice.")
         response = self._response
+        if response is None and self._released:
+            response = self._response = self._request_again()
         if response is None:
             return
         urllib3 = _import_urllib3()
@@ -543,6 +551,52 @@ class HTTPFile(DownloadFile):
         response, self._response = self._response, None
         if response is not None:
             _close(response, reuse=self._done or self._method == "HEAD")
+
+    _released = False
+
+    def _release(self) -> None:
+        # Let the connection go now that the headers are known (an archive
+        # of many members holds one at a time): chunks() asks again.
+        self._released = True
+        self.close()
+
+    def _request_again(self) -> BaseHTTPResponse:
+        """The GET again, for a wrapper whose connection was let go.
+
+        ``If-Match`` on the ETag (else ``If-Unmodified-Since`` on the
+        ``Last-Modified``) makes a changed file answer 412, not other bytes;
+        the answer must have the first one's status, size and validators.
+
+        :raises FileNotFound: the file is gone or changed.
+        """
+        url, headers, allowed_hosts, timeout, max_redirects = self._again
+        conditions = ("if-match", "if-unmodified-since")
+        headers = {k: v for k, v in headers.items() if k.lower() not in conditions}
+        if self.etag is not None:
+            headers["If-Match"] = f'"{self.etag}"'
+        elif "Last-Modified" in self.response_headers:
+            headers["If-Unmodified-Since"] = self.response_headers["Last-Modified"]
+        again = HTTPFile(
+            url,
+            self.name,
+            headers=headers,
+            allowed_hosts=allowed_hosts,
+            timeout=timeout,
+            max_redirects=max_redirects,
+        )
+        first = (self.status, self.size, self.etag, self.modified_time)
+        if again._response is None or first != (
+            again.status,
+            again.size,
+            again.etag,
+            again.modified_time,
+        ):
+            again.close()
+            raise FileNotFound(f"{self.url!r} changed since its headers were read.")
+        response, again._response = again._response, None
+        self._method = "GET"
+        self._done = False
+        return response
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"
@@ -660,12 +714,14 @@ class HTTPDownloadView(DownloadView):
         :raises TypeError: a keyword names no attribute of the class.
         :raises ConfigurationError: an ``allowed_hosts`` entry with a port or
             a scheme (they are never compared, so it would never match).
+        :raises ImportError: ``urllib3`` is not installed (extra ``http``).
         """
         view = super().as_view(name, *class_args, **class_kwargs)
         check_allowed_hosts(
             class_kwargs.get("allowed_hosts", cls.allowed_hosts),
             f"{cls.__name__}.allowed_hosts",
         )
+        _import_urllib3()  # now, not with a 500 on the first request
         return view
 
     def get_url(self) -> str:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import datetime
+import http.server
 import io
 import os
 import pathlib
+import struct
+import threading
+import tracemalloc
 import typing as t
 import zipfile
 import zlib
@@ -24,12 +28,15 @@ from flask_download import ArchiveFile
 from flask_download import DownloadFile
 from flask_download import FileNotFound
 from flask_download import FlaskDownload
+from flask_download import http as http_module
+from flask_download import HTTPFile
 from flask_download import ObjectDownloadView
 from flask_download import PathFile
 from flask_download import send_download
 from flask_download import VirtualFile
 from flask_download import ZipDownloadView
 from flask_download.archive import safe_member_name
+from flask_download.http import _pool
 from flask_download.sqlalchemy import ColumnFile
 from flask_download.sqlalchemy import FileColumn
 
@@ -237,7 +244,15 @@ def test_empty_archive_is_valid() -> None:
         ("dir/nul.txt", "dir/_nul.txt"),
         ("COM\u00b9.log", "_COM\u00b9.log"),
         ("conin$", "_conin$"),
-        ("aux:stream", "_aux:stream"),
+        ("aux:stream", "aux_stream"),
+        ("C:C:\\Windows\\System32\\evil.dll", "Windows/System32/evil.dll"),
+        ("a:C:foo.txt", "foo.txt"),
+        ("ab:cd.txt", "ab_cd.txt"),
+        ("..\u00a5..\u00a5evil.dll", ".._.._evil.dll"),
+        ("..\u20a9..\u20a9x", ".._.._x"),
+        ("\u00a5100.txt", "_100.txt"),
+        ("price \u00a5100.txt", "price \u00a5100.txt"),
+        ("..\u2216x", "x"),
         ("lpt\u00b3 .txt", "_lpt\u00b3 .txt"),
         ("..", "file"),
         ("", "file"),
@@ -310,14 +325,151 @@ def test_member_of_unknown_size_streams_without_content_length() -> None:
     assert unzip(b"".join(archive.chunks())) == {"a": b"abc", "b": b"1234"}
 
 
-def test_non_seekable_member_of_known_size_keeps_the_layout() -> None:
-    streamed = VirtualFile(iter([b"12", b"34"]), name="b", size=4)
-    archive = ArchiveFile([VirtualFile(b"abc", name="a"), streamed])
+class StreamedFile(DownloadFile):
+    """A member that cannot seek, of known size, counting what it streams."""
+
+    def __init__(self, content: bytes, name: str, chunk: int = 10_000) -> None:
+        self.name = name
+        self.size = len(content)
+        self.etag = f"s{zlib.crc32(content)}"
+        self.modified_time = OLD
+        self._content = content
+        self._chunk = chunk
+        self.passes = 0
+        self.bytes_read = 0
+        self.open_streams = 0
+        self.closes = 0
+
+    def chunks(
+        self, chunk_size: int = 65536, start: int = 0, stop: int | None = None
+    ) -> cabc.Iterator[bytes]:
+        self.passes += 1
+        self.open_streams += 1
+        try:
+            for offset in range(0, len(self._content), self._chunk):
+                data = self._content[offset : offset + self._chunk]
+                self.bytes_read += len(data)
+                yield data
+        finally:
+            self.open_streams -= 1
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+STREAMED = pattern(50_000, 3)
+
+
+def streamed_members() -> list[t.Any]:
+    return [
+        VirtualFile(b"abc", name="a"),
+        # An iterator can be read once: every range must read it at most once.
+        VirtualFile(iter([b"12", b"34"]), name="b", size=4, etag="b1"),
+        StreamedFile(STREAMED, "c"),
+    ]
+
+
+def test_members_that_cannot_seek_but_know_their_size_answer_ranges() -> None:
+    whole = b"".join(ArchiveFile(streamed_members()).chunks())
+    assert unzip(whole) == {"a": b"abc", "b": b"1234", "c": STREAMED}
+    for start in range(0, len(whole), 89):
+        for length in (1, 60, 30_000):
+            archive = ArchiveFile(streamed_members())
+            assert archive.seekable
+            assert archive.size == len(whole)
+            stop = min(start + length, len(whole))
+            got = b"".join(archive.chunks(start=start, stop=stop))
+            assert got == whole[start:stop], (start, length)
+
+
+def test_stream_read_in_part_is_read_on_for_its_crc_not_again() -> None:
+    # Several ranges (multipart): some bytes of a member, then its CRC-32.
+    whole = b"".join(ArchiveFile(streamed_members()).chunks())
+    b_data = whole.index(b"1234")
+    c_data = whole.index(STREAMED)
+    c_descriptor = c_data + len(STREAMED)
+    members = streamed_members()
+    with ArchiveFile(members).open() as handle:
+        for start, length in (
+            (b_data + 1, 1),
+            (b_data + 4, 16),  # b's data descriptor; b can be read only once
+            (c_data + 20_000, 10),
+            (c_descriptor + 4, 4),  # c's CRC-32
+        ):
+            handle.seek(start)
+            assert handle.read(length) == whole[start : start + length]
+    assert members[2].passes == 1
+    assert members[2].bytes_read == len(STREAMED)
+
+
+def test_range_in_a_stream_reads_it_from_its_start_up_to_the_range() -> None:
+    members = [StreamedFile(pattern(1_000_000, i), f"m{i}") for i in range(2)]
+    archive = ArchiveFile(members)
+    whole = b"".join(
+        ArchiveFile(
+            [StreamedFile(pattern(1_000_000, i), f"m{i}") for i in range(2)]
+        ).chunks()
+    )
+    start = whole.index(pattern(1_000_000, 1)) + 500_000
+    got = b"".join(archive.chunks(start=start, stop=start + 100))
+    assert got == whole[start : start + 100]
+    assert members[0].bytes_read == 0
+    # From its start to the chunk holding the range's end, in one pass.
+    assert members[1].bytes_read == 510_000
+    assert members[1].passes == 1
+    assert [m.open_streams for m in members] == [0, 0]
+
+
+def test_range_deep_in_a_large_stream_keeps_memory_flat() -> None:
+    content = bytes(20_000_000)
+    member = StreamedFile(content, "big", chunk=65536)
+    archive = ArchiveFile([member])
     assert archive.size is not None
-    assert not archive.seekable
-    data = b"".join(archive.chunks())
-    assert len(data) == archive.size
-    assert unzip(data) == {"a": b"abc", "b": b"1234"}
+    tracemalloc.start()
+    try:
+        tail = b"".join(archive.chunks(start=archive.size - 1000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole = b"".join(ArchiveFile([StreamedFile(content, "big")]).chunks())
+    assert tail == whole[-1000:]
+    assert member.passes == 1  # the CRC-32 counted the bytes skipped
+    assert peak < 2_000_000
+
+
+def test_view_answers_ranges_of_streamed_members() -> None:
+    app = make_app(streamed_members)
+    client = app.test_client()
+    with client.get("/zip") as rv:
+        whole = rv.data
+        etag = rv.headers["ETag"]
+        assert rv.headers["Accept-Ranges"] == "bytes"
+    with client.get("/zip", headers={"Range": "bytes=100-"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[100:]
+    with client.get("/zip", headers={"Range": "bytes=100-", "If-Range": etag}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[100:]
+    with client.get("/zip", headers={"Range": "bytes=100-", "If-Range": '"old"'}) as rv:
+        assert rv.status_code == 200
+        assert rv.data == whole
+
+
+def test_streamed_member_without_validator_never_splices_on_if_range() -> None:
+    app = make_app(lambda: [VirtualFile(iter([b"x" * 300]), name="x", size=300)])
+    client = app.test_client()
+    with client.get("/zip") as rv:
+        whole = rv.data
+        assert "ETag" not in rv.headers
+        assert "Last-Modified" not in rv.headers
+    with client.get("/zip", headers={"Range": "bytes=10-"}) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[10:]
+    for if_range in ('"anything"', http_date(NEW)):
+        headers = {"Range": "bytes=10-", "If-Range": if_range}
+        with client.get("/zip", headers=headers) as rv:
+            assert rv.status_code == 200
+            assert rv.data == whole
 
 
 def test_reader_reads_each_member_once_and_one_at_a_time() -> None:
@@ -378,8 +530,58 @@ def test_range_over_the_central_directory(crc: bool) -> None:
     tail = b"".join(archive.chunks(start=archive.size - 100))
     whole = b"".join(ArchiveFile(counting_members([200_000, 300_000])).chunks())
     assert tail == whole[-100:]
-    # A known CRC-32 spares reading the members; else each is read once.
+    # The last 100 bytes hold the CRC-32 of the last member only (and the end
+    # of the first record): a known CRC-32 spares reading it, else it is read
+    # once.
+    assert [m.bytes_read for m in members] == ([0, 0] if crc else [0, 300_000])
+    members = counting_members([200_000, 300_000], crc=crc)
+    start = central_records(whole)[0][0]
+    directory = b"".join(ArchiveFile(members).chunks(start=start))
+    assert directory == whole[start:]
     assert [m.bytes_read for m in members] == ([0, 0] if crc else [200_000, 300_000])
+
+
+def central_records(data: bytes) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each central directory record of ``data``."""
+    size, offset = struct.unpack("<II", data[-10:-2])  # the end record's
+    records = []
+    position = offset
+    while position < offset + size:
+        lengths = struct.unpack("<HHH", data[position + 28 : position + 34])
+        records.append((position, position + 46 + sum(lengths)))
+        position = records[-1][1]
+    return records
+
+
+def test_record_bytes_other_than_the_crc_read_no_member() -> None:
+    sizes = [200_000, 300_000]
+    whole = b"".join(ArchiveFile(counting_members(sizes)).chunks())
+    records = central_records(whole)
+    with zipfile.ZipFile(io.BytesIO(whole)) as z:
+        # Each data descriptor: signature, CRC-32, two 4-byte sizes.
+        descriptors = [
+            info.header_offset + len(info.FileHeader()) + info.file_size
+            for info in z.infolist()
+        ]
+    assert whole[descriptors[0] : descriptors[0] + 4] == b"PK\x07\x08"
+    # The end records, and them with the last central record's tail.
+    spans = [(records[-1][1], len(whole)), (records[-1][0] + 20, len(whole))]
+    for descriptor in descriptors:
+        spans += [(descriptor, descriptor + 4), (descriptor + 8, descriptor + 16)]
+    for start, stop in records:
+        # Before the CRC-32 (offset 16) and after it.
+        spans += [(start, start + 16), (start + 20, stop)]
+    for start, stop in spans:
+        members = counting_members(sizes)
+        got = b"".join(ArchiveFile(members).chunks(start=start, stop=stop))
+        assert got == whole[start:stop], (start, stop)
+        assert [m.bytes_read for m in members] == [0, 0], (start, stop)
+    # One byte of a CRC-32 field reads that member, and it only.
+    for index, start in enumerate((descriptors[0] + 7, records[0][0] + 16)):
+        members = counting_members(sizes)
+        got = b"".join(ArchiveFile(members).chunks(start=start, stop=start + 1))
+        assert got == whole[start : start + 1]
+        assert [m.bytes_read for m in members] == [200_000, 0], index
 
 
 def test_wrong_crc_given_is_trusted_over_reading() -> None:
@@ -510,6 +712,177 @@ def test_view_closes_every_member() -> None:
         assert unzip(rv.data)
     assert [m.closes for m in members] == [1, 1]
     assert [m.open_handles for m in members] == [0, 0]
+
+
+# -- remote members ----------------------------------------------------------------
+
+
+class _Upstream(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    #: path -> (body, ETag); changed by tests between requests.
+    files: dict[str, tuple[bytes, str]]
+    #: (method, path, If-Match) of every request, in order.
+    requests: list[tuple[str, str, str | None]]
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        pass  # a member's first answer is dropped unread: expected
+
+
+class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Upstream
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body, etag = self.server.files[self.path]
+        if_match = self.headers.get("If-Match")
+        self.server.requests.append((self.command, self.path, if_match))
+        if if_match is not None and if_match != f'"{etag}"':
+            # RFC 9110 §13.1.1: the file changed.
+            body = b""
+            self.send_response(412)
+        else:
+            self.send_response(200)
+            self.send_header("ETag", f'"{etag}"')
+            self.send_header("Last-Modified", http_date(OLD))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "GET":
+            try:
+                self.wfile.write(body)
+            except OSError:
+                self.close_connection = True
+
+    do_HEAD = do_GET
+
+
+@pytest.fixture(scope="module")
+def upstream() -> cabc.Iterator[_Upstream]:
+    pytest.importorskip("urllib3", reason="HTTPFile needs 'urllib3'")
+    server = _Upstream(("127.0.0.1", 0), _UpstreamHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        _pool().clear()  # keep-alive connections to the stopped server
+
+
+REMOTE = [pattern(30_000 + i, i) for i in range(5)]
+
+
+@pytest.fixture
+def remote(upstream: _Upstream) -> cabc.Iterator[_Upstream]:
+    upstream.files = {f"/f{i}": (body, f"v{i}") for i, body in enumerate(REMOTE)}
+    upstream.requests = []
+    yield upstream
+    _pool().clear()
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many upstream answers are held now, and the most at once."""
+    count = {"open": 0, "peak": 0}
+    real_open, real_close = http_module._open, http_module._close
+
+    def opening(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        response = real_open(*args, **kwargs)
+        count["open"] += 1
+        count["peak"] = max(count["peak"], count["open"])
+        return response
+
+    def closing(response: t.Any, *, reuse: bool) -> None:
+        count["open"] -= 1
+        real_close(response, reuse=reuse)
+
+    monkeypatch.setattr(http_module, "_open", opening)
+    monkeypatch.setattr(http_module, "_close", closing)
+    return count
+
+
+def remote_members(server: _Upstream) -> cabc.Iterator[HTTPFile]:
+    port = server.server_address[1]
+    for i in range(len(REMOTE)):
+        url = f"http://127.0.0.1:{port}/f{i}"
+        yield HTTPFile(url, allowed_hosts=["127.0.0.1"], timeout=5)
+
+
+def test_remote_members_hold_one_connection_at_a_time(
+    remote: _Upstream, connections: dict[str, int]
+) -> None:
+    app = make_app(lambda: remote_members(remote))
+    with app.test_client().get("/zip") as rv:
+        assert rv.status_code == 200
+        assert int(rv.headers["Content-Length"]) == len(rv.data)
+        assert unzip(rv.data) == {f"f{i}": body for i, body in enumerate(REMOTE)}
+    assert connections == {"open": 0, "peak": 1}
+    # Headers first (the connection let go at once), then the body, asked
+    # for again on the condition that it is the same file.
+    assert remote.requests == [("GET", f"/f{i}", None) for i in range(len(REMOTE))] + [
+        ("GET", f"/f{i}", f'"v{i}"') for i in range(len(REMOTE))
+    ]
+
+
+def test_head_of_remote_members_reads_no_body(
+    remote: _Upstream, connections: dict[str, int]
+) -> None:
+    app = make_app(lambda: remote_members(remote))
+    client = app.test_client()
+    with client.head("/zip") as rv:
+        assert rv.status_code == 200
+        assert rv.data == b""
+        size = int(rv.headers["Content-Length"])
+    with client.get("/zip") as rv:
+        assert len(rv.data) == size
+    assert connections == {"open": 0, "peak": 1}
+    # HEAD: one request a member for its headers; no body asked for.
+    assert remote.requests[: len(REMOTE)] == [
+        ("GET", f"/f{i}", None) for i in range(len(REMOTE))
+    ]
+    assert len(remote.requests) == 3 * len(REMOTE)
+
+
+def test_range_of_remote_members_asks_for_the_members_it_covers(
+    remote: _Upstream, connections: dict[str, int]
+) -> None:
+    app = make_app(lambda: remote_members(remote))
+    client = app.test_client()
+    with client.get("/zip") as rv:
+        whole = rv.data
+        etag = rv.headers["ETag"]
+    start = whole.index(REMOTE[2]) + 1000
+    remote.requests = []
+    headers = {"Range": f"bytes={start}-{start + 99}", "If-Range": etag}
+    with client.get("/zip", headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.data == whole[start : start + 100]
+    assert remote.requests[len(REMOTE) :] == [("GET", "/f2", '"v2"')]
+    assert connections["open"] == 0
+
+
+def test_remote_member_changed_before_its_body_cuts_the_archive_short(
+    remote: _Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    def members() -> cabc.Iterator[HTTPFile]:
+        for i, member in enumerate(remote_members(remote)):
+            if i == 1:
+                # Changed between its headers and its body.
+                remote.files["/f1"] = (b"?" * len(REMOTE[1]), "v1-new")
+            yield member
+
+    app = make_app(members)
+    with app.test_client().get("/zip") as rv:
+        size = int(rv.headers["Content-Length"])
+        data = rv.data
+    assert len(data) < size
+    assert REMOTE[0] in data
+    assert b"?" * 1000 not in data
+    assert "changed since its headers were read" in caplog.text
 
 
 # -- rows ------------------------------------------------------------------------

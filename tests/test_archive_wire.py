@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import contextlib
+import functools
 import http.client
+import http.server
 import io
 import os
 import pathlib
@@ -31,9 +33,11 @@ from werkzeug.serving import make_server
 from flask_download import ArchiveFile
 from flask_download import download_finished
 from flask_download import download_started
+from flask_download import HTTPFile
 from flask_download import PathFile
 from flask_download import VirtualFile
 from flask_download import ZipDownloadView
+from flask_download.http import _pool
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 
@@ -712,3 +716,68 @@ def test_connection_is_reused_after_a_sendfile_archive(
                 assert not response.will_close
     finally:
         connection.close()
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        pass
+
+
+def test_remote_and_streamed_members_sent_whole_and_in_ranges(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A local member going out with sendfile, a remote one (asked for again
+    when its bytes are needed) and an iterator, whole and in ranges."""
+    pytest.importorskip("urllib3", reason="HTTPFile needs 'urllib3'")
+    local = pattern(300_000, 1)
+    remote = pattern(200_000, 2)
+    (tmp_path / "local.bin").write_bytes(local)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "remote.bin").write_bytes(remote)
+    upstream = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(_QuietFiles, directory=str(tmp_path / "www")),
+    )
+    upstream.daemon_threads = True
+    remote_url = f"http://127.0.0.1:{upstream.server_address[1]}/remote.bin"
+
+    def members() -> list[t.Any]:
+        member = PathFile(tmp_path / "local.bin")
+        member.crc32 = zlib.crc32(local)
+        streamed = VirtualFile(iter([b"x" * 100, b"y" * 100]), size=200, etag="i1")
+        return [
+            member,
+            HTTPFile(remote_url, allowed_hosts=["127.0.0.1"], timeout=10),
+            ("it.txt", streamed),
+        ]
+
+    app = Flask("archive_remote")
+
+    class Mixed(ZipDownloadView):
+        def get_members(self) -> t.Any:
+            return members()
+
+    app.add_url_rule("/mixed.zip", view_func=Mixed.as_view("mixed"))
+    with serving(upstream), running_werkzeug(app) as base:
+        archive = ArchiveFile(members())
+        try:
+            expected = b"".join(archive.chunks())
+        finally:
+            archive.close()
+        with zipfile.ZipFile(io.BytesIO(expected)) as z:
+            assert z.testzip() is None
+            assert z.read("remote.bin") == remote
+        whole = curl(f"{base}/mixed.zip")
+        assert whole.stdout == expected
+        start = expected.index(remote) + 150_000
+        for spec, part in (
+            (f"{start}-{start + 99}", expected[start : start + 100]),
+            (f"{start}-", expected[start:]),
+        ):
+            ranged = curl("-i", "-r", spec, f"{base}/mixed.zip")
+            head, _, body = ranged.stdout.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 206")
+            assert body == part
+    _pool().clear()

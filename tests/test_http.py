@@ -629,3 +629,20 @@ def test_upstream_200_is_not_evaluated_again(upstream: Running) -> None:
     rv = fetch(upstream.url + "/file.bin", {"If-Match": '"other"'})
     assert rv.status_code == 200
     assert rv.get_data() == CONTENT
+
+
+def test_missing_urllib3_is_named_before_any_dns_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: an unresolvable host gave 502 instead of naming the extra."""
+    import sys
+
+    def no_lookup(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        raise AssertionError("the host was looked up before urllib3 was checked")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    monkeypatch.setitem(sys.modules, "urllib3", None)
+    with pytest.raises(ImportError, match=r"Flask-Download\[http\]"):
+        HTTPFile("http://no-such-host.invalid/x")
+    with pytest.raises(ImportError, match=r"Flask-Download\[http\]"):
+        HTTPDownloadView.as_view("remote", url="http://no-such-host.invalid/x")

@@ -26,6 +26,7 @@ from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
 from ..files import PathFile
 from ..files import read_slice
+from ..http import HTTPFile
 from ..response import DownloadResponse
 from ..response import gunicorn_response
 from ..storage import StorageFile
@@ -56,20 +57,27 @@ class ArchiveFile(DownloadFile):
     Members are wrappers of any source: :class:`~flask_download.PathFile`,
     :class:`~flask_download.VirtualFile`, :class:`~flask_download.StorageFile`,
     :class:`~flask_download.HTTPFile`, rows' files. Their names in the
-    archive are made safe for extraction (see :func:`safe_member_name`) and
-    duplicates are numbered (``name (2).ext``).
+    archive are made safe for extraction (see
+    :func:`~flask_download.archive.safe_member_name`) and duplicates are
+    numbered (``name (2).ext``).
 
     Stored (``compress=False``, the default), an archive whose members all
-    know their size has an exact :attr:`size`, and a strong :attr:`etag`
-    made from every member's name, size and validator; when every member is
-    seekable too, any byte range of it can be read by reading only the
-    members' bytes it covers (plus, for the data descriptor and central
-    directory record of a member, its CRC-32: :attr:`DownloadFile.crc32`, or
-    one read of the member). Deflated (``compress=True``), the size is
-    unknown: no ``Content-Length`` and no ``Range``.
+    know their size has an exact :attr:`~DownloadFile.size`, and a strong
+    :attr:`~DownloadFile.etag` made from every member's name, size and
+    validator; any byte range of it can be read by reading only the
+    members' bytes it covers (a member that cannot seek, such as an
+    :class:`~flask_download.HTTPFile` or an iterator, is read from its
+    start, the bytes before the range dropped as they come), plus, for the
+    CRC-32 field of a member's data descriptor and central directory record,
+    its CRC-32: :attr:`DownloadFile.crc32`, or one read of the member.
+    Deflated (``compress=True``), the size is unknown: no
+    ``Content-Length`` and no ``Range``.
 
-    Making the archive reads no member. Members are opened one at a time
-    while the body is sent, and closed with the archive.
+    Making the archive reads no member's data. Members are opened one at a
+    time while the body is sent, and closed with the archive; a local file's
+    descriptor and a remote file's connection are let go as soon as the
+    member's size and times are known, and opened again (checked unchanged)
+    when its bytes are read.
 
     :param members: wrappers, or ``(name, wrapper)`` pairs to name a member
         differently in the archive (a path such as ``"reports/2024.pdf"``
@@ -133,7 +141,9 @@ class ArchiveFile(DownloadFile):
             raise
         self.members: list[DownloadFile] = [entry.file for entry in entries]
         self._entries = entries
-        self.seekable = sizes_known and all(e.file.seekable for e in entries)
+        # A fixed layout is enough for ranges: a member that cannot seek is
+        # read from its start when a range needs its bytes or its CRC-32.
+        self.seekable = sizes_known
         if sizes_known:
             # Where each local header and central record starts.
             self._starts = array.array("q", (e.offset for e in entries))
@@ -272,10 +282,21 @@ class ArchiveFile(DownloadFile):
         if crc is None:
             crc = 0
             size = 0
-            for data in member_chunks(entry, DEFAULT_CHUNK_SIZE):
-                crc = zlib.crc32(data, crc)
-                size += len(data)
+            try:
+                for data in member_chunks(entry, DEFAULT_CHUNK_SIZE):
+                    crc = zlib.crc32(data, crc)
+                    size += len(data)
+            finally:
+                if not entry.file.seekable:
+                    entry.file.close()  # its connection: one member open at a time
             if size != entry.size:
+                logger.error(
+                    "Archive member %r has %d bytes, not the %s announced; the"
+                    " archive was cut short.",
+                    entry.file,
+                    size,
+                    entry.size,
+                )
                 raise Truncated
             self._crcs[index] = crc
         return crc
@@ -293,14 +314,18 @@ class ArchiveFile(DownloadFile):
 
 
 def _release(file: DownloadFile) -> None:
-    """Close the descriptor a local file holds from its construction.
+    """Let go of the descriptor or connection a member holds from its
+    construction, once its size and times are known.
 
     A :class:`~flask_download.PathFile` (also behind a local
     :class:`~flask_download.StorageFile` or a ``FileColumn`` value) opens
     its file when it is made and opens it again, checked to be the same
     unchanged file, when it is read after :meth:`~DownloadFile.close`. An
-    archive of thousands of files thus holds no descriptor but the one of
-    the member being sent. Other wrappers keep what they hold.
+    :class:`~flask_download.HTTPFile` has its answer's headers when it is
+    made: its connection is closed, and the body asked for again (``If-Match``
+    on its ETag) when it is read. An archive of thousands of files thus
+    holds no descriptor or connection but the one of the member being sent,
+    and ``HEAD`` reads no member's body. Other wrappers keep what they hold.
     """
     target = file
     resolved = getattr(file, "_file", None)  # a FileColumn value, resolved
@@ -308,6 +333,8 @@ def _release(file: DownloadFile) -> None:
         target = resolved
     if isinstance(target, (PathFile, StorageFile)):
         file.close()
+    elif isinstance(file, HTTPFile):
+        file._release()
 
 
 def server_writes(
@@ -380,10 +407,11 @@ class ArchiveResponse(DownloadResponse):
     Only when the server iterates the body itself: the ``start_response``
     the application got must be the server's own, and before each member
     the server must have written every chunk yielded so far (see
-    :func:`server_writes`). Behind WSGI middleware that buffers or rewrites
+    :func:`!server_writes`). Behind WSGI middleware that buffers or rewrites
     the body, Python streams the archive instead. Bytes sent this way
     bypass the server's own count (gunicorn's access log ``%(b)s`` shows
-    only the Python-written part); set :attr:`ZipDownloadView.sendfile` to
+    only the Python-written part); set
+    :attr:`ZipDownloadView.sendfile <flask_download.ZipDownloadView.sendfile>` to
     ``False`` to turn it off.
     """
 
@@ -453,7 +481,8 @@ class ZipDownloadView(DownloadView):
 
     Stored archives (the default) get ``Content-Length``, a strong ``ETag``,
     ``Last-Modified`` (the newest member), 304/412 and ``Range`` like any
-    download; ``HEAD`` reads no member. :exc:`~flask_download.FileNotFound`
+    download; ``HEAD`` reads no member's data (a remote member's answer,
+    asked for its size, is closed unread). :exc:`~flask_download.FileNotFound`
     from :meth:`get_members` answers 404; an empty list is an empty archive.
     Archives are never offloaded to the web server (it has no file to send).
     """
@@ -463,7 +492,7 @@ class ZipDownloadView(DownloadView):
     #: Deflate the members: smaller, but no ``Content-Length`` and no ``Range``.
     compress: bool = False
     #: Send local members with ``sendfile`` where the server exposes its
-    #: socket (see :class:`ArchiveResponse`).
+    #: socket (see :class:`~flask_download.archive.ArchiveResponse`).
     sendfile: bool = True
 
     response_class: type[DownloadResponse] = ArchiveResponse
@@ -472,8 +501,9 @@ class ZipDownloadView(DownloadView):
         """Return the files of the archive, made for this request.
 
         A generator is best: each member is looked at (size, times) as it
-        comes, and a local file's descriptor is released at once, so that
-        at most one is open whatever the number of files.
+        comes, and a local file's descriptor or a remote file's connection
+        is released at once, so that at most one is open whatever the
+        number of files.
 
         :raises FileNotFound: answered with 404.
         """
@@ -483,6 +513,10 @@ class ZipDownloadView(DownloadView):
         )
 
     def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
+        """Build the archive's response as
+        :meth:`DownloadMixin.download_response` does, and pass
+        :attr:`sendfile` on to it.
+        """
         response = super().download_response(*args, **kwargs)
         if isinstance(response, ArchiveResponse):
             response.sendfile = self.sendfile

@@ -27,6 +27,11 @@ _CENTRAL_SIG = 0x02014B50
 _END_SIG = 0x06054B50
 _END64_SIG = 0x06064B50
 _LOCATOR64_SIG = 0x07064B50
+# Where the CRC-32 lies in a data descriptor (after its signature) and in a
+# central directory record (after the signature and six 2-byte fields): a
+# read of other bytes of these records needs no CRC-32.
+DESCRIPTOR_CRC = (4, 8)
+CENTRAL_CRC = (16, 20)
 
 # Fields at or above these values overflow and move to Zip64 records
 # (APPNOTE 4.4.8: 0xFFFFFFFF marks a value found in the Zip64 extra field).
@@ -57,16 +62,17 @@ _DEFLATE_MARGIN = 1.05
 _UNSAFE_CHARS = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
-_DRIVE = re.compile(r"^[A-Za-z]:")
+# Drives at the start of a segment, repeated ("C:C:\\x" is not left as "C:x").
+_DRIVE = re.compile(r"^(?:[A-Za-z]:)+")
 _DOUBLE_EXTENSION = re.compile(r"(\.tar)?\.[^.]+$", re.IGNORECASE)
 # Characters that unzippers turn into path punctuation: by Unicode
 # compatibility (NFKC: fullwidth "．．／", "‥", small "﹨"), or by the
 # Windows "best fit" conversion to an ANSI code page done by tools that use
 # the ANSI file APIs ("∕", "⧵"). Mapped first, so "．．／x" is cleaned as "../x".
-_PATH_LOOKALIKES = re.compile("[\u2044\u2215\u29f5\u29f8\u29f9]")
 _BEST_FIT = {
     "\u2044": "/",
     "\u2215": "/",
+    "\u2216": "\\",
     "\u29f5": "\\",
     "\u29f8": "/",
     "\u29f9": "\\",
@@ -96,6 +102,22 @@ def _unfold_lookalikes(name: str) -> str:
     return unicodedata.normalize("NFC", "".join(out))
 
 
+# The backslash of the Japanese and Korean Windows code pages (932, 949),
+# shown as ¥ and ₩: "..¥x" extracts as "..\\x" there through the ANSI APIs.
+_YEN_WON = re.compile("[\u00a5\u20a9]")
+
+
+def _yen_won(segment: str) -> str:
+    # Kept in ordinary names ("¥100.txt"); replaced where, read as a
+    # backslash, they would make a "." or ".." part or an absolute path.
+    if not _YEN_WON.search(segment):
+        return segment
+    parts = _YEN_WON.split(segment)
+    if any(part.rstrip(" ") in ("", ".", "..") for part in parts):
+        return _YEN_WON.sub("_", segment)
+    return segment
+
+
 def _shorten(segment: str, limit: int) -> str:
     """``segment`` cut to ``limit`` UTF-8 bytes, its extension kept."""
     if len(segment.encode("utf-8")) <= limit:
@@ -114,22 +136,29 @@ def safe_member_name(name: str | None) -> str:
     """Make a name safe to extract anywhere: a relative path with ``/`` separators.
 
     Backslashes become ``/``; control characters are deleted; drive letters
-    (``C:``), leading ``/``, ``.``, ``..`` and empty segments are dropped;
-    trailing dots and spaces are removed from each segment (Windows drops
-    them); Windows device names (``CON``, ``nul.txt``, ``COM¹``, ``CONIN$``,
-    ``aux:stream``) get a leading ``_``.
+    (``C:``, repeated ones too), leading ``/``, ``.``, ``..`` and empty
+    segments are dropped; any other ``:`` becomes ``_`` (on Windows it would
+    name an alternate data stream); trailing dots and spaces are removed
+    from each segment (Windows drops them); Windows device names (``CON``,
+    ``nul.txt``, ``COM¹``, ``CONIN$``) get a leading ``_``; ``¥`` and ``₩``
+    (the backslash of Japanese and Korean Windows code pages) become ``_``
+    where, read as a backslash, they would make a ``..`` part or an
+    absolute path.
     Characters that unzippers fold into path punctuation (fullwidth
     ``．．／``, ``∕``) are folded first; segments are cut to
-    :data:`MAX_SEGMENT_BYTES` and the name to :data:`MAX_NAME_BYTES` UTF-8
-    bytes (extensions kept). A name with nothing left becomes ``"file"``.
+    ``MAX_SEGMENT_BYTES`` (240) and the name to ``MAX_NAME_BYTES`` (4,096)
+    UTF-8 bytes (extensions kept). A name with nothing left becomes ``"file"``.
     """
     cleaned = _UNSAFE_CHARS.sub("", name or "")
     cleaned = _unfold_lookalikes(cleaned).replace("\\", "/")
     segments = []
     for segment in cleaned.split("/"):
-        segment = _DRIVE.sub("", segment).rstrip(" .")
+        # A colon left after the drives would name an alternate data stream
+        # on Windows ("a:b.txt" writes stream "b.txt" of file "a").
+        segment = _DRIVE.sub("", segment).replace(":", "_").rstrip(" .")
         if not segment:
             continue  # "", "." and ".." (and "..." and " ") all end up here
+        segment = _yen_won(segment)
         if is_windows_device(segment):
             segment = f"_{segment}"
         segments.append(_shorten(segment, MAX_SEGMENT_BYTES))

@@ -12,8 +12,11 @@ import zlib
 from ..exceptions import DownloadError
 from ..exceptions import FileNotFound
 from ..files import DEFAULT_CHUNK_SIZE
+from ..files import DownloadFile
 from ..files import read_slice
 from ..files import SizedReader
+from ._format import CENTRAL_CRC
+from ._format import DESCRIPTOR_CRC
 from ._format import Entry
 from ._format import STORED
 
@@ -54,15 +57,46 @@ def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
         raise Truncated from e
 
 
+class _Forward:
+    """A member that cannot seek, read from its start: ``read(n)`` returns at
+    most ``n`` bytes, ``b""`` at its end. Closing it closes the member (its
+    connection, say), which reads it again from its start if asked again."""
+
+    def __init__(self, file: DownloadFile) -> None:
+        self._file = file
+        self._chunks = file.chunks(DEFAULT_CHUNK_SIZE)
+        self._pending = memoryview(b"")
+
+    def read(self, size: int) -> bytes:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._pending = memoryview(chunk)
+        data = bytes(self._pending[:size])
+        self._pending = self._pending[size:]
+        return data
+
+    def close(self) -> None:
+        self._pending = memoryview(b"")
+        close = getattr(self._chunks, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            self._file.close()
+
+
 class ArchiveReader(SizedReader):
     """A seekable read-only view of a stored archive with a fixed layout.
 
     The archive is a sequence of parts (a member's local header, its data,
     its data descriptor, the central records, the end records) whose
     offsets are known: a read at any position finds its part by bisection,
-    computes headers, and reads only the member bytes it covers. The member
-    being read stays open while reads continue in it, and is closed when a
-    read moves to another one.
+    computes headers, and reads only the member bytes it covers (a member
+    that cannot seek is read from its start, the bytes before the offset
+    dropped as they come). The member being read stays open while reads
+    continue in it, and is closed when a read moves to another one.
     """
 
     def __init__(self, archive: ArchiveFile) -> None:
@@ -118,10 +152,11 @@ class ArchiveReader(SizedReader):
             index = bisect.bisect_right(archive._records, position) - 1
             entry = self._entries[index]
             assert entry.size is not None
-            record = entry.central_record(
-                self._crc_of(index), entry.size, entry.size, entry.offset, STORED
-            )
             start = position - archive._records[index]
+            crc = self._crc_if_needed(index, start, size, CENTRAL_CRC)
+            record = entry.central_record(
+                crc, entry.size, entry.size, entry.offset, STORED
+            )
             return record[start : start + size]
         index = bisect.bisect_right(archive._starts, position) - 1
         entry = self._entries[index]
@@ -134,36 +169,77 @@ class ArchiveReader(SizedReader):
         if start < entry.size:
             return self._read_member(index, start, min(size, entry.size - start))
         start -= entry.size
-        descriptor = entry.descriptor(self._crc_of(index), entry.size, entry.size)
+        crc = self._crc_if_needed(index, start, size, DESCRIPTOR_CRC)
+        descriptor = entry.descriptor(crc, entry.size, entry.size)
         return descriptor[start : start + size]
+
+    def _crc_if_needed(
+        self, index: int, start: int, size: int, field: tuple[int, int]
+    ) -> int:
+        # The CRC-32 of member ``index`` if bytes [start, start + size) of a
+        # record cover its ``field``; else 0, in bytes that are not sent.
+        first, stop = field
+        if start < stop and start + size > first:
+            return self._crc_of(index)
+        return 0
 
     def _read_member(self, index: int, offset: int, size: int) -> bytes:
         entry = self._entries[index]
-        handle = self._handle
-        if index != self._index or handle is None:
-            self._close_member()
-            try:
-                handle = self._handle = entry.file.open()
-                self._unchanged = entry.file.unchanged_check(handle)
-            except (FileNotFound, OSError) as e:
-                logger.error(
-                    "Archive member %r could not be opened (%s); the archive"
-                    " was cut short.",
-                    entry.file,
-                    e,
-                )
-                raise Truncated from e
-            self._index = index
-            self._offset = 0
-            self._crc = 0
+        seekable = entry.file.seekable
+        if (
+            index != self._index
+            or self._handle is None
+            or (offset < self._offset and not seekable)
+        ):
+            self._open_member(index)
         if offset != self._offset:
-            handle.seek(offset)
-            # Bytes skipped: no CRC-32 from this pass, unless it starts over.
-            self._crc = 0 if offset == 0 else None
+            if seekable:
+                t.cast(t.IO[bytes], self._handle).seek(offset)
+                # Bytes skipped: no CRC-32 from this pass, unless it starts over.
+                self._crc = 0 if offset == 0 else None
+                self._offset = offset
+            else:
+                # A stream is read up to the offset and the bytes dropped
+                # (one chunk in memory); its CRC-32 keeps count of them.
+                while self._offset < offset:
+                    self._take(min(DEFAULT_CHUNK_SIZE, offset - self._offset))
+        return self._take(size)
+
+    def _open_member(self, index: int) -> None:
+        self._close_member()
+        file = self._entries[index].file
         try:
-            data = handle.read(size)
-        except OSError as e:
-            logger.error("Archive member %r failed to read (%s).", entry.file, e)
+            if file.seekable:
+                handle = file.open()
+                self._unchanged = file.unchanged_check(handle)
+            else:
+                handle = t.cast(t.IO[bytes], _Forward(file))
+        except (FileNotFound, OSError) as e:
+            logger.error(
+                "Archive member %r could not be opened (%s); the archive"
+                " was cut short.",
+                file,
+                e,
+            )
+            raise Truncated from e
+        self._handle = handle
+        self._index = index
+        self._offset = 0
+        self._crc = 0
+
+    def _take(self, size: int) -> bytes:
+        # Up to ``size`` bytes of the open member from ``_offset``, counted
+        # in its CRC-32 when this pass has read it from its start.
+        index = self._index
+        entry = self._entries[index]
+        try:
+            data = t.cast(t.IO[bytes], self._handle).read(size)
+        except (DownloadError, OSError) as e:
+            logger.error(
+                "Archive member %r failed to read (%s); the archive was cut short.",
+                entry.file,
+                e,
+            )
             raise Truncated from e
         if not data or (self._unchanged is not None and not self._unchanged()):
             logger.error(
@@ -172,7 +248,7 @@ class ArchiveReader(SizedReader):
                 entry.file,
             )
             raise Truncated
-        self._offset = offset + len(data)
+        self._offset += len(data)
         if self._crc is not None and entry.crc is None:
             self._crc = zlib.crc32(data, self._crc)
             if self._offset == entry.size:
@@ -180,10 +256,18 @@ class ArchiveReader(SizedReader):
         return data
 
     def _crc_of(self, index: int) -> int:
-        # (A CRC computed as the member was read whole is in _crcs already:
-        # crc32_of returns it.)
-        if self._entries[index].crc is None and index not in self._archive._crcs:
-            self._close_member()  # one member open at a time
+        entry = self._entries[index]
+        crc = entry.crc if entry.crc is not None else self._archive._crcs.get(index)
+        if crc is not None:
+            return crc
+        if index == self._index and self._handle is not None and self._crc is not None:
+            # The open member was read from its start: read on to its end
+            # (dropping the bytes) rather than read it all again.
+            assert entry.size is not None
+            while self._offset < entry.size:
+                self._take(min(DEFAULT_CHUNK_SIZE, entry.size - self._offset))
+            return self._archive._crcs[index]
+        self._close_member()  # one member open at a time
         try:
             return self._archive.crc32_of(index)
         except (FileNotFound, OSError) as e:
