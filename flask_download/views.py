@@ -236,7 +236,7 @@ class DownloadMixin:
         elif "ranges" not in kwargs:
             environ = request.environ
             range_header = environ.get("HTTP_RANGE")
-            kwargs["ranges"] = (
+            ranges = (
                 None
                 if range_header is None
                 else _ranges.evaluate_range(
@@ -249,6 +249,13 @@ class DownloadMixin:
                     method=environ["REQUEST_METHOD"],
                 )
             )
+            if ranges and ranges is not _ranges.UNSATISFIABLE:
+                # A source whose ranges may cost far more than they send (an
+                # archive's CRC-32s) says so: the whole file is sent instead.
+                too_costly = getattr(file, "range_too_costly", None)
+                if too_costly is not None and too_costly(ranges):
+                    ranges = None
+            kwargs["ranges"] = ranges
         response = self.response_class(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
 

@@ -1101,3 +1101,81 @@ def test_send_download_serves_an_archive() -> None:
     with client.get("/bundle.zip", headers={"Range": "bytes=10-"}) as rv:
         assert rv.status_code == 206
         assert rv.data == whole[10:]
+
+
+# -- CRC-32s remembered, and ranges that would read too much for them ---------
+
+
+def _placed_members(tag: str, sizes: cabc.Sequence[int]) -> list[CountingFile]:
+    # Members with a place (a URL), so that their CRC-32s may be remembered.
+    members = counting_members(sizes)
+    for index, member in enumerate(members):
+        member.url = f"test://{tag}/{index}"
+    return members
+
+
+def test_crcs_read_once_are_remembered_for_the_same_files() -> None:
+    import uuid
+
+    tag = uuid.uuid4().hex
+    sizes = [20_000, 30_000]
+    whole = b"".join(ArchiveFile(counting_members(sizes)).chunks())
+    start = central_records(whole)[0][0]  # the central directory and on
+    first = _placed_members(tag, sizes)
+    assert b"".join(ArchiveFile(first).chunks(start=start)) == whole[start:]
+    assert [m.bytes_read for m in first] == sizes
+    # Another archive of the same files (same place, size and ETag).
+    again = _placed_members(tag, sizes)
+    assert b"".join(ArchiveFile(again).chunks(start=start)) == whole[start:]
+    assert [m.bytes_read for m in again] == [0, 0]
+    # A file changed (another ETag) is read again; the other one is not.
+    changed = _placed_members(tag, sizes)
+    changed[1].etag = "changed"
+    b"".join(ArchiveFile(changed).chunks(start=start))
+    assert [m.bytes_read for m in changed] == [0, 30_000]
+    # Content without a place is never taken for another.
+    unplaced = counting_members(sizes)
+    b"".join(ArchiveFile(unplaced).chunks(start=start))
+    assert [m.bytes_read for m in unplaced] == sizes
+
+
+def test_a_few_bytes_never_make_the_server_read_every_member(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside review: ``Range: bytes=-1500`` of 20 members of 100 MiB read
+    2,000 MiB for their CRC-32s. A range that would read more than
+    ``crc_read_budget`` plus eight times its length for CRC-32s gets the
+    whole archive (200); one whose reads are its own data gets its 206."""
+    monkeypatch.setattr(ArchiveFile, "crc_read_budget", 1000)
+    sizes = [20_000, 30_000, 40_000]
+    members: list[CountingFile] = []
+
+    class Zip(ZipDownloadView):
+        def get_members(self) -> list[CountingFile]:
+            members[:] = counting_members(sizes)
+            return members
+
+    app = Flask(__name__)
+    app.add_url_rule("/z", view_func=Zip.as_view("z"))
+    client = app.test_client()
+    with client.get("/z") as rv:
+        whole = rv.get_data()
+    with client.get("/z", headers={"Range": "bytes=-100"}) as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == whole
+    # The data of the second member: read whole, its CRC-32 on the way.
+    data = whole.index(pattern(sizes[1], 1))
+    span = f"bytes={data}-{data + sizes[1] + 15}"  # with its descriptor
+    with client.get("/z", headers={"Range": span}) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == whole[data : data + sizes[1] + 16]
+    assert [m.bytes_read for m in members] == [0, sizes[1], 0]
+    # Within the budget: the CRC-32 of the small first member only.
+    monkeypatch.setattr(ArchiveFile, "crc_read_budget", 25_000)
+    first_crc = central_records(whole)[0][0] + 16
+    with client.get(
+        "/z", headers={"Range": f"bytes={first_crc}-{first_crc + 3}"}
+    ) as rv:
+        assert rv.status_code == 206
+        assert rv.get_data() == whole[first_crc : first_crc + 4]
+    assert [m.bytes_read for m in members] == [sizes[0], 0, 0]

@@ -586,8 +586,14 @@ def test_known_crc_members_go_through_sendfile(
     assert calls == [MEMBER_SIZE] * 4
     calls.clear()
     # Unknown CRC-32s: read once by Python, which computes them on the way.
+    from flask_download import archive
+
+    archive._CRC_CACHE.clear()
     assert curl(f"{werkzeug_url}/plain.zip").stdout == expected
     assert calls == []
+    # Remembered since (the same files): sendfile again.
+    assert curl(f"{werkzeug_url}/plain.zip").stdout == expected
+    assert calls == [MEMBER_SIZE] * 4
 
 
 def test_signals_fire_once_per_archive_with_sendfile(

@@ -15,10 +15,13 @@ wrapper knows it, else computed by reading the member once.
 from __future__ import annotations
 
 import array
+import bisect
+import collections
 import collections.abc as cabc
 import datetime
 import hashlib
 import logging
+import threading
 import typing as t
 import zlib
 
@@ -31,7 +34,9 @@ from ..response import DownloadResponse
 from ..response import gunicorn_response
 from ..storage import StorageFile
 from ..views import DownloadView
+from ._format import CENTRAL_CRC
 from ._format import DEFLATED
+from ._format import DESCRIPTOR_CRC
 from ._format import end_records
 from ._format import Entry
 from ._format import LIMIT32
@@ -46,6 +51,56 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 logger = logging.getLogger("flask_download")
+
+
+class _CrcCache:
+    """CRC-32s of archive members read in this process, least recently used
+    dropped first (a few MiB at most)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[tuple[str, ...], int] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> int | None:
+        with self._lock:
+            crc = self._items.get(key)
+            if crc is not None:
+                self._items.move_to_end(key)
+            return crc
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def put(self, key: tuple[str, ...], crc: int) -> None:
+        with self._lock:
+            self._items[key] = crc
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_CRC_CACHE = _CrcCache(16384)
+
+
+def _crc_key(file: DownloadFile) -> tuple[str, ...] | None:
+    # A member is the same file again when it is at the same place (a local
+    # path, a storage or remote URL) with the same size and the same strong
+    # validator. Content without a place (VirtualFile) is cheap to read.
+    where = file.path if file.path is not None else file.url
+    if where is None or file.etag is None or file.size is None:
+        return None
+    return (type(file).__qualname__, str(where), str(file.etag), str(file.size))
+
+
+def _overlaps(start: int, stop: int, record: int, field: tuple[int, int]) -> bool:
+    # Whether [start, stop) holds a byte of the field at ``field`` in a
+    # record that starts at ``record``.
+    return start < record + field[1] and record + field[0] < stop
+
 
 #: A member of an archive: a wrapper, or ``(name in the archive, wrapper)``.
 Member: t.TypeAlias = "DownloadFile | tuple[str, DownloadFile]"
@@ -141,6 +196,13 @@ class ArchiveFile(DownloadFile):
             raise
         self.members: list[DownloadFile] = [entry.file for entry in entries]
         self._entries = entries
+        # CRC-32s read before, of the same files (same place, size and
+        # strong validator), in any archive of this process.
+        self._crc_keys = [_crc_key(entry.file) for entry in entries]
+        for index, key in enumerate(self._crc_keys):
+            crc = None if key is None else _CRC_CACHE.get(key)
+            if crc is not None:
+                self._crcs[index] = crc
         # A fixed layout is enough for ranges: a member that cannot seek is
         # read from its start when a range needs its bytes or its CRC-32.
         self.seekable = sizes_known
@@ -258,7 +320,7 @@ class ArchiveFile(DownloadFile):
                     entry.file,
                 )
                 return
-            self._crcs[index] = crc
+            self._remember_crc(index, crc)
             yield entry.descriptor(crc, compressed, size)
             directory.append(
                 entry.central_record(crc, compressed, size, offset, method)
@@ -298,8 +360,66 @@ class ArchiveFile(DownloadFile):
                     entry.size,
                 )
                 raise Truncated
-            self._crcs[index] = crc
+            self._remember_crc(index, crc)
         return crc
+
+    def _remember_crc(self, index: int, crc: int) -> None:
+        self._crcs[index] = crc
+        key = self._crc_keys[index]
+        if key is not None:
+            _CRC_CACHE.put(key, crc)
+
+    #: Member bytes a range request may read only for CRC-32s, beyond eight
+    #: times the bytes it asks for; a request that would read more gets the
+    #: whole archive (200) instead, so that a few bytes asked never make the
+    #: server read gigabytes (see :meth:`range_too_costly`).
+    crc_read_budget: int = 64 << 20
+
+    def range_too_costly(self, spans: cabc.Sequence[tuple[int, int]]) -> bool:
+        """Whether answering ``spans`` would read too much only for CRC-32s
+        (:attr:`crc_read_budget`); the views then send the whole archive.
+
+        CRC-32s read once are remembered for the process (for the same
+        member: same place, size and strong validator), so a client that
+        downloaded the archive can resume it cheaply afterwards.
+        """
+        asked = sum(stop - start for start, stop in spans)
+        return self.crc_read_cost(spans) > self.crc_read_budget + 8 * asked
+
+    def crc_read_cost(self, spans: cabc.Iterable[tuple[int, int]]) -> int:
+        """How many member bytes reading ``spans`` of the archive reads only
+        for CRC-32s (of members whose CRC-32 is not known yet and whose data
+        the spans do not cover whole).
+
+        :param spans: ``(start, stop)`` byte ranges of the stored archive.
+        """
+        if not self.seekable:
+            return 0
+        entries = self._entries
+        needed: set[int] = set()
+        covered: set[int] = set()
+        for start, stop in spans:
+            # Members whose header, data or descriptor the span touches.
+            first = max(bisect.bisect_right(self._starts, start) - 1, 0)
+            for index in range(first, bisect.bisect_left(self._starts, stop)):
+                entry = entries[index]
+                assert entry.size is not None
+                data = entry.offset + len(entry.header)
+                descriptor = data + entry.size
+                if start <= data and descriptor <= stop:
+                    covered.add(index)  # read anyway, its CRC-32 on the way
+                if _overlaps(start, stop, descriptor, DESCRIPTOR_CRC):
+                    needed.add(index)
+            # Members whose central record the span touches.
+            first = max(bisect.bisect_right(self._records, start) - 1, 0)
+            for index in range(first, bisect.bisect_left(self._records, stop)):
+                if _overlaps(start, stop, self._records[index], CENTRAL_CRC):
+                    needed.add(index)
+        return sum(
+            t.cast(int, entries[index].size)
+            for index in needed - covered
+            if entries[index].crc is None and index not in self._crcs
+        )
 
     def close(self) -> None:
         """Close every member's wrapper."""

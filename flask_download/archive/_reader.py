@@ -252,7 +252,7 @@ class ArchiveReader(SizedReader):
         if self._crc is not None and entry.crc is None:
             self._crc = zlib.crc32(data, self._crc)
             if self._offset == entry.size:
-                self._archive._crcs[index] = self._crc
+                self._archive._remember_crc(index, self._crc)
         return data
 
     def _crc_of(self, index: int) -> int:
