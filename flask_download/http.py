@@ -29,6 +29,7 @@ import posixpath
 import re
 import socket
 import threading
+import time
 import traceback
 import typing as t
 from urllib.parse import unquote
@@ -70,6 +71,10 @@ _logger = logging.getLogger("flask_download")
 MAX_REDIRECTS = 5
 #: Timeout of :class:`HTTPFile` used outside an application, in seconds.
 DEFAULT_TIMEOUT: float = DEFAULTS["DOWNLOAD_HTTP_TIMEOUT"]
+#: Slowest upstream body relayed, in bytes a second, measured over each span
+#: of the timeout: a slower one is cut off (it would hold a worker for ever
+#: while each of its socket reads stays within the timeout).
+MIN_RATE = 1024
 
 #: Client request headers passed upstream; nothing else is (never ``Cookie``
 #: or ``Authorization``).
@@ -539,9 +544,30 @@ class HTTPFile(DownloadFile):
         if response is None:
             return
         urllib3 = _import_urllib3()
+        # read1: what has arrived (up to chunk_size), at once; read() would
+        # wait for a whole chunk, so a slow upstream relayed nothing for
+        # minutes while each socket read stayed within the timeout.
+        read = getattr(response, "read1", None) or response.read
+        timeout = self._again[3]
+        window = time.monotonic()
+        received = 0
         try:
-            while data := response.read(chunk_size, decode_content=False):
+            while data := read(chunk_size, decode_content=False):
                 yield data
+                received += len(data)
+                now = time.monotonic()
+                if now - window >= timeout:
+                    # An upstream that sends a trickle (a byte now and then,
+                    # each within the timeout) would hold the worker for
+                    # ever: at least MIN_RATE bytes a second, over each
+                    # timeout's span.
+                    if received < MIN_RATE * (now - window):
+                        raise _fail(
+                            f"{self.final_url!r} sent {received} bytes in"
+                            f" {now - window:.0f} s (less than {MIN_RATE} bytes"
+                            " a second): cut off."
+                        )
+                    window, received = now, 0
         except urllib3.exceptions.HTTPError as e:
             # The headers are sent: all that can be done is to cut the body.
             raise _fail(f"{self.final_url!r} broke off: {e}") from None

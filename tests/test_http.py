@@ -143,6 +143,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(1.5)
         self.send(200, b"late")
 
+    def route_drip(self) -> None:
+        # Headers at once, then a byte every 0.1 s: each read within any
+        # timeout, the body never done.
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            self.close_connection = True
+
     def route_redirect(self) -> None:
         target = self.path.partition("?to=")[2]
         self.send(302, b"", Location=target, Set_Cookie="redirect=1")
@@ -646,3 +661,25 @@ def test_missing_urllib3_is_named_before_any_dns_lookup(
         HTTPFile("http://no-such-host.invalid/x")
     with pytest.raises(ImportError, match=r"Flask-Download\[http\]"):
         HTTPDownloadView.as_view("remote", url="http://no-such-host.invalid/x")
+
+
+def test_a_slow_body_is_relayed_as_it_arrives_then_cut_off(upstream: Running) -> None:
+    """Outside review: read() waited for a whole chunk, so a trickling
+    upstream relayed nothing while every socket read stayed within the
+    timeout, and held the worker for as long as it liked."""
+    from flask_download import http as http_module
+
+    file = HTTPFile(upstream.url + "/drip", allowed_hosts=["127.0.0.1"], timeout=0.5)
+    started = time.monotonic()
+    relayed = []
+    try:
+        with pytest.raises(http_module.UpstreamError):
+            for chunk in file.chunks():
+                relayed.append((chunk, time.monotonic() - started))
+    finally:
+        file.close()
+    # The first byte as soon as it came, not after a whole chunk.
+    assert relayed[0] == (b"x", pytest.approx(relayed[0][1], abs=0.3))
+    assert relayed[0][1] < 0.4
+    # Cut off after about one timeout's span, not after the 10 s of trickle.
+    assert 0.5 <= time.monotonic() - started < 2.5
