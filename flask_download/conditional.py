@@ -16,7 +16,6 @@ import datetime
 import re
 import typing as t
 
-from werkzeug.http import parse_date
 from werkzeug.http import parse_etags
 
 #: Status code returned when a precondition fails (RFC 9110 §15.5.13).
@@ -28,14 +27,49 @@ NOT_MODIFIED = 304
 _UTC = datetime.timezone.utc
 
 
+# RFC 9110 §5.6.7: the three forms of an HTTP-date. The grammar is case
+# sensitive ("HTTP-date is case sensitive", %s strings): "sun, 17 may 2020"
+# is not one, so it is ignored like any other invalid date. Digits are ASCII
+# digits only: [0-9], not \d, which also matches other scripts' digits.
+_DAY_NAME = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_DAY_NAME_L = "(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_MONTHS = (
+    *("Jan", "Feb", "Mar", "Apr", "May", "Jun"),
+    *("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+)
+_MONTH_NUMBERS = {name: number for number, name in enumerate(_MONTHS, 1)}
+_MONTH = f"({'|'.join(_MONTHS)})"
+_TIME_OF_DAY = "([0-9]{2}):([0-9]{2}):([0-9]{2})"
+# IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT (the one senders generate).
+_IMF_FIXDATE = re.compile(
+    f"{_DAY_NAME}, ([0-9]{{2}}) {_MONTH} ([0-9]{{4}}) {_TIME_OF_DAY} GMT"
+)
+# Obsolete RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+_RFC850_DATE = re.compile(
+    f"{_DAY_NAME_L}, ([0-9]{{2}})-{_MONTH}-([0-9]{{2}}) {_TIME_OF_DAY} GMT"
+)
+# asctime: Sun Nov  6 08:49:37 1994
+_ASCTIME_DATE = re.compile(
+    f"{_DAY_NAME} {_MONTH} ([0-9]{{2}}| [0-9]) {_TIME_OF_DAY} ([0-9]{{4}})"
+)
+
+
 def parse_http_date(value: str | None) -> datetime.datetime | None:
     """Parse an HTTP-date into an aware UTC datetime.
 
-    Wraps :func:`werkzeug.http.parse_date`, which accepts the three formats
-    of RFC 9110 §5.6.7 (IMF-fixdate, obsolete RFC 850 and asctime). Unlike the
-    wrapped function this never raises: a missing value, garbage, or an absurd
-    date (a year that overflows, a zone offset that leaves the representable
-    range) all give ``None``, so the caller treats the header as absent.
+    Only the three forms of RFC 9110 §5.6.7 are accepted, exactly as the
+    grammar spells them (it is case sensitive): IMF-fixdate (``Sun, 06 Nov
+    1994 08:49:37 GMT``), the obsolete RFC 850 form (``Sunday, 06-Nov-94
+    08:49:37 GMT``, its two-digit year read as RFC 9110 says) and asctime
+    (``Sun Nov  6 08:49:37 1994``), with optional whitespace around. Anything
+    else is not a valid HTTP-date, which RFC 9110 §13.1.3, §13.1.4 and
+    §13.1.5 say to ignore: a list of dates, a zone other than ``GMT``, a
+    missing weekday or seconds, trailing bytes. The weekday is not checked
+    against the date.
+
+    This never raises: a missing value, garbage or an impossible date
+    (``31 Feb``, year 0) all give ``None``, so the caller treats the header
+    as absent.
 
     :param value: The raw header value, or ``None`` if the header is absent.
     :return: An aware datetime in UTC, or ``None``.
@@ -43,15 +77,43 @@ def parse_http_date(value: str | None) -> datetime.datetime | None:
     if value is None:
         return None
 
-    try:
-        parsed = parse_date(value.strip(" \t"))
+    value = value.strip(" \t")
 
-        if parsed is None:
-            return None
-
-        return parsed.astimezone(_UTC)
-    except (TypeError, ValueError, OverflowError):
+    if (match := _IMF_FIXDATE.fullmatch(value)) is not None:
+        day, month, year, hour, minute, second = match.groups()
+        full_year = int(year)
+    elif (match := _RFC850_DATE.fullmatch(value)) is not None:
+        day, month, year, hour, minute, second = match.groups()
+        full_year = _rfc850_year(int(year))
+    elif (match := _ASCTIME_DATE.fullmatch(value)) is not None:
+        month, day, hour, minute, second, year = match.groups()
+        full_year = int(year)
+    else:
         return None
+
+    try:
+        return datetime.datetime(
+            full_year,
+            _MONTH_NUMBERS[month],
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=_UTC,
+        )
+    except ValueError:
+        return None  # 31 Feb, hour 24, second 60, year 0000...
+
+
+def _rfc850_year(two_digits: int) -> int:
+    """The year of an RFC 850 date's two digits.
+
+    RFC 9110 §5.6.7: a year that appears to be more than 50 years in the
+    future is the most recent past year with the same last two digits.
+    """
+    this_year = datetime.datetime.now(_UTC).year
+    year = this_year - this_year % 100 + two_digits
+    return year - 100 if year > this_year + 50 else year
 
 
 def _is_present(value: str | None) -> t.TypeGuard[str]:

@@ -13,6 +13,7 @@ Flask-Download makes them available to every test suite:
 
 from __future__ import annotations
 
+import os
 import pathlib
 import typing as t
 
@@ -30,12 +31,21 @@ SAMPLE_FILES: dict[str, bytes] = {
 }
 
 
+#: Modification time of the sample files (2023-11-14 22:13:20 UTC): in the
+#: past, so that their ``Last-Modified`` is a strong validator at once (RFC
+#: 9110 §8.8.2.2: ``If-Range`` with the date of a file changed within the
+#: current second is not honoured).
+SAMPLE_MTIME = 1_700_000_000
+
+
 def write_sample_files(root: pathlib.Path) -> pathlib.Path:
-    """Write :data:`SAMPLE_FILES` under ``root`` and return ``root``."""
+    """Write :data:`SAMPLE_FILES` under ``root`` (modified at
+    :data:`SAMPLE_MTIME`) and return ``root``."""
     for name, content in SAMPLE_FILES.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
+        os.utime(path, (SAMPLE_MTIME, SAMPLE_MTIME))
     return root
 
 

@@ -16,6 +16,7 @@ import datetime
 import enum
 import re
 import secrets
+import time
 import typing as t
 
 from .conditional import as_utc
@@ -84,18 +85,29 @@ def _less_than(a: str, b: str) -> bool:
 
 
 def _if_range_matches(
-    if_range: str, etag: str | None, last_modified: datetime.datetime | None
+    if_range: str,
+    etag: str | None,
+    last_modified: datetime.datetime | None,
+    now: datetime.datetime | None = None,
 ) -> bool:
     """Evaluate an ``If-Range`` header.
 
     RFC 9110 §13.1.5: an entity-tag matches only by strong comparison, so a
-    weak tag never matches; an HTTP-date matches only if it is exactly the
-    representation's modification time (at one-second resolution). Anything
+    weak tag never matches. An HTTP-date (the strict forms of
+    :func:`~flask_download.conditional.parse_http_date`) matches only if it
+    is exactly the representation's modification time (at one-second
+    resolution) *and* that time is a strong validator: RFC 9110 §8.8.2.2
+    makes ``Last-Modified`` strong only when the representation cannot have
+    changed twice within the second it names, so the modification must be
+    at least one second before ``now``. A file written and rewritten within
+    the current second has one ``Last-Modified`` for two contents; a range
+    of the new one must not be spliced onto a copy of the old. Anything
     unparseable does not match.
 
     :param if_range: The raw ``If-Range`` value.
     :param etag: The representation's bare strong entity-tag, or ``None``.
     :param last_modified: The representation's modification time, or ``None``.
+    :param now: The time the response is made (default: the current time).
     """
     value = if_range.strip(_OWS)
 
@@ -108,7 +120,15 @@ def _if_range_matches(
     if date is None or last_modified is None:
         return False
 
-    return int(as_utc(last_modified).timestamp()) == int(date.timestamp())
+    modified = as_utc(last_modified).timestamp()
+
+    if int(modified) != int(date.timestamp()):
+        return False
+
+    # RFC 9110 §13.1.5 step 1: a date that is not a strong validator
+    # (§8.8.2.2: modified less than a second ago) makes the condition false.
+    current = time.time() if now is None else now.timestamp()
+    return current - modified >= 1
 
 
 def evaluate_range(
@@ -120,6 +140,7 @@ def evaluate_range(
     last_modified: datetime.datetime | None,
     max_ranges: int,
     method: str = "GET",
+    now: datetime.datetime | None = None,
 ) -> RangeDecision:
     """Decide how to answer a ``Range`` request (RFC 9110 §14).
 
@@ -145,6 +166,8 @@ def evaluate_range(
         UTC datetime (a naive one is taken as UTC), or ``None``.
     :param max_ranges: The largest number of range-specs to honour.
     :param method: The request method; only ``GET`` has range handling.
+    :param now: The time the response is made, which tells whether an
+        ``If-Range`` date is a strong validator (default: the current time).
     :return: ``None`` to send the whole representation (200); a non-empty
         tuple of sorted, coalesced, half-open ``(start, stop)`` ranges to send
         206 (one range) or multipart/byteranges (several); or
@@ -157,7 +180,9 @@ def evaluate_range(
 
     # RFC 9110 §13.1.5: a non-matching If-Range means the Range header is
     # ignored and the whole representation is sent.
-    if if_range is not None and not _if_range_matches(if_range, etag, last_modified):
+    if if_range is not None and not _if_range_matches(
+        if_range, etag, last_modified, now
+    ):
         return None
 
     if max_ranges >= 1 and (one := _ONE_RANGE_RE.fullmatch(range_header)):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import collections.abc as cabc
 import datetime
 import functools
 import hashlib
+import io
+import itertools
 import mimetypes
 import os
 import re
@@ -204,6 +207,96 @@ def valid_media_type(value: str | None) -> bool:
     return value is not None and _MEDIA_TYPE.fullmatch(value) is not None
 
 
+_TYPE_SUBTYPE = re.compile(f"{TOKEN}/{TOKEN}")
+# One "; name=value" of RFC 9110 §5.6.6 (an empty one, ";;", is allowed).
+_PARAMETER = re.compile(
+    rf"[ \t]*;[ \t]*(?:({TOKEN})=({TOKEN}|{_QUOTED_STRING}))?[ \t]*"
+)
+
+
+def _parse_media_type(value: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """``(type/subtype in lower case, [(name, value as given)])``, or
+    ``None`` when ``value`` is not a well-formed media type."""
+    match = _TYPE_SUBTYPE.match(value)
+    if match is None:
+        return None
+    params: list[tuple[str, str]] = []
+    position, end = match.end(), len(value)
+    while position < end:
+        param = _PARAMETER.match(value, position)
+        if param is None or param.end() == position:
+            return None
+        if param.group(1):
+            params.append((param.group(1), param.group(2)))
+        position = param.end()
+    return match.group().lower(), params
+
+
+def _format_media_type(essence: str, params: list[tuple[str, str]]) -> str:
+    return "".join([essence, *(f"; {name}={value}" for name, value in params)])
+
+
+def _unquote(value: str) -> str:
+    if value.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _normalise_media_type(value: str) -> tuple[str, str | None]:
+    """``value`` with its type and subtype in lower case (RFC 9110 §8.3.1:
+    they are case-insensitive), and its ``charset`` parameter or ``None``.
+
+    Parameter names are compared case-insensitively; their values are kept
+    as they are. A value that is not a well-formed media type is returned as
+    it is.
+    """
+    parsed = _parse_media_type(value)
+    if parsed is None:
+        return value, None
+    essence, params = parsed
+    charset = next(
+        (_unquote(v) for name, v in params if name.lower() == "charset"), None
+    )
+    return _format_media_type(essence, params), charset
+
+
+def media_type_charset(value: str) -> str | None:
+    """The ``charset`` parameter of a media type, or ``None``.
+
+    ``text/plain; charset="latin-1"`` gives ``latin-1``; ``text/plain;
+    x-charset=foo`` gives ``None``.
+    """
+    return _normalise_media_type(value)[1]
+
+
+def _with_charset(value: str, charset: str) -> str:
+    """``value`` whose ``charset`` parameter says ``charset`` (added if none)."""
+    parsed = _parse_media_type(value)
+    if parsed is None:
+        return value
+    essence, params = parsed
+    others = [(name, v) for name, v in params if name.lower() != "charset"]
+    return _format_media_type(essence, [*others, ("charset", charset)])
+
+
+@functools.lru_cache(maxsize=64)
+def _codec_charset(charset: str | None) -> str | None:
+    """``charset`` as it can be both announced and encoded with: itself if it
+    is a token naming a text encoding, the codec's own name if only the
+    latter, ``None`` if it names no text encoding."""
+    if charset is None:
+        return None
+    try:
+        codec = codecs.lookup(charset)
+    except (LookupError, TypeError, ValueError):
+        return None
+    # "base64" or "rot13" are codecs too, but not of text to bytes.
+    if not getattr(codec, "_is_text_encoding", True):
+        return None
+    return charset if valid_token(charset) else codec.name
+
+
 #: The default ``Content-Security-Policy`` of inline active content.
 DEFAULT_CONTENT_SECURITY_POLICY = "sandbox"
 # Types a browser runs scripts in when it displays them (HTML, XHTML, SVG,
@@ -270,9 +363,12 @@ def content_type_and_encoding(
     An explicit ``encoding`` is always sent. One guessed from the name is
     sent only for inline responses: an attachment keeps the bytes it is
     (``x.tar.gz`` -> ``application/gzip``, no ``Content-Encoding``).
-    ``text/*`` types get a charset (``charset``, else UTF-8). A media type
-    that is not well formed (:func:`valid_media_type`), or a charset or
-    encoding that is not a token, is ignored.
+    ``text/*`` types get a charset (``charset``, else UTF-8) unless the
+    media type has a ``charset`` parameter, which wins. Type and subtype go
+    out in lower case (they are case-insensitive, RFC 9110 §8.3.1), so
+    ``TEXT/PLAIN`` is ``text/plain; charset=utf-8``. A media type that is
+    not well formed (:func:`valid_media_type`), or a charset or encoding
+    that is not a token, is ignored.
     """
     # Values from a row or an upstream may be anything: invalid ones count as
     # unknown (guessed), never reach the headers, never cause a 500.
@@ -291,7 +387,14 @@ def content_type_and_encoding(
             encoding = guessed_encoding
     if mimetype is None:
         mimetype = guessed_type or "application/octet-stream"
-    if mimetype.startswith("text/") and "charset=" not in mimetype.lower():
+    if ";" in mimetype or not mimetype.islower():
+        # Given with parameters, or not in lower case ("TEXT/PLAIN"): look
+        # for a charset parameter itself, not for the text "charset=" (which
+        # "x-charset=" also holds). A guessed "text/plain" skips this.
+        mimetype, declared = _normalise_media_type(mimetype)
+        if declared is not None:
+            return mimetype, encoding
+    if mimetype.startswith("text/"):
         mimetype = f"{mimetype}; charset={charset or 'utf-8'}"
     return mimetype, encoding
 
@@ -308,17 +411,31 @@ def representation(
 
     The one place the view's values meet the wrapper's: each of
     ``basename``, ``mimetype``, ``encoding`` and ``charset`` that is
-    ``None`` falls back to the file's own (``name``, ``mimetype``...), and
-    the charset of text a wrapper encoded is always the wrapper's. Used
-    by :class:`DownloadResponse` and by presigned redirects, so that a file
-    streamed and the same file redirected to are described alike.
+    ``None`` falls back to the file's own (``name``, ``mimetype``...). A
+    name that is not a ``str`` (``bytes`` from a column, a number) is made
+    one. Used by :class:`DownloadResponse` and by presigned redirects, so
+    that a file streamed and the same file redirected to are described
+    alike.
+
+    Text a wrapper encodes (:attr:`~DownloadFile.encoded_text`, or text it
+    streams with a charset of its own) goes out in the wrapper's charset,
+    and the ``Content-Type`` says so, even over a ``charset`` parameter of
+    ``mimetype``: its bytes, and the ``Content-Length`` and ``ETag`` made
+    from them, are already in that charset. A wrapper that streams text
+    without a charset of its own is given the one the response announces
+    (the ``charset`` parameter of ``mimetype``, else ``charset``, else
+    UTF-8), so that body and header agree.
 
     :return: ``(name, Content-Type, Content-Encoding or None,
         Content-Disposition)``.
     """
     name = basename if basename is not None else file.name
-    if charset is None or file.encoded_text:
-        # Text the wrapper encoded: its bytes are in the wrapper's charset.
+    if name is not None and type(name) is not str:
+        name = _name_text(name)
+    # Text the wrapper encodes (VirtualFile's str, StringIO, text streams).
+    text = file.encoded_text or file._streams_text
+    fixed = text and (file.encoded_text or file.charset is not None)
+    if charset is None or fixed:
         charset = file.charset
     content_type, content_encoding = content_type_and_encoding(
         name,
@@ -327,7 +444,39 @@ def representation(
         charset,
         attachment,
     )
+    if text:
+        content_type = _text_content_type(file, content_type, charset, fixed)
     return name, content_type, content_encoding, content_disposition(name, attachment)
+
+
+def _name_text(value: object) -> str | None:
+    """A name that is not a ``str`` as one: ``bytes`` decoded as UTF-8
+    (undecodable bytes become U+FFFD), anything else through ``str()``."""
+    try:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8", "replace")
+        return str(value)
+    except Exception:  # a __str__ that fails: no name rather than a 500
+        return None
+
+
+def _text_content_type(
+    file: DownloadFile, content_type: str, charset: str | None, fixed: bool
+) -> str:
+    """``content_type`` naming the charset text of ``file`` is encoded with,
+    which the wrapper is told when it was not fixed already."""
+    announced = media_type_charset(content_type)
+    wanted = file.charset if fixed else announced or charset
+    usable = _codec_charset(wanted)
+    if usable is None:
+        if file.encoded_text:
+            return content_type  # a custom wrapper's bytes: its own business
+        usable = "utf-8"  # no such text encoding: send UTF-8, and say so
+    if not file.encoded_text:
+        file.charset = usable  # what the wrapper encodes its text with
+    if announced is not None and announced != usable:
+        return _with_charset(content_type, usable)
+    return content_type
 
 
 def validator_headers(
@@ -436,6 +585,11 @@ class DownloadResponse(Response):
     _offload_decided: bool = False  # set by accel.apply_offload: decided once
     # The server's start_response, to close the connection after a short body.
     _start_response: t.Any = None
+    # The view's charset (when it gives one) and the representation's media
+    # type (when Content-Type is multipart/byteranges): the charset text that
+    # a custom wrapper yields is encoded with is found from them.
+    _charset: str | None = None
+    _media_type: str | None = None
 
     def __init__(
         self,
@@ -455,9 +609,8 @@ class DownloadResponse(Response):
     ) -> None:
         self.file = file
         self.attachment = attachment
-        if charset is not None and file.charset is None and file._streams_text:
-            # Text streamed by the wrapper goes out in the announced charset.
-            file.charset = charset
+        if charset is not None:
+            self._charset = charset  # for text a custom wrapper yields
         name, content_type, content_encoding, disposition = representation(
             file, basename, mimetype, encoding, charset, attachment
         )
@@ -517,6 +670,7 @@ class DownloadResponse(Response):
                 parts, closing, length = _ranges.multipart_layout(
                     ranges, size, content_type, boundary
                 )
+                self._media_type = content_type
                 content_type = f"multipart/byteranges; boundary={boundary}"
                 items.append(("Content-Length", str(length)))
                 for header, start, stop in parts:
@@ -587,9 +741,15 @@ class DownloadResponse(Response):
             self.close()
             return ()
         file = self.file
+        text = False
         try:
             if file.seekable:
-                self._handle = file.open()
+                handle = self._handle = file.open()
+                if type(handle) not in _BINARY_STREAMS and _is_text_stream(handle):
+                    # A subclass's open() gave text: bytes in the response's
+                    # charset are sent, never the str, never by file_wrapper.
+                    self._handle = self._encoded_text(handle)
+                    text = True
         except FileNotFound:
             self._become_not_found()
             return ()
@@ -603,7 +763,12 @@ class DownloadResponse(Response):
                 raise
         wrapper = environ.get("wsgi.file_wrapper")
         span = self._single_span()
-        if wrapper is not None and file.path is not None and span is not None:
+        if (
+            wrapper is not None
+            and file.path is not None
+            and span is not None
+            and not text
+        ):
             # Zero-copy: hand the server the open file positioned at the
             # range start; it sends exactly Content-Length bytes from there.
             # The server's own wrapper object is returned as is: gunicorn
@@ -643,10 +808,28 @@ class DownloadResponse(Response):
                 # announces: no str may reach the server.
                 sent = 0
                 expected = self.content_length
-                for chunk in self.file.chunks(self.chunk_size):
-                    if isinstance(chunk, str):
-                        charset = self.mimetype_params.get("charset")
-                        chunk = chunk.encode(charset or self.file.charset or "utf-8")
+                encoder = None
+                chunk: t.Any
+                # _FLUSH ends the chunks: the encoder's last bytes, if any.
+                for chunk in itertools.chain(self.file.chunks(self.chunk_size), _FLUSH):
+                    if type(chunk) is not bytes:
+                        if isinstance(chunk, str):
+                            if encoder is None:
+                                encoder = self._text_encoder()
+                            chunk = encoder.encode(chunk)
+                        elif chunk is _END:
+                            if encoder is None:
+                                break
+                            chunk = encoder.encode("", final=True)
+                        elif isinstance(chunk, (bytearray, memoryview)):
+                            chunk = bytes(chunk)
+                        else:
+                            raise TypeError(
+                                f"{type(self.file).__name__}.chunks() yielded"
+                                f" {type(chunk).__name__!r}: chunks are bytes or str."
+                            )
+                        if not chunk:
+                            continue
                     if expected is not None and sent + len(chunk) > expected:
                         # A source longer than the size it declared: never
                         # past Content-Length, or the extra bytes would be
@@ -684,8 +867,48 @@ class DownloadResponse(Response):
         # For code that reads the response directly (``response.get_data()``
         # needs a sequence; ``b"".join(response.iter_encoded())`` works).
         if self._segments and self.file.seekable and self._handle is None:
-            self._handle = self.file.open()
+            handle = self._handle = self.file.open()
+            if _is_text_stream(handle):
+                self._handle = self._encoded_text(handle)
         return self._iter_body()
+
+    def _encoded_text(self, handle: t.IO[t.Any]) -> t.IO[bytes]:
+        """The text stream ``open()`` gave, read as bytes in the response's
+        charset; the headers made from the wrapper's ``size`` are corrected
+        when the text encodes to another length."""
+        stream = _EncodedText(t.cast(t.IO[str], handle), self._text_encoding())
+        try:
+            length = stream.length()
+        except BaseException:
+            self.close()  # a character the charset cannot encode, say
+            raise
+        if length is not None and length != self.file.size:
+            # A size counted in characters, newlines translated, another
+            # charset: Content-Length must count the bytes sent, and ranges
+            # of a size that is wrong cannot be answered (RFC 9110 §14.2
+            # lets a server ignore Range). Nothing is sent yet.
+            headers = self.headers
+            if self.status_code == 206:
+                self.status_code = 200
+                del headers["Content-Range"]
+                if self._media_type is not None:
+                    headers["Content-Type"] = self._media_type
+            del headers["Accept-Ranges"]
+            headers["Content-Length"] = str(length)
+            self._segments = [(0, length)]
+        return t.cast(t.IO[bytes], stream)
+
+    def _text_encoding(self) -> str:
+        """The charset text a wrapper gives is encoded with: the one the
+        response announces, else the view's or the wrapper's, else UTF-8."""
+        content_type = self._media_type or self.headers.get("Content-Type", "")
+        charset = media_type_charset(content_type) or self._charset or self.file.charset
+        return _codec_charset(charset) or "utf-8"
+
+    def _text_encoder(self) -> codecs.IncrementalEncoder:
+        # One encoder for the whole body: a stateful encoding (a byte order
+        # mark, ISO-2022 shifts) is written once, not once a chunk.
+        return codecs.getincrementalencoder(self._text_encoding())()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.basename!r} [{self.status}]>"
@@ -796,6 +1019,112 @@ class NotModifiedResponse(Response):
         if last_modified is not None:
             headers["Last-Modified"] = last_modified
         return headers
+
+
+# Ends the chunks of a stream (DownloadResponse._iter_body): text encoded so
+# far may leave an incremental encoder with bytes to write.
+_END = object()
+_FLUSH = (_END,)
+
+# Streams open() gives that are binary for sure, told apart from text ones
+# without an isinstance() check against io.TextIOBase (an ABC).
+_BINARY_STREAMS = frozenset((io.BufferedReader, io.BytesIO, io.FileIO))
+_TEXT_STREAMS = (io.TextIOBase, codecs.StreamReader, codecs.StreamReaderWriter)
+
+
+def _is_text_stream(handle: object) -> bool:
+    """Whether ``handle`` reads ``str`` (``io.StringIO``, a text-mode file)."""
+    return isinstance(handle, _TEXT_STREAMS)
+
+
+class _EncodedText(io.RawIOBase):
+    """A text stream read as bytes: its characters encoded with ``encoding``.
+
+    What :meth:`DownloadFile.open` returns is read as bytes, and ranges
+    count bytes; a text stream's own offsets count characters (or are
+    opaque cookies), so this view never seeks it but to its start: a seek
+    forward reads and drops the bytes before the position. :meth:`length`
+    tells how many bytes the text makes, for ``Content-Length``.
+    """
+
+    def __init__(self, stream: t.IO[str], encoding: str) -> None:
+        self._stream = stream
+        self._encoding = encoding
+        self._restart()
+
+    def _restart(self) -> None:
+        self._encoder = codecs.getincrementalencoder(self._encoding)()
+        self._pending = b""
+        self._position = 0
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        pending = self._pending
+        while not self._ended and (size < 0 or len(pending) < size):
+            # A character is one byte or more: reading as many characters
+            # as bytes are missing is enough, but for the end of the text.
+            text = self._stream.read(size - len(pending) if size >= 0 else -1)
+            if text:
+                pending += self._encoder.encode(text)
+            else:
+                self._ended = True
+                pending += self._encoder.encode("", final=True)
+        if 0 <= size < len(pending):
+            data, self._pending = pending[:size], pending[size:]
+        else:
+            data, self._pending = pending, b""
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET or offset < 0:
+            raise io.UnsupportedOperation("only a position from the start")
+        if offset < self._position:
+            self._stream.seek(0)
+            self._restart()
+        while self._position < offset:
+            if not self.read(min(offset - self._position, DEFAULT_CHUNK_SIZE)):
+                break  # the text ends before the position
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def length(self) -> int | None:
+        """The length of the whole text in bytes, read through once (the
+        text stream is read again from its start afterwards); ``None`` when
+        the text stream cannot go back to its start."""
+        try:
+            if not self._stream.seekable():
+                return None
+        except (AttributeError, OSError, ValueError):
+            return None
+        # A character the charset cannot encode raises here, before any
+        # header is sent, rather than in the middle of the body.
+        while self.read(DEFAULT_CHUNK_SIZE):
+            pass
+        length = self._position
+        self._stream.seek(0)
+        self._restart()
+        return length
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
 
 
 class _FileSpan:

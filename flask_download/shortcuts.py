@@ -27,6 +27,7 @@ from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import VirtualFile
 from .response import DownloadResponse
+from .response import media_type_charset
 from .views import DownloadView
 from .views import PathDownloadView
 
@@ -332,7 +333,12 @@ class _SendContent(_Send):
         if isinstance(content, (bytes, bytearray, memoryview)) or hasattr(
             content, "read"
         ):
-            file = VirtualFile(content, charset=self.get_charset())
+            # Text is encoded in the charset announced: the call's, else
+            # the one its mimetype names.
+            charset = self.get_charset() or media_type_charset(
+                self.get_mimetype() or ""
+            )
+            file = VirtualFile(content, charset=charset)
             return self._adjust(file, owned=True)
         raise TypeError(
             "send_download takes a path, bytes, a file-like object or a"

@@ -30,6 +30,7 @@ from .paths import ConfinedPath
 from .paths import split_relative
 from .response import DEFAULT_CONTENT_SECURITY_POLICY
 from .response import DownloadResponse
+from .response import media_type_charset
 from .response import NotModifiedResponse
 from .response import validator_headers
 from .settings import check_root
@@ -640,6 +641,9 @@ class VirtualDownloadView(DownloadView):
         return content
 
     def get_file(self) -> DownloadFile:
+        # Text is encoded in the charset announced: the view's, else the
+        # one its mimetype names.
+        charset = self.get_charset() or media_type_charset(self.get_mimetype() or "")
         return VirtualFile(
-            self.get_content(), name=self.get_basename(), charset=self.get_charset()
+            self.get_content(), name=self.get_basename(), charset=charset
         )

@@ -57,9 +57,9 @@ def future_date() -> str:
         "Sunday, 06-Nov-94 08:49:37 GMT",
         "Sun Nov  6 08:49:37 1994",
         "  Sun, 06 Nov 1994 08:49:37 GMT\t",
-        "Sun, 06 Nov 1994 10:49:37 +0200",
+        "Sun Nov 06 08:49:37 1994",
     ],
-    ids=["imf-fixdate", "rfc850", "asctime", "ows", "offset"],
+    ids=["imf-fixdate", "rfc850", "asctime", "ows", "asctime-two-digit-day"],
 )
 def test_parse_http_date_returns_aware_utc(value: str) -> None:
     parsed = parse_http_date(value)
@@ -79,6 +79,27 @@ def test_parse_http_date_returns_aware_utc(value: str) -> None:
         "Sun, 31 Feb 1994 08:49:37 GMT",
         "Fri, 31 Dec 9999 23:59:59 -2359",
         "x" * 100_000,
+        f"{LM_DATE}, {LM_DATE}",
+        f"{LM_DATE} garbage",
+        f"{LM_DATE}\x00",
+        "06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 06 Nov 1994 10:49:37 +0200",
+        "Sun, 06 Nov 1994 03:49:37 EST",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 06 Nov 94 08:49:37 GMT",
+        "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49 GMT",
+        "sun, 06 nov 1994 08:49:37 gmt",
+        "Sun,  06 Nov 1994 08:49:37 GMT",
+        "Sun, \u0660\u0666 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:60 GMT",
+        "Sun, 06 Nov 0000 08:49:37 GMT",
+        "Sunday, 06-Nov-1994 08:49:37 GMT",
+        "Sun, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994 GMT",
+        "1994-11-06T08:49:37Z",
+        "784111777",
     ],
     ids=[
         "none",
@@ -89,10 +110,82 @@ def test_parse_http_date_returns_aware_utc(value: str) -> None:
         "bad-day",
         "offset-overflow",
         "long-garbage",
+        "list",
+        "trailing-garbage",
+        "trailing-nul",
+        "no-weekday",
+        "no-zone",
+        "offset",
+        "other-zone",
+        "utc-not-gmt",
+        "two-digit-year",
+        "one-digit-day",
+        "no-seconds",
+        "lower-case",
+        "two-spaces",
+        "arabic-indic-digits",
+        "leap-second",
+        "year-zero",
+        "rfc850-four-digit-year",
+        "rfc850-short-weekday",
+        "asctime-with-zone",
+        "iso-8601",
+        "timestamp",
     ],
 )
 def test_parse_http_date_returns_none_for_bad_values(value: str | None) -> None:
+    """Only RFC 9110 §5.6.7 HTTP-dates are dates: anything else is ignored
+    (Werkzeug's lenient parser took lists, zones and missing weekdays)."""
     assert parse_http_date(value) is None
+
+
+@pytest.mark.parametrize(
+    ("ahead", "year_offset"),
+    [(0, 0), (-1, -1), (50, 50), (51, -49), (99, -1)],
+    ids=["this-year", "last-year", "fifty-ahead", "fifty-one-ahead", "ninety-nine"],
+)
+def test_rfc850_year_is_at_most_fifty_years_ahead(ahead: int, year_offset: int) -> None:
+    """RFC 9110 §5.6.7: a two-digit year that appears more than 50 years in
+    the future is the most recent past year with those last two digits."""
+    this_year = datetime.datetime.now(UTC).year
+    two_digits = (this_year + ahead) % 100
+    parsed = parse_http_date(f"Sunday, 06-Nov-{two_digits:02d} 08:49:37 GMT")
+    assert parsed is not None
+    assert parsed.year == this_year + year_offset
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"if_modified_since": f"{LM_DATE}, {LM_DATE}"}, None),
+        ({"if_modified_since": f"{LATER_DATE}, {EARLIER_DATE}"}, None),
+        ({"if_modified_since": f"{LM_DATE} +0000"}, None),
+        ({"if_modified_since": "06 Nov 1994 08:49:37 GMT"}, None),
+        ({"if_unmodified_since": f"{EARLIER_DATE}, {EARLIER_DATE}"}, None),
+        ({"if_unmodified_since": f"{EARLIER_DATE}\x00"}, None),
+        ({"if_unmodified_since": "Sun, 06 Nov 1994 08:49:36 EST"}, None),
+        ({"if_modified_since": LM_DATE}, NOT_MODIFIED),
+        ({"if_unmodified_since": EARLIER_DATE}, PRECONDITION_FAILED),
+    ],
+    ids=[
+        "ims-list",
+        "ims-list-later-first",
+        "ims-trailing-zone",
+        "ims-no-weekday",
+        "ius-list",
+        "ius-trailing-nul",
+        "ius-other-zone",
+        "ims-valid",
+        "ius-valid",
+    ],
+)
+def test_dates_that_are_not_http_dates_are_ignored(
+    headers: dict[str, str], expected: int | None
+) -> None:
+    """RFC 9110 §13.1.3 and §13.1.4: a value that is not a valid HTTP-date
+    is ignored (no 304 for a list of dates, no 412 for a zone that is not
+    GMT)."""
+    assert evaluate(**headers) == expected
 
 
 # -- strong_etag_matches ----------------------------------------------------

@@ -385,6 +385,55 @@ def test_if_range(
     assert result == (((0, 10),) if matches else None)
 
 
+@pytest.mark.parametrize(
+    ("age", "matches"),
+    [(0, False), (0.4, False), (0.6, False), (0.999, False), (1, True), (3600, True)],
+    ids=["now", "same-second", "next-second", "almost", "one-second", "an-hour"],
+)
+def test_if_range_date_matches_only_as_a_strong_validator(
+    age: float, matches: bool
+) -> None:
+    """RFC 9110 §13.1.5 and §8.8.2.2: a Last-Modified less than a second
+    old is weak (the file may change again within that second), so an
+    If-Range date equal to it does not match."""
+    result = evaluate_range(
+        range_header="bytes=0-9",
+        if_range=LM_DATE,
+        size=SIZE,
+        etag=ETAG,
+        last_modified=LAST_MODIFIED,
+        max_ranges=50,
+        now=LAST_MODIFIED + datetime.timedelta(seconds=age),
+    )
+    assert result == (((0, 10),) if matches else None)
+
+
+def test_if_range_date_of_a_file_modified_now_does_not_match() -> None:
+    """Without ``now`` the clock decides: a file modified this very moment
+    has no strong date, while its entity tag still matches."""
+    modified = datetime.datetime.now(UTC)
+    date = modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert evaluate("bytes=0-9", if_range=date, last_modified=modified) is None
+    matched = evaluate("bytes=0-9", if_range='"abc123"', last_modified=modified)
+    assert matched == ((0, 10),)
+
+
+@pytest.mark.parametrize(
+    "if_range",
+    [
+        f"{LM_DATE}, {LM_DATE}",
+        f"{LM_DATE} garbage",
+        "Sun, 06 Nov 1994 08:49:37 +0000",
+        "06 Nov 1994 08:49:37 GMT",
+        "sun, 06 nov 1994 08:49:37 gmt",
+    ],
+    ids=["list", "trailing-garbage", "offset", "no-weekday", "lower-case"],
+)
+def test_if_range_date_must_be_an_http_date(if_range: str) -> None:
+    """If-Range dates are parsed as strictly as the other preconditions'."""
+    assert evaluate("bytes=0-9", if_range=if_range) is None
+
+
 def test_failing_if_range_beats_unsatisfiable() -> None:
     assert evaluate("bytes=20000-", if_range='"other"') is None
     assert evaluate("bytes=20000-", if_range='"abc123"') is UNSATISFIABLE

@@ -891,6 +891,9 @@ def test_if_range_mismatching_etag_returns_200(files_client: t.Any) -> None:
 def test_if_range_date(
     files_client: t.Any, download_root: pathlib.Path, delta: int, status: int
 ) -> None:
+    # Modified long ago: a Last-Modified of this very second is no strong
+    # validator (test_if_range_date_of_a_file_just_rewritten_is_weak).
+    os.utime(download_root / "data.bin", (1_700_000_000, 1_700_000_000))
     headers = {
         "Range": "bytes=0-9",
         "If-Range": _date(download_root / "data.bin", delta),
@@ -898,6 +901,25 @@ def test_if_range_date(
     with files_client.get("/files/data.bin", headers=headers) as rv:
         assert rv.status_code == status
         assert rv.data == (DATA[:10] if status == 206 else DATA)
+
+
+def test_if_range_date_of_a_file_just_rewritten_is_weak(
+    files_client: t.Any, download_root: pathlib.Path
+) -> None:
+    """RFC 9110 §13.1.5: a file rewritten within the second of its
+    Last-Modified has two contents under one date; a range of the new one
+    must not be spliced onto a copy of the old one."""
+    path = download_root / "fresh.txt"
+    path.write_bytes(b"0123456789")
+    with files_client.get("/files/fresh.txt") as rv:
+        last_modified = rv.headers["Last-Modified"]
+    with path.open("r+b") as f:
+        f.write(b"ABCDEFGHIJ")  # in place, same size, same second
+    headers = {"Range": "bytes=0-1", "If-Range": last_modified}
+    with files_client.get("/files/fresh.txt", headers=headers) as rv:
+        assert rv.status_code == 200
+        assert rv.data == b"ABCDEFGHIJ"
+        assert "Content-Range" not in rv.headers
 
 
 @pytest.mark.parametrize(
@@ -1610,12 +1632,459 @@ def test_changed_file_gets_new_validators_over_the_wire(
         before, _ = get()
         assert get(before.getheader("ETag"))[0].status == 304
         path.write_bytes(b"Hello again, world!\n")
-        os.utime(path, (1_700_000_000, 1_700_000_000))
+        os.utime(path, (1_600_000_000, 1_600_000_000))  # not the samples' time
         after, body = get()
         revalidated, _ = get(before.getheader("ETag"))
     assert body == b"Hello again, world!\n"
     assert after.getheader("Content-Length") == "20"
     assert after.getheader("ETag") != before.getheader("ETag")
-    assert after.getheader("Last-Modified") == http_date(1_700_000_000)
+    assert after.getheader("Last-Modified") == http_date(1_600_000_000)
     assert after.getheader("Last-Modified") != before.getheader("Last-Modified")
     assert revalidated.status == 200
+
+
+# -- the charset text is encoded with (review 13) ------------------------------
+
+
+def _text_view(
+    app: Flask, make: cabc.Callable[[], DownloadFile], **attrs: t.Any
+) -> t.Any:
+    class Text(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return make()
+
+    return route(app, Text, **attrs)
+
+
+@pytest.mark.parametrize("kind", ["chunks", "text-mode", "chunks-no-name"], ids=str)
+@pytest.mark.parametrize(
+    ("attrs", "charset"),
+    [
+        ({"mimetype": "text/plain; charset=latin-1"}, "latin-1"),
+        ({"mimetype": 'text/plain; charset="latin-1"'}, "latin-1"),
+        ({"mimetype": "text/plain; CHARSET=utf-16"}, "utf-16"),
+        ({"mimetype": "application/json; charset=utf-16-le"}, "utf-16-le"),
+        ({"mimetype": "text/plain; charset=latin-1", "charset": "utf-16"}, "latin-1"),
+        ({"charset": "latin-1"}, "latin-1"),
+    ],
+    ids=[
+        "mimetype-param",
+        "mimetype-quoted",
+        "mimetype-upper-name",
+        "mimetype-non-text",
+        "mimetype-param-wins",
+        "charset-keyword",
+    ],
+)
+def test_streamed_text_is_encoded_with_the_announced_charset(
+    app: Flask, tmp_path: pathlib.Path, kind: str, attrs: dict[str, str], charset: str
+) -> None:
+    """Review 13: a charset given in ``mimetype`` is the one str chunks and
+    text-mode files are encoded with, not only the one announced."""
+    from flask_download import VirtualFile
+
+    path = tmp_path / "t.txt"
+    path.write_text("Un été\n", encoding="utf-8")
+
+    def make() -> DownloadFile:
+        if kind == "text-mode":
+            return VirtualFile(path.open(encoding="utf-8"), name="t.txt")
+        name = None if kind == "chunks-no-name" else "t.txt"
+        return VirtualFile(iter(["Un ", "été\n"]), name=name)
+
+    client = _text_view(app, make, **attrs)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        if "mimetype" in attrs or kind != "chunks-no-name":
+            assert rv.mimetype_params["charset"] == charset
+        else:  # application/octet-stream: no charset announced
+            assert "charset" not in rv.mimetype_params
+        assert rv.data == "Un été\n".encode(charset)
+
+
+@pytest.mark.parametrize(
+    ("content", "attrs"),
+    [
+        ("café", {"mimetype": "text/plain; charset=latin-1"}),
+        ("café", {"mimetype": "TEXT/PLAIN; Charset=latin-1"}),
+        ("café", {"mimetype": "application/xml; charset=latin-1"}),
+        ("café", {"basename": "a.bin", "mimetype": "text/csv; charset=utf-16"}),
+    ],
+    ids=["text", "upper-case", "non-text-with-param", "csv"],
+)
+def test_text_encoded_by_the_wrapper_is_announced_as_encoded(
+    app: Flask, content: str, attrs: dict[str, str]
+) -> None:
+    """Review 13: VirtualFile encodes a str (UTF-8 unless told) when it is
+    made, and its size and ETag come from those bytes: a charset parameter
+    of ``mimetype`` cannot relabel them, so the header names the charset the
+    bytes are in and Content-Length counts them."""
+    attrs = {"basename": "a.txt", **attrs}
+    client = virtual(app, content=content, **attrs)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert rv.mimetype_params["charset"] == "utf-8"
+        assert rv.data == content.encode("utf-8")
+        assert rv.headers["Content-Length"] == str(len(content.encode("utf-8")))
+        assert rv.data.decode(rv.mimetype_params["charset"]) == content
+
+
+def test_stringio_is_announced_in_the_charset_it_was_encoded_with(app: Flask) -> None:
+    import io
+
+    from flask_download import VirtualFile
+
+    def make() -> DownloadFile:
+        return VirtualFile(io.StringIO("café"), name="a.txt", charset="latin-1")
+
+    client = _text_view(app, make, mimetype="text/plain; charset=utf-16")
+    with client.get("/d", headers={"Range": "bytes=3-3"}) as rv:
+        assert rv.status_code == 206
+        assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert rv.data == "é".encode("latin-1")
+        assert rv.headers["Content-Range"] == "bytes 3-3/4"
+
+
+def test_streamed_text_with_a_charset_of_its_own_announces_it(app: Flask) -> None:
+    """A wrapper told its charset encodes with it: the view's cannot relabel
+    the bytes."""
+    from flask_download import VirtualFile
+
+    def make() -> DownloadFile:
+        return VirtualFile(iter(["été"]), name="t.txt", charset="latin-1")
+
+    client = _text_view(app, make, mimetype="text/plain; charset=utf-8")
+    with client.get("/d") as rv:
+        assert rv.headers["Content-Type"] == "text/plain; charset=latin-1"
+        assert rv.data == "été".encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"mimetype": "text/plain; charset=no-such-charset"},
+        {"charset": "no-such-charset"},
+        {"charset": "base64"},
+    ],
+    ids=["mimetype-param", "charset-keyword", "not-a-text-encoding"],
+)
+def test_streamed_text_in_an_unknown_charset_goes_out_as_utf8(
+    app: Flask, attrs: dict[str, str]
+) -> None:
+    """A charset no codec knows cannot encode anything: the text is sent in
+    UTF-8 and the header says so, rather than failing mid-body."""
+    from flask_download import VirtualFile
+
+    client = _text_view(app, lambda: VirtualFile(iter(["été"]), name="t.txt"), **attrs)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert rv.data == "été".encode()
+
+
+# -- text from a custom wrapper's open() (review 13) ---------------------------
+
+
+class TextOpen(DownloadFile):
+    """A subclass whose open() gives text: ``size`` counts characters."""
+
+    seekable = True
+    name = "t.txt"
+    text = "café!"
+    size = 5
+
+    def open(self) -> t.Any:
+        import io
+
+        return io.StringIO(self.text)
+
+
+class TextOpenSized(TextOpen):
+    """The same, with ``size`` counting the UTF-8 bytes."""
+
+    size = 6
+
+
+def _custom(app: Flask, file_class: type[DownloadFile], **attrs: t.Any) -> t.Any:
+    class View(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return file_class()
+
+    return route(app, View, **attrs)
+
+
+def test_text_stream_from_open_is_sent_as_bytes(app: Flask) -> None:
+    """Review 13: the seekable path encodes too, and Content-Length counts
+    the bytes sent, not the characters the wrapper's size counted."""
+    client = _custom(app, TextOpen)
+    with client.get("/d") as rv:
+        body = list(rv.response)
+        assert rv.status_code == 200
+        assert all(type(chunk) is bytes for chunk in body)
+        assert b"".join(body) == "café!".encode()
+        assert rv.headers["Content-Length"] == "6"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        ({}, "utf-8"),
+        ({"charset": "latin-1"}, "latin-1"),
+        ({"charset": "utf-16"}, "utf-16"),
+    ],
+    ids=["default", "latin-1", "utf-16"],
+)
+def test_text_stream_from_open_uses_the_response_charset(
+    app: Flask, attrs: dict[str, str], expected: str
+) -> None:
+    client = _custom(app, TextOpen, **attrs)
+    with client.get("/d") as rv:
+        assert rv.mimetype_params["charset"] == expected
+        assert rv.data == "café!".encode(expected)
+        assert rv.headers["Content-Length"] == str(len(rv.data))
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "body"),
+    [
+        ("bytes=3-4", 206, "é".encode()),
+        ("bytes=-3", 206, "é!".encode()),
+        ("bytes=0-0,3-5", 206, None),
+    ],
+    ids=["middle", "suffix", "multipart"],
+)
+def test_text_stream_from_open_ranges_count_bytes(
+    app: Flask, header: str, status: int, body: bytes | None
+) -> None:
+    client = _custom(app, TextOpenSized)
+    with client.get("/d", headers={"Range": header}) as rv:
+        assert rv.status_code == status
+        if body is not None:
+            assert rv.data == body
+            assert rv.headers["Content-Length"] == str(len(body))
+        else:
+            assert b"\r\n\r\nc\r\n" in rv.data
+            assert "é!".encode() in rv.data
+            assert rv.headers["Content-Length"] == str(len(rv.data))
+
+
+def test_text_stream_of_a_wrong_size_is_sent_whole(app: Flask) -> None:
+    """A size that does not count the bytes cannot place a range: the whole
+    text goes out, with its true length (RFC 9110 §14.2 lets a server
+    ignore Range)."""
+    client = _custom(app, TextOpen)
+    for header in ("bytes=1-2", "bytes=0-0,3-4"):
+        with client.get("/d", headers={"Range": header}) as rv:
+            assert rv.status_code == 200
+            assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+            assert "Content-Range" not in rv.headers
+            assert rv.data == "café!".encode()
+            assert rv.headers["Content-Length"] == "6"
+
+
+def test_text_stream_is_never_handed_to_the_file_wrapper(
+    app: Flask, download_root: pathlib.Path
+) -> None:
+    """Review 13: a wrapper with a local path whose open() gives text is
+    streamed encoded by Python, not given to wsgi.file_wrapper."""
+    path = download_root / "latin.txt"
+    path.write_bytes("café\n".encode("latin-1"))
+    handed: list[t.Any] = []
+
+    class LocalText(DownloadFile):
+        seekable = True
+        name = "latin.txt"
+        charset = "latin-1"
+
+        def __init__(self) -> None:
+            self.path = os.fspath(path)
+            self.size = path.stat().st_size
+
+        def open(self) -> t.Any:
+            return open(self.path, encoding="latin-1")
+
+    def file_wrapper(filelike: t.Any, block_size: int) -> t.Any:
+        handed.append(filelike)
+        return iter(lambda: filelike.read(block_size), b"")
+
+    with app.test_request_context():
+        response = DownloadResponse(LocalText())
+        environ = {"REQUEST_METHOD": "GET", "wsgi.file_wrapper": file_wrapper}
+        app_iter, status, headers = response.get_wsgi_response(environ)
+        try:
+            body = list(app_iter)
+        finally:
+            t.cast(t.Any, app_iter).close()
+    assert handed == []
+    assert status == "200 OK"
+    assert all(type(chunk) is bytes for chunk in body)
+    assert b"".join(body) == "café\n".encode("latin-1")
+    assert ("Content-Type", "text/plain; charset=latin-1") in headers
+    assert ("Content-Length", "5") in headers
+
+
+def test_text_stream_from_open_read_directly(app: Flask) -> None:
+    with app.test_request_context():
+        response = DownloadResponse(TextOpenSized(), charset="latin-1")
+        try:
+            assert b"".join(response.iter_encoded()) == "café!".encode("latin-1")
+        finally:
+            response.close()
+
+
+def test_str_chunks_of_a_stateful_encoding_are_encoded_once(app: Flask) -> None:
+    """One encoder for the whole body: UTF-16 writes its byte order mark
+    once, not once a chunk."""
+
+    class TextChunks(DownloadFile):
+        name = "t.txt"
+
+        def chunks(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            yield "ab"
+            yield "cd"
+
+    with app.test_request_context():
+        response = DownloadResponse(TextChunks(), charset="utf-16")
+        body = b"".join(response.iter_encoded())
+        response.close()
+    assert body == "abcd".encode("utf-16")
+
+
+# -- media types (review 13) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "charset", "expected"),
+    [
+        ("TEXT/PLAIN", None, "text/plain; charset=utf-8"),
+        ("Text/Csv", "latin-1", "text/csv; charset=latin-1"),
+        ("text/plain; x-charset=foo", None, "text/plain; x-charset=foo; charset=utf-8"),
+        ("text/plain; format=flowed", None, "text/plain; format=flowed; charset=utf-8"),
+        ("text/plain;charset=latin-1", "utf-16", "text/plain; charset=latin-1"),
+        ("text/plain; CHARSET=latin-1", None, "text/plain; CHARSET=latin-1"),
+        ('text/plain; charset="latin-1"', None, 'text/plain; charset="latin-1"'),
+        ("TEXT/HTML; Level=1", None, "text/html; Level=1; charset=utf-8"),
+        ("IMAGE/PNG", "latin-1", "image/png"),
+        ("Application/Vnd.MS-Excel", None, "application/vnd.ms-excel"),
+    ],
+    ids=[
+        "upper-case",
+        "mixed-case-with-charset",
+        "x-charset-is-not-charset",
+        "other-parameter",
+        "given-charset-wins",
+        "charset-name-case",
+        "quoted-charset",
+        "upper-case-with-parameter",
+        "binary-upper-case",
+        "vendor-type",
+    ],
+)
+def test_media_type_case_and_parameters(
+    app: Flask, mimetype: str, charset: str | None, expected: str
+) -> None:
+    """Review 13: type and subtype are case-insensitive (RFC 9110 §8.3.1),
+    and only a real charset parameter keeps the charset from being added."""
+    client = virtual(app, basename="a.bin", mimetype=mimetype, charset=charset)
+    with client.get("/d") as rv:
+        assert rv.headers["Content-Type"] == expected
+
+
+def test_row_values_in_upper_case_get_the_row_charset() -> None:
+    """Review 13: what ObjectDownloadView sets on the wrapper from a row
+    (``TEXT/CSV`` and a charset_field of ``latin-1``)."""
+    file = DownloadFile()
+    file.name, file.mimetype, file.charset = "r.csv", "TEXT/CSV", "latin-1"
+    _, content_type, _, _ = representation(file, None, None, None, None, True)
+    assert content_type == "text/csv; charset=latin-1"
+
+
+# -- names that are not str (review 13) ----------------------------------------
+
+
+class _BadStr:
+    def __str__(self) -> str:
+        raise RuntimeError("no name")
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition"),
+    [
+        (b"bytes.txt", 'attachment; filename="bytes.txt"'),
+        (bytearray(b"array.txt"), 'attachment; filename="array.txt"'),
+        (
+            "été.txt".encode(),
+            "attachment; filename=\"ete.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt",
+        ),
+        (123, 'attachment; filename="123"'),
+        (pathlib.PurePosixPath("p.txt"), 'attachment; filename="p.txt"'),
+        (_BadStr(), "attachment"),
+    ],
+    ids=["bytes", "bytearray", "utf8-bytes", "int", "path", "failing-str"],
+)
+@pytest.mark.parametrize("where", ["basename", "wrapper"])
+def test_names_that_are_not_str_never_cause_a_500(
+    app: Flask, name: t.Any, disposition: str, where: str
+) -> None:
+    """Review 13: a basename from a non-string column, or a wrapper's name,
+    is made a str (bytes decoded as UTF-8) instead of failing."""
+    from flask_download import VirtualFile
+
+    class Named(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return VirtualFile(b"x", name=name if where == "wrapper" else None)
+
+    client = route(app, Named, basename=name if where == "basename" else None)
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Content-Disposition"] == disposition
+
+
+def test_undecodable_bytes_name_gets_replacement_characters(app: Flask) -> None:
+    client = virtual(app, basename=b"\xff.txt")
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        value = rv.headers["Content-Disposition"]
+    assert value.endswith("filename*=UTF-8''%EF%BF%BD.txt")
+    assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_text_the_charset_cannot_encode_fails_before_the_headers(app: Flask) -> None:
+    """The text from open() is measured before anything is sent: a character
+    the charset cannot encode fails there (and the stream is closed), not
+    in the middle of a body whose headers are out."""
+    import io
+
+    streams: list[io.StringIO] = []
+
+    class Euro(TextOpen):
+        def open(self) -> t.Any:
+            streams.append(io.StringIO("€uro"))
+            return streams[-1]
+
+    with app.test_request_context():
+        response = DownloadResponse(Euro(), charset="latin-1")
+        with pytest.raises(UnicodeEncodeError):
+            response.get_wsgi_response({"REQUEST_METHOD": "GET"})
+    assert streams[0].closed
+
+
+def test_chunks_that_are_not_bytes_or_str_are_refused(app: Flask) -> None:
+    class Numbers(DownloadFile):
+        name = "n.bin"
+
+        def chunks(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            yield bytearray(b"ab")
+            yield memoryview(b"cd")
+            yield 5
+
+    with app.test_request_context():
+        response = DownloadResponse(Numbers())
+        body = response.iter_encoded()
+        try:
+            assert next(body) == b"ab"
+            assert next(body) == b"cd"
+            with pytest.raises(TypeError, match="'int'"):
+                next(body)
+        finally:
+            response.close()

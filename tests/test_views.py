@@ -1371,3 +1371,31 @@ def test_as_view_function_uses_its_view_class(tmp_path: pathlib.Path) -> None:
     with app.test_client().head("/v") as rv:
         assert rv.status_code == 200
         assert rv.data == b""
+
+
+@pytest.mark.parametrize("via", ["view", "send_download"])
+def test_text_is_encoded_in_the_charset_its_mimetype_names(
+    app: Flask, client: t.Any, via: str
+) -> None:
+    """Outside review: ``mimetype="text/plain; charset=latin-1"`` was
+    announced while the text went out in UTF-8."""
+    from flask_download import send_download
+
+    mimetype = "text/plain; charset=latin-1"
+    if via == "view":
+        view = VirtualDownloadView.as_view(
+            "v", content="café", basename="a.txt", mimetype=mimetype
+        )
+        app.add_url_rule("/t", view_func=view)
+    else:
+
+        @app.get("/t")
+        def text() -> Response:
+            return send_download(
+                io.StringIO("café"), download_name="a.txt", mimetype=mimetype
+            )
+
+    with client.get("/t") as rv:
+        assert rv.headers["Content-Type"] == mimetype
+        assert rv.data == "café".encode("latin-1")
+        assert rv.headers["Content-Length"] == "4"

@@ -266,3 +266,123 @@ def test_head_with_range_mirrors_the_200(server_url: str) -> None:
     assert " 200 " in status
     assert headers["content-length"] == str(BIG_SIZE)
     assert "content-range" not in headers
+
+
+# A custom wrapper whose open() gives text (review 13): on every server the
+# body is bytes in the announced charset, never handed to wsgi.file_wrapper
+# as a text handle, and Content-Length counts the bytes sent. (Imported here:
+# this module is appended to, its head left alone.)
+
+from flask_download import DownloadFile  # noqa: E402
+from flask_download import DownloadView  # noqa: E402
+
+
+class _TextFromOpen(DownloadFile):
+    """``size`` counts characters, as a careless subclass would."""
+
+    seekable = True
+    name = "t.txt"
+
+    def __init__(self, root: str) -> None:
+        self.size = len(TEXT)
+
+    def open(self) -> t.Any:
+        return io.StringIO(TEXT)
+
+
+class _LocalText(DownloadFile):
+    """A local file (a ``sendfile`` candidate) opened in text mode."""
+
+    seekable = True
+    name = "t.txt"
+
+    def __init__(self, root: str) -> None:
+        self.path = os.path.join(root, "text-mode.txt")
+        self.size = os.stat(self.path).st_size
+
+    def open(self) -> t.Any:
+        return open(self.path, encoding="utf-8")
+
+
+class _TextOpenView(DownloadView):
+    source: t.Any = None
+
+    def __init__(self, root: str = "", **attrs: t.Any) -> None:
+        super().__init__(**attrs)
+        self.root = root
+
+    def get_file(self) -> DownloadFile:
+        return t.cast(DownloadFile, self.source(self.root))
+
+
+def _make_text_open_app(root: str) -> Flask:
+    app = Flask("wire_text_open")
+    FlaskDownload(app)
+    for name, source, charset in [
+        ("stringio", _TextFromOpen, None),
+        ("local", _LocalText, None),
+        ("local-latin", _LocalText, "latin-1"),
+    ]:
+        app.add_url_rule(
+            f"/open/{name}",
+            view_func=_TextOpenView.as_view(
+                f"open_{name}", root, source=source, charset=charset
+            ),
+        )
+    return app
+
+
+@pytest.fixture(params=["werkzeug", "gunicorn", "wsgiref"], scope="module")
+def text_open_url(
+    request: pytest.FixtureRequest, wire_root: pathlib.Path
+) -> cabc.Iterator[str]:
+    root = os.fspath(wire_root)
+    if request.param == "gunicorn":
+        with running_gunicorn(f"tests.test_wire:_make_text_open_app({root!r})") as url:
+            yield url
+    elif request.param == "werkzeug":
+        with running_werkzeug(_make_text_open_app(root)) as url:
+            yield url
+    else:
+        server = make_server(
+            "127.0.0.1",
+            0,
+            _make_text_open_app(root),
+            handler_class=QuietWSGIRefHandler,
+        )
+        with serving(server):
+            yield f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.mark.parametrize(
+    ("name", "charset"),
+    [("stringio", "utf-8"), ("local", "utf-8"), ("local-latin", "latin-1")],
+    ids=["stringio", "local", "local-latin"],
+)
+def test_text_from_open_reaches_the_client_as_bytes(
+    text_open_url: str, name: str, charset: str
+) -> None:
+    """Review 13: text from a custom wrapper's open() is encoded on the
+    seekable path too, on servers with and without wsgi.file_wrapper."""
+    status, headers, body = curl(f"{text_open_url}/open/{name}")
+    assert " 200 " in status
+    assert body == TEXT.encode(charset)
+    assert headers["content-type"] == f"text/plain; charset={charset}"
+    assert headers["content-length"] == str(len(body))
+
+
+def test_text_from_open_range_counts_bytes(text_open_url: str) -> None:
+    status, headers, body = curl(f"{text_open_url}/open/local", "-r", "3-4")
+    assert " 206 " in status
+    assert body == "é".encode()
+    assert headers["content-range"] == f"bytes 3-4/{len(TEXT.encode())}"
+    assert headers["content-length"] == "2"
+
+
+def test_text_of_a_wrong_size_is_sent_whole(text_open_url: str) -> None:
+    """A size in characters cannot place a byte range: 200, whole, exact."""
+    status, headers, body = curl(f"{text_open_url}/open/stringio", "-r", "3-4")
+    assert " 200 " in status
+    assert body == TEXT.encode()
+    assert headers["content-length"] == str(len(body))
+    assert "content-range" not in headers
