@@ -43,6 +43,7 @@ from flask import Response
 from werkzeug.datastructures import Headers
 
 from ._compat import require
+from ._grammar import ETAGC
 from ._grammar import TOKEN
 from .conditional import parse_http_date
 from .exceptions import ConfigurationError
@@ -510,7 +511,8 @@ class HTTPFile(DownloadFile):
             for value in (
                 upstream.getlist(header) if hasattr(upstream, "getlist") else ()
             ):
-                relayed.add(header, value)
+                if _relayable(header, value):
+                    relayed.add(header, value)
         _check_framing(current, status, upstream, relayed, self._asked_range)
         self.response_headers = relayed
         if name is None:
@@ -873,6 +875,29 @@ class HTTPDownloadView(DownloadView):
             kwargs.get("content_security_policy", self.content_security_policy),
         )
         return response
+
+
+# RFC 9110 §8.8.3 entity-tag; §14.3 Accept-Ranges and §12.5.5 Vary, lists
+# of tokens (or "*").
+_ENTITY_TAG = re.compile(f'(?:W/)?"{ETAGC}*"')
+_TOKEN_LIST = re.compile(f"{TOKEN}(?:[ \t]*,[ \t]*{TOKEN})*|\\*")
+# What no header value may hold (RFC 9110 §5.5): controls but HTAB, DEL.
+_FIELD_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _relayable(header: str, value: str) -> bool:
+    """Whether an upstream header value may be relayed: well formed, and
+    nothing a server would refuse (gunicorn answers 500 to a NUL)."""
+    value = value.strip(" \t")
+    if _FIELD_CONTROLS.search(value):
+        return False
+    if header == "ETag":
+        return _ENTITY_TAG.fullmatch(value) is not None
+    if header == "Last-Modified":
+        return parse_http_date(value) is not None
+    if header in ("Accept-Ranges", "Vary", "Content-Encoding"):
+        return _TOKEN_LIST.fullmatch(value) is not None
+    return True
 
 
 def _vary(upstream: Headers) -> str:

@@ -143,6 +143,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(1.5)
         self.send(200, b"late")
 
+    def route_bad_headers(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", "2")
+        self.send_header("ETag", '"a\x00b\x0bc"')
+        self.send_header("Last-Modified", "\x7f\x80\xff")
+        self.send_header("Accept-Ranges", "bytes\x01")
+        self.send_header("Vary", "Origin")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
     def route_drip(self) -> None:
         # Headers at once, then a byte every 0.1 s: each read within any
         # timeout, the body never done.
@@ -683,3 +694,16 @@ def test_a_slow_body_is_relayed_as_it_arrives_then_cut_off(upstream: Running) ->
     assert relayed[0][1] < 0.4
     # Cut off after about one timeout's span, not after the 10 s of trickle.
     assert 0.5 <= time.monotonic() - started < 2.5
+
+
+def test_upstream_header_values_are_relayed_only_when_well_formed(
+    upstream: Running,
+) -> None:
+    """Outside review: an upstream's ``ETag: "a\\x00b"`` was relayed as is
+    (gunicorn answered 500) and a garbled Last-Modified went out too."""
+    rv = fetch(upstream.url + "/bad_headers")
+    assert rv.status_code == 200
+    assert rv.get_data() == b"ok"
+    for name in ("ETag", "Last-Modified", "Accept-Ranges"):
+        assert name not in rv.headers, name
+    assert rv.headers["Vary"] == "Origin, Accept-Encoding"
