@@ -106,8 +106,10 @@ class FlaskDownload:
     def init_app(self, app: Flask) -> None:
         """Read and validate the ``DOWNLOAD_*`` config of ``app``.
 
-        Missing keys are filled in ``app.config`` (argument, else default), so
-        ``app.config`` shows the values in force.
+        Missing keys are filled in ``app.config`` (argument, else default).
+        The values are read once, here, as other extensions read theirs:
+        set the configuration before calling ``init_app`` (in the app
+        factory); a change made to ``app.config`` afterwards is not seen.
 
         :raises ConfigurationError: a config value is invalid, or
             ``DOWNLOAD_ROOT`` is not an existing directory.
