@@ -23,6 +23,7 @@ from flask_download import FileNotFound
 from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import VirtualDownloadView
+from flask_download import VirtualFile
 from flask_download.response import representation
 from flask_download.response import validator_headers
 
@@ -1703,30 +1704,53 @@ def test_streamed_text_is_encoded_with_the_announced_charset(
 
 
 @pytest.mark.parametrize(
-    ("content", "attrs"),
+    ("content", "attrs", "charset"),
     [
-        ("café", {"mimetype": "text/plain; charset=latin-1"}),
-        ("café", {"mimetype": "TEXT/PLAIN; Charset=latin-1"}),
-        ("café", {"mimetype": "application/xml; charset=latin-1"}),
-        ("café", {"basename": "a.bin", "mimetype": "text/csv; charset=utf-16"}),
+        ("café", {"mimetype": "text/plain; charset=latin-1"}, "latin-1"),
+        ("café", {"mimetype": "TEXT/PLAIN; Charset=latin-1"}, "latin-1"),
+        ("café", {"mimetype": "application/xml; charset=latin-1"}, "latin-1"),
+        (
+            "café",
+            {"basename": "a.bin", "mimetype": "text/csv; charset=utf-16"},
+            "utf-16",
+        ),
     ],
     ids=["text", "upper-case", "non-text-with-param", "csv"],
 )
-def test_text_encoded_by_the_wrapper_is_announced_as_encoded(
-    app: Flask, content: str, attrs: dict[str, str]
+def test_text_content_is_encoded_in_the_charset_the_mimetype_names(
+    app: Flask, content: str, attrs: dict[str, str], charset: str
 ) -> None:
-    """Review 13: VirtualFile encodes a str (UTF-8 unless told) when it is
-    made, and its size and ETag come from those bytes: a charset parameter
-    of ``mimetype`` cannot relabel them, so the header names the charset the
-    bytes are in and Content-Length counts them."""
+    """VirtualDownloadView's ``content`` is encoded in the charset its
+    ``mimetype`` names (the view makes the wrapper, and tells it)."""
     attrs = {"basename": "a.txt", **attrs}
     client = virtual(app, content=content, **attrs)
     with client.get("/d") as rv:
         assert rv.status_code == 200
-        assert rv.mimetype_params["charset"] == "utf-8"
-        assert rv.data == content.encode("utf-8")
-        assert rv.headers["Content-Length"] == str(len(content.encode("utf-8")))
+        assert rv.mimetype_params["charset"] == charset
+        assert rv.data == content.encode(charset)
+        assert rv.headers["Content-Length"] == str(len(content.encode(charset)))
         assert rv.data.decode(rv.mimetype_params["charset"]) == content
+
+
+@pytest.mark.parametrize(
+    "mimetype",
+    ["text/plain; charset=latin-1", "TEXT/PLAIN; Charset=latin-1"],
+)
+def test_text_encoded_by_the_wrapper_is_announced_as_encoded(
+    app: Flask, mimetype: str
+) -> None:
+    """Review 13: a VirtualFile made without a charset encodes a str in
+    UTF-8 when it is made, and its size and ETag come from those bytes: a
+    charset parameter of the view's ``mimetype`` cannot relabel them, so the
+    header names the charset the bytes are in and Content-Length counts them."""
+    client = _text_view(
+        app, lambda: VirtualFile("café", name="a.txt"), mimetype=mimetype
+    )
+    with client.get("/d") as rv:
+        assert rv.status_code == 200
+        assert rv.mimetype_params["charset"] == "utf-8"
+        assert rv.data == "café".encode()
+        assert rv.headers["Content-Length"] == "5"
 
 
 def test_stringio_is_announced_in_the_charset_it_was_encoded_with(app: Flask) -> None:
