@@ -23,7 +23,7 @@ from werkzeug.http import http_date
 from ._grammar import valid_opaque_tag
 from .conditional import as_utc
 from .exceptions import ConfigurationError
-from .files import DEFAULT_CHUNK_SIZE
+from .files import _ForwardingFile
 from .files import DownloadFile
 from .files import VirtualFile
 from .response import DownloadResponse
@@ -346,40 +346,7 @@ class _SendContent(_Send):
         )
 
 
-_T = t.TypeVar("_T")
-
-
-class _Delegated(t.Generic[_T]):
-    """An attribute of :class:`_Revalidated`: the wrapped file's, read and
-    set there (a response announcing the charset of streamed text sets
-    ``charset``, which the wrapped file's ``chunks`` then encodes with),
-    unless this response gives its own value."""
-
-    def __set_name__(self, owner: type[t.Any], name: str) -> None:
-        self.name = name
-
-    @t.overload
-    def __get__(self, instance: None, owner: type[t.Any]) -> _Delegated[_T]: ...
-    @t.overload
-    def __get__(self, instance: _Revalidated, owner: type[t.Any]) -> _T: ...
-    def __get__(
-        self, instance: _Revalidated | None, owner: type[t.Any]
-    ) -> _T | _Delegated[_T]:
-        if instance is None:
-            return self
-        own = instance._own
-        if self.name in own:
-            return t.cast(_T, own[self.name])
-        return t.cast(_T, getattr(instance._file, self.name))
-
-    def __set__(self, instance: _Revalidated, value: _T) -> None:
-        if self.name in instance._own:
-            instance._own[self.name] = value
-        else:
-            setattr(instance._file, self.name, value)
-
-
-class _Revalidated(DownloadFile):
+class _Revalidated(_ForwardingFile):
     """A caller's wrapper with the validators of one ``send_download`` call.
 
     ``etag`` and ``modified_time`` are this response's when the call gives
@@ -388,20 +355,9 @@ class _Revalidated(DownloadFile):
     ``path``) work as with the file itself.
     """
 
-    name = _Delegated[str | None]()
-    size = _Delegated[int | None]()
-    modified_time = _Delegated[datetime.datetime | None]()
-    etag = _Delegated[str | None]()
-    url = _Delegated[str | None]()
-    path = _Delegated[str | None]()
-    real_path = _Delegated[str | None]()
-    mimetype = _Delegated[str | None]()
-    encoding = _Delegated[str | None]()
-    charset = _Delegated[str | None]()
-    encoded_text = _Delegated[bool]()
-    crc32 = _Delegated[int | None]()
-    seekable = _Delegated[bool]()
-    _streams_text = _Delegated[bool]()
+    # A response announcing the charset of streamed text sets ``charset``,
+    # which the wrapped file's ``chunks`` then encodes with.
+    _writes_through = True
 
     def __init__(
         self,
@@ -410,25 +366,14 @@ class _Revalidated(DownloadFile):
         modified_time: datetime.datetime | None,
     ) -> None:
         self._file = file
-        self._own: dict[str, t.Any] = {}
+        self._overrides: dict[str, t.Any] = {}
         if etag is not True:
-            self._own["etag"] = etag
+            self._overrides["etag"] = etag
         if modified_time is not None:
-            self._own["modified_time"] = modified_time
+            self._overrides["modified_time"] = modified_time
 
-    def open(self) -> t.IO[bytes]:
-        return self._file.open()
-
-    def chunks(
-        self,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        start: int = 0,
-        stop: int | None = None,
-    ) -> cabc.Iterator[bytes]:
-        return self._file.chunks(chunk_size, start, stop)
-
-    def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
-        return self._file.unchanged_check(handle)
+    def _target(self) -> DownloadFile:
+        return self._file
 
     def close(self) -> None:
         self._file.close()
@@ -438,7 +383,7 @@ class _Revalidated(DownloadFile):
         file = self.__dict__.get("_file")
         if file is None or name.startswith("__"):
             raise AttributeError(name)
-        if name == "was_modified_since" and "modified_time" in self._own:
+        if name == "was_modified_since" and "modified_time" in self._overrides:
             # The wrapper's own answer is about its time, not last_modified:
             # the view compares modified_time instead.
             raise AttributeError(name)

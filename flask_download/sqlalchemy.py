@@ -11,7 +11,6 @@ This module needs SQLAlchemy (``pip install 'Flask-Download[sqlalchemy]'``);
 
 from __future__ import annotations
 
-import collections.abc as cabc
 import datetime
 import hashlib
 import os
@@ -21,7 +20,7 @@ from flask import current_app
 
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
-from .files import DEFAULT_CHUNK_SIZE
+from .files import _ForwardingFile
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
@@ -42,8 +41,6 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 __all__ = ["BinaryFile", "ColumnFile", "FileColumn"]
-
-_T = t.TypeVar("_T")
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> str:
@@ -109,30 +106,7 @@ def _storage_file(storage: t.Any, key: str, name: str | None) -> DownloadFile:
     return StorageFile(fs, storage_key(fs, prefix, key), name=name)
 
 
-class _Resolved(t.Generic[_T]):
-    """An attribute of :class:`ColumnFile` read from the resolved wrapper."""
-
-    def __set_name__(self, owner: type[t.Any], name: str) -> None:
-        self.name = name
-
-    @t.overload
-    def __get__(self, instance: None, owner: type[t.Any]) -> _Resolved[_T]: ...
-    @t.overload
-    def __get__(self, instance: ColumnFile, owner: type[t.Any]) -> _T: ...
-    def __get__(
-        self, instance: ColumnFile | None, owner: type[t.Any]
-    ) -> _T | _Resolved[_T]:
-        if instance is None:
-            return self
-        if self.name in instance._overrides:
-            return t.cast(_T, instance._overrides[self.name])
-        return t.cast(_T, getattr(instance.resolve(), self.name))
-
-    def __set__(self, instance: ColumnFile, value: _T) -> None:
-        instance._overrides[self.name] = value
-
-
-class ColumnFile(DownloadFile):
+class ColumnFile(_ForwardingFile):
     """The value of a :class:`FileColumn`: a file named by a stored key.
 
     Reading a row never touches the file: the key is resolved (and the file
@@ -145,18 +119,6 @@ class ColumnFile(DownloadFile):
         ``DOWNLOAD_ROOT``.
     :param storage: an fsspec filesystem or URL the key lives in instead.
     """
-
-    size = _Resolved[int | None]()
-    modified_time = _Resolved[datetime.datetime | None]()
-    etag = _Resolved[str | None]()
-    url = _Resolved[str | None]()
-    path = _Resolved[str | None]()
-    real_path = _Resolved[str | None]()
-    mimetype = _Resolved[str | None]()
-    encoding = _Resolved[str | None]()
-    charset = _Resolved[str | None]()
-    seekable = _Resolved[bool]()
-    crc32 = _Resolved[int | None]()
 
     def __init__(
         self,
@@ -189,16 +151,8 @@ class ColumnFile(DownloadFile):
             self._file = open_key(self.key, root=root, storage=storage, name=self.name)
         return self._file
 
-    def open(self) -> t.IO[bytes]:
-        return self.resolve().open()
-
-    def chunks(
-        self,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        start: int = 0,
-        stop: int | None = None,
-    ) -> cabc.Iterator[bytes]:
-        return self.resolve().chunks(chunk_size, start, stop)
+    def _target(self) -> DownloadFile:
+        return self.resolve()
 
     def close(self) -> None:
         if self._file is not None:
