@@ -189,10 +189,16 @@ def _route_built_url(
         try:
             rule, args = routed.match(return_rule=True)
         except MethodNotAllowed as e:
-            # A view for another method (POST...): route it as that one.
-            methods = sorted(e.valid_methods or ())
-            if not methods:
-                raise
+            # A view for another method (POST...): route it as that one, if
+            # there is only one (Flask adds OPTIONS, answered without the
+            # view, to every rule).
+            methods = sorted(set(e.valid_methods or ()) - {"OPTIONS", "HEAD"})
+            if len(methods) != 1:
+                raise ConfigurationError(
+                    f"signed_url_for() built {external!r}, whose view does not"
+                    f" answer {method} but {', '.join(methods) or 'nothing'}:"
+                    " pass _method= to say which one the link is for."
+                ) from None
             method = methods[0]
             rule, args = routed.match(method=method, return_rule=True)
         return rule, args, prefix, method
@@ -214,8 +220,10 @@ def signed_url_for(
     :func:`signature_required` until it expires; the signature covers the
     endpoint, every URL variable (host and subdomain ones included), every
     query parameter and the expiry, so no part of the link can be changed
-    and no ``Host`` or prefix header can re-point it. Needs the app's
-    ``SECRET_KEY``.
+    and no ``Host`` or prefix header can re-point it. It also binds the
+    script root the application is mounted at and the method: ``GET`` (which
+    also opens the link with ``HEAD``) unless ``_method`` says otherwise, or
+    the only method the view answers. Needs the app's ``SECRET_KEY``.
 
     ``url_for`` options such as ``_external`` and ``_anchor`` work as usual.
 

@@ -492,3 +492,28 @@ def test_two_apps_sharing_a_key_at_two_mounts_keep_their_links(
         assert rv.get_data() == b"public hello"
     with client.get(url.replace("/public/", "/private/", 1)) as rv:
         assert rv.status_code == 403
+
+
+def test_link_to_a_view_of_one_other_method_is_for_that_method(
+    app_factory: cabc.Callable[..., Flask],
+) -> None:
+    """Review: OPTIONS (which Flask adds to every rule) was signed for a
+    POST-only view, so its link always answered 403."""
+    app = app_factory(SECRET_KEY="k")
+
+    @app.post("/upload/<name>")
+    @signature_required
+    def upload(name: str) -> str:
+        return name
+
+    @app.route("/edit/<name>", methods=["PUT", "DELETE"])
+    @signature_required
+    def edit(name: str) -> str:
+        return name
+
+    url = sign(app, "upload", name="a")
+    client = app.test_client()
+    assert client.post(url).status_code == 200
+    with app.test_request_context(), pytest.raises(ConfigurationError, match="_method"):
+        signed_url_for("edit", name="a")
+    assert client.put(sign(app, "edit", name="a", _method="PUT")).status_code == 200
