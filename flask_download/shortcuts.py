@@ -27,7 +27,6 @@ from .files import _ForwardingFile
 from .files import DownloadFile
 from .files import VirtualFile
 from .response import DownloadResponse
-from .response import media_type_charset
 from .views import DownloadView
 from .views import PathDownloadView
 
@@ -333,12 +332,7 @@ class _SendContent(_Send):
         if isinstance(content, (bytes, bytearray, memoryview)) or hasattr(
             content, "read"
         ):
-            # Text is encoded in the charset announced: the call's, else
-            # the one its mimetype names.
-            charset = self.get_charset() or media_type_charset(
-                self.get_mimetype() or ""
-            )
-            file = VirtualFile(content, charset=charset)
+            file = VirtualFile(content, charset=self._text_charset())
             return self._adjust(file, owned=True)
         raise TypeError(
             "send_download takes a path, bytes, a file-like object or a"

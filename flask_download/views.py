@@ -141,6 +141,11 @@ class DownloadMixin:
         """The charset of ``text/*`` files: :attr:`charset` by default."""
         return self.charset
 
+    def _text_charset(self) -> str | None:
+        # The charset text made by the view is encoded in, as announced:
+        # get_charset(), else the one the mimetype names.
+        return self.get_charset() or media_type_charset(self.get_mimetype() or "")
+
     def get_cache_control(self) -> str:
         """The ``Cache-Control`` value of downloads and 304 responses."""
         if self.cache_control is not None:
@@ -434,6 +439,8 @@ class DownloadView(DownloadMixin, MethodView):
         # at as_view time (the class's own and the keywords).
         for name in ("chunk_size", "max_ranges", "cache_max_age", "timeout"):
             value = attributes.get(name, getattr(cls, name, None))
+            if hasattr(type(value), "__get__"):
+                continue  # a property: known per request only
             check_view_attribute(cls.__name__, name, value)
         root = attributes.get("root", getattr(cls, "root", None))
         if isinstance(root, (str, os.PathLike)) and not os.fspath(root):
@@ -641,9 +648,6 @@ class VirtualDownloadView(DownloadView):
         return content
 
     def get_file(self) -> DownloadFile:
-        # Text is encoded in the charset announced: the view's, else the
-        # one its mimetype names.
-        charset = self.get_charset() or media_type_charset(self.get_mimetype() or "")
         return VirtualFile(
-            self.get_content(), name=self.get_basename(), charset=charset
+            self.get_content(), name=self.get_basename(), charset=self._text_charset()
         )

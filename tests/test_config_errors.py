@@ -461,3 +461,22 @@ def test_virtual_content_callable_serves_every_request(tmp_path: pathlib.Path) -
     for _ in range(2):
         with client.get("/v") as rv:
             assert rv.data == b"data"
+
+
+def test_a_property_standing_in_for_a_setting_is_not_checked_at_as_view(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Review: the property object itself was checked and refused."""
+
+    class Dynamic(VirtualDownloadView):
+        content = b"x"
+        basename = "x.bin"
+
+        @property
+        def cache_max_age(self) -> int:  # type: ignore[override]
+            return 60
+
+    app = _app(tmp_path)
+    app.add_url_rule("/d", view_func=Dynamic.as_view("d"))
+    with app.test_client().get("/d") as rv:
+        assert rv.headers["Cache-Control"] == "max-age=60"
