@@ -120,9 +120,10 @@ class AccelRule:
                 f" {self!r}."
             )
         if self.source_dir is not None:
+            # Absolute; its links are followed when it is used (a "current"
+            # link a deploy swaps names the new release at once).
             source_dir = _path("source_dir", self.source_dir)
-            # Compared with the real path of each file: resolve links once.
-            object.__setattr__(self, "source_dir", os.path.realpath(source_dir))
+            object.__setattr__(self, "source_dir", os.path.abspath(source_dir))
         if self.source_url is not None:
             if not isinstance(self.source_url, str) or not self.source_url.strip("/"):
                 raise ConfigurationError(
@@ -218,12 +219,19 @@ class AccelRule:
             )
 
     @property
+    def real_source_dir(self) -> str | None:
+        """The real path of :attr:`source_dir` now (its links followed)."""
+        if self.source_dir is None:
+            return None
+        return _paths.resolved_dir(self.source_dir)
+
+    @property
     def sendfile_dir(self) -> str | None:
         """The directory ``X-Sendfile`` paths start with, if this rule has one."""
         return (
             self.destination_dir
             if self.destination_dir is not None
-            else self.source_dir
+            else self.real_source_dir
         )
 
     def relative_segments(
@@ -242,7 +250,7 @@ class AccelRule:
             if file.path is None:
                 return None
             real = real_path if real_path is not None else os.path.realpath(file.path)
-            base = os.path.join(self.source_dir, "")
+            base = os.path.join(_paths.resolved_dir(self.source_dir), "")
             if not real.startswith(base) or real == base:
                 return None
             segments = real[len(base) :].split(os.sep)

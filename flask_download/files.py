@@ -27,7 +27,6 @@ from .exceptions import FileNotFound
 from .paths import ConfinedPath
 from .paths import open_confined
 from .paths import open_path
-from .paths import real_root
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -299,6 +298,7 @@ class PathFile(DownloadFile):
     path: str
     _fd: int | None = None
     _root: str = ""
+    _real_root: str = ""
 
     def __init__(
         self,
@@ -315,6 +315,7 @@ class PathFile(DownloadFile):
             self._root = os.fspath(root)
             opened = open_confined(self._root, untrusted)
             self.real_path = opened.path
+            self._real_root = opened.root
         else:
             opened = open_path(path)
         self._fd = _hold(opened.fd)
@@ -349,8 +350,10 @@ class PathFile(DownloadFile):
 
     def _open_again(self) -> int:
         if self.real_path is not None:
-            # The path walked the first time, relative to the same root.
-            relative = os.path.relpath(self.real_path, real_root(self._root))
+            # The path walked the first time, relative to the root as it
+            # was then (a root that is a link may name another folder now:
+            # then the file found is another one, and refused below).
+            relative = os.path.relpath(self.real_path, self._real_root)
             opened = open_confined(self._root, relative.split(os.sep))
         else:
             opened = open_path(self.path)

@@ -15,12 +15,14 @@ tag are then taken with ``fstat`` from that descriptor.
 
 from __future__ import annotations
 
+import collections
 import collections.abc as cabc
 import errno
 import functools
 import os
 import re
 import stat
+import threading
 import typing as t
 from urllib.parse import unquote
 
@@ -166,6 +168,8 @@ class Opened(t.NamedTuple):
     #: The path the file was reached by: for a confined open, the real
     #: (symlink-free) path below the real root, as walked.
     path: str
+    #: For a confined open, the real path of the root it was walked from.
+    root: str = ""
 
 
 # O_NONBLOCK: opening a FIFO planted under the root must not hang the
@@ -197,12 +201,21 @@ HAS_DIR_FD = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
 
 
-# root as given -> (real path, absolute path, st_dev, st_ino) of the
-# directory it named when last opened. A root that is itself a symbolic link
-# ("current" -> a release) is followed on every open, and its real path
-# resolved again once it names another directory.
-_root_cache: dict[str, tuple[str, str, int, int]] = {}
-_ROOT_CACHE_SIZE = 64
+# root as given -> (real path, absolute path, identity) of the directory it
+# named when last looked at, least recently used first. A root that is
+# itself a symbolic link ("current" -> a release) is followed on every
+# open, and its real path resolved again once it names another directory:
+# identity is (st_dev, st_ino, st_ctime_ns), so an inode number reused by a
+# new directory is not taken for the old one.
+_root_cache: collections.OrderedDict[str, tuple[str, str, tuple[int, int, int]]] = (
+    collections.OrderedDict()
+)
+_root_lock = threading.Lock()
+_ROOT_CACHE_SIZE = 256
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
 
 
 def _roots(root: str) -> tuple[str, str]:
@@ -215,33 +228,61 @@ def _roots(root: str) -> tuple[str, str]:
     return os.path.realpath(absolute), absolute
 
 
+def _current(root: str, st: os.stat_result) -> tuple[str, str]:
+    """The real and absolute paths of ``root``, whose directory (followed
+    through links) has the stat ``st`` now; resolved again only when that
+    is another directory than last time."""
+    identity = _identity_of(st)
+    cached = _root_cache.get(root)
+    if cached is not None and cached[2] == identity:
+        with _root_lock:
+            if root in _root_cache:
+                _root_cache.move_to_end(root)
+        return cached[0], cached[1]
+    absolute = cached[1] if cached is not None else os.path.abspath(root)
+    real = os.path.realpath(absolute)
+    if _identity_of(os.stat(real)) != identity:
+        # Swapped again between the look and realpath.
+        raise OSError(errno.EAGAIN, "the directory changed while it was resolved")
+    with _root_lock:
+        _root_cache[root] = (real, absolute, identity)
+        _root_cache.move_to_end(root)
+        while len(_root_cache) > _ROOT_CACHE_SIZE:
+            _root_cache.popitem(last=False)
+    return real, absolute
+
+
 def _open_root(root: str) -> tuple[int, tuple[str, str]]:
     """Open the trusted ``root`` (following its own links) and return its
     descriptor with its real and absolute paths, as they are now."""
     cached = _root_cache.get(root)
     absolute = cached[1] if cached is not None else os.path.abspath(root)
-    fd = os.open(absolute, _DIR_FLAGS)
-    try:
-        st = os.fstat(fd)
-        if cached is None or (st.st_dev, st.st_ino) != cached[2:]:
-            real = os.path.realpath(absolute)
-            now = os.stat(real)
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                # Swapped again between the open and realpath.
-                raise OSError(errno.EAGAIN, "the root changed while it was opened")
-            if len(_root_cache) >= _ROOT_CACHE_SIZE:
-                _root_cache.clear()
-            cached = _root_cache[root] = (real, absolute, st.st_dev, st.st_ino)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, (cached[0], cached[1])
+    for attempt in (1, 2):
+        fd = os.open(absolute, _DIR_FLAGS)
+        try:
+            return fd, _current(root, os.fstat(fd))
+        except OSError as e:
+            os.close(fd)
+            if e.errno != errno.EAGAIN or attempt == 2:
+                raise
+        except BaseException:
+            os.close(fd)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def real_root(root: str | os.PathLike[str]) -> str:
-    """The real path of a trusted root, as :func:`open_confined` last walked
-    from it."""
-    return _roots(os.fspath(root))[0]
+def resolved_dir(path: str) -> str:
+    """The real path of the trusted directory ``path`` as it is now: one
+    ``stat`` when it names the same directory as last time (links in
+    ``path`` followed anew, as :func:`open_confined` does for its root)."""
+    for attempt in (1, 2):
+        try:
+            return _current(path, os.stat(path))[0]
+        except OSError as e:
+            if e.errno != errno.EAGAIN or attempt == 2:
+                # Missing: no file is inside it, whatever its spelling.
+                return os.path.abspath(path)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _below(target: str, roots: tuple[str, ...]) -> list[str] | None:
@@ -340,7 +381,7 @@ def open_confined(
                 continue
             if last:
                 path = os.path.join(roots[0], *names, segment)
-                return _regular(fd, path, untrusted)
+                return _regular(fd, path, untrusted)._replace(root=roots[0])
             fds.append(fd)
             names.append(segment)
         _refuse(untrusted, "a directory")

@@ -281,7 +281,7 @@ def _with_charset(value: str, charset: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _codec_charset(charset: str | None) -> str | None:
+def codec_charset(charset: str | None) -> str | None:
     """``charset`` as it can be both announced and encoded with: itself if it
     is a token naming a text encoding, the codec's own name if only the
     latter, ``None`` if it names no text encoding."""
@@ -467,7 +467,7 @@ def _text_content_type(
     which the wrapper is told when it was not fixed already."""
     announced = media_type_charset(content_type)
     wanted = file.charset if fixed else announced or charset
-    usable = _codec_charset(wanted)
+    usable = codec_charset(wanted)
     if usable is None:
         if file.encoded_text:
             return content_type  # a custom wrapper's bytes: its own business
@@ -476,7 +476,32 @@ def _text_content_type(
         file.charset = usable  # what the wrapper encodes its text with
     if announced is not None and announced != usable:
         return _with_charset(content_type, usable)
+    if (
+        announced is None
+        and codecs.lookup(usable).name != "utf-8"
+        and _is_textual(content_type)
+    ):
+        # XML or JSON in another encoding than UTF-8 (which they are read
+        # as without a charset): say which. Binary types never get one.
+        return _with_charset(content_type, usable)
     return content_type
+
+
+# Types outside text/* whose content is text, read as UTF-8 by default.
+_TEXTUAL_TYPES = frozenset(
+    (
+        "application/xml",
+        "application/json",
+        "application/javascript",
+        "application/ecmascript",
+        "application/xhtml+xml",
+    )
+)
+
+
+def _is_textual(content_type: str) -> bool:
+    essence = content_type.partition(";")[0].strip().lower()
+    return essence in _TEXTUAL_TYPES or essence.endswith(("+xml", "+json"))
 
 
 def validator_headers(
@@ -903,7 +928,7 @@ class DownloadResponse(Response):
         response announces, else the view's or the wrapper's, else UTF-8."""
         content_type = self._media_type or self.headers.get("Content-Type", "")
         charset = media_type_charset(content_type) or self._charset or self.file.charset
-        return _codec_charset(charset) or "utf-8"
+        return codec_charset(charset) or "utf-8"
 
     def _text_encoder(self) -> codecs.IncrementalEncoder:
         # One encoder for the whole body: a stateful encoding (a byte order

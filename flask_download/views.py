@@ -28,6 +28,7 @@ from .files import PathFile
 from .files import VirtualFile
 from .paths import ConfinedPath
 from .paths import split_relative
+from .response import codec_charset
 from .response import DEFAULT_CONTENT_SECURITY_POLICY
 from .response import DownloadResponse
 from .response import media_type_charset
@@ -142,9 +143,11 @@ class DownloadMixin:
         return self.charset
 
     def _text_charset(self) -> str | None:
-        # The charset text made by the view is encoded in, as announced:
-        # get_charset(), else the one the mimetype names.
-        return self.get_charset() or media_type_charset(self.get_mimetype() or "")
+        # The charset text made by the view is encoded in, as it will be
+        # announced: the one the mimetype names (it wins, as for every
+        # source), if it is a text encoding, else get_charset().
+        named = codec_charset(media_type_charset(self.get_mimetype() or ""))
+        return named or self.get_charset()
 
     def get_cache_control(self) -> str:
         """The ``Cache-Control`` value of downloads and 304 responses."""

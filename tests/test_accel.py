@@ -748,11 +748,38 @@ def test_realpath_is_resolved_once_per_file(
         calls.append(path)
         return realpath(path, **kwargs)
 
+    accel.find_offload(file, "nginx", rules)  # the source folders, resolved once
     monkeypatch.setattr(os.path, "realpath", counting_realpath)
     found = accel.find_offload(file, "nginx", rules)
     file.close()
     assert found is not None and found.value == "/c/hello.txt"
     assert calls == [os.fspath(download_root / "hello.txt")]
+
+
+def test_a_source_dir_that_is_a_link_follows_its_swap(tmp_path: pathlib.Path) -> None:
+    """Review: source_dir was resolved once, at start-up: after a deploy
+    swapped a "current" link, no file matched the rule any more and every
+    download was streamed by Python."""
+    from flask_download import accel
+
+    for release in ("rel1", "rel2"):
+        (tmp_path / release).mkdir()
+        (tmp_path / release / "a.txt").write_bytes(release.encode())
+    current = tmp_path / "current"
+    current.symlink_to("rel1")
+    rules = accel.parse_rules(
+        [{"source_dir": os.fspath(current), "destination_url": "/protected/"}]
+    )
+    sendfile = accel.parse_rules([{"source_dir": os.fspath(current)}])
+    for expected in ("rel1", "rel2"):
+        with PathFile("a.txt", root=current) as file:
+            found = accel.find_offload(file, "nginx", rules)
+            assert found is not None and found.value == "/protected/a.txt"
+            found = accel.find_offload(file, "apache", sendfile)
+            assert found is not None
+            assert found.value == os.fspath(tmp_path / expected / "a.txt")
+        (tmp_path / "next").symlink_to("rel2")
+        os.replace(tmp_path / "next", current)
 
 
 def test_views_offload_without_the_extension(download_root: pathlib.Path) -> None:

@@ -751,3 +751,27 @@ def test_a_root_that_is_a_link_follows_its_swap(tmp_path: pathlib.Path) -> None:
         with file.open() as handle:
             assert handle.read() == b"rel2"
         assert file.real_path == str(tmp_path / "rel2" / "new.txt")
+
+
+def test_a_file_opened_again_after_its_root_link_was_swapped(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Review: a second open (an archive member read again) walked the path
+    relative to the root as it is now: after a deploy swapped the link, the
+    same file, hard-linked into the new release, was refused."""
+    (tmp_path / "rel1").mkdir()
+    (tmp_path / "rel2").mkdir()
+    (tmp_path / "rel1" / "a.txt").write_bytes(b"same")
+    os.link(tmp_path / "rel1" / "a.txt", tmp_path / "rel2" / "a.txt")
+    current = tmp_path / "current"
+    current.symlink_to("rel1")
+    file = PathFile("a.txt", root=current)
+    try:
+        with file.open() as handle:
+            assert handle.read() == b"same"
+        (tmp_path / "next").symlink_to("rel2")
+        os.replace(tmp_path / "next", current)
+        with file.open() as handle:  # walked again: the same file
+            assert handle.read() == b"same"
+    finally:
+        file.close()

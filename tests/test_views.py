@@ -1399,3 +1399,63 @@ def test_text_is_encoded_in_the_charset_its_mimetype_names(
         assert rv.headers["Content-Type"] == mimetype
         assert rv.data == "café".encode("latin-1")
         assert rv.headers["Content-Length"] == "4"
+
+
+def test_bytes_with_a_charset_no_codec_knows_are_sent_as_they_are(
+    app: Flask, client: t.Any
+) -> None:
+    """Review: the mimetype's charset, passed to VirtualFile, made bytes
+    content a 500 when Python knows no such codec."""
+    from flask_download import send_download
+
+    mimetype = "text/plain; charset=x-user-defined"
+    app.add_url_rule(
+        "/v",
+        view_func=VirtualDownloadView.as_view(
+            "v", content=b"abc", basename="x.txt", mimetype=mimetype
+        ),
+    )
+
+    @app.get("/s")
+    def sent() -> Response:
+        return send_download(b"abc", download_name="x.txt", mimetype=mimetype)
+
+    for url in ("/v", "/s"):
+        with client.get(url) as rv:
+            assert rv.status_code == 200
+            assert rv.headers["Content-Type"] == mimetype
+            assert rv.data == b"abc"
+
+
+def test_text_in_another_encoding_is_announced_whatever_the_type(
+    app: Flask, client: t.Any
+) -> None:
+    """Review: Latin-1 text of an XML file went out as ``application/xml``
+    with no charset (read as UTF-8)."""
+    app.add_url_rule(
+        "/x",
+        view_func=VirtualDownloadView.as_view(
+            "x", content="<a>é</a>", basename="x.xml", charset="latin-1"
+        ),
+    )
+    with client.get("/x") as rv:
+        assert rv.headers["Content-Type"] == "application/xml; charset=latin-1"
+        assert rv.data == "<a>é</a>".encode("latin-1")
+
+
+def test_the_mimetype_charset_wins_for_text_content_as_for_files(
+    app: Flask, client: t.Any
+) -> None:
+    app.add_url_rule(
+        "/c",
+        view_func=VirtualDownloadView.as_view(
+            "c",
+            content="é",
+            basename="x.txt",
+            mimetype="text/plain; charset=iso-8859-1",
+            charset="utf-16",
+        ),
+    )
+    with client.get("/c") as rv:
+        assert rv.headers["Content-Type"] == "text/plain; charset=iso-8859-1"
+        assert rv.data == "é".encode("iso-8859-1")
