@@ -513,6 +513,10 @@ class HTTPFile(DownloadFile):
             ):
                 if _relayable(header, value):
                     relayed.add(header, value)
+                elif header in _FRAMING:
+                    # What the bytes are cannot be told: relaying them under
+                    # another length or coding would corrupt the download.
+                    raise _fail(f"{current!r} sent a malformed {header}.")
         _check_framing(current, status, upstream, relayed, self._asked_range)
         self.response_headers = relayed
         if name is None:
@@ -551,25 +555,31 @@ class HTTPFile(DownloadFile):
         # minutes while each socket read stayed within the timeout.
         read = getattr(response, "read1", None) or response.read
         timeout = self._again[3]
-        window = time.monotonic()
+        # Time spent waiting for the upstream only: a slow client (the
+        # server writing each chunk) is not the upstream's doing.
+        waited = 0.0
         received = 0
         try:
-            while data := read(chunk_size, decode_content=False):
-                yield data
+            while True:
+                started = time.monotonic()
+                data = read(chunk_size, decode_content=False)
+                waited += time.monotonic() - started
+                if not data:
+                    break
                 received += len(data)
-                now = time.monotonic()
-                if now - window >= timeout:
+                if waited >= timeout:
                     # An upstream that sends a trickle (a byte now and then,
                     # each within the timeout) would hold the worker for
-                    # ever: at least MIN_RATE bytes a second, over each
-                    # timeout's span.
-                    if received < MIN_RATE * (now - window):
+                    # ever: at least MIN_RATE bytes a second of waiting,
+                    # over each timeout's span.
+                    if received < MIN_RATE * waited:
                         raise _fail(
                             f"{self.final_url!r} sent {received} bytes in"
-                            f" {now - window:.0f} s (less than {MIN_RATE} bytes"
+                            f" {waited:.0f} s (less than {MIN_RATE} bytes"
                             " a second): cut off."
                         )
-                    window, received = now, 0
+                    waited, received = 0.0, 0
+                yield data
         except urllib3.exceptions.HTTPError as e:
             # The headers are sent: all that can be done is to cut the body.
             raise _fail(f"{self.final_url!r} broke off: {e}") from None
@@ -883,6 +893,11 @@ _ENTITY_TAG = re.compile(f'(?:W/)?"{ETAGC}*"')
 _TOKEN_LIST = re.compile(f"{TOKEN}(?:[ \t]*,[ \t]*{TOKEN})*|\\*")
 # What no header value may hold (RFC 9110 §5.5): controls but HTAB, DEL.
 _FIELD_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+# Headers that say what the body's bytes are: refused (502) when malformed,
+# where other headers are only left out.
+_FRAMING = frozenset(("Content-Length", "Content-Range", "Content-Encoding"))
 
 
 def _relayable(header: str, value: str) -> bool:

@@ -154,6 +154,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
+    def route_bad_coding(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.send_header("Content-Encoding", "gzip\x01")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
     def route_drip(self) -> None:
         # Headers at once, then a byte every 0.1 s: each read within any
         # timeout, the body never done.
@@ -707,3 +714,25 @@ def test_upstream_header_values_are_relayed_only_when_well_formed(
     for name in ("ETag", "Last-Modified", "Accept-Ranges"):
         assert name not in rv.headers, name
     assert rv.headers["Vary"] == "Origin, Accept-Encoding"
+
+
+def test_a_slow_client_is_not_taken_for_a_slow_upstream(upstream: Running) -> None:
+    """Review: the time the server spent writing to a slow client counted
+    as upstream slowness, and cut the body off with a 502."""
+    file = HTTPFile(upstream.url + "/tagged", allowed_hosts=["127.0.0.1"], timeout=0.2)
+    body = []
+    try:
+        for chunk in file.chunks():
+            body.append(chunk)
+            time.sleep(0.3)  # the client reads slowly: 6 bytes in 0.3 s
+    finally:
+        file.close()
+    assert b"".join(body) == b"tagged"
+
+
+def test_a_malformed_content_encoding_is_refused_not_dropped(
+    upstream: Running,
+) -> None:
+    """Review: dropped, the coding left gzip bytes labelled as plain."""
+    rv = fetch(upstream.url + "/bad_coding")
+    assert rv.status_code == 502
