@@ -198,9 +198,10 @@ class _Send(DownloadView):
         """``file`` with the call's ``etag`` and ``last_modified``.
 
         A wrapper made for this call (``owned``) is changed in place; the
-        caller's own is never changed (it may be shared by other requests,
-        or its attributes read-only properties), but seen through a
-        :class:`_Revalidated` view for this response only.
+        caller's own gets its validators through a :class:`_Revalidated`
+        view for this response only (it may be shared by other requests, or
+        its attributes read-only properties). Only the charset of text it
+        streams, when it has none, is set on it, as for any response.
         """
         if self._etag is True and self._modified_time is None:
             return file
@@ -292,8 +293,9 @@ class _SendPath(_Send, PathDownloadView):
         send_from_directory's meaning, not PathDownloadView's: a root that
         does not exist (yet: a user's upload folder before the first upload),
         or is not a directory, holds no file, and the confined opener answers
-        404 instead of a configuration error. Nothing is remembered per root
-        either: per-user roots have no end.
+        404 instead of a configuration error. Nothing is checked once and
+        remembered per root (per-user roots have no end); the confined
+        opener's cache of real root paths is bounded.
 
         :raises ConfigurationError: ``root`` is empty.
         """
