@@ -29,6 +29,7 @@ from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
 from ..files import PathFile
 from ..files import read_slice
+from ..files import VirtualFile
 from ..http import HTTPFile
 from ..response import DownloadResponse
 from ..response import gunicorn_response
@@ -121,8 +122,11 @@ class ArchiveFile(DownloadFile):
     :attr:`~DownloadFile.etag` made from every member's name, size and
     validator; any byte range of it can be read by reading only the
     members' bytes it covers (a member that cannot seek, such as an
-    :class:`~flask_download.HTTPFile` or an iterator, is read from its
-    start, the bytes before the range dropped as they come), plus, for the
+    :class:`~flask_download.HTTPFile`, is read from its start, the bytes
+    before the range dropped as they come; a wrapper of your own that cannot
+    seek must give its bytes again at each ``chunks()`` call, and a
+    :class:`~flask_download.VirtualFile` of a stream or an iterator, which
+    can be read once, makes the archive streamed whole), plus, for the
     CRC-32 field of a member's data descriptor and central directory record,
     its CRC-32: :attr:`DownloadFile.crc32`, or one read of the member.
     Deflated (``compress=True``), the size is unknown: no
@@ -205,7 +209,12 @@ class ArchiveFile(DownloadFile):
                 self._crcs[index] = crc
         # A fixed layout is enough for ranges: a member that cannot seek is
         # read from its start when a range needs its bytes or its CRC-32.
-        self.seekable = sizes_known
+        # It may be needed again (several ranges), so not a VirtualFile of a
+        # stream or an iterator, which can be read once.
+        self.seekable = sizes_known and not any(
+            isinstance(entry.file, VirtualFile) and not entry.file.seekable
+            for entry in entries
+        )
         if sizes_known:
             # Where each local header and central record starts.
             self._starts = array.array("q", (e.offset for e in entries))
@@ -369,27 +378,30 @@ class ArchiveFile(DownloadFile):
         if key is not None:
             _CRC_CACHE.put(key, crc)
 
-    #: Member bytes a range request may read only for CRC-32s, beyond eight
-    #: times the bytes it asks for; a request that would read more gets the
-    #: whole archive (200) instead, so that a few bytes asked never make the
-    #: server read gigabytes (see :meth:`range_too_costly`).
-    crc_read_budget: int = 64 << 20
+    #: Member bytes a range request may read without sending them (for
+    #: CRC-32s, or to reach the range in a member that cannot seek), beyond
+    #: eight times the bytes it asks for; a request that would read more
+    #: gets the whole archive (200) instead, so that a few bytes asked never
+    #: make the server read gigabytes (see :meth:`range_too_costly`).
+    wasted_read_budget: int = 64 << 20
 
     def range_too_costly(self, spans: cabc.Sequence[tuple[int, int]]) -> bool:
-        """Whether answering ``spans`` would read too much only for CRC-32s
-        (:attr:`crc_read_budget`); the views then send the whole archive.
+        """Whether answering ``spans`` would read too much that it does not
+        send (:attr:`wasted_read_budget`); the views then send the whole
+        archive.
 
         CRC-32s read once are remembered for the process (for the same
         member: same place, size and strong validator), so a client that
         downloaded the archive can resume it cheaply afterwards.
         """
         asked = sum(stop - start for start, stop in spans)
-        return self.crc_read_cost(spans) > self.crc_read_budget + 8 * asked
+        return self.wasted_read_cost(spans) > self.wasted_read_budget + 8 * asked
 
-    def crc_read_cost(self, spans: cabc.Iterable[tuple[int, int]]) -> int:
-        """How many member bytes reading ``spans`` of the archive reads only
-        for CRC-32s (of members whose CRC-32 is not known yet and whose data
-        the spans do not cover whole).
+    def wasted_read_cost(self, spans: cabc.Iterable[tuple[int, int]]) -> int:
+        """How many member bytes reading ``spans`` of the archive reads and
+        does not send: whole members read only for their CRC-32 (not known
+        yet, data not covered by the spans), and the bytes before a span in
+        a member that cannot seek.
 
         :param spans: ``(start, stop)`` byte ranges of the stored archive.
         """
@@ -398,6 +410,7 @@ class ArchiveFile(DownloadFile):
         entries = self._entries
         needed: set[int] = set()
         covered: set[int] = set()
+        skipped = 0
         for start, stop in spans:
             # Members whose header, data or descriptor the span touches.
             first = max(bisect.bisect_right(self._starts, start) - 1, 0)
@@ -408,6 +421,8 @@ class ArchiveFile(DownloadFile):
                 descriptor = data + entry.size
                 if start <= data and descriptor <= stop:
                     covered.add(index)  # read anyway, its CRC-32 on the way
+                elif data < start < descriptor and not entry.file.seekable:
+                    skipped += start - data  # read from its start, dropped
                 if _overlaps(start, stop, descriptor, DESCRIPTOR_CRC):
                     needed.add(index)
             # Members whose central record the span touches.
@@ -415,7 +430,7 @@ class ArchiveFile(DownloadFile):
             for index in range(first, bisect.bisect_left(self._records, stop)):
                 if _overlaps(start, stop, self._records[index], CENTRAL_CRC):
                     needed.add(index)
-        return sum(
+        return skipped + sum(
             t.cast(int, entries[index].size)
             for index in needed - covered
             if entries[index].crc is None and index not in self._crcs
