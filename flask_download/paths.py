@@ -202,7 +202,7 @@ _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
 
 
 # root as given -> (real path, absolute path, identity) of the directory it
-# named when last looked at, least recently used first. A root that is
+# named when last looked at, oldest first. A root that is
 # itself a symbolic link ("current" -> a release) is followed on every
 # open, and its real path resolved again once it names another directory:
 # identity is (st_dev, st_ino, st_ctime_ns), so an inode number reused by a
@@ -232,12 +232,11 @@ def _current(root: str, st: os.stat_result) -> tuple[str, str]:
     """The real and absolute paths of ``root``, whose directory (followed
     through links) has the stat ``st`` now; resolved again only when that
     is another directory than last time."""
-    identity = _identity_of(st)
+    identity = (st.st_dev, st.st_ino, st.st_ctime_ns)
     cached = _root_cache.get(root)
     if cached is not None and cached[2] == identity:
-        with _root_lock:
-            if root in _root_cache:
-                _root_cache.move_to_end(root)
+        # Oldest first out, not least recently used: no lock per request
+        # (a root pushed out by 256 others is resolved again, once).
         return cached[0], cached[1]
     absolute = cached[1] if cached is not None else os.path.abspath(root)
     real = os.path.realpath(absolute)
