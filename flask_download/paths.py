@@ -201,15 +201,15 @@ HAS_DIR_FD = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
 
 
-# root as given -> (real path, absolute path, identity) of the directory it
-# named when last looked at, oldest first. A root that is
-# itself a symbolic link ("current" -> a release) is followed on every
-# open, and its real path resolved again once it names another directory:
-# identity is (st_dev, st_ino, st_ctime_ns), so an inode number reused by a
-# new directory is not taken for the old one.
-_root_cache: collections.OrderedDict[str, tuple[str, str, tuple[int, int, int]]] = (
-    collections.OrderedDict()
-)
+# root as given -> ((real path, absolute path), identity) of the directory
+# it named when last looked at, oldest first. A root that is itself a
+# symbolic link ("current" -> a release) is followed on every open, and its
+# real path resolved again once it names another directory: identity is
+# (st_dev, st_ino, st_ctime_ns), so an inode number reused by a new
+# directory is not taken for the old one.
+_root_cache: collections.OrderedDict[
+    str, tuple[tuple[str, str], tuple[int, int, int]]
+] = collections.OrderedDict()
 _root_lock = threading.Lock()
 _ROOT_CACHE_SIZE = 256
 
@@ -223,7 +223,7 @@ def _roots(root: str) -> tuple[str, str]:
     # target may spell it either way). Trusted.
     cached = _root_cache.get(root)
     if cached is not None:
-        return cached[0], cached[1]
+        return cached[0]
     absolute = os.path.abspath(root)
     return os.path.realpath(absolute), absolute
 
@@ -232,19 +232,19 @@ def _current(root: str, st: os.stat_result) -> tuple[str, str]:
     """The real and absolute paths of ``root``, whose directory (followed
     through links) has the stat ``st`` now; resolved again only when that
     is another directory than last time."""
-    identity = (st.st_dev, st.st_ino, st.st_ctime_ns)
+    identity = _identity_of(st)
     cached = _root_cache.get(root)
-    if cached is not None and cached[2] == identity:
-        # Oldest first out, not least recently used: no lock per request
-        # (a root pushed out by 256 others is resolved again, once).
-        return cached[0], cached[1]
-    absolute = cached[1] if cached is not None else os.path.abspath(root)
+    if cached is not None and cached[1] == identity:
+        return cached[0]
+    absolute = cached[0][1] if cached is not None else os.path.abspath(root)
     real = os.path.realpath(absolute)
     if _identity_of(os.stat(real)) != identity:
         # Swapped again between the look and realpath.
         raise OSError(errno.EAGAIN, "the directory changed while it was resolved")
     with _root_lock:
-        _root_cache[root] = (real, absolute, identity)
+        # Oldest first out, not least recently used: no lock per request
+        # on a hit (a root pushed out by 256 others is resolved again).
+        _root_cache[root] = ((real, absolute), identity)
         _root_cache.move_to_end(root)
         while len(_root_cache) > _ROOT_CACHE_SIZE:
             _root_cache.popitem(last=False)
@@ -255,9 +255,19 @@ def _open_root(root: str) -> tuple[int, tuple[str, str]]:
     """Open the trusted ``root`` (following its own links) and return its
     descriptor with its real and absolute paths, as they are now."""
     cached = _root_cache.get(root)
-    absolute = cached[1] if cached is not None else os.path.abspath(root)
+    if cached is not None:
+        # The common case: the same directory as last time.
+        fd = os.open(cached[0][1], _DIR_FLAGS)
+        try:
+            st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if (st.st_dev, st.st_ino, st.st_ctime_ns) == cached[1]:
+            return fd, cached[0]
+        os.close(fd)
     for attempt in (1, 2):
-        fd = os.open(absolute, _DIR_FLAGS)
+        fd = os.open(os.path.abspath(root), _DIR_FLAGS)
         try:
             return fd, _current(root, os.fstat(fd))
         except OSError as e:
@@ -380,7 +390,7 @@ def open_confined(
                 continue
             if last:
                 path = os.path.join(roots[0], *names, segment)
-                return _regular(fd, path, untrusted)._replace(root=roots[0])
+                return _regular(fd, path, untrusted, roots[0])
             fds.append(fd)
             names.append(segment)
         _refuse(untrusted, "a directory")
@@ -395,7 +405,9 @@ def _shown(untrusted: str | cabc.Sequence[str]) -> str:
     return untrusted if isinstance(untrusted, str) else "/".join(untrusted)
 
 
-def _regular(fd: int, path: str, shown: str | cabc.Sequence[str]) -> Opened:
+def _regular(
+    fd: int, path: str, shown: str | cabc.Sequence[str], root: str = ""
+) -> Opened:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -403,7 +415,7 @@ def _regular(fd: int, path: str, shown: str | cabc.Sequence[str]) -> Opened:
     except BaseException:
         os.close(fd)
         raise
-    return Opened(fd, st, path)
+    return Opened(fd, st, path, root)
 
 
 def open_path(path: str | os.PathLike[str]) -> Opened:
