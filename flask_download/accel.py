@@ -140,15 +140,56 @@ class AccelResponse(DownloadResponse):
         return iter(())
 
 
-def _offloadable(response: DownloadResponse) -> bool:
+def _offloadable(response: DownloadResponse) -> DownloadResponse | None:
     # 200, or a single range (206): the web server reads Range from the
-    # original request and answers it from the file. Several ranges lost the
-    # file's Content-Type to multipart/byteranges, 416 and errors have no file
-    # to send: those stay with the application.
-    if response.status_code == 200:
-        return True
-    content_type = response.headers.get("Content-Type", "")
-    return response.status_code == 206 and not content_type.startswith("multipart/")
+    # original request and answers it from the file. Several ranges (whose
+    # Content-Type is multipart/byteranges) or a 416, decided by code that
+    # read the request's Range, are made again without ranges: the web
+    # server answers that Range itself, so the client's header never decides
+    # whether a file is offloaded. Anything else stays with the application.
+    status = response.status_code
+    if status == 200:
+        return response
+    if status == 206 and not response.headers.get("Content-Type", "").startswith(
+        "multipart/"
+    ):
+        return response
+    options = getattr(response, "_options", None)
+    if status not in (206, 416) or options is None:
+        return None
+    (
+        attachment,
+        basename,
+        mimetype,
+        encoding,
+        charset,
+        chunk_size,
+        cache_control,
+        headers,
+        content_security_policy,
+    ) = options
+    whole = DownloadResponse(
+        response.file,
+        attachment=attachment,
+        basename=basename,
+        mimetype=mimetype,
+        encoding=encoding,
+        charset=charset,
+        chunk_size=chunk_size,
+        cache_control=cache_control,
+        headers=headers,
+        content_security_policy=content_security_policy,
+    )
+    # Headers the application added to the response it made stay.
+    for name, value in response.headers.items():
+        if name not in whole.headers and name not in _RANGE_HEADERS:
+            whole.headers.add(name, value)
+    whole._on_close.extend(response._on_close)
+    return whole
+
+
+# What only the ranged answer had.
+_RANGE_HEADERS = frozenset(("Content-Range", "Content-Length", "Content-Type"))
 
 
 def apply_offload(
@@ -161,9 +202,12 @@ def apply_offload(
     answer, ``response`` is returned unchanged.
     """
     response._offload_decided = True
-    if offload is None or not _offloadable(response):
+    if offload is None:
         return response
-    return AccelResponse(response, offload)
+    offloadable = _offloadable(response)
+    if offloadable is None:
+        return response
+    return AccelResponse(offloadable, offload)
 
 
 def offload_after_request(response: Response, settings: Settings) -> Response:

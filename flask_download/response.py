@@ -641,6 +641,20 @@ class DownloadResponse(Response):
         )
         self.basename = name
         self.chunk_size = chunk_size
+        # How it was made, but for ranges and status: an offload rule met
+        # after the fact (accel.apply_offload) makes it again for the web
+        # server, which answers the request's Range itself.
+        self._options = (
+            attachment,
+            basename,
+            mimetype,
+            encoding,
+            charset,
+            chunk_size,
+            cache_control,
+            headers,
+            content_security_policy,
+        )
         #: Body parts: literal bytes, or ``(start, stop)`` spans of the file
         #: (``stop`` ``None``: to the end). Empty for bodiless responses.
         self._segments: list[bytes | tuple[int, int | None]] = []

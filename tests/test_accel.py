@@ -24,6 +24,7 @@ from flask_download import offload
 from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import VirtualDownloadView
+from flask_download.ranges import UNSATISFIABLE
 
 OFFLOAD_HEADERS = ("X-Accel-Redirect", "X-Sendfile", "X-LIGHTTPD-send-file")
 SNEAKY_REQUEST_HEADERS = {
@@ -838,6 +839,41 @@ def test_hand_built_206_is_offloaded_as_200(
         assert rv.status_code == 200
         assert "Content-Range" not in rv.headers
         assert rv.headers["X-Accel-Redirect"] == "/protected/data.bin"
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [[(0, 10), (20, 30)], UNSATISFIABLE],
+    ids=["multipart", "416"],
+)
+def test_hand_built_ranged_answers_are_offloaded_whole(
+    nginx_app: Flask, download_root: pathlib.Path, ranges: t.Any
+) -> None:
+    """Review: a response built by hand from the request's Range was not
+    offloaded when that Range asked for several ranges or none it could
+    serve: the client's header decided. It is made again without ranges
+    (nginx answers the Range itself), with the headers the app added."""
+
+    @nginx_app.route("/hand-ranges")
+    def hand_ranges() -> DownloadResponse:
+        response = DownloadResponse(
+            PathFile(download_root / "data.bin"),
+            ranges=ranges,
+            mimetype="application/pdf",
+            headers={"X-Mine": "kept"},
+        )
+        response.headers["X-Later"] = "kept too"
+        return response
+
+    with nginx_app.test_client().get("/hand-ranges") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["X-Accel-Redirect"] == "/protected/data.bin"
+        assert rv.headers["Content-Type"] == "application/pdf"
+        assert rv.headers["Content-Disposition"] == 'attachment; filename="data.bin"'
+        assert "Content-Range" not in rv.headers
+        assert rv.headers["X-Mine"] == "kept"
+        assert rv.headers["X-Later"] == "kept too"
+        assert rv.data == b""
 
 
 def test_opted_out_view_is_not_offloaded_by_the_hook(
