@@ -25,6 +25,7 @@ import typing as t
 
 from flask import current_app
 from flask import Response
+from werkzeug.datastructures import Headers
 
 from .accel_rules import _accel_key
 from .accel_rules import ACCEL_BACKENDS as ACCEL_BACKENDS
@@ -180,16 +181,25 @@ def _offloadable(response: DownloadResponse) -> DownloadResponse | None:
         headers=headers,
         content_security_policy=content_security_policy,
     )
-    # Headers the application added to the response it made stay.
-    for name, value in response.headers.items():
-        if name not in whole.headers and name not in _RANGE_HEADERS:
-            whole.headers.add(name, value)
+    # The response the application made, header for header (Cache-Control
+    # as it set it, every Set-Cookie...), but what only the ranged answer
+    # had: its type (multipart), range and length; what the whole file's
+    # answer has that a 416 lacked (Content-Disposition...) is added.
+    kept = Headers(
+        [(k, v) for k, v in response.headers.items() if k not in _RANGE_HEADERS]
+    )
+    if status == 206 or "Content-Type" not in response.headers:
+        kept["Content-Type"] = whole.headers["Content-Type"]  # not multipart
+    for name, value in whole.headers.items():
+        if name not in kept:
+            kept.add(name, value)
+    whole.headers = kept
     whole._on_close.extend(response._on_close)
     return whole
 
 
-# What only the ranged answer had.
-_RANGE_HEADERS = frozenset(("Content-Range", "Content-Length", "Content-Type"))
+# What only the ranged answer had (Content-Type: a 206's is multipart).
+_RANGE_HEADERS = frozenset(("Content-Range", "Content-Length"))
 
 
 def apply_offload(

@@ -863,6 +863,9 @@ def test_hand_built_ranged_answers_are_offloaded_whole(
             headers={"X-Mine": "kept"},
         )
         response.headers["X-Later"] = "kept too"
+        response.headers["Cache-Control"] = "private, no-store"
+        response.headers.add("Set-Cookie", "a=1")
+        response.headers.add("Set-Cookie", "b=2")
         return response
 
     with nginx_app.test_client().get("/hand-ranges") as rv:
@@ -873,6 +876,10 @@ def test_hand_built_ranged_answers_are_offloaded_whole(
         assert "Content-Range" not in rv.headers
         assert rv.headers["X-Mine"] == "kept"
         assert rv.headers["X-Later"] == "kept too"
+        # As the application set them: the client's Range must not decide
+        # whether a shared cache keeps a user's file (outside review).
+        assert rv.headers["Cache-Control"] == "private, no-store"
+        assert rv.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
         assert rv.data == b""
 
 
