@@ -33,6 +33,7 @@ from ..files import VirtualFile
 from ..http import HTTPFile
 from ..response import DownloadResponse
 from ..response import gunicorn_response
+from ..storage import _store_etag
 from ..storage import StorageFile
 from ..views import DownloadView
 from ._format import CENTRAL_CRC
@@ -88,13 +89,39 @@ _CRC_CACHE = _CrcCache(16384)
 
 
 def _crc_key(file: DownloadFile) -> tuple[str, ...] | None:
-    # A member is the same file again when it is at the same place (a local
-    # path, a storage or remote URL) with the same size and the same strong
-    # validator. Content without a place (VirtualFile) is cheap to read.
-    where = file.path if file.path is not None else file.url
-    if where is None or file.etag is None or file.size is None:
+    """What names ``file``'s content for the CRC-32 cache, or ``None`` when
+    nothing does reliably (then its CRC-32 is never remembered).
+
+    A local file: its path and its whole stat identity (device, inode,
+    size, mtime and ctime, which no rewrite in place keeps). A file of a
+    remote store: the store's identity (its fsspec token, which holds a
+    ``DirFileSystem``'s folder), the key, the size and the ETag the store
+    gave (not one made from an mtime). A remote URL: the URL, the size and
+    the upstream's strong ETag. Other wrappers are never remembered.
+    """
+    if isinstance(file, StorageFile) and file._local is not None:
+        file = file._local
+    if isinstance(file, PathFile):
+        st = file._stat
+        return (
+            "path",
+            file.path,
+            str(st.st_dev),
+            str(st.st_ino),
+            str(st.st_size),
+            str(st.st_mtime_ns),
+            str(st.st_ctime_ns),
+        )
+    if file.etag is None or file.size is None:
         return None
-    return (type(file).__qualname__, str(where), str(file.etag), str(file.size))
+    if isinstance(file, StorageFile):
+        token = getattr(file.fs, "_fs_token", None)
+        if token is None or _store_etag(file.info) is None:
+            return None
+        return ("storage", str(token), file.key, str(file.size), file.etag)
+    if isinstance(file, HTTPFile):
+        return ("http", str(file.url), str(file.size), file.etag)
+    return None
 
 
 def _overlaps(start: int, stop: int, record: int, field: tuple[int, int]) -> bool:
@@ -390,12 +417,31 @@ class ArchiveFile(DownloadFile):
         send (:attr:`wasted_read_budget`); the views then send the whole
         archive.
 
+        The allowance of eight times the bytes asked counts only bytes sent
+        before each wasted read: a resume (the data first, the central
+        directory's CRC-32s last) gets it, a request that asks for one CRC
+        byte and then much data does not.
+
         CRC-32s read once are remembered for the process (for the same
-        member: same place, size and strong validator), so a client that
-        downloaded the archive can resume it cheaply afterwards.
+        file: see :func:`_crc_key`), so a client that downloaded the archive
+        can resume it cheaply afterwards.
         """
-        asked = sum(stop - start for start, stop in spans)
-        return self.wasted_read_cost(spans) > self.wasted_read_budget + 8 * asked
+        ordered = sorted(spans)
+        wasted = 0
+        done = 0  # bytes of the spans wholly before the current read
+        next_span = 0
+        for position, cost in self._wasted_reads(ordered):
+            wasted += cost
+            while next_span < len(ordered) and ordered[next_span][1] <= position:
+                start, stop = ordered[next_span]
+                done += stop - start
+                next_span += 1
+            sent = done
+            if next_span < len(ordered) and ordered[next_span][0] < position:
+                sent += position - ordered[next_span][0]  # the span it is in
+            if wasted > self.wasted_read_budget + 8 * sent:
+                return True
+        return False
 
     def wasted_read_cost(self, spans: cabc.Iterable[tuple[int, int]]) -> int:
         """How many member bytes reading ``spans`` of the archive reads and
@@ -405,12 +451,19 @@ class ArchiveFile(DownloadFile):
 
         :param spans: ``(start, stop)`` byte ranges of the stored archive.
         """
+        return sum(cost for _, cost in self._wasted_reads(sorted(spans)))
+
+    def _wasted_reads(
+        self, spans: cabc.Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        # (position in the archive where the read happens, bytes read), in
+        # the order of the sorted spans.
         if not self.seekable:
-            return 0
+            return []
         entries = self._entries
-        needed: set[int] = set()
+        needed: dict[int, int] = {}  # member -> first position needing its CRC
         covered: set[int] = set()
-        skipped = 0
+        reads: list[tuple[int, int]] = []
         for start, stop in spans:
             # Members whose header, data or descriptor the span touches.
             first = max(bisect.bisect_right(self._starts, start) - 1, 0)
@@ -422,19 +475,21 @@ class ArchiveFile(DownloadFile):
                 if start <= data and descriptor <= stop:
                     covered.add(index)  # read anyway, its CRC-32 on the way
                 elif data < start < descriptor and not entry.file.seekable:
-                    skipped += start - data  # read from its start, dropped
+                    reads.append((start, start - data))  # read, dropped
                 if _overlaps(start, stop, descriptor, DESCRIPTOR_CRC):
-                    needed.add(index)
+                    needed.setdefault(index, max(start, descriptor))
             # Members whose central record the span touches.
             first = max(bisect.bisect_right(self._records, start) - 1, 0)
             for index in range(first, bisect.bisect_left(self._records, stop)):
-                if _overlaps(start, stop, self._records[index], CENTRAL_CRC):
-                    needed.add(index)
-        return skipped + sum(
-            t.cast(int, entries[index].size)
-            for index in needed - covered
-            if entries[index].crc is None and index not in self._crcs
-        )
+                record = self._records[index]
+                if _overlaps(start, stop, record, CENTRAL_CRC):
+                    needed.setdefault(index, max(start, record))
+        for index, position in needed.items():
+            entry = entries[index]
+            if index not in covered and entry.crc is None and index not in self._crcs:
+                reads.append((position, t.cast(int, entry.size)))
+        reads.sort()
+        return reads
 
     def close(self) -> None:
         """Close every member's wrapper."""
