@@ -23,6 +23,7 @@ client did not ask for, or a malformed length or ``Content-Range``, is a
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import ipaddress
 import logging
 import posixpath
@@ -325,14 +326,114 @@ def _import_urllib3() -> t.Any:
     return require("urllib3", "http", "Remote files")
 
 
+#: How many times the timeout an upstream has to send its whole response
+#: head (status line, headers, 1xx answers), its TLS handshake included:
+#: each read within the timeout is not enough, or a trickle of header bytes
+#: would hold a worker for ever.
+HEAD_DEADLINE_FACTOR = 3
+
+
 def _pool() -> urllib3.PoolManager:
     global _pool_manager
     if _pool_manager is None:
         urllib3 = _import_urllib3()
         with _pool_lock:
             if _pool_manager is None:
-                _pool_manager = urllib3.PoolManager(num_pools=32, maxsize=8)
+                manager = urllib3.PoolManager(num_pools=32, maxsize=8)
+                manager.pool_classes_by_scheme = _deadline_pools(urllib3)
+                _pool_manager = manager
     return _pool_manager
+
+
+def _deadline_pools(urllib3: t.Any) -> dict[str, type[t.Any]]:
+    """urllib3's connection pools, whose connections must have the response
+    head within :data:`HEAD_DEADLINE_FACTOR` times their timeout: past it,
+    the socket is shut down and the request fails (a 502)."""
+    from urllib3.connection import HTTPConnection
+    from urllib3.connection import HTTPSConnection
+
+    class _Deadline:
+        _timer: threading.Timer | None = None
+        _expired = False
+        sock: socket.socket | None
+        timeout: t.Any
+
+        def _arm(self) -> None:
+            if self._timer is None and isinstance(self.timeout, (int, float)):
+                timer = threading.Timer(
+                    HEAD_DEADLINE_FACTOR * self.timeout, self._expire
+                )
+                timer.daemon = True
+                timer.start()
+                self._timer = timer
+
+        def _expire(self) -> None:
+            self._expired = True
+            _log(
+                logging.ERROR,
+                "Upstream sent no whole response head within"
+                f" {HEAD_DEADLINE_FACTOR} x {self.timeout} s: cut off.",
+            )
+            sock = self.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        def _disarm(self) -> None:
+            timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+
+        def connect(self) -> None:
+            self._arm()
+            super().connect()  # type: ignore[misc]
+
+        def request(self, *args: t.Any, **kwargs: t.Any) -> None:
+            self._arm()
+            super().request(*args, **kwargs)  # type: ignore[misc]
+
+        def getresponse(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            try:
+                response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+            except BaseException:
+                self._disarm()
+                self._timed_out()
+                raise
+            self._disarm()
+            try:
+                self._timed_out()
+            except BaseException:
+                response.close()  # what came before the cut is no answer
+                raise
+            return response
+
+        def _timed_out(self) -> None:
+            if self._expired:
+                self._expired = False
+                raise urllib3.exceptions.ReadTimeoutError(
+                    None,
+                    "",
+                    f"no whole response head within {HEAD_DEADLINE_FACTOR} x"
+                    f" {self.timeout} s",
+                ) from None
+
+        def close(self) -> None:
+            self._disarm()
+            super().close()  # type: ignore[misc]
+
+    class _HTTP(_Deadline, HTTPConnection):
+        pass
+
+    class _HTTPS(_Deadline, HTTPSConnection):
+        pass
+
+    class _HTTPPool(urllib3.HTTPConnectionPool):  # type: ignore[misc]
+        ConnectionCls = _HTTP
+
+    class _HTTPSPool(urllib3.HTTPSConnectionPool):  # type: ignore[misc]
+        ConnectionCls = _HTTPS
+
+    return {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def _open(

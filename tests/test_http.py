@@ -161,6 +161,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
+    def route_drip_head(self) -> None:
+        # The status line, then a header byte every 0.1 s for 3 s.
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        self.wfile.flush()
+        try:
+            for _ in range(30):
+                self.wfile.write(b"X")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def route_continue_forever(self) -> None:
+        try:
+            for _ in range(30):
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True
+
     def route_drip(self) -> None:
         # Headers at once, then a byte every 0.1 s: each read within any
         # timeout, the body never done.
@@ -736,3 +759,16 @@ def test_a_malformed_content_encoding_is_refused_not_dropped(
     """Review: dropped, the coding left gzip bytes labelled as plain."""
     rv = fetch(upstream.url + "/bad_coding")
     assert rv.status_code == 502
+
+
+@pytest.mark.parametrize("path", ["/drip_head", "/continue_forever"])
+def test_a_response_head_that_never_ends_is_cut_off(
+    upstream: Running, path: str
+) -> None:
+    """Security review: a trickle of header bytes, or 100 Continue answers
+    for ever, each within the timeout, held a worker for ever."""
+    started = time.monotonic()
+    rv = fetch(upstream.url + path, timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert rv.status_code == 504
+    assert 0.8 <= elapsed < 2.5  # three times the timeout, not 3 s
