@@ -124,7 +124,14 @@ def _resolve_url(url: str) -> tuple[AbstractFileSystem, str]:
         raise _missing_backend(url, e) from e
     except ValueError as e:
         raise ConfigurationError(f"Invalid storage URL {url!r}: {e}") from e
-    return fs, str(prefix).rstrip("/")
+    prefix = str(prefix).rstrip("/")
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    if isinstance(fs, DirFileSystem) and prefix == str(fs.path).rstrip("/"):
+        # "dir::file:///srv/x": fsspec gives the folder as the path too, which
+        # the DirFileSystem would join to itself; its keys start at its root.
+        prefix = ""
+    return fs, prefix
 
 
 def resolve_storage(storage: t.Any) -> tuple[AbstractFileSystem, str]:

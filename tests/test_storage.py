@@ -685,3 +685,16 @@ def test_storage_file_takes_a_url() -> None:
 def test_storage_file_refuses_what_is_not_a_filesystem() -> None:
     with pytest.raises(TypeError, match="fsspec filesystem .* or a storage URL"):
         StorageFile(t.cast(t.Any, pathlib.Path("/srv")), "a.txt")
+
+
+@pytest.mark.parametrize("form", ["dir::{}", "dir::simplecache::{}"])
+def test_dir_urls_serve_their_folder(download_root: pathlib.Path, form: str) -> None:
+    """Security review: ``dir::file://...`` answered 404 for every key
+    (fsspec gives the folder as the path too, joined to itself)."""
+    (download_root / "escape.txt").symlink_to(download_root.parent / "secret.txt")
+    client = make_app(storage=form.format(download_root.as_uri())).test_client()
+    with client.get("/files/sub/nested.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.get_data() == b"nested\n"
+    with client.get("/files/escape.txt") as rv:
+        assert rv.status_code == 404
