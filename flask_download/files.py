@@ -266,9 +266,11 @@ def _stat_etag(st: os.stat_result, modified: datetime.datetime | None) -> str:
     # rewritten: a new inode, size or mtime. When the mtime tells nothing
     # (every file of a reproducible build has the same one) the change
     # time, which no one can set back, stands in for it.
+    # The change time is in both: a rewrite in place that puts the mtime
+    # back (cp -p, rsync -t, reproducible builds) still changes it.
     if modified is None:
         return f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
-    return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}-{st.st_ctime_ns:x}"
 
 
 class PathFile(DownloadFile):
@@ -357,7 +359,13 @@ class PathFile(DownloadFile):
             opened = open_confined(self._root, relative.split(os.sep))
         else:
             opened = open_path(self.path)
-        if not _same_or_grown(opened.stat, self._identity):
+        st = opened.stat
+        if not _same_or_grown(st, self._identity) or (
+            # Found by its name again at the same size: a rewrite in place
+            # that put the mtime back (cp -p, rsync -t) still moved the ctime.
+            st.st_size == self._stat.st_size
+            and st.st_ctime_ns != self._stat.st_ctime_ns
+        ):
             os.close(opened.fd)
             raise FileNotFound(f"{self.path!r} changed while it was served.")
         return opened.fd
@@ -457,6 +465,8 @@ def _same_or_grown(st: os.stat_result, identity: tuple[int, ...]) -> bool:
     mode, dev, ino, size, mtime_ns = identity
     if (st.st_mode, st.st_dev, st.st_ino) != (mode, dev, ino):
         return False
+    # Not the ctime: unlinking or replacing the name of a file being sent
+    # moves it, and that file is still the one announced.
     return st.st_size > size or (st.st_size == size and st.st_mtime_ns == mtime_ns)
 
 

@@ -253,7 +253,12 @@ class DownloadMixin:
                     if_range=environ.get("HTTP_IF_RANGE"),
                     size=file.size if file.seekable else None,
                     etag=file.etag,
-                    last_modified=file.modified_time,
+                    # A date that does not change with every change of the
+                    # content (an archive's newest member) is no validator
+                    # for If-Range.
+                    last_modified=None
+                    if getattr(file, "weak_modified_time", False)
+                    else file.modified_time,
                     max_ranges=self._setting("max_ranges"),
                     method=environ["REQUEST_METHOD"],
                 )

@@ -1317,3 +1317,33 @@ def test_the_allowance_counts_only_bytes_sent_before_the_wasted_read(
     with client.get("/zip", headers={"Range": f"bytes={b_data}-"}) as rv:
         assert rv.status_code == 206
         assert rv.data == whole[b_data:]
+
+
+def test_an_archive_date_is_no_validator_for_if_range() -> None:
+    """Final review: the archive's Last-Modified is its newest member's; a
+    member replaced by an older file leaves it as it is, and an If-Range on
+    it spliced two archives."""
+    members = {"b": OLD}
+
+    def make() -> list[t.Any]:
+        return [
+            VirtualFile(b"new", name="new.txt", modified_time=NEW),
+            *(
+                VirtualFile(name.encode() * 50, name=f"{name}.txt", modified_time=when)
+                for name, when in members.items()
+            ),
+        ]
+
+    client = make_app(make).test_client()
+    with client.get("/zip") as rv:
+        first = rv.data
+        last_modified = rv.headers["Last-Modified"]
+        etag = rv.headers["ETag"]
+    members.clear()
+    members["c"] = OLD - datetime.timedelta(days=1)
+    half = len(first) // 2
+    for if_range, status in ((last_modified, 200), (etag, 200)):
+        headers = {"Range": f"bytes={half}-", "If-Range": if_range}
+        with client.get("/zip", headers=headers) as rv:
+            assert rv.headers["Last-Modified"] == last_modified  # unchanged
+            assert rv.status_code == status

@@ -927,3 +927,29 @@ def test_unchanged_check_refuses_a_same_size_rewrite(tmp_path: pathlib.Path) -> 
     finally:
         handle.close()
         file.close()
+
+
+def test_a_rewrite_that_puts_the_mtime_back_is_another_version(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Final review: ``cp -p`` or ``rsync -t`` onto a file (same size, mtime
+    put back) kept its ETag and passed the checks of a second open; the
+    ctime tells."""
+    path = tmp_path / "build.bin"
+    path.write_bytes(b"version 1")
+    stat = path.stat()
+    file = PathFile(path)
+    try:
+        with file.open():
+            pass
+        etag = file.etag
+        time.sleep(0.01)
+        path.write_bytes(b"version 2")
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert path.stat().st_mtime_ns == stat.st_mtime_ns
+        with pytest.raises(FileNotFound):
+            file.open()  # opened again: another version, refused
+    finally:
+        file.close()
+    with PathFile(path) as again:
+        assert again.etag != etag

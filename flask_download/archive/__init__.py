@@ -174,6 +174,10 @@ class ArchiveFile(DownloadFile):
     """
 
     mimetype = "application/zip"
+    #: The archive's ``modified_time`` is its newest member's: adding,
+    #: removing or replacing members with older files leaves it as it is, so
+    #: ``If-Range`` never takes it for a validator (only the ETag).
+    weak_modified_time = True
 
     def __init__(
         self,
