@@ -125,11 +125,16 @@ def _resolve_url(url: str) -> tuple[AbstractFileSystem, str]:
     except ValueError as e:
         raise ConfigurationError(f"Invalid storage URL {url!r}: {e}") from e
     prefix = str(prefix).rstrip("/")
+    from fsspec.implementations.cached import CachingFileSystem
     from fsspec.implementations.dirfs import DirFileSystem
 
-    if isinstance(fs, DirFileSystem) and prefix == str(fs.path).rstrip("/"):
-        # "dir::file:///srv/x": fsspec gives the folder as the path too, which
-        # the DirFileSystem would join to itself; its keys start at its root.
+    inner = fs
+    while isinstance(inner, CachingFileSystem):
+        inner = inner.fs
+    if isinstance(inner, DirFileSystem) and prefix == str(inner.path).rstrip("/"):
+        # "dir::file:///srv/x" (also behind a cache): fsspec gives the folder
+        # as the path too, which the DirFileSystem would join to itself; its
+        # keys start at its root.
         prefix = ""
     return fs, prefix
 

@@ -687,7 +687,9 @@ def test_storage_file_refuses_what_is_not_a_filesystem() -> None:
         StorageFile(t.cast(t.Any, pathlib.Path("/srv")), "a.txt")
 
 
-@pytest.mark.parametrize("form", ["dir::{}", "dir::simplecache::{}"])
+@pytest.mark.parametrize(
+    "form", ["dir::{}", "dir::simplecache::{}", "simplecache::dir::{}"]
+)
 def test_dir_urls_serve_their_folder(download_root: pathlib.Path, form: str) -> None:
     """Security review: ``dir::file://...`` answered 404 for every key
     (fsspec gives the folder as the path too, joined to itself)."""
