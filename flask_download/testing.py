@@ -377,21 +377,27 @@ def _check_offload(
 class _Source:
     """The file an offload header makes the web server send."""
 
-    def __init__(self, name: str, location: str, rule: AccelRule | None) -> None:
+    def __init__(
+        self, name: str, location: str, rule: AccelRule | None, fs: t.Any = None
+    ) -> None:
         #: A local path or a storage URL, for messages.
         self.name = name
         #: A local path, or a key of the rule's storage.
         self.location = location
         #: The rule that mapped the header back, ``None``: read as named.
         self.rule = rule
+        #: The view's own filesystem for the rule's storage, if it has one.
+        self.fs = fs
 
     def read(self) -> bytes:
         if self.rule is None or self.rule.source_url is None:
             with open(self.location, "rb") as f:
                 return f.read()
-        from .storage import resolve_storage
+        fs = self.fs
+        if fs is None:
+            from .storage import resolve_storage
 
-        fs, _ = resolve_storage(_storage_url(self.rule.source_url))
+            fs, _ = resolve_storage(_storage_url(self.rule.source_url))
         return bytes(fs.cat_file(self.location))
 
 
@@ -449,8 +455,30 @@ def _map_to_source(
             continue
         key = "/".join([prefix, *segments]) if prefix else "/".join(segments)
         url = rule.source_url + ("" if rule.source_url.endswith("://") else "/")
-        return _Source(url + "/".join(segments), key, rule)
+        return _Source(
+            url + "/".join(segments), key, rule, _view_storage(response, rule)
+        )
     return None
+
+
+def _view_storage(response: Response, rule: AccelRule) -> t.Any:
+    """The filesystem instance the view that made ``response`` serves from,
+    when it speaks the protocol of ``rule`` (a private ``memory://`` store,
+    such as the ``download_storage`` fixture, is not the one its URL names
+    globally); else ``None``."""
+    app = _response_app(response)
+    view = None if app is None else _response_view(app, response)
+    attributes = getattr(view, VIEW_ATTRIBUTES, None) or {}
+    storage = attributes.get("storage")
+    if storage is None:
+        storage = getattr(getattr(view, "view_class", None), "storage", None)
+    protocols = getattr(storage, "protocol", None)
+    if storage is None or isinstance(storage, str) or protocols is None:
+        return None
+    if isinstance(protocols, str):
+        protocols = (protocols,)
+    scheme = (rule.source_url or "").partition("://")[0].lower()
+    return storage if scheme in protocols else None
 
 
 def _offload_rules(response: Response) -> list[AccelRule]:

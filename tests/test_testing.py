@@ -448,3 +448,32 @@ def test_parse_content_disposition(value: str, expected: tuple[str, t.Any]) -> N
 def test_parse_content_disposition_rejects(value: str) -> None:
     with pytest.raises(ValueError):
         parse_content_disposition(value)
+
+
+def test_storage_offload_is_checked_against_the_views_own_filesystem(
+    download_storage: t.Any,
+) -> None:
+    """Final review: the helper read the rule's URL from the global
+    ``memory://`` store, not the view's private one (the
+    ``download_storage`` fixture), and failed a correct response."""
+    from flask_download import FlaskDownload
+    from flask_download import StorageDownloadView
+
+    download_storage.pipe("/bucket/é k.txt", b"content")
+    app = Flask(__name__)
+    app.config.update(
+        DOWNLOAD_ACCEL="nginx",
+        DOWNLOAD_ACCEL_RULES=[
+            {"source_url": "memory://bucket", "destination_url": "/int/"}
+        ],
+    )
+    FlaskDownload(app)
+    app.add_url_rule(
+        "/s/<path:path>",
+        view_func=StorageDownloadView.as_view("s", storage=download_storage),
+    )
+    with app.test_client().get("/s/bucket/%C3%A9%20k.txt") as rv:
+        assert rv.headers["X-Accel-Redirect"] == "/int/%C3%A9%20k.txt"
+        assert_download_response(rv, content=b"content", basename="é k.txt")
+        with pytest.raises(AssertionError, match="content"):
+            assert_download_response(rv, content=b"other")
