@@ -193,9 +193,9 @@ def make_download_blueprint(
                 "make_download_blueprint(): the file route"
                 f" {made_files_rule!r} overlaps"
                 f" the model routes under {prefix or '/'!r}, so url_for() of one"
-                " would build URLs the other answers. Give them different static"
-                " prefixes, such as files_rule='/files/<path:path>' or"
-                " model_rule='/rows'."
+                " would build URLs the other answers. Give them static prefixes"
+                " that neither shares nor nests in the other's, such as"
+                " files_rule='/files/<path:path>' with model_rule='/rows'."
             )
         pk_name = attrs.get("pk_url_kwarg", object_view.pk_url_kwarg)
         add(

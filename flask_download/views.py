@@ -451,7 +451,7 @@ class DownloadView(DownloadMixin, MethodView):
                 continue  # a property: known per request only
             check_view_attribute(cls.__name__, name, value)
         root = attributes.get("root", getattr(cls, "root", None))
-        if isinstance(root, (str, os.PathLike)) and not os.fspath(root):
+        if isinstance(root, (str, bytes, os.PathLike)) and not os.fspath(root):
             raise ConfigurationError(
                 f"{cls.__name__}.root is an empty string: set it to the"
                 " directory to serve, or to None (DOWNLOAD_ROOT)."

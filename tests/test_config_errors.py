@@ -365,8 +365,11 @@ def test_empty_download_root_is_refused_not_the_app_directory(
 
 
 def test_empty_view_root_is_refused_at_as_view() -> None:
-    with pytest.raises(ConfigurationError, match="PathDownloadView.root is an empty"):
-        PathDownloadView.as_view("f", root="")
+    for empty in ("", b""):
+        with pytest.raises(
+            ConfigurationError, match="PathDownloadView.root is an empty"
+        ):
+            PathDownloadView.as_view("f", root=empty)
 
     class Empty(PathDownloadView):
         root = pathlib.PurePath("")  # "." is not empty: only a literal ""
