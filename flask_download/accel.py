@@ -38,6 +38,7 @@ from .accel_rules import parse_rules as parse_rules
 from .accel_rules import validate_accel as validate_accel
 from .files import DownloadFile
 from .response import DownloadResponse
+from .response import REMADE_OPTIONS
 from .settings import get_settings
 from .settings import Settings
 
@@ -158,29 +159,8 @@ def _offloadable(response: DownloadResponse) -> DownloadResponse | None:
     options = getattr(response, "_options", None)
     if status not in (206, 416) or options is None:
         return None
-    (
-        attachment,
-        basename,
-        mimetype,
-        encoding,
-        charset,
-        chunk_size,
-        cache_control,
-        headers,
-        content_security_policy,
-    ) = options
-    whole = DownloadResponse(
-        response.file,
-        attachment=attachment,
-        basename=basename,
-        mimetype=mimetype,
-        encoding=encoding,
-        charset=charset,
-        chunk_size=chunk_size,
-        cache_control=cache_control,
-        headers=headers,
-        content_security_policy=content_security_policy,
-    )
+    options = dict(zip(REMADE_OPTIONS, options, strict=True))
+    whole = DownloadResponse(response.file, **options)
     # The response the application made, header for header (Cache-Control
     # as it set it, every Set-Cookie...), but what only the ranged answer
     # had: its type (multipart), range and length; what the whole file's

@@ -250,7 +250,7 @@ class AccelRule:
             if file.path is None:
                 return None
             real = real_path if real_path is not None else os.path.realpath(file.path)
-            base = os.path.join(_paths.resolved_dir(self.source_dir), "")
+            base = os.path.join(t.cast(str, self.real_source_dir), "")
             if not real.startswith(base) or real == base:
                 return None
             segments = real[len(base) :].split(os.sep)

@@ -576,6 +576,21 @@ def gunicorn_response(start_response: t.Any) -> t.Any:
     return None
 
 
+#: The keywords of :class:`DownloadResponse` kept to make it again without
+#: ranges (``DownloadResponse._options`` holds their values, in this order).
+REMADE_OPTIONS = (
+    "attachment",
+    "basename",
+    "mimetype",
+    "encoding",
+    "charset",
+    "chunk_size",
+    "cache_control",
+    "headers",
+    "content_security_policy",
+)
+
+
 class DownloadResponse(Response):
     """A response that sends a :class:`~flask_download.DownloadFile`.
 
@@ -641,9 +656,10 @@ class DownloadResponse(Response):
         )
         self.basename = name
         self.chunk_size = chunk_size
-        # How it was made, but for ranges and status: an offload rule met
-        # after the fact (accel.apply_offload) makes it again for the web
-        # server, which answers the request's Range itself.
+        # How it was made, but for ranges and status (in the order of
+        # REMADE_OPTIONS): an offload rule met after the fact
+        # (accel.apply_offload) makes it again for the web server, which
+        # answers the request's Range itself.
         self._options = (
             attachment,
             basename,

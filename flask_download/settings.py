@@ -293,6 +293,10 @@ _VIEW_ATTRIBUTES: dict[str, cabc.Callable[[t.Any, str], t.Any]] = {
 }
 
 
+#: The view attributes :func:`check_view_attribute` checks.
+VIEW_SETTING_ATTRIBUTES = tuple(_VIEW_ATTRIBUTES)
+
+
 def check_view_attribute(owner: str, name: str, value: t.Any) -> None:
     """Check a view attribute that overrides a ``DOWNLOAD_*`` setting
     (``chunk_size``, ``max_ranges``, ``cache_max_age``, ``timeout``) the way

@@ -39,6 +39,7 @@ from .settings import check_view_attribute
 from .settings import get_settings
 from .settings import join_root
 from .settings import Settings
+from .settings import VIEW_SETTING_ATTRIBUTES
 from .signing import check_signature
 
 if t.TYPE_CHECKING:
@@ -445,7 +446,7 @@ class DownloadView(DownloadMixin, MethodView):
     def _check_attributes(cls, attributes: cabc.Mapping[str, t.Any]) -> None:
         # Values that stand in for settings are checked as the settings are,
         # at as_view time (the class's own and the keywords).
-        for name in ("chunk_size", "max_ranges", "cache_max_age", "timeout"):
+        for name in VIEW_SETTING_ATTRIBUTES:
             value = attributes.get(name, getattr(cls, name, None))
             if hasattr(type(value), "__get__"):
                 continue  # a property: known per request only

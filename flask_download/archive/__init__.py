@@ -447,21 +447,14 @@ class ArchiveFile(DownloadFile):
                 return True
         return False
 
-    def wasted_read_cost(self, spans: cabc.Iterable[tuple[int, int]]) -> int:
-        """How many member bytes reading ``spans`` of the archive reads and
-        does not send: whole members read only for their CRC-32 (not known
-        yet, data not covered by the spans), and the bytes before a span in
-        a member that cannot seek.
-
-        :param spans: ``(start, stop)`` byte ranges of the stored archive.
-        """
-        return sum(cost for _, cost in self._wasted_reads(sorted(spans)))
-
     def _wasted_reads(
         self, spans: cabc.Sequence[tuple[int, int]]
     ) -> list[tuple[int, int]]:
-        # (position in the archive where the read happens, bytes read), in
-        # the order of the sorted spans.
+        # The member bytes reading the sorted ``spans`` reads and does not
+        # send, as (position in the archive where the read happens, bytes):
+        # whole members read only for their CRC-32 (not known yet, data not
+        # covered by the spans), and the bytes before a span in a member
+        # that cannot seek.
         if not self.seekable:
             return []
         entries = self._entries
