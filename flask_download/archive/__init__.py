@@ -21,10 +21,12 @@ import collections.abc as cabc
 import datetime
 import hashlib
 import logging
+import os
 import threading
 import typing as t
 import zlib
 
+from ..conditional import as_utc
 from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
 from ..files import PathFile
@@ -130,8 +132,9 @@ def _overlaps(start: int, stop: int, record: int, field: tuple[int, int]) -> boo
     return start < record + field[1] and record + field[0] < stop
 
 
-#: A member of an archive: a wrapper, or ``(name in the archive, wrapper)``.
-Member: t.TypeAlias = "DownloadFile | tuple[str, DownloadFile]"
+#: A member of an archive: a wrapper, or ``(name in the archive, wrapper)``
+#: (the name a string or a path).
+Member: t.TypeAlias = "DownloadFile | tuple[str | os.PathLike[str], DownloadFile]"
 
 
 class ArchiveFile(DownloadFile):
@@ -166,8 +169,8 @@ class ArchiveFile(DownloadFile):
     when its bytes are read.
 
     :param members: wrappers, or ``(name, wrapper)`` pairs to name a member
-        differently in the archive (a path such as ``"reports/2024.pdf"``
-        makes folders).
+        differently in the archive (a path such as ``"reports/2024.pdf"``, or
+        a :class:`pathlib.PurePath`, makes folders).
     :param name: the archive's client-side name.
     :param compress: deflate the members (smaller, but no size and no ranges).
     :param compresslevel: the zlib level when compressing (0-9).
@@ -197,11 +200,23 @@ class ArchiveFile(DownloadFile):
         current: DownloadFile | None = None
         try:
             for member in members:
-                member_name: str | None
+                member_name: str | os.PathLike[str] | None
                 if isinstance(member, tuple):
                     member_name, current = member
                 else:
-                    member_name, current = file_name(member), member
+                    member_name, current = None, member
+                if not isinstance(current, DownloadFile):
+                    kind = type(current).__name__
+                    current = None  # nothing of ours to close
+                    raise TypeError(
+                        "Archive members are DownloadFile wrappers or"
+                        f" (name, wrapper) pairs, not {kind!r}."
+                    )
+                if not isinstance(member, tuple):
+                    member_name = file_name(current)
+                if member_name is not None and not isinstance(member_name, str):
+                    # A path (``path.relative_to(root)``) names it too.
+                    member_name = os.fsdecode(member_name)
                 entry = Entry(
                     current, names.add(safe_member_name(member_name)), offset, compress
                 )
@@ -219,13 +234,13 @@ class ArchiveFile(DownloadFile):
             if current is not None:
                 closing.append(current)
             if isinstance(members, cabc.Sequence):
-                closing += [m[1] if isinstance(m, tuple) else m for m in members]
+                closing += [m[-1] if isinstance(m, tuple) and m else m for m in members]
             close_members = getattr(members, "close", None)
             if close_members is not None:
                 close_members()  # a generator: its own cleanup runs now
             seen: set[int] = set()
             for file in closing:
-                if id(file) not in seen:
+                if isinstance(file, DownloadFile) and id(file) not in seen:
                     seen.add(id(file))
                     file.close()
             raise
@@ -261,26 +276,40 @@ class ArchiveFile(DownloadFile):
             self.size = offset + len(self._end)
         times = [e.file.modified_time for e in entries]
         if times and None not in times:
-            self.modified_time = max(t.cast(list[datetime.datetime], times))
+            # Naive times (a wrapper of your own) mean UTC, as everywhere.
+            self.modified_time = max(
+                as_utc(moment) for moment in t.cast(list[datetime.datetime], times)
+            )
         self.etag = self._make_etag()
 
     def _make_etag(self) -> str | None:
         digest = hashlib.blake2b(digest_size=16)
         # Deflated bytes depend on the zlib version and level; stored ones not.
         compression = f"deflate/{self.compresslevel}/{zlib.ZLIB_RUNTIME_VERSION}"
-        digest.update(f"zip/1 {compression if self.compress else 'stored'}".encode())
+        digest.update(f"zip/2 {compression if self.compress else 'stored'}".encode())
         for entry in self._entries:
             file = entry.file
             if file.etag is not None:
                 validator = f"etag:{file.etag}"
             elif file.modified_time is not None:
-                validator = f"mtime:{file.modified_time.timestamp()!r}"
+                validator = f"mtime:{as_utc(file.modified_time).timestamp()!r}"
             elif entry.crc is not None:
                 validator = f"crc:{entry.crc}"
             else:
                 return None  # a member that can't tell when it changes
-            line = f"{entry.name.hex()}:{entry.size}:{validator}\n"
-            digest.update(line.encode())
+            # Every byte of the layout that depends on the member: its name,
+            # size, entry times (a member's ETag may stay the same when only
+            # its modification time changes) and the CRC-32 its wrapper
+            # gives. Fields are length-prefixed: no validator can pass for
+            # another member's fields.
+            fields = (
+                entry.name.hex(),
+                str(entry.size),
+                f"{entry.dos_time}/{entry.dos_date}/{entry.extended_time.hex()}",
+                str(entry.crc),
+                validator,
+            )
+            digest.update("".join(f"{len(f)}:{f};" for f in fields).encode())
         return digest.hexdigest()
 
     # -- reading --------------------------------------------------------------
@@ -340,6 +369,7 @@ class ArchiveFile(DownloadFile):
                     compressed += len(data)
                     yield data
             except Truncated:
+                self._broke_off()
                 return
             finally:
                 entry.file.close()
@@ -352,6 +382,7 @@ class ArchiveFile(DownloadFile):
                     " the archive was cut short.",
                     entry.file,
                 )
+                self._broke_off()
                 return
             if not entry.zip64 and compressed >= LIMIT32:
                 logger.error(
@@ -359,6 +390,7 @@ class ArchiveFile(DownloadFile):
                     " size; the archive was cut short.",
                     entry.file,
                 )
+                self._broke_off()
                 return
             self._remember_crc(index, crc)
             yield entry.descriptor(crc, compressed, size)
@@ -371,6 +403,22 @@ class ArchiveFile(DownloadFile):
             directory_size += len(record)
             yield record
         yield end_records(len(directory), directory_size, offset)
+
+    def _broke_off(self) -> None:
+        """The streamed archive ends early (a member failed, vanished or
+        changed size): with a known size the body is short of its
+        ``Content-Length`` and the client sees it. Without one (deflated, or
+        a member of unknown size), only an error tells: the body's end
+        (chunked encoding's last chunk) would make an archive without its
+        central directory look complete. So the error is raised, for the
+        server to drop the connection instead.
+
+        :raises Truncated: the archive's size is unknown.
+        """
+        if self.size is None:
+            raise Truncated(
+                f"{self!r} was cut short: a member failed while it was sent."
+            )
 
     def crc32_of(self, index: int) -> int:
         """The CRC-32 of member ``index``: given by its wrapper, else read once.

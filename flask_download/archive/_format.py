@@ -8,6 +8,7 @@ import struct
 import typing as t
 import unicodedata
 
+from ..conditional import as_utc
 from ..paths import is_windows_device
 
 if t.TYPE_CHECKING:
@@ -132,11 +133,34 @@ def _shorten(segment: str, limit: int) -> str:
     return (stem or "file") + extension
 
 
+def _decodable(name: str) -> str:
+    """``name`` with no lone surrogate, which UTF-8 cannot encode.
+
+    A name read from a file system that is not UTF-8 holds them
+    (``os.fsdecode``'s ``surrogateescape``): its bytes are decoded as UTF-8
+    where they are, the others become U+FFFD.
+    """
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that are not escaped bytes
+        raw = name.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
 def safe_member_name(name: str | None) -> str:
     """Make a name safe to extract anywhere: a relative path with ``/`` separators.
 
-    Backslashes become ``/``; control characters are deleted; drive letters
-    (``C:``, repeated ones too), leading ``/``, ``.``, ``..`` and empty
+    Undecodable bytes (lone surrogates from a file system that is not
+    UTF-8) become U+FFFD; backslashes become ``/``; control characters are
+    deleted; drive letters (``C:``, repeated ones too), leading ``/``,
+    ``.``, ``..`` and empty
     segments are dropped; any other ``:`` becomes ``_`` (on Windows it would
     name an alternate data stream); trailing dots and spaces are removed
     from each segment (Windows drops them); Windows device names (``CON``,
@@ -149,7 +173,7 @@ def safe_member_name(name: str | None) -> str:
     ``MAX_SEGMENT_BYTES`` (240) and the name to ``MAX_NAME_BYTES`` (4,096)
     UTF-8 bytes (extensions kept). A name with nothing left becomes ``"file"``.
     """
-    cleaned = _UNSAFE_CHARS.sub("", name or "")
+    cleaned = _UNSAFE_CHARS.sub("", _decodable(name or ""))
     cleaned = _unfold_lookalikes(cleaned).replace("\\", "/")
     segments = []
     for segment in cleaned.split("/"):
@@ -181,7 +205,8 @@ class Names:
     Names are compared ignoring case and Unicode composition (two names
     differing by either would overwrite each other on Windows or macOS),
     and a file never takes
-    the name of a directory of another member, nor the other way round.
+    the name of a directory of another member, nor the other way round (the
+    directory is numbered then, once: all its members stay together).
     """
 
     def __init__(self) -> None:
@@ -190,13 +215,21 @@ class Names:
         # The next number to try for a numbered name, so that many
         # duplicates cost linear time, not quadratic.
         self._next: dict[str, int] = {}
+        # Directories numbered because a file had their name: the next
+        # members of that directory go to the same numbered one.
+        self._moved: dict[str, str] = {}
 
     def add(self, name: str) -> str:
         segments = name.split("/")
         for i in range(len(segments) - 1):
-            # A directory whose path is a file's name already: number it.
-            if _key("/".join(segments[: i + 1])) in self._files:
+            key = _key("/".join(segments[: i + 1]))
+            moved = self._moved.get(key)
+            if moved is not None:
+                segments[i] = moved
+            elif key in self._files:
+                # A directory whose path is a file's name already: number it.
                 segments[i] = self._free(segments[:i], segments[i], dirs=False)
+                self._moved[key] = segments[i]
         segments[-1] = self._free(segments[:-1], segments[-1], dirs=True)
         for i in range(len(segments) - 1):
             self._dirs.add(_key("/".join(segments[: i + 1])))
@@ -230,7 +263,7 @@ def _dos_time(moment: datetime.datetime | None) -> tuple[int, int]:
     """DOS time and date of ``moment`` (UTC), clamped to 1980-2107."""
     if moment is None:
         return _DOS_EPOCH
-    moment = moment.astimezone(datetime.timezone.utc)
+    moment = as_utc(moment)
     if moment.year < 1980:
         return _DOS_EPOCH
     if moment.year > 2107:
@@ -244,7 +277,7 @@ def _extended_time(moment: datetime.datetime | None) -> bytes:
     """The extended timestamp extra field, or nothing if it can't hold ``moment``."""
     if moment is None:
         return b""
-    seconds = int(moment.timestamp())
+    seconds = int(as_utc(moment).timestamp())
     if not 0 <= seconds < 2**31:
         return b""
     return _EXTENDED_TIME.pack(0x5455, 5, 1, seconds)

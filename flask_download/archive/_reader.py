@@ -26,8 +26,13 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("flask_download")
 
 
-class Truncated(Exception):
-    """A member vanished, shrank or changed: the body must end here."""
+class Truncated(DownloadError):
+    """A member vanished, shrank or changed: the body must end here.
+
+    Raised out of :meth:`ArchiveFile.chunks` when the archive has no known
+    size (so that the server drops the connection rather than end the body
+    as if it were whole); else the body just ends short of its size.
+    """
 
 
 def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
