@@ -28,6 +28,8 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
+import re
 import time
 import typing as t
 from urllib.parse import quote
@@ -38,6 +40,7 @@ from urllib.parse import urlunsplit
 from flask import current_app
 from flask import request
 from flask import url_for
+from flask.views import View
 
 from ._compat import require
 from .conditional import as_utc
@@ -63,6 +66,14 @@ MIN_SECRET_LENGTH = 32
 # ``secure_link_md5 "..."``: a variable, the end of the string, an escape.
 _NGINX_UNSAFE = frozenset('$"\\')
 
+# The last second of the year 9999 (what datetime can hold), as a Unix time.
+_LAST_EXPIRY = 253402300799
+# nginx's limits: ``time_t`` (ngx_atotm) and base64url (ngx_decode_base64url).
+_MAX_TIME_T = 2**63 - 1
+_BASE64URL = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+)
+
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 Expiry: t.TypeAlias = int | float | datetime.datetime | datetime.timedelta
 
@@ -73,19 +84,29 @@ def _now() -> float:
 
 def _expiry_timestamp(expires: Expiry) -> int:
     """A Unix time: ``datetime`` (naive means UTC), ``timedelta`` from now,
-    or a number (a Unix time already)."""
+    or a number (a Unix time already).
+
+    :raises ValueError: the time is not after 1970 (nginx refuses an
+        ``expires`` of 0 with 403, and cannot read a negative one) or not
+        before the year 10000, or not a finite number.
+    """
     if isinstance(expires, datetime.timedelta):
-        return int(_now() + expires.total_seconds() + 0.999)  # never shorter
-    if isinstance(expires, datetime.datetime):
-        return int(as_utc(expires).timestamp())
-    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        stamp = _now() + expires.total_seconds() + 0.999  # never shorter
+    elif isinstance(expires, datetime.datetime):
+        stamp = as_utc(expires).timestamp()
+    elif isinstance(expires, bool) or not isinstance(expires, (int, float)):
         raise TypeError(
             "expires must be a datetime, a timedelta (from now) or a Unix time,"
             f" not {expires!r}."
         )
-    if expires < 0:
-        raise ValueError(f"expires must be a Unix time, not {expires!r}.")
-    return int(expires)
+    else:
+        stamp = expires
+    if not (math.isfinite(stamp) and 1 <= int(stamp) <= _LAST_EXPIRY):
+        raise ValueError(
+            "expires must be a moment after 1970-01-01T00:00:01Z and before the"
+            f" year 10000 (a Unix time from 1 to {_LAST_EXPIRY}), not {expires!r}."
+        )
+    return int(stamp)
 
 
 def _secret_bytes(secret: str | bytes) -> bytes:
@@ -127,13 +148,76 @@ def _check_uri(uri: str | bytes) -> bytes:
     return raw
 
 
-def _nginx_md5(expires: str, uri: bytes, remote_addr: str | None, secret: bytes) -> str:
+def _nginx_digest(
+    expires: str, uri: bytes, remote_addr: str | None, secret: bytes
+) -> bytes:
     # secure_link_md5 "$secure_link_expires$uri$remote_addr <secret>"; the
     # expiry as the client sent it, $uri decoded.
-    address = (remote_addr or "").encode()
+    address = (_nginx_address(remote_addr) or "").encode()
     message = b"%s%s%s %s" % (expires.encode(), uri, address, secret)
-    digest = hashlib.md5(message).digest()  # nginx's scheme: keyed by the secret
+    return hashlib.md5(message).digest()  # nginx's scheme: keyed by the secret
+
+
+def _nginx_md5(expires: str, uri: bytes, remote_addr: str | None, secret: bytes) -> str:
+    digest = _nginx_digest(expires, uri, remote_addr, secret)
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _inet6_text(packed: bytes) -> str:
+    """An IPv6 address written as nginx writes ``$remote_addr``
+    (``ngx_inet6_ntop``): the first longest run of two or more zero groups
+    is ``::``, hex in lower case, and the IPv4-mapped (``::ffff:1.2.3.4``)
+    and IPv4-compatible forms end in dotted decimal."""
+    zero, last, longest, run = -1, -1, 1, 0
+    for i in range(0, 16, 2):
+        if packed[i] or packed[i + 1]:
+            if longest < run:
+                zero, longest = last, run
+            run = 0
+            continue
+        if run == 0:
+            last = i
+        run += 1
+    if longest < run:
+        zero, longest = last, run
+    end = 16
+    text = ""
+    if zero == 0:
+        if (
+            (longest == 5 and packed[10] == 0xFF and packed[11] == 0xFF)
+            or longest == 6
+            or (longest == 7 and packed[14] != 0 and packed[15] != 1)
+        ):
+            end = 12
+        text += ":"
+    i = 0
+    while i < end:
+        if i == zero:
+            text += ":"
+            i += longest * 2
+            continue
+        text += f"{packed[i] * 256 + packed[i + 1]:x}"
+        if i < 14:
+            text += ":"
+        i += 2
+    if end == 12:
+        text += ".".join(str(b) for b in packed[12:])
+    return text
+
+
+def _nginx_address(remote_addr: str | None) -> str | None:
+    """``remote_addr`` as nginx's ``$remote_addr`` holds it: an IP address
+    in nginx's spelling (``0:0::1`` and ``::1`` are one client); anything
+    else (``unix:``) as it is."""
+    if remote_addr is None:
+        return None
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return remote_addr
+    if isinstance(address, ipaddress.IPv6Address):
+        return _inet6_text(address.packed)  # no %scope: nginx has none
+    return str(address)
 
 
 def nginx_secure_link(
@@ -172,8 +256,10 @@ def nginx_secure_link(
         :class:`~datetime.datetime` (naive means UTC), a
         :class:`~datetime.timedelta` from now, or a Unix time.
     :param remote_addr: bind the link to this client address, as nginx's
-        ``$remote_addr`` will see it.
-    :raises ValueError: ``uri`` is not a normalised absolute path.
+        ``$remote_addr`` will see it (an IPv6 address is written the way
+        nginx writes it, so ``0:0:0:0:0:0:0:1`` binds ``::1``).
+    :raises ValueError: ``uri`` is not a normalised absolute path, or
+        ``expires`` is not between 1970 and the year 10000.
     :raises ConfigurationError: ``secret`` is empty or cannot be written in
         nginx's configuration as is.
     """
@@ -194,9 +280,17 @@ def verify_nginx_secure_link(
 ) -> None:
     """Check a link as nginx's ``secure_link`` module would.
 
+    The same rules as nginx, so that a link refused here is refused by
+    nginx and the other way round: ``md5`` is read as nginx's base64url
+    decoder reads it (``=`` padding allowed, the unused low bits of the
+    last character ignored); ``expires`` must be ASCII digits (leading
+    zeros allowed, and hashed as sent) of a time after 1970, or the link is
+    invalid (403), not expired.
+
     :param uri: the decoded path of the request (bytes: exactly as nginx's
         ``$uri`` holds it).
-    :param md5: the ``md5`` query parameter.
+    :param md5: the ``md5`` query parameter, as sent (nginx does not
+        percent-decode ``$arg_md5``).
     :param expires: the ``expires`` query parameter, as sent.
     :param secret: the secret of :func:`~flask_download.nginx_secure_link`.
     :param remote_addr: the client's address, when links are bound to it.
@@ -208,13 +302,44 @@ def verify_nginx_secure_link(
         path = _check_uri(uri)
     except ValueError:
         raise invalid from None
-    if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+    # secure_link $arg_md5,$arg_expires: nginx splits the two at the first
+    # comma, so a comma in md5 moves the rest into the expiry.
+    md5, _, expires = f"{md5},{expires}".partition(",")
+    stamp = _nginx_expiry(expires)
+    hashed = _nginx_hash(md5)
+    if stamp is None or hashed is None:
         raise invalid
-    expected = _nginx_md5(expires, path, remote_addr, _secret_bytes(secret))
-    if not hmac.compare_digest(expected.encode(), md5.encode("utf-8", "replace")):
+    expected = _nginx_digest(expires, path, remote_addr, _secret_bytes(secret))
+    if not hmac.compare_digest(expected, hashed):
         raise invalid
-    if int(expires) < _now():
+    if stamp < int(_now()):  # nginx: expires < ngx_time(), whole seconds
         raise SignatureExpired("This link has expired: ask for a new link.")
+
+
+def _nginx_expiry(expires: str) -> int | None:
+    """The Unix time nginx reads from ``expires`` (``ngx_atotm``), or
+    ``None`` where it answers 403: not only ASCII digits, 0, or past
+    ``time_t``."""
+    if not expires or not (expires.isascii() and expires.isdigit()):
+        return None
+    digits = expires.lstrip("0")
+    if not digits or len(digits) > 19:
+        return None
+    stamp = int(digits)
+    return stamp if stamp <= _MAX_TIME_T else None
+
+
+def _nginx_hash(md5: str) -> bytes | None:
+    """The 16 bytes nginx decodes from ``md5`` (``ngx_decode_base64url``), or
+    ``None`` where it answers 403."""
+    if len(md5) > 24 or not md5.isascii():
+        return None
+    # nginx stops at the first "=" and ignores what follows; 22 characters
+    # make 16 bytes, the last 4 bits of the 22nd are dropped.
+    head = md5.partition("=")[0]
+    if len(head) != 22 or not _BASE64URL.issuperset(head):
+        return None
+    return base64.urlsafe_b64decode(head + "==")
 
 
 def validate_nginx_secret(secret: t.Any) -> bytes | None:
@@ -314,9 +439,12 @@ def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
     :raises ConfigurationError: no (or a weak) secret in the config.
     """
     secret = _app_secret(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
-    md5s = request.args.getlist(MD5_PARAM)
-    expiries = request.args.getlist(EXPIRES_PARAM)
-    if len(md5s) != 1 or len(expiries) != 1:
+    # nginx reads $arg_md5 and $arg_expires from the raw query string: the
+    # first "name=" (any case) at the start or after "&", not percent-decoded.
+    query = request.query_string
+    md5 = _nginx_arg(query, b"md5")
+    expires = _nginx_arg(query, b"expires")
+    if md5 is None and expires is None:
         raise InvalidSignature("This link needs a signature: ask for a new link.")
     # nginx hashes $uri: the decoded path, script root included (the app may
     # be mounted below the server's root), as raw bytes (WSGI gives them as
@@ -325,11 +453,24 @@ def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     verify_nginx_secure_link(
         path.encode("latin-1", "replace"),
-        md5s[0],
-        expiries[0],
+        (md5 or b"").decode("latin-1"),
+        (expires or b"").decode("latin-1"),
         secret=secret,
         remote_addr=_client_address(remote_addr or None),
     )
+
+
+def _nginx_arg(query: bytes, name: bytes) -> bytes | None:
+    """The value of ``$arg_<name>`` in nginx (``ngx_http_arg``)."""
+    lowered = query.lower()
+    needle = name.lower() + b"="
+    start = lowered.find(needle)
+    while start != -1:
+        if start == 0 or query[start - 1 : start] == b"&":
+            value = query[start + len(needle) :]
+            return value.partition(b"&")[0]
+        start = lowered.find(needle, start + 1)
+    return None
 
 
 @t.overload
@@ -349,10 +490,28 @@ def nginx_secure_link_required(
     refuses the rest, 403 for a missing or wrong hash and 410 for an
     expired link.
 
+    Like :func:`~flask_download.signature_required`, it also decorates a
+    class-based view (:class:`flask.views.View`), returning a subclass.
+
     :param remote_addr: links are bound to the client's address.
     """
 
     def decorator(view: F) -> F:
+        if isinstance(view, type):
+            if not issubclass(view, View):
+                raise TypeError(
+                    "nginx_secure_link_required decorates a view function or a"
+                    f" flask.views.View subclass, not the class {view.__qualname__}."
+                )
+            check = nginx_secure_link_required(remote_addr=remote_addr)
+            namespace = {
+                "decorators": [*view.decorators, check],
+                "__module__": view.__module__,
+                "__qualname__": view.__qualname__,
+                "__doc__": view.__doc__,
+            }
+            return t.cast(F, type(view.__name__, (view,), namespace))
+
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
             check_nginx_secure_link(remote_addr=remote_addr)
@@ -430,21 +589,31 @@ def _source_ip(ip_address: str) -> str:
 # cannot occur): a literal "*" in a policy's Resource is a wildcard.
 _CF_PATH_SAFE = "/%:@!$&'()+,;=~-._"
 _CF_QUERY_SAFE = _CF_PATH_SAFE + "?"
+# A "%" that does not start an escape: a client sends it as "%25".
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _cloudfront_url(url: str, wildcard: bool = False) -> str:
     """``url`` as a client will request it, so that the signature matches.
 
     Spaces, non-ASCII and other characters a client percent-encodes are
-    encoded here; so is ``*``, which a policy's ``Resource`` would read as
-    a wildcard over other files, unless ``wildcard`` asks for one (signed
-    cookies for a folder). Existing escapes are kept.
+    encoded here, and so is a ``%`` that starts no escape (``100%.pdf``);
+    so is ``*``, which a policy's ``Resource`` would read as a wildcard over
+    other files, unless ``wildcard`` asks for one (signed cookies for a
+    folder). Existing escapes are kept. The fragment is left out: a client
+    never sends it.
     """
     parts = urlsplit(url)
     star = "*" if wildcard else ""
-    path = quote(parts.path, safe=_CF_PATH_SAFE + star)
-    query = quote(parts.query, safe=_CF_QUERY_SAFE + star)
-    return urlunsplit(parts._replace(path=path, query=query))
+    path = quote(_STRAY_PERCENT.sub("%25", parts.path), safe=_CF_PATH_SAFE + star)
+    query = quote(_STRAY_PERCENT.sub("%25", parts.query), safe=_CF_QUERY_SAFE + star)
+    return urlunsplit(parts._replace(path=path, query=query, fragment=""))
+
+
+def _with_fragment(signed: str, url: str) -> str:
+    # The fragment goes after the signature's parameters, as in any URL.
+    fragment = urlsplit(url).fragment
+    return f"{signed}#{fragment}" if fragment else signed
 
 
 def _cloudfront_policy(
@@ -476,19 +645,31 @@ def _cloudfront_policy(
         return policy
     document = json.loads(json.dumps(policy))
     statements = document.get("Statement") if isinstance(document, dict) else None
-    if not isinstance(statements, list) or not statements:
+    if (
+        not isinstance(statements, list)
+        or len(statements) != 1
+        or not isinstance(statements[0], dict)
+    ):
+        # CloudFront takes one statement only: a policy with more is refused
+        # on every request.
         raise ConfigurationError(
-            "A CloudFront custom policy is a mapping with a 'Statement' list."
+            "A CloudFront custom policy is a mapping with a 'Statement' list of"
+            " exactly one statement (a mapping)."
         )
-    for statement in statements:
-        condition = statement.setdefault("Condition", {})
-        if "DateLessThan" not in condition:
-            if expires is None:
-                raise ConfigurationError(
-                    "A CloudFront policy needs a DateLessThan: pass 'expires'."
-                )
-            stamp = _expiry_timestamp(expires)
-            condition["DateLessThan"] = {"AWS:EpochTime": stamp}
+    (statement,) = statements
+    # Without a Resource a signed URL opens every file of every distribution
+    # that trusts the key: default to the URL being signed.
+    statement.setdefault("Resource", url)
+    condition = statement.setdefault("Condition", {})
+    if not isinstance(condition, dict):
+        raise ConfigurationError("A CloudFront policy's 'Condition' is a mapping.")
+    if "DateLessThan" not in condition:
+        if expires is None:
+            raise ConfigurationError(
+                "A CloudFront policy needs a DateLessThan: pass 'expires'."
+            )
+        stamp = _expiry_timestamp(expires)
+        condition["DateLessThan"] = {"AWS:EpochTime": stamp}
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -513,7 +694,8 @@ def cloudfront_signed_url(
     :param url: the CloudFront URL of the file (``https://d111.cloudfront.net/a.pdf``).
         Characters a client percent-encodes (spaces, non-ASCII) are encoded
         as it will request them, and so is ``*``: a link names one file,
-        never a wildcard (use ``policy`` for that).
+        never a wildcard (use ``policy`` for that). A ``#fragment`` is not
+        signed and stays at the end of the link.
     :param key_pair_id: the ID of the public key registered in CloudFront.
     :param private_key: the matching RSA private key: PEM text or bytes, or
         a loaded ``cryptography`` key. Keep it out of the code (a secret
@@ -523,21 +705,25 @@ def cloudfront_signed_url(
         :class:`~datetime.timedelta` from now, or a Unix time. May be
         ``None`` when ``policy`` has its own ``DateLessThan``.
     :param policy: a custom policy, as JSON text (signed as given) or a
-        mapping (``DateLessThan`` added from ``expires`` where missing).
-        The ``Resource`` may use ``*`` wildcards.
+        mapping with one statement (``Resource`` defaults to ``url`` and
+        ``DateLessThan`` to ``expires``). The ``Resource`` may use ``*``
+        wildcards.
     :param ip_address: only this client address or CIDR block may use it.
     :param not_before: the URL works only from this moment on.
     :raises ConfigurationError: a bad key, key ID, address or policy.
     :raises ImportError: ``botocore`` or ``cryptography`` is not installed.
     """
     signer = _cloudfront_signer(key_pair_id, private_key)
+    given = url
     url = _cloudfront_url(url)
     custom = _cloudfront_policy(signer, url, expires, policy, ip_address, not_before)
     if custom is None:
         if expires is None:
             raise ConfigurationError("A CloudFront link needs 'expires'.")
-        return t.cast(str, signer.generate_presigned_url(url, _as_datetime(expires)))
-    return t.cast(str, signer.generate_presigned_url(url, policy=custom))
+        signed = signer.generate_presigned_url(url, _as_datetime(expires))
+    else:
+        signed = signer.generate_presigned_url(url, policy=custom)
+    return _with_fragment(t.cast(str, signed), given)
 
 
 def cloudfront_signed_cookies(

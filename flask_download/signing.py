@@ -39,6 +39,7 @@ from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import url_for
+from flask.views import View
 from itsdangerous import Signer
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
@@ -339,7 +340,8 @@ def _private_until(expires: int, response: Response) -> Response:
     """Keep a signed response out of shared caches and past its expiry.
 
     ``private`` (RFC 9111 §5.2.2.7) and a ``max-age`` no longer than the
-    link's remaining lifetime; ``no-store`` and ``no-cache`` are kept.
+    link's remaining lifetime; ``no-store`` and ``no-cache`` are kept. An
+    ``Expires`` or ``X-Accel-Expires`` header is capped at the expiry too.
     """
     remaining = max(0, int(expires - _now()))
     cache_control = response.cache_control
@@ -350,6 +352,12 @@ def _private_until(expires: int, response: Response) -> Response:
         cache_control.max_age = min(cache_control.max_age, remaining)
     elif not (cache_control.no_cache or cache_control.no_store):
         cache_control.max_age = remaining
+    # An Expires header (send_file's max_age sets one) for caches that read
+    # no Cache-Control: not past the link either.
+    if response.expires is not None and response.expires.timestamp() > expires:
+        response.expires = datetime.datetime.fromtimestamp(
+            expires, datetime.timezone.utc
+        )
     # nginx's proxy cache obeys X-Accel-Expires (from an offload rule's
     # ``expires``) before Cache-Control: it may not outlive the link either.
     accel_expires = response.headers.get("X-Accel-Expires")
@@ -383,11 +391,22 @@ def signature_required(view: F | None = None) -> F | cabc.Callable[[F], F]:
         @signature_required
         def report(id): ...
 
+    or on a class-based view (:class:`flask.views.View`, ``MethodView``),
+    which returns a subclass whose ``as_view()`` views check the link
+    first (the class decorated is not changed)::
+
+        @signature_required
+        class ReportView(MethodView):
+            def get(self, id): ...
+
     A missing or tampered signature is answered 403 and an expired link
     410, before the view runs.
     """
 
     def decorator(view: F) -> F:
+        if isinstance(view, type):
+            return t.cast(F, _signed_view_class(view))
+
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
             check_signature()
@@ -398,6 +417,23 @@ def signature_required(view: F | None = None) -> F | cabc.Callable[[F], F]:
     if view is None:
         return decorator
     return decorator(view)
+
+
+def _signed_view_class(cls: type) -> type:
+    # A View class: its as_view() applies ``decorators`` to the view function
+    # it makes, the last one outermost, so the check comes before them all.
+    if not issubclass(cls, View):
+        raise TypeError(
+            "signature_required decorates a view function or a"
+            f" flask.views.View subclass, not the class {cls.__qualname__}."
+        )
+    namespace = {
+        "decorators": [*cls.decorators, signature_required],
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+    }
+    return type(cls.__name__, (cls,), namespace)
 
 
 __all__ = ["SALT", "check_signature", "signature_required", "signed_url_for"]
