@@ -11,6 +11,7 @@ from flask import Blueprint
 from werkzeug.routing import Map
 from werkzeug.routing import Rule
 
+from ._compat import require
 from .exceptions import ConfigurationError
 from .objects import ObjectDownloadView
 from .views import DownloadView
@@ -261,7 +262,7 @@ def _overlap(files_rule: str, model_prefix: str, slug: bool) -> bool:
 
 def _pk_converter(model: type[t.Any]) -> str:
     """The URL converter matching the model's primary key type."""
-    import sqlalchemy as sa
+    sa = require("sqlalchemy", "sqlalchemy", "Model downloads")
 
     columns = sa.inspect(model).primary_key
     try:

@@ -39,6 +39,9 @@ class UpstreamError(DownloadError, BadGateway):
         super().__init__(description="The remote server failed to send the file.")
         #: What went wrong, for logs.
         self.detail = detail
+        # HTTPException.__init__ leaves args empty: pickling (multiprocessing,
+        # task queues) would call __init__ without the detail.
+        self.args = (detail,)
 
 
 class UpstreamTimeout(DownloadError, GatewayTimeout):
@@ -48,6 +51,9 @@ class UpstreamTimeout(DownloadError, GatewayTimeout):
         super().__init__(description="The remote server did not answer in time.")
         #: What went wrong, for logs.
         self.detail = detail
+        # HTTPException.__init__ leaves args empty: pickling (multiprocessing,
+        # task queues) would call __init__ without the detail.
+        self.args = (detail,)
 
 
 class DisallowedURL(DownloadError, Forbidden):
@@ -62,6 +68,9 @@ class DisallowedURL(DownloadError, Forbidden):
         super().__init__(description="The file's location is not allowed.")
         #: Why the URL was refused, for logs.
         self.detail = detail
+        # HTTPException.__init__ leaves args empty: pickling (multiprocessing,
+        # task queues) would call __init__ without the detail.
+        self.args = (detail,)
 
 
 class StorageUnavailable(DownloadError, ServiceUnavailable):
@@ -79,6 +88,9 @@ class StorageUnavailable(DownloadError, ServiceUnavailable):
         )
         #: What went wrong, for logs (never sent to the client).
         self.detail = detail
+        # HTTPException.__init__ leaves args empty: pickling (multiprocessing,
+        # task queues) would call __init__ without the detail.
+        self.args = (detail,)
 
 
 class InvalidSignature(DownloadError, Forbidden):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import copy
 import datetime
 import difflib
 import functools
@@ -196,7 +197,10 @@ class DownloadMixin:
             return True
         # A naive datetime is UTC, as everywhere else in this package.
         modified = conditional.as_utc(modified)
-        return int(modified.timestamp()) > int(conditional.as_utc(since).timestamp())
+        # Whole seconds compared as datetimes: int(timestamp()) would round
+        # the fraction of a date before 1970 up, not down.
+        since = conditional.as_utc(since)
+        return modified.replace(microsecond=0) > since.replace(microsecond=0)
 
     def _validators(self, file: DownloadFile) -> dict[str, str]:
         # RFC 9110 §15.4.5: a 304 carries the validators and Cache-Control
@@ -359,6 +363,12 @@ class DownloadMixin:
             self.file = file = self.get_file()
         except FileNotFound:
             return self.file_not_found_response()
+        if file is None:
+            # Else an AttributeError on None, far from the mistake.
+            raise TypeError(
+                f"{type(self).__name__}.get_file() returned None: return a"
+                " DownloadFile, or raise FileNotFound for a missing file (404)."
+            )
         try:
             early = self.file_response(file)
             if early is not None:
@@ -397,11 +407,17 @@ class DownloadView(DownloadMixin, MethodView):
         """Make a view function; each keyword sets that attribute on the view.
 
         ``PathDownloadView.as_view("readme", path="README.md", attachment=False)``.
-        The class itself is not changed.
+        The class itself is not changed. The attributes Flask reads when it
+        makes the function (``decorators``, ``methods``,
+        ``provide_automatic_options``, ``init_every_request``) may be given
+        too. With ``init_every_request = False`` the view is made once and
+        each request gets a shallow copy of it, since a download view keeps
+        the request's URL variables and file on ``self``.
 
         :raises TypeError: a keyword names no attribute of the class (the
             message suggests the closest attribute, and the attribute to use
-            for a :func:`flask.send_file` keyword).
+            for a :func:`flask.send_file` keyword) or a property without a
+            setter, or a positional argument the class cannot take.
         :raises ConfigurationError: an unknown ``accel`` backend or an invalid
             ``accel_rules`` rule (keyword or class attribute).
         """
@@ -413,6 +429,15 @@ class DownloadView(DownloadMixin, MethodView):
                 or not hasattr(cls, key)
             ):
                 raise TypeError(_unknown_attribute_message(cls, key))
+            found = inspect.getattr_static(cls, key)
+            if isinstance(found, property) and found.fset is None:
+                # Found per request, the instance could not be made at all.
+                raise TypeError(
+                    f"{cls.__name__}.as_view() got the keyword {key!r}, but"
+                    f" {cls.__name__}.{key} is a property without a setter:"
+                    " override it in a subclass instead."
+                )
+        _check_arguments(cls, class_args, class_kwargs)
         cls._check_attributes(class_kwargs)
         # Offload (issue 5): fail now, not on the first request; parsed rules
         # are cached for the requests.
@@ -421,25 +446,45 @@ class DownloadView(DownloadMixin, MethodView):
             class_kwargs.get("accel", cls.accel),
             class_kwargs.get("accel_rules", cls.accel_rules),
         )
-        if cls.decorators or not cls.init_every_request:
-            made = super().as_view(name, *class_args, **class_kwargs)
-            setattr(made, VIEW_ATTRIBUTES, class_kwargs)
-            return made
-
+        # Flask reads these from the class when it makes the view function;
+        # a keyword wins over the class attribute here, as for every other
+        # attribute (``decorators=[login_required]`` must not be dropped).
+        decorators = class_kwargs.get("decorators", cls.decorators)
         # Flask's view function, without its two ensure_sync() calls per
         # request (an inspect.iscoroutinefunction each) for plain methods:
         # whether a function is a coroutine is decided once per function.
-        def view(**kwargs: t.Any) -> ft.ResponseReturnValue:
-            self = view.view_class(*class_args, **class_kwargs)  # type: ignore[attr-defined]
-            return _sync(self.dispatch_request)(**kwargs)  # type: ignore[no-any-return]
+        if class_kwargs.get("init_every_request", cls.init_every_request):
 
+            def view(**kwargs: t.Any) -> ft.ResponseReturnValue:
+                self = view.view_class(*class_args, **class_kwargs)  # type: ignore[attr-defined]
+                return _sync(self.dispatch_request)(**kwargs)  # type: ignore[no-any-return]
+
+        else:
+            # Flask would share one instance between requests, but a download
+            # view keeps the request's URL variables and file on ``self``:
+            # two concurrent requests would serve each other's file. The
+            # instance is made once (its __init__ runs once, as asked) and
+            # each request gets a shallow copy of it.
+            prototype = cls(*class_args, **class_kwargs)
+
+            def view(**kwargs: t.Any) -> ft.ResponseReturnValue:
+                self = copy.copy(prototype)
+                return _sync(self.dispatch_request)(**kwargs)  # type: ignore[no-any-return]
+
+        if decorators:
+            view.__name__ = name
+            view.__module__ = cls.__module__
+            for decorator in decorators:
+                view = decorator(view)
         view.view_class = cls  # type: ignore[attr-defined]
         setattr(view, VIEW_ATTRIBUTES, class_kwargs)
         view.__name__ = name
         view.__doc__ = cls.__doc__
         view.__module__ = cls.__module__
-        view.methods = cls.methods  # type: ignore[attr-defined]
-        view.provide_automatic_options = cls.provide_automatic_options  # type: ignore[attr-defined]
+        view.methods = class_kwargs.get("methods", cls.methods)  # type: ignore[attr-defined]
+        view.provide_automatic_options = class_kwargs.get(  # type: ignore[attr-defined]
+            "provide_automatic_options", cls.provide_automatic_options
+        )
         return view
 
     @classmethod
@@ -468,11 +513,35 @@ class DownloadView(DownloadMixin, MethodView):
         if meth is None and method == "HEAD":
             meth = getattr(self, "get", None)
         assert meth is not None, f"Unimplemented method {method!r}"
-        return t.cast(Response, _sync(meth)(**kwargs))
+        try:
+            return t.cast(Response, _sync(meth)(**kwargs))
+        except FileNotFound:
+            # Raised outside render_to_response, by a method that calls
+            # get_file() itself (an override of get() that checks the file
+            # first): still a missing file, not a 500.
+            return self.file_not_found_response()
 
     def get(self, **kwargs: t.Any) -> Response:
         """Answer ``GET`` (and ``HEAD``) with :meth:`render_to_response`."""
         return self.render_to_response()
+
+
+def _check_arguments(
+    cls: type, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+) -> None:
+    """Raise the :exc:`TypeError` that making ``cls(*args, **kwargs)`` would
+    raise on every request, now (``as_view("name", "stray positional")``)."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # pragma: no cover - a C-level __init__
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(
+            f"{cls.__name__}.as_view() got arguments its view cannot be made"
+            f" with ({e}): give view attributes as keywords only."
+        ) from None
 
 
 @functools.lru_cache(maxsize=512)
