@@ -113,6 +113,10 @@ _NAMES = {
     "Blueprint": "flask.Blueprint",
     "AbstractFileSystem": "fsspec.spec.AbstractFileSystem",
     "SansIOResponse": "werkzeug.sansio.response.Response",
+    # `t.Literal[False]` is written with the alias, so Sphinx does not see a
+    # Literal and makes its value a class reference: Python's constant.
+    "False": "False",
+    "True": "True",
 }
 
 

@@ -37,7 +37,9 @@ from flask import abort
 from flask import Blueprint
 from flask import current_app
 from flask import Flask
+from flask import render_template
 from flask import url_for
+from werkzeug.wrappers import Response
 
 from flask_download import ConfigurationError
 from flask_download import DownloadFile
@@ -46,6 +48,8 @@ from flask_download import nginx_secure_link_required
 from flask_download import nginx_secure_url_for
 from flask_download import PathDownloadView
 from flask_download import StorageDownloadView
+from flask_download import UpstreamError
+from flask_download import UpstreamTimeout
 
 if t.TYPE_CHECKING:
     from flask.typing import RouteCallable
@@ -223,6 +227,25 @@ bp.add_url_rule(
         "remote", "urllib3", "http", lambda: RemoteView.as_view("remote")
     ),
 )
+
+
+@bp.errorhandler(UpstreamError)
+@bp.errorhandler(UpstreamTimeout)
+def remote_failed(error: UpstreamError | UpstreamTimeout) -> Response:
+    """The 502 or 504 of ``/remote``, naming the URL it could not fetch.
+
+    The default URL is on the internet: on a machine without access to it,
+    the page says so and which setting points the demo elsewhere. The cause
+    (``error.detail``) stays in the log.
+    """
+    response = error.get_response()
+    response.set_data(
+        render_template(
+            "error.html", error=error, remote_url=current_app.config["EXAMPLE_HTTP_URL"]
+        )
+    )
+    response.content_type = "text/html; charset=utf-8"
+    return response
 
 
 # -- a link nginx checks --------------------------------------------------------

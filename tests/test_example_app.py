@@ -36,6 +36,7 @@ from flask import Flask
 
 from example_app import create_app
 from example_app.demo import EDGE_FILES
+from example_app.demo import EDGE_LINK_EXPIRES
 from example_app.demo import LARGE_FILE
 from example_app.demo import MARK_EVERY
 from example_app.demo import STORAGE_FILES
@@ -1002,6 +1003,24 @@ def test_remote_refuses_loopback_unless_allowed(
             db.engine.dispose()
 
 
+def test_unreachable_remote_says_what_the_demo_fetches(tmp_path: pathlib.Path) -> None:
+    """Offline (or behind a firewall), the remote-file demo's 502 page names
+    the URL it could not fetch and the setting that changes it."""
+    url = f"http://127.0.0.1:{free_port()}/rfc9110.txt"  # nothing listens there
+    app = make_example(
+        tmp_path, EXAMPLE_HTTP_URL=url, DOWNLOAD_HTTP_ALLOWED_HOSTS=["127.0.0.1"]
+    )
+    with app.test_client().get("/remote") as rv:
+        assert rv.status_code == 502
+        page = rv.get_data(as_text=True)
+    assert "<h1>502 Bad Gateway</h1>" in page
+    assert 'href="/static/style.css"' in page  # a page of the site
+    assert f"<code>{url}</code>" in page
+    assert "EXAMPLE_HTTP_URL" in page and "instance/config.py" in page
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_edge_link_is_checked_where_no_nginx_runs(
     example: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1016,7 +1035,9 @@ def test_edge_link_is_checked_where_no_nginx_runs(
         with anonymous.get(url) as rv:
             assert rv.status_code == 403, url
     real_time = time.time
-    monkeypatch.setattr(time, "time", lambda: real_time() + 3601)
+    # The expiry is rounded up to a whole second, and nginx still accepts a
+    # link during its expiry second (expires < now is expired): 2 s after.
+    monkeypatch.setattr(time, "time", lambda: real_time() + EDGE_LINK_EXPIRES + 2)
     with anonymous.get(link) as rv:
         assert rv.status_code == 410
 
