@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import os
+import stat
 import threading
 import time
 import typing as t
@@ -27,6 +28,7 @@ from .exceptions import FileNotFound
 from .paths import ConfinedPath
 from .paths import open_confined
 from .paths import open_path
+from .paths import split_relative
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -289,10 +291,12 @@ class PathFile(DownloadFile):
         ``root``, symbolic links included. Without ``root``, a trusted path
         (absolute, or relative to the working directory) opened as is:
         never pass client input without ``root``.
-    :param name: the client-side name; defaults to the file's last part.
+    :param name: the client-side name; defaults to the last part of
+        ``path`` as given (a link's own name, not its target's).
     :param root: the trusted directory a client path is confined to.
     :raises FileNotFound: ``path`` is refused, missing, not a regular file,
         or unreadable.
+    :raises ConfigurationError: ``root`` is empty.
     """
 
     seekable = True
@@ -309,22 +313,40 @@ class PathFile(DownloadFile):
         *,
         root: str | os.PathLike[str] | None = None,
     ) -> None:
-        untrusted: str | tuple[str, ...] = os.fspath(path)
-        if root is None and isinstance(path, ConfinedPath):
+        if root is not None and not os.fsdecode(root):
+            # os.path.join("", path) is the working directory's: never what
+            # an empty MEDIA_ROOT (say) meant.
+            raise ConfigurationError(
+                "PathFile got an empty root: pass the directory the path must"
+                " stay in, or root=None for a trusted path."
+            )
+        asked: str | None = None
+        if isinstance(path, ConfinedPath) and (
+            root is None or _same_root(root, path.root)
+        ):
             # From PathDownloadView.get_path(): still a client path.
-            root, untrusted = path.root, path.segments
+            root = path.root
+            segments: cabc.Sequence[str] = path.segments
+        elif root is not None:
+            segments = split_relative(os.fsdecode(path))
         if root is not None:
-            self._root = os.fspath(root)
-            opened = open_confined(self._root, untrusted)
+            self._root = os.fsdecode(root)
+            opened = open_confined(self._root, segments)
             self.real_path = opened.path
             self._real_root = opened.root
+            # The name the file was asked by, not its target's: a link
+            # "latest.pdf" -> "v2.pdf" downloads as "latest.pdf", as a
+            # trusted path (and flask.send_from_directory) does.
+            asked = segments[-1]
         else:
             opened = open_path(path)
         self._fd = _hold(opened.fd)
         st = self._stat = opened.stat
         self.path = opened.path
         self._identity = _identity(st)
-        self.name = os.path.basename(self.path) if name is None else name
+        if name is None:
+            name = os.path.basename(self.path) if asked is None else asked
+        self.name = name
         self.size = st.st_size
         self.modified_time = modified = _utc(st.st_mtime)
         self.etag = _stat_etag(st, modified)
@@ -418,6 +440,13 @@ class PathFile(DownloadFile):
                 _release()
 
 
+def _same_root(given: str | os.PathLike[str], confined: str) -> bool:
+    # Whether a root passed along with a ConfinedPath is the one it was
+    # confined to, spelled either way (trailing slash, relative, bytes).
+    given = os.path.abspath(os.fsdecode(given))
+    return given == os.path.abspath(confined)
+
+
 #: Most descriptors that :class:`PathFile` wrappers hold open between their
 #: creation and their body. A request holds one; an archive of thousands of
 #: members would hold thousands and run out. Past this many, a new wrapper
@@ -452,7 +481,9 @@ _APPEND_PAUSES = (0.001, 0.002, 0.004, 0.008, 0.016)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_mode, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    # The file type, not the permission bits: a chmod while a file is sent
+    # changes nothing in its bytes (nor does a chown, or a new atime).
+    return (stat.S_IFMT(st.st_mode), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _same_or_grown(st: os.stat_result, identity: tuple[int, ...]) -> bool:
@@ -462,8 +493,8 @@ def _same_or_grown(st: os.stat_result, identity: tuple[int, ...]) -> bool:
     file is sent as announced); one that shrank or was rewritten in place
     at the same size is another version.
     """
-    mode, dev, ino, size, mtime_ns = identity
-    if (st.st_mode, st.st_dev, st.st_ino) != (mode, dev, ino):
+    kind, dev, ino, size, mtime_ns = identity
+    if (stat.S_IFMT(st.st_mode), st.st_dev, st.st_ino) != (kind, dev, ino):
         return False
     # Not the ctime: unlinking or replacing the name of a file being sent
     # moves it, and that file is still the one announced.
@@ -498,10 +529,12 @@ class VirtualFile(DownloadFile):
         (``'"abc"'`` is ``abc``).
     :param charset: the encoding of text content (default UTF-8), also
         announced for ``text/*`` types (the wrapper's :attr:`charset`).
-    :raises ConfigurationError: ``charset`` is not a known encoding, or
+    :raises ConfigurationError: ``charset`` is not a known encoding,
         ``etag`` cannot be sent in a header (a weak ``W/`` tag, quotes
-        inside, spaces or control characters).
-    :raises TypeError: ``etag`` is not a ``str``; or an iterator yields a
+        inside, spaces or control characters), or ``size`` is negative.
+    :raises TypeError: ``content`` is none of the kinds above (``None``, an
+        ``int``...), ``size`` is not an ``int``, ``modified_time`` is not a
+        :class:`~datetime.datetime`, ``etag`` is not a ``str``; or an iterator yields a
         chunk that is neither ``bytes``-like nor ``str`` (raised when the
         body gets there: the response ends short and the connection closes).
     :raises UnicodeEncodeError: a ``str`` or ``StringIO`` has a character
@@ -522,6 +555,7 @@ class VirtualFile(DownloadFile):
         etag: str | None = None,
         charset: str | None = None,
     ) -> None:
+        _check_virtual_arguments(content, size, modified_time)
         self.name = name
         self.modified_time = None if modified_time is None else as_utc(modified_time)
         if etag is not None:
@@ -624,6 +658,37 @@ class VirtualFile(DownloadFile):
         close = getattr(target, "close", None)
         if close is not None:
             close()
+
+
+def _check_virtual_arguments(
+    content: object, size: object, modified_time: object
+) -> None:
+    """Refuse what :class:`VirtualFile` cannot send, when it is made: found
+    later, it would fail after the status line went out (a broken body) or
+    put a bad ``Content-Length`` (``-1``, ``True``) on the wire."""
+    if not (
+        isinstance(content, (str, bytes, bytearray, memoryview, cabc.Iterable))
+        or hasattr(content, "read")
+    ):
+        raise TypeError(
+            "VirtualFile content must be str, bytes, a file-like object or an"
+            f" iterator of bytes or str chunks, not {type(content).__name__}."
+        )
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(
+                "VirtualFile size must be a number of bytes (an int) or None,"
+                f" not {type(size).__name__}."
+            )
+        if size < 0:
+            raise ConfigurationError(
+                f"VirtualFile size must be a number of bytes >= 0, not {size!r}."
+            )
+    if modified_time is not None and not isinstance(modified_time, datetime.datetime):
+        raise TypeError(
+            "VirtualFile modified_time must be a datetime (aware, or naive in"
+            f" UTC) or None, not {type(modified_time).__name__}."
+        )
 
 
 def _text_encoding(charset: str | None) -> str:

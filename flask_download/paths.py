@@ -116,7 +116,9 @@ def split_key(untrusted: str) -> list[str]:
     percent-decoding it (repeatedly, as long as escapes remain): a store
     that decodes keys once more (an HTTP store, a URL-built API) can never
     see a ``..`` or ``.`` segment, a ``/`` or ``\\`` inside a segment, or a
-    control character that the first check did not.
+    control character that the first check did not. Escapes that do not
+    decode as UTF-8 (``%ff``, overlong forms such as ``%c0%ae``) are
+    refused too.
 
     :raises FileNotFound: the key could leave its prefix.
     """
@@ -124,7 +126,13 @@ def split_key(untrusted: str) -> list[str]:
     for segment in segments:
         decoded = segment
         while "%" in decoded and _ESCAPE.search(decoded):
-            decoded = unquote(decoded, errors="strict")
+            try:
+                decoded = unquote(decoded, errors="strict")
+            except UnicodeDecodeError:
+                # Escapes that are not UTF-8 ("%ff", the overlong "%c0%ae"
+                # some decoders read as "."): a store decoding them again
+                # could see anything.
+                raise FileNotFound(f"Refused key {untrusted!r}.") from None
             if (
                 decoded in ("", ".", "..")
                 or "/" in decoded
@@ -142,7 +150,8 @@ class ConfinedPath(str):
     :meth:`PathDownloadView.get_path() <flask_download.PathDownloadView.get_path>`
     returns one for a URL path, so that ``PathFile(view.get_path())`` in a
     subclass still opens it with :func:`open_confined` instead of following
-    whatever the name points to by then.
+    whatever the name points to by then (passing ``root=`` along with it is
+    fine when it names the same root; another root refuses it).
     """
 
     root: str
@@ -333,10 +342,13 @@ def open_confined(
     segments = (
         split_relative(untrusted) if isinstance(untrusted, str) else list(untrusted)
     )
+    # A root given as bytes (or a bytes PathLike) is spelled as a str, the
+    # way os.fsdecode reads file names, so paths joined to it never mix.
+    root = os.fsdecode(root)
     if not HAS_DIR_FD:  # pragma: no cover - Windows
-        return _open_checked(_roots(os.fspath(root)), segments, _shown(untrusted))
+        return _open_checked(_roots(root), segments, _shown(untrusted))
     try:
-        root_fd, roots = _open_root(os.fspath(root))
+        root_fd, roots = _open_root(root)
     except OSError as e:
         _refuse(untrusted, f"the root cannot be opened ({e.strerror})")
     # The directories walked so far, the root first; names[i] is the name
