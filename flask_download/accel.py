@@ -108,7 +108,7 @@ class AccelResponse(DownloadResponse):
 
     :param original: the download response to offload; this response takes
         over its file, headers and close callbacks (do not use it after).
-    :param offload: the header to send, from :func:`find_offload`.
+    :param offload: the header to send, from :func:`~flask_download.accel.find_offload`.
     """
 
     _offload_decided = True

@@ -528,7 +528,7 @@ class VirtualFile(DownloadFile):
         ``ETag: "abc"``. One pair of surrounding quotes is taken off
         (``'"abc"'`` is ``abc``).
     :param charset: the encoding of text content (default UTF-8), also
-        announced for ``text/*`` types (the wrapper's :attr:`charset`).
+        announced for ``text/*`` types (the wrapper's :attr:`~flask_download.DownloadFile.charset`).
     :raises ConfigurationError: ``charset`` is not a known encoding,
         ``etag`` cannot be sent in a header (a weak ``W/`` tag, quotes
         inside, spaces or control characters), or ``size`` is negative.

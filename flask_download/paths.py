@@ -68,7 +68,7 @@ def _refused_segment(segment: str) -> bool:
 def split_relative(untrusted: str) -> list[str]:
     """Split a client-supplied relative path into safe segments.
 
-    Refuses (with :exc:`FileNotFound`, so views answer 404) empty paths,
+    Refuses (with :exc:`~flask_download.FileNotFound`, so views answer 404) empty paths,
     absolute paths, backslashes, C0 and C1 control characters (NUL
     included), ``..`` segments, Windows drives and Windows device names in
     every spelling Windows accepts (``CON``, ``nul.txt``, ``COM¹``,

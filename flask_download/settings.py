@@ -229,14 +229,17 @@ def _bare_host(host: str) -> str:
 _checked_roots: set[str] = set()
 
 
-def join_root(base: str, root: str | os.PathLike[str], setting: str) -> str:
+def join_root(
+    base: str, root: str | bytes | os.PathLike[str] | os.PathLike[bytes], setting: str
+) -> str:
     """``root`` taken relative to ``base`` (a relative root is the
     application's ``root_path``'s), then checked with :func:`check_root`.
+    A ``bytes`` root is decoded as the file system does (``os.fsdecode``).
 
     :raises ConfigurationError: ``root`` is empty (it would be ``base``
         itself, the application's source code), or not an existing directory.
     """
-    path = os.fspath(root)
+    path = os.fsdecode(root)
     if not path:
         raise ConfigurationError(
             f"{setting} is an empty string: set it to the directory to serve,"

@@ -475,7 +475,7 @@ class ArchiveFile(DownloadFile):
         byte and then much data does not.
 
         CRC-32s read once are remembered for the process (for the same
-        file: see :func:`_crc_key`), so a client that downloaded the archive
+        file: see ``_crc_key()``), so a client that downloaded the archive
         can resume it cheaply afterwards.
         """
         ordered = sorted(spans)
