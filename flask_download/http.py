@@ -16,8 +16,12 @@ again, and never shown to the client.
 
 The upstream's framing is never relayed: ``Content-Length`` only when it
 sent exactly one valid length and no ``Transfer-Encoding``; a range the
-client did not ask for, or a malformed length or ``Content-Range``, is a
-502 and the upstream connection is closed at once.
+client did not ask for, a malformed length or ``Content-Range``, or a
+``Transfer-Encoding`` other than ``chunked``, is a 502 and the upstream
+connection is closed at once. So is an answer that is no file: a final
+1xx (a ``101`` relayed would switch the client's connection), 204, 205, a
+3xx that is not followed, or a 304, 412 or 416 to conditions or a range
+that were not sent.
 """
 
 from __future__ import annotations
@@ -103,6 +107,13 @@ RELAYED_RESPONSE_HEADERS = (
     "Vary",
 )
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+# Final statuses whose body is the file (206 only when a range was asked:
+# _check_framing); 304, 412 and 416 only answer the request's conditions.
+_FILE_STATUSES = frozenset((200, 203, 206))
+# Request headers that may make an upstream answer 304 or 412.
+_CONDITIONS = frozenset(
+    ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+)
 # Request headers dropped when a redirect leaves the first origin.
 _CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
 _USER_AGENT = "Flask-Download"
@@ -203,6 +214,14 @@ def _embedded_ipv4s(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Addres
     return []
 
 
+def _isatap_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    # RFC 5214 §6.1: interface identifier 0000:5efe or 0200:5efe (the "u"
+    # bit set for a global IPv4 address; "g" taken either way), then IPv4.
+    if (int(address) >> 32) & 0xFCFFFFFF != 0x00005EFE:
+        return None
+    return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+
+
 def _public_ipv4(ip: ipaddress.IPv4Address) -> bool:
     return ip.is_global and not any(ip in net for net in _SPECIAL_IPV4)
 
@@ -215,8 +234,9 @@ def is_public_address(address: str) -> bool:
     IPv6: inside ``2000::/3`` and outside its special-purpose ranges; an
     address that embeds an IPv4 one (mapped, compatible, SIIT, NAT64
     ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4, Teredo) is judged by that
-    IPv4 address alone. Anything unparseable, or with a zone (``%eth0``), is
-    not public.
+    IPv4 address alone; an ISATAP address (interface identifier
+    ``0:5efe:a.b.c.d``) must also embed a public IPv4 address. Anything
+    unparseable, or with a zone (``%eth0``), is not public.
     """
     try:
         ip = ipaddress.ip_address(address)
@@ -229,6 +249,11 @@ def is_public_address(address: str) -> bool:
     embedded = _embedded_ipv4s(ip)
     if embedded:
         return all(_public_ipv4(v4) for v4 in embedded)
+    # A host with an ISATAP interface on that prefix sends it to the IPv4
+    # address in its last 32 bits, inside its own network.
+    isatap = _isatap_ipv4(ip)
+    if isatap is not None and not _public_ipv4(isatap):
+        return False
     return (
         ip in _GLOBAL_UNICAST
         and not any(ip in net for net in _SPECIAL_IPV6)
@@ -246,9 +271,18 @@ class _Target(t.NamedTuple):
     host_header: str
 
 
+def _allowed_form(entry: str) -> str:
+    """An ``allowed_hosts`` entry as URL hosts are compared: lowercase, no
+    trailing dot or brackets, an internationalised name in ASCII."""
+    entry = entry.lower().rstrip(".").strip("[]")
+    dot = "." if entry.startswith(".") else ""
+    return dot + (_ascii_host(entry[len(dot) :]) or entry[len(dot) :])
+
+
 def _host_allowed(host: str, allowed_hosts: cabc.Collection[str]) -> bool:
+    """Whether ``host`` (ASCII, lowercase) matches an entry of
+    ``allowed_hosts`` (as :func:`_allowed_form` makes them)."""
     for allowed in allowed_hosts:
-        allowed = allowed.lower().rstrip(".").strip("[]")
         if host == allowed:
             return True
         # ".example.com" allows example.com and its subdomains (as Django's
@@ -256,6 +290,23 @@ def _host_allowed(host: str, allowed_hosts: cabc.Collection[str]) -> bool:
         if allowed.startswith(".") and (host == allowed[1:] or host.endswith(allowed)):
             return True
     return False
+
+
+def _ascii_host(host: str) -> str:
+    """``host`` as resolved and sent (``Host``, SNI): an internationalised
+    name in its ASCII (IDNA) form, as ``getaddrinfo`` looks it up; ``""``
+    when it cannot be a host name (a zone ID or a percent-encoded name,
+    an invalid label)."""
+    if "%" in host:
+        # "fe80::1%25eth0" picks an interface; "%31%32%37.0.0.1" is no name
+        # a resolver knows.
+        return ""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
 
 
 def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
@@ -279,15 +330,17 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
     if "@" in parts.netloc:
         # "http://allowed.example@evil.example/" goes to evil.example.
         raise _refuse(f"{url!r}: URLs with user info are refused.")
-    host = (parts.hostname or "").rstrip(".")
+    host = _ascii_host((parts.hostname or "").rstrip("."))
     if not host:
-        raise _refuse(f"{url!r} has no host.")
+        raise _refuse(f"{url!r} has no valid host.")
     if port is None:
         port = 443 if scheme == "https" else 80
+    elif port == 0:
+        raise _refuse(f"{url!r} has no valid port.")
     # An IPv6 entry may be written "[::1]"; the URL's host name is "::1".
-    listed = allowed_hosts is not None and host in {
-        h.lower().rstrip(".").strip("[]") for h in allowed_hosts
-    }
+    if allowed_hosts is not None:
+        allowed_hosts = [_allowed_form(entry) for entry in allowed_hosts]
+    listed = allowed_hosts is not None and host in allowed_hosts
     if allowed_hosts is not None and not (listed or _host_allowed(host, allowed_hosts)):
         raise _refuse(f"{host!r} is not in the allowed hosts.")
     try:
@@ -514,7 +567,8 @@ class HTTPFile(DownloadFile):
     :param max_redirects: most redirects followed.
     :raises FileNotFound: the server answered 404 or 410.
     :raises DisallowedURL: the URL, or a redirect, may not be fetched (403).
-    :raises UpstreamError: connection refused, a 5xx or other error (502).
+    :raises UpstreamError: connection refused, a 5xx or other error, an
+        answer that is no file (see the module) (502).
     :raises UpstreamTimeout: the server did not answer in time (504).
     :raises ImportError: ``urllib3`` is not installed (extra ``http``).
     """
@@ -568,6 +622,7 @@ class HTTPFile(DownloadFile):
             if key.lower() != "host":
                 request_headers[key] = value
         self._asked_range = any(k.lower() == "range" for k in request_headers)
+        self._asked_condition = any(k.lower() in _CONDITIONS for k in request_headers)
         current = url
         origin = None
         for _ in range(max_redirects + 1):
@@ -606,6 +661,12 @@ class HTTPFile(DownloadFile):
             raise FileNotFound(f"{current!r} answered {status}.")
         if status >= 400 and status not in (412, 416):
             raise _fail(f"{current!r} answered {status}.")
+        if not self._relayable_status(status):
+            # A 1xx as the final answer (a 101 would tell the client, or a
+            # proxy in front, that the connection switched protocols), a
+            # 204 or 205, a redirect that is not followed, or a 304, 412 or
+            # 416 nobody asked for: no file to relay.
+            raise _fail(f"{current!r} answered {status}, which is not a file.")
         upstream = response.headers
         relayed = Headers()
         for header in RELAYED_RESPONSE_HEADERS:
@@ -632,6 +693,13 @@ class HTTPFile(DownloadFile):
         mimetype = relayed.get("Content-Type")
         self.mimetype = mimetype if valid_media_type(mimetype) else None
         self.encoding = relayed.get("Content-Encoding") or None
+
+    def _relayable_status(self, status: int) -> bool:
+        if status in (304, 412):
+            return self._asked_condition
+        if status == 416:
+            return self._asked_range
+        return status in _FILE_STATUSES
 
     def chunks(
         self,
@@ -760,8 +828,9 @@ def _check_framing(
 ) -> None:
     """Refuse an answer whose framing or range cannot be relayed faithfully.
 
-    The body is relayed as urllib3 reads it (de-chunked), so the client's
-    framing must come from one valid ``Content-Length`` or from none:
+    The body is relayed as urllib3 reads it (de-chunked only when the one
+    ``Transfer-Encoding`` is ``chunked``), so the client's framing must
+    come from one valid ``Content-Length`` or from none:
     ``Transfer-Encoding`` with ``Content-Length`` is a smuggling attempt
     (RFC 9112 §6.3), and two lengths or a malformed one cannot be trusted.
 
@@ -769,6 +838,14 @@ def _check_framing(
     """
     lengths = relayed.getlist("Content-Length")
     if "Transfer-Encoding" in upstream:
+        codings = upstream.getlist("Transfer-Encoding")
+        # http.client de-chunks a body whose first Transfer-Encoding is
+        # exactly "chunked" and reads any other until the connection closes:
+        # "gzip, chunked" would be relayed with its chunk framing and coding
+        # as if they were the file's bytes.
+        if len(codings) != 1 or codings[0].lower() != "chunked":
+            shown = [coding[:64] for coding in codings[:4]]
+            raise _fail(f"{url!r} sent the Transfer-Encoding {shown!r}.")
         if lengths:
             raise _fail(f"{url!r} sent both Transfer-Encoding and Content-Length.")
     elif len(lengths) > 1 or (lengths and not _LENGTH.fullmatch(lengths[0])):
@@ -826,8 +903,9 @@ class HTTPDownloadView(DownloadView):
     ``Content-Range``, ``Content-Encoding``, ``Accept-Ranges``, ``ETag``,
     ``Last-Modified`` and ``Vary`` copied; ``Content-Disposition``,
     ``Cache-Control`` and ``X-Content-Type-Options`` are the view's. Upstream
-    404/410 -> 404, other errors and refused connections -> 502, timeouts ->
-    504, refused URLs -> 403, each with a log line.
+    404/410 -> 404, other errors, answers that are no file (see the module)
+    and refused connections -> 502, timeouts -> 504, refused URLs -> 403,
+    each with a log line.
     """
 
     #: The URL to fetch (or override :meth:`get_url`).
@@ -967,10 +1045,13 @@ class HTTPDownloadView(DownloadView):
         # The bytes are relayed as they are: their encoding, length, range
         # and validators are upstream's, not guessed. The type is the view's
         # when it sets one (an upstream cannot turn an image view into an
-        # HTML page), except for a multipart body, whose framing it names.
+        # HTML page), except for a multipart 206 body, whose framing it names
+        # (on any other status that type is only the upstream's say-so).
         upstream_type = upstream.get("Content-Type")
         if upstream_type is not None and valid_media_type(upstream_type):
-            multipart = upstream_type.lower().startswith("multipart/byteranges")
+            multipart = file.status == 206 and upstream_type.lower().startswith(
+                "multipart/byteranges"
+            )
             if multipart or not kwargs.get("mimetype", self.get_mimetype()):
                 h["Content-Type"] = upstream_type
         for name in RELAYED_RESPONSE_HEADERS:

@@ -581,7 +581,8 @@ class StorageDownloadView(DownloadView):
     #: Answer with a 302 to a presigned URL when the store can make one.
     redirect: bool = False
     #: Lifetime of presigned URLs: seconds, or a :class:`~datetime.timedelta`.
-    #: SigV4 (S3) allows at most 7 days.
+    #: SigV4 (S3) allows at most 7 days. On a signed link (:attr:`signed`,
+    #: ``signature_required``) it is cut to the time the link has left.
     redirect_expires: int | datetime.timedelta = 300
     #: With :attr:`redirect`, answer ``HEAD`` with a 302 to a URL presigned
     #: for ``HEAD`` when the store can make one (S3). ``False``: the
@@ -668,7 +669,9 @@ class StorageDownloadView(DownloadView):
         ``sign()``, or a ``HEAD`` on a store other than S3); the application
         then answers the request itself. For S3 the URL also makes the store
         answer with this view's ``Content-Disposition`` and ``Content-Type``.
-        Override it to pass other options to another backend's ``sign()``.
+        The URL is valid :meth:`get_redirect_expires` seconds, never past
+        the expiry of the signed link the request came with. Override it to
+        pass other options to another backend's ``sign()``.
 
         :param method: ``"GET"`` or ``"HEAD"``.
         :raises StorageUnavailable: signing failed (no credentials...).
@@ -678,6 +681,11 @@ class StorageDownloadView(DownloadView):
             return None
         fs = file.fs
         expires = self.get_redirect_expires()
+        link_left = _signed_link_left()
+        if link_left is not None and link_left < expires:
+            # A signed link grants access until its expiry: the URL it
+            # redirects to must not grant more.
+            expires = link_left
         params: dict[str, str] = {}
         if _is_s3(fs):
             if expires > _SIGV4_MAX_EXPIRES:
@@ -738,11 +746,27 @@ class StorageDownloadView(DownloadView):
 _SIGV4_MAX_EXPIRES = 7 * 24 * 3600
 
 
+def _signed_link_left() -> int | None:
+    """Whole seconds (at least 1) until the signed link of this request
+    expires; ``None`` when no signature was checked."""
+    from .signing import _CHECKED
+    from .signing import _now
+
+    expires = request.environ.get(_CHECKED)
+    if not isinstance(expires, int) or isinstance(expires, bool):
+        return None
+    return max(1, int(expires - _now()))
+
+
 def _is_s3(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.cached import CachingFileSystem
     from fsspec.implementations.dirfs import DirFileSystem
 
-    # A DirFileSystem passes sign()'s options on to the store it wraps.
-    while isinstance(fs, DirFileSystem):
+    # A DirFileSystem passes sign()'s options on to the store it wraps; a
+    # caching wrapper (simplecache::s3://...) hands sign() itself over.
+    for _ in range(_MAX_WRAPPERS):
+        if not isinstance(fs, (DirFileSystem, CachingFileSystem)):
+            break
         fs = fs.fs
     # s3fs's sign() passes the response-* overrides and the client method on
     # to botocore; another filesystem speaking S3 may not take them.
