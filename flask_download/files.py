@@ -78,6 +78,11 @@ class DownloadFile:
     #: Whether :meth:`open` returns a seekable stream of exactly :attr:`size`
     #: bytes, so that ``Range`` requests can be answered.
     seekable: bool = False
+    #: Whether :meth:`chunks` honours ``start`` and ``stop`` without reading
+    #: the bytes before ``start``, for a source that is not :attr:`seekable`
+    #: (:class:`~flask_download.HTTPFile` asks its server for the range).
+    #: Archives use it to read only the part of a member a range needs.
+    sliceable: bool = False
     # Text encoded as it is streamed (VirtualFile): the response may still
     # choose its charset, and sets ``charset`` when the view gives one.
     _streams_text: bool = False

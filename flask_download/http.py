@@ -693,6 +693,15 @@ class HTTPFile(DownloadFile):
         mimetype = relayed.get("Content-Type")
         self.mimetype = mimetype if valid_media_type(mimetype) else None
         self.encoding = relayed.get("Content-Encoding") or None
+        # RFC 9110 §14.3: the server takes byte ranges of this file, and the
+        # strong ETag lets a later range be asked on the same version only.
+        accepted = relayed.get("Accept-Ranges", "").lower()
+        self.sliceable = (
+            status == 200
+            and self.etag is not None
+            and self.size is not None
+            and "bytes" in (unit.strip() for unit in accepted.split(","))
+        )
 
     def _relayable_status(self, status: int) -> bool:
         if status in (304, 412):
@@ -709,15 +718,44 @@ class HTTPFile(DownloadFile):
     ) -> cabc.Iterator[bytes]:
         """Relay the body as it arrives, never decompressed.
 
-        ``start`` and ``stop`` are not supported (ranges are asked upstream).
+        ``start`` and ``stop`` need a :attr:`sliceable` file: the bytes
+        ``[start, stop)`` are asked for again with ``Range`` and ``If-Match``
+        (a server that sends the whole file instead has the bytes before
+        ``start`` dropped).
+
+        :raises ValueError: ``start`` or ``stop`` on a file that is not
+            sliceable (the view relays ranges upstream instead).
+        :raises FileNotFound: the file changed since its headers were read.
         """
-        if start or stop is not None:
-            raise ValueError("HTTPFile relays ranges upstream; it cannot slice.")
-        response = self._response
-        if response is None and self._released:
-            response = self._response = self._request_again()
-        if response is None:
+        if not (start or stop is not None):
+            response = self._response
+            if response is None and self._released:
+                response = self._response = self._request_again()[0]
+            if response is not None:
+                yield from self._relay(response, chunk_size)
             return
+        if not self.sliceable:
+            raise ValueError("HTTPFile relays ranges upstream; it cannot slice.")
+        size = t.cast(int, self.size)
+        stop = size if stop is None else min(stop, size)
+        if start >= stop:
+            return
+        self.close()  # the whole answer, if still held
+        response, status = self._request_again((start, stop))
+        self._response = response
+        # RFC 9110 §14.2: a server may send the whole file (200) instead.
+        skip = 0 if status == 206 else start
+        yield from self._relay(response, chunk_size, skip, stop - start)
+
+    def _relay(
+        self,
+        response: BaseHTTPResponse,
+        chunk_size: int,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> cabc.Iterator[bytes]:
+        # The body as it arrives; the first ``skip`` bytes dropped, at most
+        # ``limit`` bytes yielded.
         urllib3 = _import_urllib3()
         # read1: what has arrived (up to chunk_size), at once; read() would
         # wait for a whole chunk, so a slow upstream relayed nothing for
@@ -729,7 +767,7 @@ class HTTPFile(DownloadFile):
         waited = 0.0
         received = 0
         try:
-            while True:
+            while limit is None or limit > 0:
                 started = time.monotonic()
                 data = read(chunk_size, decode_content=False)
                 waited += time.monotonic() - started
@@ -748,11 +786,21 @@ class HTTPFile(DownloadFile):
                             " a second): cut off."
                         )
                     waited, received = 0.0, 0
+                if skip:
+                    dropped = min(skip, len(data))
+                    data, skip = data[dropped:], skip - dropped
+                    if not data:
+                        continue
+                if limit is not None:
+                    data = data[:limit]
+                    limit -= len(data)
                 yield data
         except urllib3.exceptions.HTTPError as e:
             # The headers are sent: all that can be done is to cut the body.
             raise _fail(f"{self.final_url!r} broke off: {e}") from None
-        self._done = True
+        # Read to its end, the connection can serve another request; not a
+        # body cut at ``limit`` (a server that sent more than the range).
+        self._done = limit is None or getattr(response, "length_remaining", 1) == 0
 
     def close(self) -> None:
         response, self._response = self._response, None
@@ -767,7 +815,9 @@ class HTTPFile(DownloadFile):
         self._released = True
         self.close()
 
-    def _request_again(self) -> BaseHTTPResponse:
+    def _request_again(
+        self, span: tuple[int, int] | None = None
+    ) -> tuple[BaseHTTPResponse, int]:
         """The GET again, for a wrapper whose connection was let go.
 
         ``If-Match`` on the ETag (else ``If-Unmodified-Since`` on the
@@ -783,6 +833,9 @@ class HTTPFile(DownloadFile):
             headers["If-Match"] = f'"{self.etag}"'
         elif "Last-Modified" in self.response_headers:
             headers["If-Unmodified-Since"] = self.response_headers["Last-Modified"]
+        if span is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "range"}
+            headers["Range"] = f"bytes={span[0]}-{span[1] - 1}"
         again = HTTPFile(
             url,
             self.name,
@@ -791,19 +844,25 @@ class HTTPFile(DownloadFile):
             timeout=timeout,
             max_redirects=max_redirects,
         )
-        first = (self.status, self.size, self.etag, self.modified_time)
-        if again._response is None or first != (
-            again.status,
-            again.size,
-            again.etag,
-            again.modified_time,
+        first = (self.size, self.etag, self.modified_time)
+        # A range is answered with exactly it, or with the whole file.
+        statuses = (self.status,) if span is None else (200, 206)
+        if (
+            again._response is None
+            or again.status not in statuses
+            or first != (again.size, again.etag, again.modified_time)
         ):
             again.close()
             raise FileNotFound(f"{self.url!r} changed since its headers were read.")
+        if span is not None and again.status == 206:
+            asked = f"bytes {span[0]}-{span[1] - 1}/{self.size}"
+            if again.response_headers["Content-Range"] != asked:
+                again.close()
+                raise _fail(f"{self.url!r} answered another range than {asked!r}.")
         response, again._response = again._response, None
         self._method = "GET"
         self._done = False
-        return response
+        return response, again.status
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"

@@ -519,7 +519,9 @@ class ArchiveFile(DownloadFile):
                 descriptor = data + entry.size
                 if start <= data and descriptor <= stop:
                     covered.add(index)  # read anyway, its CRC-32 on the way
-                elif data < start < descriptor and not entry.file.seekable:
+                elif data < start < descriptor and not (
+                    entry.file.seekable or entry.file.sliceable
+                ):
                     reads.append((start, start - data))  # read, dropped
                 if _overlaps(start, stop, descriptor, DESCRIPTOR_CRC):
                     needed.setdefault(index, max(start, descriptor))

@@ -35,6 +35,10 @@ class Truncated(DownloadError):
     """
 
 
+#: The largest window a sliceable member is asked for in (see _Forward).
+MAX_WINDOW = 64 << 20
+
+
 def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
     """The bytes of a member, whole; ``Truncated`` if it vanishes or changes."""
     file = entry.file
@@ -65,29 +69,60 @@ def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
 class _Forward:
     """A member that cannot seek, read from its start: ``read(n)`` returns at
     most ``n`` bytes, ``b""`` at its end. Closing it closes the member (its
-    connection, say), which reads it again from its start if asked again."""
+    connection, say), which reads it again if asked again.
 
-    def __init__(self, file: DownloadFile) -> None:
+    A :attr:`~flask_download.DownloadFile.sliceable` member is read from
+    ``start`` instead, in windows: the first is the first read's size (a
+    short range asks for just its bytes), each next one twice the last, so
+    a long read makes few requests and a read that stops early leaves at
+    most as many bytes unread as it took.
+    """
+
+    def __init__(self, file: DownloadFile, start: int = 0) -> None:
         self._file = file
-        self._chunks = file.chunks(DEFAULT_CHUNK_SIZE)
         self._pending = memoryview(b"")
+        self._position = start
+        self._window = 0
+        self._chunks: cabc.Iterator[bytes] | None = None
+        if not start:
+            self._chunks = file.chunks(DEFAULT_CHUNK_SIZE)
 
     def read(self, size: int) -> bytes:
         while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            chunk = None if self._chunks is None else next(self._chunks, None)
+            if chunk is None and not self._next_window(size):
                 return b""
-            self._pending = memoryview(chunk)
+            if chunk is not None:
+                self._pending = memoryview(chunk)
         data = bytes(self._pending[:size])
         self._pending = self._pending[size:]
+        self._position += len(data)
         return data
+
+    def _next_window(self, size: int) -> bool:
+        # Ask for the next window of a sliceable member; False at its end
+        # (or for a member read whole, whose single stream has ended).
+        end = self._file.size
+        if self._chunks is not None and not self._window:
+            return False
+        if end is None or self._position >= end:
+            return False
+        self._close_chunks()
+        self._window = min(max(2 * self._window, size, 1), MAX_WINDOW)
+        stop = min(self._position + self._window, end)
+        self._chunks = self._file.chunks(DEFAULT_CHUNK_SIZE, self._position, stop)
+        return True
+
+    def _close_chunks(self) -> None:
+        chunks, self._chunks = self._chunks, None
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
     def close(self) -> None:
         self._pending = memoryview(b"")
-        close = getattr(self._chunks, "close", None)
         try:
-            if close is not None:
-                close()
+            self._close_chunks()
         finally:
             self._file.close()
 
@@ -196,7 +231,15 @@ class ArchiveReader(SizedReader):
             or self._handle is None
             or (offset < self._offset and not seekable)
         ):
-            self._open_member(index)
+            self._open_member(index, offset)
+        elif (
+            offset > self._offset + DEFAULT_CHUNK_SIZE
+            and not seekable
+            and entry.file.sliceable
+        ):
+            # Far ahead in a member that can start anywhere: asked from
+            # there rather than read up to it.
+            self._open_member(index, offset)
         if offset != self._offset:
             if seekable:
                 t.cast(t.IO[bytes], self._handle).seek(offset)
@@ -210,15 +253,19 @@ class ArchiveReader(SizedReader):
                     self._take(min(DEFAULT_CHUNK_SIZE, offset - self._offset))
         return self._take(size)
 
-    def _open_member(self, index: int) -> None:
+    def _open_member(self, index: int, offset: int = 0) -> None:
+        # A member that can only stream starts at ``offset`` if it is
+        # sliceable (the bytes before it are not read), else at 0.
         self._close_member()
         file = self._entries[index].file
+        start = 0
         try:
             if file.seekable:
                 handle = file.open()
                 self._unchanged = file.unchanged_check(handle)
             else:
-                handle = t.cast(t.IO[bytes], _Forward(file))
+                start = offset if file.sliceable else 0
+                handle = t.cast(t.IO[bytes], _Forward(file, start))
         except (FileNotFound, OSError) as e:
             logger.error(
                 "Archive member %r could not be opened (%s); the archive"
@@ -229,8 +276,9 @@ class ArchiveReader(SizedReader):
             raise Truncated from e
         self._handle = handle
         self._index = index
-        self._offset = 0
-        self._crc = 0
+        self._offset = start
+        # Bytes not read: no CRC-32 from this pass.
+        self._crc = 0 if start == 0 else None
 
     def _take(self, size: int) -> bytes:
         # Up to ``size`` bytes of the open member from ``_offset``, counted
