@@ -193,6 +193,7 @@ class _ForwardingFile(DownloadFile):
     encoded_text = _Forwarded[bool]()
     crc32 = _Forwarded[int | None]()
     seekable = _Forwarded[bool]()
+    sliceable = _Forwarded[bool]()
     _streams_text = _Forwarded[bool]()
 
     _overrides: dict[str, t.Any]

@@ -545,7 +545,10 @@ class HTTPFile(DownloadFile):
     (``Content-Length``), ``modified_time``, a strong ``etag``,
     ``mimetype`` and ``encoding``. :meth:`chunks` relays the body exactly as
     sent (a gzip body stays gzip) and :meth:`close` releases the connection,
-    also when the body was not read to its end.
+    also when the body was not read to its end. When the server takes byte
+    ranges (``Accept-Ranges: bytes``, a strong ETag, a known size) the file
+    is :attr:`~flask_download.DownloadFile.sliceable`: ``chunks(start=,
+    stop=)`` asks for just those bytes (archives use it).
 
     :param url: the URL to fetch. It is checked against SSRF (see the
         module) whatever its origin.
