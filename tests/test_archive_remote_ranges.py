@@ -24,6 +24,7 @@ import pytest
 from conftest import running_werkzeug
 from flask import Flask
 
+from flask_download import DownloadFile
 from flask_download import HTTPFile
 from flask_download import ZipDownloadView
 from flask_download.http import _pool
@@ -388,3 +389,21 @@ def test_ranges_of_remote_members_on_a_real_server(upstream: Upstream) -> None:
     # the member, in growing windows.
     assert asked[0] == "bytes=250000-250099"
     assert asked[1].startswith("bytes=250000-")
+
+
+def test_forwarding_wrappers_tell_whether_their_file_is_sliceable() -> None:
+    from flask_download.files import _ForwardingFile
+
+    class Sliceable(DownloadFile):
+        sliceable = True
+
+    class Forwarding(_ForwardingFile):
+        def __init__(self, target: DownloadFile) -> None:
+            self._overrides = {}
+            self._wrapped = target
+
+        def _target(self) -> DownloadFile:
+            return self._wrapped
+
+    assert Forwarding(Sliceable()).sliceable
+    assert not Forwarding(DownloadFile()).sliceable
