@@ -566,7 +566,7 @@ class HTTPFile(DownloadFile):
         application, else ``None``.
     :param timeout: connect and read timeout in seconds. Default:
         ``DOWNLOAD_HTTP_TIMEOUT`` in an application, else
-        :data:`DEFAULT_TIMEOUT`.
+        :data:`~flask_download.http.DEFAULT_TIMEOUT`.
     :param max_redirects: most redirects followed.
     :raises FileNotFound: the server answered 404 or 410.
     :raises DisallowedURL: the URL, or a redirect, may not be fetched (403).
@@ -1031,8 +1031,9 @@ class HTTPDownloadView(DownloadView):
     def get_request_headers(self) -> dict[str, str]:
         """The headers sent upstream.
 
-        The client's :data:`FORWARDED_REQUEST_HEADERS` (never its ``Cookie``
-        or ``Authorization``), then :attr:`request_headers`, which win.
+        The client's :data:`~flask_download.http.FORWARDED_REQUEST_HEADERS`
+        (never its ``Cookie`` or ``Authorization``), then
+        :attr:`request_headers`, which win.
         ``Range`` and ``If-Range`` go upstream with ``GET`` only: RFC 9110
         §14.2 defines range handling for ``GET`` alone, so a ``HEAD``
         mirrors the full 200. Override it to add headers computed per

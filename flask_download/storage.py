@@ -231,8 +231,8 @@ def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     (:func:`~flask_download.paths.split_key`), so a store that decodes
     them again cannot be led out of the prefix either.
 
-    :param fs: the filesystem (from :func:`resolve_storage`).
-    :param prefix: a trusted prefix (from :func:`resolve_storage`).
+    :param fs: the filesystem (from :func:`~flask_download.resolve_storage`).
+    :param prefix: a trusted prefix (from :func:`~flask_download.resolve_storage`).
     :param untrusted: a relative path from the client.
     :raises FileNotFound: the path is refused (views answer 404).
     """
@@ -346,17 +346,17 @@ class StorageFile(DownloadFile):
     derived from the size and modification time. The file is seekable:
     ``Range`` requests become ranged reads on the store (``fs.cat_file``
     with a start and an end), fetched in blocks that start at the chunk
-    size and double while the read goes on (up to :data:`MAX_FETCH_SIZE`),
-    so a small range costs one small request and a whole file a few large
-    ones. Files of the local filesystem are opened directly, so servers can
-    ``sendfile`` them.
+    size and double while the read goes on (up to
+    :data:`~flask_download.storage.MAX_FETCH_SIZE`), so a small range costs
+    one small request and a whole file a few large ones. Files of the local
+    filesystem are opened directly, so servers can ``sendfile`` them.
 
     :param fs: an fsspec filesystem, or a storage URL such as
         ``"s3://bucket/prefix"`` or ``"memory://"`` resolved as a view's
-        ``storage`` is (see :func:`resolve_storage`).
+        ``storage`` is (see :func:`~flask_download.resolve_storage`).
     :param path: the key of the file in ``fs``; with a URL, relative to its
         prefix unless it starts with ``/``. It is used as given: confine
-        client input with :func:`storage_key` first.
+        client input with :func:`~flask_download.storage.storage_key` first.
     :param name: the client-side name; defaults to the key's last part.
     :raises FileNotFound: there is no file at ``path`` (or it is a directory).
     :raises StorageUnavailable: the store failed (answered with 503).
@@ -485,7 +485,8 @@ class _RangeReader(SizedReader):
 
     A read after a seek fetches exactly what was asked; each following
     sequential read fetches twice as much as the previous one, up to
-    :data:`MAX_FETCH_SIZE`, and serves later reads from that block.
+    :data:`~flask_download.storage.MAX_FETCH_SIZE`, and serves later reads
+    from that block.
     """
 
     def __init__(self, fs: AbstractFileSystem, key: str, size: int) -> None:
@@ -570,7 +571,7 @@ class StorageDownloadView(DownloadView):
     """
 
     #: An fsspec filesystem, or a URL such as ``"s3://bucket/prefix"`` or
-    #: ``"memory://"`` (see :func:`resolve_storage`).
+    #: ``"memory://"`` (see :func:`~flask_download.resolve_storage`).
     storage: t.Any = None
     #: A trusted key, relative to the storage prefix, or absolute (the
     #: store's whole key, such as ``"/srv/reports/a.txt"`` on the local
@@ -581,8 +582,9 @@ class StorageDownloadView(DownloadView):
     #: Answer with a 302 to a presigned URL when the store can make one.
     redirect: bool = False
     #: Lifetime of presigned URLs: seconds, or a :class:`~datetime.timedelta`.
-    #: SigV4 (S3) allows at most 7 days. On a signed link (:attr:`signed`,
-    #: ``signature_required``) it is cut to the time the link has left.
+    #: SigV4 (S3) allows at most 7 days. On a signed link
+    #: (:attr:`~flask_download.DownloadMixin.signed`, ``signature_required``)
+    #: it is cut to the time the link has left.
     redirect_expires: int | datetime.timedelta = 300
     #: With :attr:`redirect`, answer ``HEAD`` with a 302 to a URL presigned
     #: for ``HEAD`` when the store can make one (S3). ``False``: the
