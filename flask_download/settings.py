@@ -184,6 +184,19 @@ def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
             f"{setting} must be a list of host names or None, not {value!r}."
         )
     for host in hosts:
+        if "*" in host:
+            # Wildcards are not patterns here: "*" or "*.example.com" would
+            # never match, and every URL would be refused without a word.
+            domain = host[1:] if host.startswith("*.") else ""
+            hint = (
+                f", or {domain!r} for {domain[1:]} and its subdomains"
+                if domain.strip(".") and "*" not in domain
+                else ""
+            )
+            raise ConfigurationError(
+                f"{setting} entry {host!r} is a wildcard, which is not"
+                f" supported: use None to allow any host with public addresses{hint}."
+            )
         problem = _host_problem(host)
         if problem is not None:
             raise ConfigurationError(

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pathlib
 
+import pytest
 from flask import Flask
 
+from flask_download import ConfigurationError
+from flask_download import FlaskDownload
 from flask_download import PathDownloadView
+from flask_download.settings import check_allowed_hosts
 
 
 def test_a_bytes_view_root_confines_like_a_str_root(tmp_path: pathlib.Path) -> None:
@@ -21,3 +25,21 @@ def test_a_bytes_view_root_confines_like_a_str_root(tmp_path: pathlib.Path) -> N
         assert rv.data == b"inside"
     with client.get("/files/../a.txt") as rv:
         assert rv.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("entry", "hint"),
+    [
+        ("*", "addresses."),
+        ("*.example.com", "'.example.com'"),
+        ("a.*.com", "addresses."),
+    ],
+)
+def test_wildcard_allowed_hosts_are_refused_with_a_hint(entry: str, hint: str) -> None:
+    with pytest.raises(ConfigurationError, match="wildcard") as raised:
+        check_allowed_hosts([entry], "DOWNLOAD_HTTP_ALLOWED_HOSTS")
+    assert hint in str(raised.value)
+    app = Flask(__name__)
+    app.config["DOWNLOAD_HTTP_ALLOWED_HOSTS"] = [entry]
+    with pytest.raises(ConfigurationError, match="DOWNLOAD_HTTP_ALLOWED_HOSTS"):
+        FlaskDownload(app)
