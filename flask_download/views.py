@@ -680,8 +680,8 @@ class PathDownloadView(DownloadView):
         if root is None:
             raise ConfigurationError(
                 f"{type(self).__name__} got a path from the URL but has no root to"
-                " confine it to: set DOWNLOAD_ROOT in the app config or pass"
-                " root=... to as_view()."
+                " confine it to: set DOWNLOAD_ROOT in the app config, or pass"
+                " root=... to as_view() (or to make_download_blueprint())."
             )
         return ConfinedPath(root, split_relative(str(untrusted)))
 

@@ -43,3 +43,15 @@ def test_wildcard_allowed_hosts_are_refused_with_a_hint(entry: str, hint: str) -
     app.config["DOWNLOAD_HTTP_ALLOWED_HOSTS"] = [entry]
     with pytest.raises(ConfigurationError, match="DOWNLOAD_HTTP_ALLOWED_HOSTS"):
         FlaskDownload(app)
+
+
+def test_a_blueprint_without_a_root_says_where_to_give_one() -> None:
+    from flask_download import make_download_blueprint
+
+    app = Flask(__name__)
+    app.register_blueprint(make_download_blueprint("downloads"))
+    with (
+        app.test_request_context("/files/a.txt"),
+        pytest.raises(ConfigurationError, match=r"make_download_blueprint\(\)"),
+    ):
+        app.view_functions["downloads.file"](path="a.txt")
