@@ -27,3 +27,25 @@ def valid_token(value: str) -> bool:
 def valid_opaque_tag(value: str) -> bool:
     """Whether ``value`` can stand between an entity tag's quotes (``""`` can)."""
     return _OPAQUE_TAG_RE.fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _sendable_etag(value: str) -> str | None:
+    bare = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    return bare if valid_opaque_tag(bare) else None
+
+
+def sendable_etag(value: object) -> str | None:
+    """A wrapper's entity tag as the bare opaque tag sent and compared.
+
+    ``DownloadFile.etag`` is bare (``abc``, sent as ``"abc"``); one pair of
+    quotes around it is taken off, as :class:`~flask_download.VirtualFile`
+    does. Anything else that cannot stand between the quotes of a strong
+    entity tag (RFC 9110 §8.8.3: a ``"`` inside, spaces, controls, a
+    character beyond Latin-1, a weak ``W/"x"``, a value that is not a
+    string) is no validator: ``None``, so that a custom wrapper never puts
+    a malformed ``ETag`` header on the wire, nor a CR or LF (a 500).
+    """
+    if not isinstance(value, str):
+        return None
+    return _sendable_etag(str(value))

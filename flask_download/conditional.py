@@ -18,6 +18,8 @@ import typing as t
 
 from werkzeug.http import parse_etags
 
+from ._grammar import sendable_etag
+
 #: Status code returned when a precondition fails (RFC 9110 §15.5.13).
 PRECONDITION_FAILED = 412
 
@@ -247,7 +249,8 @@ def evaluate_preconditions(
     :param if_unmodified_since: The raw ``If-Unmodified-Since`` value, ``None``
         when absent.
     :param etag: The representation's strong entity-tag, bare (no quotes), or
-        ``None`` if unknown.
+        ``None`` if unknown. One that cannot be sent
+        (:func:`~flask_download._grammar.sendable_etag`) counts as unknown.
     :param last_modified: The representation's modification time as an aware
         UTC datetime (a naive one is taken as UTC), or ``None`` if unknown.
     :param was_modified_since: Optional callback replacing the built-in
@@ -257,6 +260,9 @@ def evaluate_preconditions(
         ``None`` to go on to ``Range`` handling and the full response.
     """
     is_get_or_head = method in ("GET", "HEAD")
+    # The tag the response's ETag header shows (response.validator_headers):
+    # one a wrapper gave that cannot be sent is none.
+    etag = sendable_etag(etag)
 
     if last_modified is not None:
         last_modified = as_utc(last_modified)

@@ -19,6 +19,7 @@ import secrets
 import time
 import typing as t
 
+from ._grammar import sendable_etag
 from .conditional import as_utc
 from .conditional import parse_http_date
 
@@ -161,7 +162,8 @@ def evaluate_range(
     :param if_range: The raw ``If-Range`` value, ``None`` when absent.
     :param size: The representation's length in bytes, or ``None`` if ranges
         are not supported for it.
-    :param etag: The representation's bare strong entity-tag, or ``None``.
+    :param etag: The representation's bare strong entity-tag, or ``None``
+        (one that cannot be sent counts as ``None``).
     :param last_modified: The representation's modification time as an aware
         UTC datetime (a naive one is taken as UTC), or ``None``.
     :param max_ranges: The largest number of range-specs to honour.
@@ -181,7 +183,7 @@ def evaluate_range(
     # RFC 9110 §13.1.5: a non-matching If-Range means the Range header is
     # ignored and the whole representation is sent.
     if if_range is not None and not _if_range_matches(
-        if_range, etag, last_modified, now
+        if_range, sendable_etag(etag), last_modified, now
     ):
         return None
 

@@ -23,9 +23,11 @@ from werkzeug.wsgi import ClosingIterator
 
 from . import ranges as _ranges
 from . import signals as _signals
+from ._grammar import sendable_etag
 from ._grammar import TOKEN
 from ._grammar import valid_token
 from .exceptions import FileNotFound
+from .files import _Unclosed
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .files import read_slice
@@ -45,6 +47,10 @@ _ENCODING_TYPES = {
     "compress": "application/x-compress",
     "zstd": "application/zstd",
 }
+# Content codings (RFC 9110 §8.4.1) that browsers decode, sent when a name
+# says the bytes are compressed so (inline only). "compress" is registered
+# but decoded by no browser; "xz" and "bzip2" are no HTTP content codings.
+_DECODED_CODINGS = frozenset(("gzip", "br", "zstd"))
 
 # Characters deleted from ASCII file names: C0 controls (TAB, CR, LF, NUL...)
 # and DEL. Other names also lose C1 controls and every Unicode format
@@ -55,6 +61,8 @@ _UNSAFE_ASCII = re.compile("[\x00-\x1f\x7f]")
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
 # Longest file name put in a header, in characters (most file systems allow 255).
 MAX_NAME_LENGTH = 255
+# Longest extension (dot included) a truncated name keeps whole.
+_MAX_EXTENSION_LENGTH = 32
 
 
 def _clean_name(name: str) -> str | None:
@@ -76,8 +84,10 @@ def _clean_name(name: str) -> str | None:
         return None
     if len(name) > MAX_NAME_LENGTH:
         stem, ext = os.path.splitext(name)
-        if len(ext) > 32:
-            ext = ""
+        # A longer "extension" is cut, never dropped: dropping it would make
+        # the one before it the last ("report.html.xxx..." would become
+        # "report.html"), and no type worth hiding has 31 letters.
+        ext = ext[:_MAX_EXTENSION_LENGTH]
         name = stem[: MAX_NAME_LENGTH - len(ext)] + ext
     return name
 
@@ -134,7 +144,8 @@ def _ascii_fallback(name: str) -> str:
     ASCII. Folding never makes a new ``.``, ``/`` or ``\\``, so
     ``report\u2024exe`` cannot become ``report.exe``. Letters of other scripts,
     which do not fold, are replaced by a short hash of the whole name, so
-    ``報告.pdf`` becomes ``f1c2d3e4.pdf`` rather than an empty name.
+    ``報告.pdf`` becomes ``f1c2d3e4.pdf`` rather than an empty name, and
+    ``архив.tar.gz`` becomes ``1a2b3c4d.tar.gz``.
     """
     stem, ext = os.path.splitext(name)
     if ext == ".":
@@ -152,10 +163,17 @@ def _ascii_fallback(name: str) -> str:
         parts.append(folded)
     text = _UNSAFE_ASCII.sub("", "".join(parts))
     text = " ".join(text.split())  # runs of spaces collapse to one
+    leading_dot = text.startswith(".")
     text = text.strip(" .")
     if lost or not text:
         digest = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
-        text = f"{text}-{digest}" if text else digest
+        if lost and leading_dot and _ASCII_EXTENSION.fullmatch("." + text):
+            # Nothing before the dot folded ("архив.tar" of "архив.tar.gz"):
+            # the hash goes where those letters were, before the inner
+            # extension, which stays one ("1a2b3c4d.tar.gz").
+            text = f"{digest}.{text}"
+        else:
+            text = f"{text}-{digest}" if text else digest
     return text + ext
 
 
@@ -301,11 +319,13 @@ def codec_charset(charset: str | None) -> str | None:
 DEFAULT_CONTENT_SECURITY_POLICY = "sandbox"
 # Types a browser runs scripts in when it displays them (HTML, XHTML, SVG,
 # XML with XSLT or XHTML islands, multipart/x-mixed-replace HTML parts).
+# Firefox also shows text/rdf as an XML document (nsContentDLF's XML types).
 _ACTIVE_TYPES = frozenset(
     (
         "text/html",
         "text/xml",
         "text/xsl",
+        "text/rdf",
         "application/xml",
         "multipart/x-mixed-replace",
     )
@@ -316,8 +336,9 @@ _ACTIVE_TYPES = frozenset(
 def is_active_type(content_type: str) -> bool:
     """Whether a browser may run scripts in content of this type shown inline.
 
-    HTML, XHTML, SVG and every other XML type (``*+xml``). Images, audio,
-    video, PDF and plain text are not.
+    HTML, XHTML, SVG and every other XML type (``*+xml``, and ``text/rdf``,
+    which Firefox shows as XML). Images, audio, video, PDF and plain text
+    are not.
     """
     essence = content_type.partition(";")[0].strip().lower()
     return essence in _ACTIVE_TYPES or essence.endswith("+xml")
@@ -361,8 +382,11 @@ def content_type_and_encoding(
     """Decide ``Content-Type`` and ``Content-Encoding``.
 
     An explicit ``encoding`` is always sent. One guessed from the name is
-    sent only for inline responses: an attachment keeps the bytes it is
-    (``x.tar.gz`` -> ``application/gzip``, no ``Content-Encoding``).
+    sent only for inline responses, and only if it is a content coding
+    browsers decode (gzip, br, zstd): an attachment keeps the bytes it is
+    (``x.tar.gz`` -> ``application/gzip``, no ``Content-Encoding``), and so
+    does ``log.txt.xz`` inline (``xz`` and ``bzip2`` are no HTTP content
+    codings: ``text/plain`` with ``Content-Encoding: xz`` shows garbage).
     ``text/*`` types get a charset (``charset``, else UTF-8) unless the
     media type has a ``charset`` parameter, which wins. Type and subtype go
     out in lower case (they are case-insensitive, RFC 9110 §8.3.1), so
@@ -380,7 +404,7 @@ def content_type_and_encoding(
         encoding = None
     guessed_type, guessed_encoding = guess_type(name) if name else (None, None)
     if encoding is None and guessed_encoding is not None:
-        if attachment:
+        if attachment or guessed_encoding not in _DECODED_CODINGS:
             if mimetype is None:
                 mimetype = _ENCODING_TYPES.get(guessed_encoding)
         else:
@@ -516,8 +540,9 @@ def validator_headers(
     items: list[tuple[str, str]] = []
     if file.modified_time is not None:
         items.append(("Last-Modified", http_date(file.modified_time)))
-    if file.etag is not None:
-        items.append(("ETag", f'"{file.etag}"'))
+    etag = sendable_etag(file.etag)
+    if etag is not None:
+        items.append(("ETag", f'"{etag}"'))
     if cache_control is not None:
         items.append(("Cache-Control", cache_control))
     return items
@@ -1088,8 +1113,20 @@ _TEXT_STREAMS = (io.TextIOBase, codecs.StreamReader, codecs.StreamReaderWriter)
 
 
 def _is_text_stream(handle: object) -> bool:
-    """Whether ``handle`` reads ``str`` (``io.StringIO``, a text-mode file)."""
-    return isinstance(handle, _TEXT_STREAMS)
+    """Whether ``handle`` reads ``str`` (``io.StringIO``, a text-mode file,
+    or a caller's stream whose ``read`` gives ``str``)."""
+    if isinstance(handle, _TEXT_STREAMS):
+        return True
+    if type(handle) is _Unclosed:
+        # A caller's stream a VirtualFile took for binary (it is no
+        # io.TextIOBase): read(0) reads nothing and tells which type read
+        # gives. Asked before any header goes out, so that no str reaches
+        # the server and Content-Length counts the bytes sent.
+        try:
+            return isinstance(handle.read(0), str)
+        except Exception:
+            return False
+    return False
 
 
 class _EncodedText(io.RawIOBase):

@@ -57,7 +57,7 @@ def send_download(
     max_age: int | cabc.Callable[[str | None], int | None] | None = None,
     conditional: bool = True,
     etag: bool | str = True,
-    last_modified: datetime.datetime | int | float | None = None,
+    last_modified: datetime.datetime | datetime.date | int | float | None = None,
 ) -> Response:
     """Answer the current request with a download, from a function view.
 
@@ -124,7 +124,8 @@ def send_download(
     :param etag: ``True``: the file's own strong ETag; ``False``: none; a
         string: that entity-tag (bare or quoted).
     :param last_modified: the ``Last-Modified`` time instead of the file's:
-        a :class:`~datetime.datetime` (naive means UTC) or a POSIX timestamp.
+        a :class:`~datetime.datetime` (naive means UTC), a
+        :class:`~datetime.date` (its midnight, UTC) or a POSIX timestamp.
         ``etag`` and ``last_modified`` apply to this response only: a
         :class:`~flask_download.DownloadFile` passed as ``source`` is never
         changed.
@@ -142,13 +143,15 @@ def send_download(
     try:
         etag_value = _etag(etag)
         modified = _modified_time(last_modified)
+        if root is not None and not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                "send_download(root=...) takes the path inside the root as a"
+                f" string, not {type(source).__name__}."
+            )
     except BaseException:
         # A bad argument: the file-like object handed over is closed all
         # the same, as it would have been with the response.
-        if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+        _close_source(source)
         raise
     attrs: dict[str, t.Any] = {
         "attachment": attachment,
@@ -164,12 +167,7 @@ def send_download(
         "_max_age": max_age,
     }
     view: DownloadView
-    if root is not None or isinstance(source, (str, os.PathLike)):
-        if not isinstance(source, (str, os.PathLike)):
-            raise TypeError(
-                "send_download(root=...) takes the path inside the root as a"
-                f" string, not {type(source).__name__}."
-            )
+    if isinstance(source, (str, os.PathLike)):
         if root is None:
             # Trusted, as in send_file: a relative path is joined to
             # app.root_path by get_path.
@@ -334,7 +332,14 @@ class _SendContent(_Send):
         if isinstance(content, (bytes, bytearray, memoryview)) or hasattr(
             content, "read"
         ):
-            file = VirtualFile(content, charset=self._text_charset())
+            try:
+                file = VirtualFile(content, charset=self._text_charset())
+            except BaseException:
+                # The file-like object handed over is closed with the
+                # response; with no response (a stream that says it can
+                # seek and cannot, a read that fails), it is closed here.
+                _close_source(content)
+                raise
             return self._adjust(file, owned=True)
         raise TypeError(
             "send_download takes a path, bytes, a file-like object or a"
@@ -389,6 +394,16 @@ class _Revalidated(_ForwardingFile):
         return repr(self._file)
 
 
+def _close_source(source: object) -> None:
+    """Close a file-like ``source`` send_download was handed (paths and
+    content have nothing to close)."""
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
 def _etag(value: bool | str) -> str | None | t.Literal[True]:
     if value is True:
         return True
@@ -406,15 +421,19 @@ def _etag(value: bool | str) -> str | None | t.Literal[True]:
 
 
 def _modified_time(
-    value: datetime.datetime | int | float | None,
+    value: datetime.datetime | datetime.date | int | float | None,
 ) -> datetime.datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
         return as_utc(value)
+    if isinstance(value, datetime.date):
+        # As send_file (Werkzeug's http_date): a day is its midnight, UTC.
+        return datetime.datetime.combine(value, datetime.time(), datetime.timezone.utc)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"last_modified must be a datetime or a POSIX timestamp, not {value!r}."
+            "last_modified must be a datetime, a date or a POSIX timestamp,"
+            f" not {value!r}."
         )
     try:
         return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
