@@ -534,7 +534,8 @@ class VirtualFile(DownloadFile):
         ``ETag: "abc"``. One pair of surrounding quotes is taken off
         (``'"abc"'`` is ``abc``).
     :param charset: the encoding of text content (default UTF-8), also
-        announced for ``text/*`` types (the wrapper's :attr:`~flask_download.DownloadFile.charset`).
+        announced for ``text/*`` types (the wrapper's
+        :attr:`~flask_download.DownloadFile.charset`).
     :raises ConfigurationError: ``charset`` is not a known encoding,
         ``etag`` cannot be sent in a header (a weak ``W/`` tag, quotes
         inside, spaces or control characters), or ``size`` is negative.
@@ -591,7 +592,7 @@ class VirtualFile(DownloadFile):
             )
             return
         self.etag = etag
-        if isinstance(content, io.TextIOBase):
+        if isinstance(content, _TEXT_STREAMS):
             # A text-mode file: encoded as it is read, with the charset the
             # response announces unless one was given. Its size in bytes is
             # unknown (newline translation, the file's own encoding).
@@ -603,11 +604,18 @@ class VirtualFile(DownloadFile):
             stream = t.cast(t.IO[bytes], content)
             self._stream = stream
             self.seekable = _is_seekable(stream)
-            if size is None and self.seekable:
-                position = stream.tell()
-                size = stream.seek(0, io.SEEK_END) - position
-                stream.seek(position)
-            self._start = stream.tell() if self.seekable else 0
+            self._start = 0
+            if self.seekable:
+                try:
+                    self._start = stream.tell()
+                    if size is None:
+                        size = stream.seek(0, io.SEEK_END) - self._start
+                    stream.seek(self._start)
+                except (OSError, ValueError, TypeError):
+                    # It says it can seek but cannot (procfs files, a
+                    # seek() that returns None): streamed as it comes.
+                    self.seekable = False
+                    self._start = 0
             self.size = size
             return
         self._iterable = content
@@ -767,6 +775,11 @@ def _chunk_type_error(chunk: object) -> TypeError:
             " object itself, or an iterator of bytes objects.)"
         )
     return TypeError(message)
+
+
+# Streams that read str: encoded as they are read (codecs' readers are not
+# io.TextIOBase).
+_TEXT_STREAMS = (io.TextIOBase, codecs.StreamReader, codecs.StreamReaderWriter)
 
 
 def _is_seekable(stream: t.IO[bytes]) -> bool:

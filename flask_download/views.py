@@ -393,11 +393,13 @@ class DownloadMixin:
 
 
 class DownloadView(DownloadMixin, MethodView):
-    """A :class:`~flask.views.MethodView` that serves :meth:`~flask_download.DownloadMixin.get_file`.
+    """A :class:`~flask.views.MethodView` that serves
+    :meth:`~flask_download.DownloadMixin.get_file`.
 
     ``HEAD`` is answered like ``GET`` without a body. URL variables are in
-    :attr:`~flask_download.DownloadMixin.kwargs`. Subclass it and override :meth:`~flask_download.DownloadMixin.get_file`, or use one of
-    the ready views.
+    :attr:`~flask_download.DownloadMixin.kwargs`. Subclass it and override
+    :meth:`~flask_download.DownloadMixin.get_file`, or use one of the ready
+    views.
     """
 
     @classmethod
@@ -522,7 +524,8 @@ class DownloadView(DownloadMixin, MethodView):
             return self.file_not_found_response()
 
     def get(self, **kwargs: t.Any) -> Response:
-        """Answer ``GET`` (and ``HEAD``) with :meth:`~flask_download.DownloadMixin.render_to_response`."""
+        """Answer ``GET`` (and ``HEAD``) with
+        :meth:`~flask_download.DownloadMixin.render_to_response`."""
         return self.render_to_response()
 
 
@@ -693,12 +696,14 @@ class VirtualDownloadView(DownloadView):
     """Serve content made in Python.
 
     Override :meth:`get_file` to return a :class:`~flask_download.VirtualFile`,
-    or set :attr:`content` (and :attr:`~flask_download.DownloadMixin.basename`) for the simple case.
+    or set :attr:`content` (and :attr:`~flask_download.DownloadMixin.basename`)
+    for the simple case.
     """
 
     #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
     #: accepts (an iterator set here would be used up by the first request).
-    #: Text is encoded with :attr:`~flask_download.DownloadMixin.charset` (default UTF-8).
+    #: Text is encoded with :attr:`~flask_download.DownloadMixin.charset`
+    #: (default UTF-8).
     content: t.Any = None
 
     @classmethod

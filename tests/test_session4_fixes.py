@@ -3,7 +3,11 @@ another's files)."""
 
 from __future__ import annotations
 
+import codecs
+import io
+import os
 import pathlib
+import typing as t
 
 import pytest
 from flask import Flask
@@ -11,6 +15,8 @@ from flask import Flask
 from flask_download import ConfigurationError
 from flask_download import FlaskDownload
 from flask_download import PathDownloadView
+from flask_download import VirtualDownloadView
+from flask_download import VirtualFile
 from flask_download.settings import check_allowed_hosts
 
 
@@ -55,3 +61,39 @@ def test_a_blueprint_without_a_root_says_where_to_give_one() -> None:
         pytest.raises(ConfigurationError, match=r"make_download_blueprint\(\)"),
     ):
         app.view_functions["downloads.file"](path="a.txt")
+
+
+def _virtual_app(make: t.Callable[[], VirtualFile]) -> Flask:
+    app = Flask(__name__)
+
+    class View(VirtualDownloadView):
+        def get_file(self) -> VirtualFile:
+            return make()
+
+    app.add_url_rule("/v", view_func=View.as_view("v", basename="v.txt"))
+    return app
+
+
+def test_a_codecs_stream_reader_is_a_text_stream() -> None:
+    text = "héllo wörld\n" * 100
+    app = _virtual_app(
+        lambda: VirtualFile(codecs.getreader("utf-8")(io.BytesIO(text.encode())))
+    )
+    with app.test_client().get("/v") as rv:
+        assert rv.status_code == 200
+        assert rv.data == text.encode("utf-8")
+        assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs procfs")
+def test_a_stream_that_says_it_seeks_but_cannot_is_streamed() -> None:
+    def make() -> VirtualFile:
+        stream = open("/proc/self/status", "rb")  # noqa: SIM115 - closed by the file
+        assert stream.seekable()
+        return VirtualFile(stream)
+
+    app = _virtual_app(make)
+    with app.test_client().get("/v") as rv:
+        assert rv.status_code == 200
+        assert b"Name:" in rv.data
+        assert "Accept-Ranges" not in rv.headers
