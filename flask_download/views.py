@@ -333,6 +333,18 @@ class DownloadMixin:
             and if_unmodified_since is None
         ):
             return None  # not a conditional request: nothing to decide
+        if if_match is not None or if_none_match is not None:
+            # The tag a web server sends the file with is current too.
+            tag = _web_server_etag(file, self._find_offload(file))
+            if tag is not None:
+                if if_match is not None and conditional.strong_etag_matches(
+                    if_match, tag
+                ):
+                    if_match = "*"
+                if if_none_match is not None and conditional._weak_etag_matches(
+                    if_none_match, tag
+                ):
+                    if_none_match = "*"
         return conditional.evaluate_preconditions(
             method=environ["REQUEST_METHOD"],
             if_match=if_match,
@@ -527,6 +539,28 @@ class DownloadView(DownloadMixin, MethodView):
         """Answer ``GET`` (and ``HEAD``) with
         :meth:`~flask_download.DownloadMixin.render_to_response`."""
         return self.render_to_response()
+
+
+def _web_server_etag(file: DownloadFile, offload: _accel.Offload | None) -> str | None:
+    """The ETag the web server sends ``file`` with, when it is not the app's.
+
+    nginx answers an X-Accel-Redirect of a local file with its own ETag
+    (``"<mtime hex>-<size hex>"``), whatever the app's response said: a
+    client that sends that tag back in ``If-Match`` or ``If-None-Match``
+    names the current file, and the app's preconditions take it as such
+    (before, an ``If-Match`` with it was a 412 from the app).
+    """
+    if (
+        offload is None
+        or offload.header != "X-Accel-Redirect"
+        or offload.rule is None
+        or offload.rule.source_dir is None
+        or file.modified_time is None
+        or file.size is None
+    ):
+        return None
+    mtime = int(conditional.as_utc(file.modified_time).timestamp())
+    return f"{mtime:x}-{file.size:x}"
 
 
 def _check_arguments(

@@ -327,6 +327,33 @@ def test_nginx_etag_revalidates_with_304(http: t.Any, nginx_url: str) -> None:
     assert rv.data == b""
 
 
+def test_nginx_etag_in_if_match_is_the_current_file(
+    http: t.Any, nginx_url: str, nginx_root: pathlib.Path
+) -> None:
+    """nginx sends an offloaded file with its own ETag: a client that sends
+    that one back in If-Match (a conditional resume, say) gets the file,
+    not a 412 from the app; in If-None-Match, a 304."""
+    url = f"{nginx_url}/files/hello.txt"
+    first = _get(http, url)
+    nginx_etag = first.headers["ETag"]
+    assert nginx_etag != _app_etag(nginx_root, "hello.txt")
+    for tag in (nginx_etag, "*", f'"x", {nginx_etag}'):
+        rv = _get(http, url, **{"If-Match": tag})
+        assert rv.status == 200, tag
+        assert rv.data == b"Hello, world!\n"
+    rv = _get(http, url, **{"If-Match": nginx_etag, "Range": "bytes=0-4"})
+    assert (rv.status, rv.data) == (206, b"Hello")
+    rv = _get(http, url, **{"If-Match": '"5f5e100-e"'})
+    assert rv.status == 412
+    rv = _get(http, url, **{"If-None-Match": f'"x", {nginx_etag}'})
+    assert (rv.status, rv.data) == (304, b"")
+    # Not offloaded: only the app's tag is current.
+    streamed = f"{nginx_url}/streamed/hello.txt"
+    assert _get(http, streamed, **{"If-Match": nginx_etag}).status == 412
+    app_tag = _app_etag(nginx_root, "hello.txt")
+    assert _get(http, streamed, **{"If-Match": app_tag}).status == 200
+
+
 def test_opted_out_view_is_streamed_by_the_app(
     http: t.Any, nginx_url: str, nginx_root: pathlib.Path
 ) -> None:
