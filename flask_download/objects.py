@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import datetime
+import decimal
 import difflib
 import inspect
 import os
@@ -63,6 +64,8 @@ def _column_files() -> tuple[t.Any, t.Any]:
 # A decimal integer as a URL may carry it (ASCII digits only: str.isdigit()
 # also accepts "²" and other Unicode digits).
 _INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
+# A decimal number as a URL may carry it (for Numeric and Float keys).
+_NUMBER = re.compile(r"-?[0-9]{1,40}(?:\.[0-9]{1,40})?\Z")
 
 
 class ObjectDownloadView(DownloadView):
@@ -246,6 +249,9 @@ class ObjectDownloadView(DownloadView):
 
         Override it to narrow the rows (to the current user's, to published
         ones...): a row outside it is answered 404, exactly like a missing one.
+        It may select an alias of the model (``aliased(Model)``, an entity
+        over a subquery, ``with_polymorphic``): the key and the fields are
+        then read from that alias.
         """
         sa_, _ = _import_sqlalchemy()
         return t.cast("sa.Select[t.Any]", sa_.select(self.get_model()))
@@ -276,7 +282,9 @@ class ObjectDownloadView(DownloadView):
         answered 404, like raising :exc:`~flask_download.FileNotFound`.
 
         :raises FileNotFound: no such row (also for ids the database cannot
-            hold, such as 2**63 and up or non-integers for integer keys).
+            hold, such as 2**63 and up or non-integers for integer keys, and
+            for URL values a ``Numeric``, ``Date``, ``DateTime`` or ``Enum``
+            key cannot take: refused before any SQL is sent).
         :raises ConfigurationError: the URL has neither variable, or there is
             no session (see :meth:`get_session`).
         """
@@ -308,7 +316,7 @@ class ObjectDownloadView(DownloadView):
             ):
                 # Loader options (joinedload...) need the entity in the SELECT.
                 lookup = self._lookup(session, pk is not None, slug is not None, False)
-            statement = lookup.narrow(query)
+            statement = lookup.narrow(query, custom=True)
         try:
             return self._read(session, lookup, statement, params)
         except _import_sqlalchemy()[0].exc.StatementError as e:
@@ -545,7 +553,11 @@ class ObjectDownloadView(DownloadView):
             if modified is not None:
                 file.modified_time = modified
             if file.size is None:
-                file.size = self._value(obj, self.size_field, int)
+                size = self._value(obj, self.size_field, int)
+                if size is not None and size >= 0:
+                    # (A negative size, such as -1 for "unknown", is none:
+                    # never a Content-Length.)
+                    file.size = size
         crc32 = self._value(obj, self.crc32_field, int)
         if crc32 is not None:
             file.crc32 = crc32
@@ -677,8 +689,32 @@ def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.
             return uuid.UUID(str(value))
         except ValueError:
             raise FileNotFound(f"{value!r} is not a UUID.") from None
+    if isinstance(value, str):
+        # A URL string for a key of another type: converted (or refused)
+        # here, as the database would refuse it with an error (PostgreSQL's
+        # "invalid input syntax", a 500 that also aborts the transaction).
+        value = _coerce_text(value, column.type, python_type)
     if isinstance(value, str) and "\x00" in value:
         raise FileNotFound("An id with NUL.")
+    return value
+
+
+def _coerce_text(value: str, type_: t.Any, python_type: t.Any) -> t.Any:
+    """``value`` as ``type_`` takes it, or :exc:`FileNotFound`."""
+    sa_, _ = _import_sqlalchemy()
+    if isinstance(type_, sa_.Enum):
+        if value not in type_.enums:
+            raise FileNotFound(f"{value!r} is none of {type_.enums!r}.")
+        return value
+    if python_type is decimal.Decimal or python_type is float:
+        if not _NUMBER.match(value):
+            raise FileNotFound(f"{value!r} is not a number.")
+        return python_type(value)
+    if python_type is datetime.datetime or python_type is datetime.date:
+        try:
+            return python_type.fromisoformat(value)
+        except ValueError:
+            raise FileNotFound(f"{value!r} is not a {python_type.__name__}.") from None
     return value
 
 
@@ -816,6 +852,10 @@ class _Lookup:
         )
         #: The fields, in the order of the row's columns.
         self.names: list[str] = []
+        #: The attribute names the primary key and the slug are compared
+        #: with (for a ``get_query`` selecting an alias of the model).
+        self.pk_key: str | None = None
+        self.slug_key: str | None = None
 
     @classmethod
     def build(
@@ -891,6 +931,10 @@ class _Lookup:
             model, mapper, pk_column, row_class, columns, criteria, options, None
         )
         lookup.names = names
+        if pk_column is not None:
+            lookup.pk_key = mapper.get_property_by_column(pk_column).key
+        if by_slug:
+            lookup.slug_key = view.slug_field
         if core:
             lookup.core = True
         if not custom_query:
@@ -899,11 +943,67 @@ class _Lookup:
             )
         return lookup
 
-    def narrow(self, query: t.Any) -> t.Any:
-        """``query`` (of the model) narrowed to this lookup's row and fields."""
-        if self.columns:
-            query = query.with_only_columns(*self.columns)
-        query = query.where(*self.criteria)
-        if self.options:
-            query = query.options(*self.options)
+    def narrow(self, query: t.Any, custom: bool = False) -> t.Any:
+        """``query`` (of the model) narrowed to this lookup's row and fields.
+
+        ``custom``: ``query`` comes from an overridden ``get_query``, which
+        may select an alias of the model (``aliased(Model)``, an entity over
+        a subquery, ``with_polymorphic``): the fields and the key are then
+        taken from that alias. Compared on the model's own table instead,
+        they would add a second, unrelated ``FROM`` (a cartesian product)
+        or drop the subquery, and serve rows outside ``get_query``.
+        """
+        columns, criteria, options = self.columns, self.criteria, self.options
+        if custom:
+            entity = self._entity(query)
+            if entity is not None:
+                columns, criteria, options = self._adapted(entity)
+        if columns:
+            query = query.with_only_columns(*columns)
+        query = query.where(*criteria)
+        if options:
+            query = query.options(*options)
         return query.limit(1)
+
+    def _entity(self, query: t.Any) -> t.Any:
+        """The alias of the model ``query`` selects, or ``None`` when it
+        selects the model itself (or no entity of it)."""
+        sa_, _ = _import_sqlalchemy()
+        for description in getattr(query, "column_descriptions", ()):
+            entity = description.get("entity")
+            if entity is None:
+                continue
+            if entity is self.model:
+                return None
+            info = sa_.inspect(entity, raiseerr=False)
+            if (
+                info is not None
+                and getattr(info, "is_aliased_class", False)
+                and info.mapper is self.mapper
+            ):
+                return entity
+        return None
+
+    def _adapted(self, entity: t.Any) -> tuple[list[t.Any], list[t.Any], list[t.Any]]:
+        """The columns, criteria and options of this lookup on ``entity``."""
+        sa_, orm_ = _import_sqlalchemy()
+        columns = (
+            [getattr(entity, name).label(name) for name in self.names]
+            if self.columns
+            else []
+        )
+        criteria = []
+        if self.pk_key is not None:
+            criteria.append(getattr(entity, self.pk_key) == sa_.bindparam(_PK))
+        if self.slug_key is not None:
+            criteria.append(getattr(entity, self.slug_key) == sa_.bindparam(_SLUG))
+        options = []
+        if self.options:
+            # Deferred columns the response reads, as in build().
+            props = self.mapper.column_attrs
+            options = [
+                orm_.undefer(getattr(entity, name))
+                for name in self.names
+                if name in props and props[name].deferred
+            ]
+        return columns, criteria, options
