@@ -213,7 +213,8 @@ class ObjectDownloadView(DownloadView):
         Rows are usually per user (see :meth:`get_query`), so a shared cache
         must not keep one user's file for another: ``private, no-cache``, or
         ``private, max-age=N`` with ``DOWNLOAD_CACHE_MAX_AGE``. A
-        :attr:`cache_control` set on the view is sent as it is.
+        :attr:`~flask_download.DownloadMixin.cache_control` set on the view
+        is sent as it is.
         """
         value = super().get_cache_control()
         return value if self.cache_control is not None else f"private, {value}"
@@ -237,6 +238,10 @@ class ObjectDownloadView(DownloadView):
         return t.cast("orm.Session", ext.session)
 
     def get_model(self) -> type[t.Any]:
+        """The mapped class rows are read from: :attr:`model`.
+
+        :raises ConfigurationError: no model is set.
+        """
         if self.model is None:
             raise ConfigurationError(
                 f"{type(self).__name__} needs a 'model': set it as a class"
