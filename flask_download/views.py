@@ -333,8 +333,12 @@ class DownloadMixin:
             and if_unmodified_since is None
         ):
             return None  # not a conditional request: nothing to decide
-        if if_match is not None or if_none_match is not None:
-            # The tag a web server sends the file with is current too.
+        own = file.etag or "\0"
+        if (if_match is not None and own not in if_match) or (
+            if_none_match is not None and own not in if_none_match
+        ):
+            # The tag a web server sends the file with is current too (looked
+            # for only when the header does not name the app's own tag).
             tag = _web_server_etag(file, self._find_offload(file))
             if tag is not None:
                 if if_match is not None and conditional.strong_etag_matches(
