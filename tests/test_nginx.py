@@ -70,6 +70,7 @@ NGINX_CONF = (
             # nginx drops the app's headers but a few on X-Accel-Redirect.
             add_header X-Content-Type-Options nosniff;
             add_header Content-Encoding $upstream_http_content_encoding;
+            add_header Content-Security-Policy $upstream_http_content_security_policy;
             # Small ranged responses on kept-alive connections.
             tcp_nopush off;
         }}
@@ -325,6 +326,20 @@ def test_nginx_etag_revalidates_with_304(http: t.Any, nginx_url: str) -> None:
     )
     assert rv.status == 304
     assert rv.data == b""
+
+
+def test_inline_html_keeps_its_sandbox_through_nginx(
+    http: t.Any, nginx_url: str
+) -> None:
+    """The documented config adds the app's Content-Security-Policy back: an
+    offloaded inline page stays sandboxed, and a text file gets none."""
+    rv = _get(http, f"{nginx_url}/inline/page.html")
+    assert rv.status == 200
+    assert rv.data == b"<!doctype html><p>hi</p>"
+    assert rv.headers["Content-Security-Policy"] == "sandbox"
+    assert rv.headers["X-Content-Type-Options"] == "nosniff"
+    rv = _get(http, f"{nginx_url}/inline/hello.txt")
+    assert "Content-Security-Policy" not in rv.headers
 
 
 def test_nginx_etag_in_if_match_is_the_current_file(
