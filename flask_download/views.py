@@ -333,7 +333,7 @@ class DownloadMixin:
             and if_unmodified_since is None
         ):
             return None  # not a conditional request: nothing to decide
-        own = file.etag or "\0"
+        own = file.etag if isinstance(file.etag, str) and file.etag else "\0"
         if (if_match is not None and own not in if_match) or (
             if_none_match is not None and own not in if_none_match
         ):
