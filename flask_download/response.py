@@ -164,10 +164,14 @@ def _ascii_fallback(name: str) -> str:
     text = _UNSAFE_ASCII.sub("", "".join(parts))
     text = " ".join(text.split())  # runs of spaces collapse to one
     leading_dot = text.startswith(".")
+    # Symbols that fold to nothing ("😀😀.tar" of "😀😀.tar.gz") leave the
+    # inner extension first: its dot must not be lost ("tar.gz").
+    dropped = leading_dot and not stem.lstrip(" ").startswith(".")
     text = text.strip(" .")
-    if lost or not text:
+    inner = leading_dot and _ASCII_EXTENSION.fullmatch("." + text) is not None
+    if lost or not text or (dropped and inner):
         digest = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
-        if lost and leading_dot and _ASCII_EXTENSION.fullmatch("." + text):
+        if (lost or dropped) and inner:
             # Nothing before the dot folded ("архив.tar" of "архив.tar.gz"):
             # the hash goes where those letters were, before the inner
             # extension, which stays one ("1a2b3c4d.tar.gz").
