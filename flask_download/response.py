@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import collections.abc as cabc
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -620,6 +621,27 @@ REMADE_OPTIONS = (
 )
 
 
+class _ClosingBody(ClosingIterator):
+    """A response body that closes itself if the server drops it unclosed.
+
+    PEP 3333 servers call ``close()``; Werkzeug's development server skips
+    it when the client reset the connection (the request body's drain fails
+    first), which would leave the file to the garbage collector and never
+    send ``download_finished``.
+    """
+
+    _closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
+
+    def __del__(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+
 class DownloadResponse(Response):
     """A response that sends a :class:`~flask_download.DownloadFile`.
 
@@ -877,7 +899,7 @@ class DownloadResponse(Response):
         body = self._iter_body()
         if delivery is not None:
             body = delivery.count(body, self.headers.get("Content-Length", type=int))
-        return ClosingIterator(body, self.close)
+        return _ClosingBody(body, self.close)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
         # A body that ends before its Content-Length (the file shrank or

@@ -541,7 +541,6 @@ SHAPES: dict[str, list[tuple[str, str]]] = {
 # Werkzeug's server does not close the body when the client reset the
 # connection: the handle is released when the body is dropped, with a
 # ResourceWarning (see test_no_resource_warning_when_a_client_hangs_up).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(("target", "validators", "seekable"), VIEW_PARAMS)
 def test_a_client_hanging_up_mid_body_releases_everything(
@@ -563,7 +562,6 @@ def reset_at_once(port: int, target: str) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize(("target", "validators", "seekable"), VIEW_PARAMS)
 def test_a_client_gone_before_the_answer_releases_everything(
     server: Server, target: str, validators: bool, seekable: bool
@@ -576,7 +574,6 @@ def test_a_client_gone_before_the_answer_releases_everything(
     assert server.get(target, {"Range": "bytes=0-9"})[0] in (200, 206)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_concurrent_hang_ups_on_every_view_release_everything(server: Server) -> None:
     """Every view at once, four times over, each client hanging up."""
     targets = [view[1] for view in VIEWS] * 4
@@ -869,13 +866,6 @@ WERKZEUG_HANG_UPS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Werkzeug's server skips application_iter.close() when the client"
-    " reset the connection (its request-draining read raises first): the"
-    " body must close itself when it is dropped unclosed (see the report:"
-    " a ClosingIterator with __del__ in DownloadResponse.get_app_iter).",
-)
 def test_werkzeug_hang_ups_close_the_body_and_finish_the_download(
     upstream: Upstream, tmp_path: pathlib.Path
 ) -> None:
