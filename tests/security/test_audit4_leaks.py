@@ -213,8 +213,11 @@ def make_leak_app(base: str, upstream_port: int, signals: bool = False) -> Flask
         download_finished.connect(finished, app, weak=False)
 
         def disconnect() -> None:
-            download_started.disconnect(started, app)
-            download_finished.disconnect(finished, app)
+            # From every sender: blinker keeps a receiver disconnected from
+            # one sender in ``receivers``, which turns sendfile off for
+            # every later test in this process.
+            download_started.disconnect(started)
+            download_finished.disconnect(finished)
 
         app.extensions["leaks_disconnect"] = disconnect
 
