@@ -215,8 +215,11 @@ class DownloadMixin:
         return NotModifiedResponse(status=304, headers=kwargs.get("headers"))
 
     def precondition_failed_response(self, *args: t.Any, **kwargs: t.Any) -> Response:
-        """Return a 412 Precondition Failed response with no body."""
-        return Response(b"", status=412, headers=kwargs.get("headers"))
+        """Return a 412 Precondition Failed response with no body (and so
+        no ``Content-Type``)."""
+        response = Response(b"", status=412, headers=kwargs.get("headers"))
+        response.headers.pop("Content-Type", None)
+        return response
 
     # -- responses ------------------------------------------------------------
 

@@ -97,3 +97,15 @@ def test_a_stream_that_says_it_seeks_but_cannot_is_streamed() -> None:
         assert rv.status_code == 200
         assert b"Name:" in rv.data
         assert "Accept-Ranges" not in rv.headers
+
+
+def test_a_412_has_no_body_and_no_content_type(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"inside")
+    app = Flask(__name__)
+    view = PathDownloadView.as_view("files", root=str(tmp_path))
+    app.add_url_rule("/files/<path:path>", view_func=view)
+    with app.test_client().get("/files/a.txt", headers={"If-Match": '"nope"'}) as rv:
+        assert rv.status_code == 412
+        assert rv.data == b""
+        assert "Content-Type" not in rv.headers
+        assert rv.headers["Content-Length"] == "0"
