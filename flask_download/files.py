@@ -606,16 +606,24 @@ class VirtualFile(DownloadFile):
             self.seekable = _is_seekable(stream)
             self._start = 0
             if self.seekable:
+                start: t.Any = None
                 try:
-                    self._start = stream.tell()
+                    start = stream.tell()
+                    if not isinstance(start, int):
+                        raise TypeError("tell() gave no position")
                     if size is None:
-                        size = stream.seek(0, io.SEEK_END) - self._start
-                    stream.seek(self._start)
+                        # (A seek() that returns None, as some wrappers'
+                        # do, still moved: where it went is asked.)
+                        size = _seek(stream, 0, io.SEEK_END) - start
+                    stream.seek(start)
+                    self._start = start
                 except (OSError, ValueError, TypeError):
-                    # It says it can seek but cannot (procfs files, a
-                    # seek() that returns None): streamed as it comes.
+                    # It says it can seek but cannot (procfs files): streamed
+                    # as it comes, from where it was (never from its end).
                     self.seekable = False
-                    self._start = 0
+                    if start is not None:
+                        with contextlib.suppress(Exception):
+                            stream.seek(start)
             self.size = size
             return
         self._iterable = content
@@ -782,6 +790,13 @@ def _chunk_type_error(chunk: object) -> TypeError:
 _TEXT_STREAMS = (io.TextIOBase, codecs.StreamReader, codecs.StreamReaderWriter)
 
 
+def _seek(stream: t.IO[bytes], offset: int, whence: int) -> int:
+    """``stream.seek(offset, whence)``: the new position, also from a
+    ``seek`` that returns ``None`` (it is then asked with ``tell``)."""
+    position = stream.seek(offset, whence)
+    return position if isinstance(position, int) else stream.tell()
+
+
 def _is_seekable(stream: t.IO[bytes]) -> bool:
     try:
         return bool(stream.seekable())
@@ -852,7 +867,7 @@ class _Unclosed(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:
             offset += self._start
-        return self._stream.seek(offset, whence) - self._start
+        return _seek(self._stream, offset, whence) - self._start
 
     def tell(self) -> int:
         return self._stream.tell() - self._start

@@ -254,9 +254,10 @@ class ObjectDownloadView(DownloadView):
 
         Override it to narrow the rows (to the current user's, to published
         ones...): a row outside it is answered 404, exactly like a missing one.
-        It may select an alias of the model (``aliased(Model)``, an entity
-        over a subquery, ``with_polymorphic``): the key and the fields are
-        then read from that alias.
+        It may select an alias of the model or of a subclass
+        (``aliased(Model)``, an entity over a subquery,
+        ``with_polymorphic``): the key and the fields are then read from
+        that alias.
         """
         sa_, _ = _import_sqlalchemy()
         return t.cast("sa.Select[t.Any]", sa_.select(self.get_model()))
@@ -971,8 +972,8 @@ class _Lookup:
         return query.limit(1)
 
     def _entity(self, query: t.Any) -> t.Any:
-        """The alias of the model ``query`` selects, or ``None`` when it
-        selects the model itself (or no entity of it)."""
+        """The alias of the model (or of a subclass) ``query`` selects, or
+        ``None`` when it selects the model itself (or no entity of it)."""
         sa_, _ = _import_sqlalchemy()
         for description in getattr(query, "column_descriptions", ()):
             entity = description.get("entity")
@@ -984,8 +985,11 @@ class _Lookup:
             if (
                 info is not None
                 and getattr(info, "is_aliased_class", False)
-                and info.mapper is self.mapper
+                and info.mapper.isa(self.mapper)
             ):
+                # An alias of the model or of a subclass of it
+                # (``aliased(Invoice)`` for a ``Document`` model): the model's
+                # own table would be another FROM, and any row would match.
                 return entity
         return None
 
