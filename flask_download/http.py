@@ -276,7 +276,10 @@ def _allowed_form(entry: str) -> str:
     trailing dot or brackets, an internationalised name in ASCII."""
     entry = entry.lower().rstrip(".").strip("[]")
     dot = "." if entry.startswith(".") else ""
-    return dot + (_ascii_host(entry[len(dot) :]) or entry[len(dot) :])
+    name = entry[len(dot) :]
+    # IDNA reads the ideographic and full-width full stops as dots: one of
+    # them at the end is a trailing dot too.
+    return dot + (_ascii_host(name).rstrip(".") or name)
 
 
 def _host_allowed(host: str, allowed_hosts: cabc.Collection[str]) -> bool:
@@ -330,7 +333,9 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
     if "@" in parts.netloc:
         # "http://allowed.example@evil.example/" goes to evil.example.
         raise _refuse(f"{url!r}: URLs with user info are refused.")
-    host = _ascii_host((parts.hostname or "").rstrip("."))
+    # The trailing dot stripped after the conversion too: IDNA reads the
+    # ideographic and full-width full stops as dots.
+    host = _ascii_host((parts.hostname or "").rstrip(".")).rstrip(".")
     if not host:
         raise _refuse(f"{url!r} has no valid host.")
     if port is None:
@@ -724,11 +729,14 @@ class HTTPFile(DownloadFile):
         ``start`` and ``stop`` need a :attr:`sliceable` file: the bytes
         ``[start, stop)`` are asked for again with ``Range`` and ``If-Match``
         (a server that sends the whole file instead has the bytes before
-        ``start`` dropped).
+        ``start`` dropped, and the file is no longer :attr:`sliceable`). A
+        later read of the whole file asks for it again.
 
         :raises ValueError: ``start`` or ``stop`` on a file that is not
             sliceable (the view relays ranges upstream instead).
         :raises FileNotFound: the file changed since its headers were read.
+        :raises UpstreamError: the answer is another range, or has fewer
+            bytes than the range.
         """
         if not (start or stop is not None):
             response = self._response
@@ -744,11 +752,34 @@ class HTTPFile(DownloadFile):
         if start >= stop:
             return
         self.close()  # the whole answer, if still held
+        # Whatever answers the range, the first answer is gone: a later read
+        # of the whole file asks for it again.
+        self._released = True
         response, status = self._request_again((start, stop))
         self._response = response
-        # RFC 9110 §14.2: a server may send the whole file (200) instead.
+        if status != 206:
+            # RFC 9110 §14.2: a server may send the whole file (200) instead.
+            # It would do so for every later range too, each read from the
+            # file's start: no more ranges are asked of it.
+            self.sliceable = False
         skip = 0 if status == 206 else start
-        yield from self._relay(response, chunk_size, skip, stop - start)
+        sent = 0
+        try:
+            for data in self._relay(response, chunk_size, skip, stop - start):
+                sent += len(data)
+                yield data
+            if sent != stop - start:
+                # A body short of its Content-Range (a chunked one, or one
+                # cut at a Content-Length that did not count the range).
+                raise _fail(
+                    f"{self.final_url!r} sent {sent} bytes of the range"
+                    f" {start}-{stop - 1} ({stop - start} bytes)."
+                )
+        finally:
+            if self._response is response:
+                # Not left for a later chunks(), which would take the rest
+                # of a range for the whole file; back to the pool if read.
+                self.close()
 
     def _relay(
         self,
@@ -922,6 +953,7 @@ def _check_framing(
         raise _fail(f"{url!r} sent {len(ranges)} Content-Range headers.")
     if ranges:
         value = ranges[0]
+        match = None
         if status == 416:
             valid = _UNSATISFIED_RANGE.fullmatch(value) is not None
         else:
@@ -929,6 +961,17 @@ def _check_framing(
             valid = match is not None and _range_is_sane(*match.groups())
         if not valid:
             raise _fail(f"{url!r} sent an invalid Content-Range {value[:64]!r}.")
+        # RFC 9110 §14.4: the body of a single part is the range; a length
+        # that says otherwise leaves its bytes unknown.
+        if (
+            match is not None
+            and lengths
+            and int(lengths[0]) != int(match[2]) - int(match[1]) + 1
+        ):
+            raise _fail(
+                f"{url!r} sent a Content-Length {lengths[0]!r} that is not"
+                f" the length of its Content-Range {value[:64]!r}."
+            )
     elif status == 206:
         content_type = relayed.get("Content-Type", "")
         if not content_type.lower().startswith("multipart/byteranges"):

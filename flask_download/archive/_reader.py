@@ -83,6 +83,9 @@ class _Forward:
         self._pending = memoryview(b"")
         self._position = start
         self._window = 0
+        # Where the current window started: one that gives no byte at all
+        # ends the member (asking the same bytes again would never end).
+        self._window_start = -1
         self._chunks: cabc.Iterator[bytes] | None = None
         if not start:
             self._chunks = file.chunks(DEFAULT_CHUNK_SIZE)
@@ -107,7 +110,19 @@ class _Forward:
             return False
         if end is None or self._position >= end:
             return False
+        if self._window_start == self._position:
+            return False  # the last window gave nothing: the member shrank
         self._close_chunks()
+        self._window_start = self._position
+        if not self._file.sliceable:
+            # It took no range after all (a server that answered the whole
+            # file): read once from its start, the bytes before dropped,
+            # rather than the whole file again for every window.
+            self._window = 0
+            self._chunks = _skipped(
+                self._file.chunks(DEFAULT_CHUNK_SIZE), self._position
+            )
+            return True
         self._window = min(max(2 * self._window, size, 1), MAX_WINDOW)
         stop = min(self._position + self._window, end)
         self._chunks = self._file.chunks(DEFAULT_CHUNK_SIZE, self._position, stop)
@@ -125,6 +140,21 @@ class _Forward:
             self._close_chunks()
         finally:
             self._file.close()
+
+
+def _skipped(chunks: cabc.Iterator[bytes], count: int) -> cabc.Iterator[bytes]:
+    """``chunks`` without their first ``count`` bytes."""
+    try:
+        for data in chunks:
+            if count:
+                dropped = min(count, len(data))
+                data, count = data[dropped:], count - dropped
+            if data:
+                yield data
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 class ArchiveReader(SizedReader):
