@@ -72,7 +72,8 @@ def split_relative(untrusted: str) -> list[str]:
     absolute paths, backslashes, C0 and C1 control characters (NUL
     included), ``..`` segments, Windows drives and Windows device names in
     every spelling Windows accepts (``CON``, ``nul.txt``, ``COM¹``,
-    ``CONIN$``, ``"CON "``). ``.`` and empty segments are dropped.
+    ``CONIN$``, ``"CON "``), and a path ending in ``/`` or ``/.`` (it names a
+    directory). Other ``.`` and empty segments are dropped.
 
     This is a syntactic check: symbolic links are the opener's business
     (:func:`open_confined`).
@@ -103,7 +104,12 @@ def _split(untrusted: str) -> list[str]:
         raise FileNotFound(f"Refused path {untrusted!r}.")
     if _CONTROL.search(untrusted):
         raise FileNotFound(f"Refused path {untrusted!r}.")
-    segments = [s for s in untrusted.split("/") if s not in ("", ".")]
+    raw = untrusted.split("/")
+    if raw[-1] in ("", "."):
+        # "file.txt/" or "file.txt/." names a directory (POSIX: ENOTDIR for
+        # a file), and no directory is ever served: one URL per file.
+        raise FileNotFound(f"Refused path {untrusted!r}.")
+    segments = [s for s in raw if s not in ("", ".")]
     if not segments or any(_refused_segment(s) for s in segments):
         raise FileNotFound(f"Refused path {untrusted!r}.")
     return segments

@@ -109,3 +109,20 @@ def test_a_412_has_no_body_and_no_content_type(tmp_path: pathlib.Path) -> None:
         assert rv.data == b""
         assert "Content-Type" not in rv.headers
         assert rv.headers["Content-Length"] == "0"
+
+
+@pytest.mark.parametrize("tail", ["/", "/.", "//", "/./"])
+def test_a_file_asked_as_a_directory_is_404(tmp_path: pathlib.Path, tail: str) -> None:
+    """``hello.txt/`` names a directory (POSIX: ENOTDIR), as
+    ``send_from_directory`` and nginx read it: one URL per file."""
+    (tmp_path / "hello.txt").write_bytes(b"hi")
+    app = Flask(__name__)
+    view = PathDownloadView.as_view("files", root=str(tmp_path))
+    app.add_url_rule("/files/<path:path>", view_func=view)
+    client = app.test_client()
+    with client.get("/files/hello.txt") as rv:
+        assert rv.status_code == 200
+    with client.get("/files/./hello.txt") as rv:
+        assert rv.status_code == 200
+    with client.get(f"/files/hello.txt{tail}") as rv:
+        assert rv.status_code == 404
