@@ -613,8 +613,9 @@ class VirtualFile(DownloadFile):
                         raise TypeError("tell() gave no position")
                     if size is None:
                         # (A seek() that returns None, as some wrappers'
-                        # do, still moved: where it went is asked.)
-                        size = _seek(stream, 0, io.SEEK_END) - start
+                        # do, still moved: where it went is asked.) A stream
+                        # left past its end has nothing left, not less.
+                        size = max(_seek(stream, 0, io.SEEK_END) - start, 0)
                     stream.seek(start)
                     self._start = start
                 except (OSError, ValueError, TypeError):

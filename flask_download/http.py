@@ -890,7 +890,11 @@ class HTTPFile(DownloadFile):
             raise FileNotFound(f"{self.url!r} changed since its headers were read.")
         if span is not None and again.status == 206:
             asked = f"bytes {span[0]}-{span[1] - 1}/{self.size}"
-            if again.response_headers["Content-Range"] != asked:
+            # Compared as numbers: "bytes 0010-0019/100" is that range too.
+            # (The answer passed _check_framing: one valid Content-Range.)
+            answered = again.response_headers.get("Content-Range", "")
+            match = _CONTENT_RANGE.fullmatch(answered)
+            if match is None or (int(match[1]), int(match[2]) + 1) != span:
                 again.close()
                 raise _fail(f"{self.url!r} answered another range than {asked!r}.")
         response, again._response = again._response, None
