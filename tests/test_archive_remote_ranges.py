@@ -60,6 +60,16 @@ class Upstream(http.server.ThreadingHTTPServer):
         pass  # an answer dropped unread (headers only): expected
 
 
+class CountingUpstream(Upstream):
+    """Counts the connections it accepted."""
+
+    accepted = 0
+
+    def process_request(self, request: t.Any, client_address: t.Any) -> None:
+        self.accepted += 1
+        super().process_request(request, client_address)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Upstream
@@ -109,7 +119,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> cabc.Iterator[Upstream]:
-    upstream = Upstream(("127.0.0.1", 0), Handler)
+    upstream = CountingUpstream(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
     try:
@@ -407,3 +417,26 @@ def test_forwarding_wrappers_tell_whether_their_file_is_sliceable() -> None:
 
     assert Forwarding(Sliceable()).sliceable
     assert not Forwarding(DownloadFile()).sliceable
+
+
+def test_a_range_read_to_its_end_gives_its_connection_back(
+    upstream: Upstream,
+) -> None:
+    """A window read exactly to its end goes back to the pool even when the
+    archive stops reading there: ranges in a row share one connection."""
+    app = make_app(upstream)
+    archive, etag = whole_archive(app)
+    client = app.test_client()
+    start = data_offset(archive, 1) + 1000
+    assert isinstance(upstream, CountingUpstream)
+    _pool().clear()
+    before = upstream.accepted
+    for offset in range(0, 5000, 1000):
+        first = start + offset
+        headers = {"Range": f"bytes={first}-{first + 99}", "If-Range": etag}
+        with client.get("/zip", headers=headers) as rv:
+            assert rv.status_code == 206
+            assert rv.data == archive[first : first + 100]
+    # Each request: one connection for the members' headers (let go
+    # unread, so closed) and the ranged body on a kept-alive one.
+    assert upstream.accepted - before <= len(SIZES) * 5 + 1
