@@ -48,11 +48,6 @@ _ENCODING_TYPES = {
     "compress": "application/x-compress",
     "zstd": "application/zstd",
 }
-# Content codings (RFC 9110 §8.4.1) that browsers decode, sent when a name
-# says the bytes are compressed so (inline only). "compress" is registered
-# but decoded by no browser; "xz" and "bzip2" are no HTTP content codings.
-_DECODED_CODINGS = frozenset(("gzip", "br", "zstd"))
-
 # Characters deleted from ASCII file names: C0 controls (TAB, CR, LF, NUL...)
 # and DEL. Other names also lose C1 controls and every Unicode format
 # character (category Cf: bidi controls that make "exe.txt" display as
@@ -387,11 +382,11 @@ def content_type_and_encoding(
     """Decide ``Content-Type`` and ``Content-Encoding``.
 
     An explicit ``encoding`` is always sent. One guessed from the name is
-    sent only for inline responses, and only if it is a content coding
-    browsers decode (gzip, br, zstd): an attachment keeps the bytes it is
-    (``x.tar.gz`` -> ``application/gzip``, no ``Content-Encoding``), and so
-    does ``log.txt.xz`` inline (``xz`` and ``bzip2`` are no HTTP content
-    codings: ``text/plain`` with ``Content-Encoding: xz`` shows garbage).
+    sent only for inline responses (DESIGN §3): an attachment keeps the
+    bytes it is (``x.tar.gz`` -> ``application/gzip``, no
+    ``Content-Encoding``). Name inline files compressed other than with
+    gzip, br or zstd with care: ``xz`` and ``bzip2`` are no HTTP content
+    codings and ``compress`` is decoded by no browser.
     ``text/*`` types get a charset (``charset``, else UTF-8) unless the
     media type has a ``charset`` parameter, which wins. Type and subtype go
     out in lower case (they are case-insensitive, RFC 9110 §8.3.1), so
@@ -409,7 +404,7 @@ def content_type_and_encoding(
         encoding = None
     guessed_type, guessed_encoding = guess_type(name) if name else (None, None)
     if encoding is None and guessed_encoding is not None:
-        if attachment or guessed_encoding not in _DECODED_CODINGS:
+        if attachment:
             if mimetype is None:
                 mimetype = _ENCODING_TYPES.get(guessed_encoding)
         else:

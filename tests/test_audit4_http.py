@@ -132,30 +132,33 @@ def test_inline_text_rdf_is_sandboxed(app: Flask, attachment: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "content_type"),
+    ("name", "content_type", "coding"),
     [
-        ("log.txt.xz", "application/x-xz"),
-        ("log.txt.bz2", "application/x-bzip2"),
-        ("log.txt.Z", "application/x-compress"),
+        ("log.txt.xz", "text/plain; charset=utf-8", "xz"),
+        ("log.txt.bz2", "text/plain; charset=utf-8", "bzip2"),
+        ("log.txt.Z", "text/plain; charset=utf-8", "compress"),
     ],
     ids=["xz", "bzip2", "compress"],
 )
-def test_inline_guessed_codings_browsers_cannot_decode_are_not_sent(
-    app: Flask, name: str, content_type: str
+def test_every_guessed_coding_is_sent_inline_as_the_contract_says(
+    app: Flask, name: str, content_type: str, coding: str
 ) -> None:
-    """``log.txt.xz`` inline went out as ``text/plain`` with
-    ``Content-Encoding: xz``: xz and bzip2 are no HTTP content codings and
-    no browser decodes ``compress``, so the page showed the compressed
-    bytes as text. They go out as the files they are, as attachments do."""
+    """DESIGN §3: a guessed encoding is sent for inline responses, whatever
+    it is (even codings browsers do not decode); an attachment of the same
+    name goes out as the compressed file it is."""
     app.add_url_rule(
         "/x",
         "x",
         lambda: send_download(b"\xfd7zXZ", download_name=name, attachment=False),
     )
+    app.add_url_rule("/a", "a", lambda: send_download(b"\xfd7zXZ", download_name=name))
     with app.test_client().get("/x") as rv:
         assert rv.headers["Content-Type"] == content_type
-        assert "Content-Encoding" not in rv.headers
+        assert rv.headers["Content-Encoding"] == coding
         assert rv.headers["Content-Disposition"] == f'inline; filename="{name}"'
+    with app.test_client().get("/a") as rv:
+        assert "Content-Encoding" not in rv.headers
+        assert rv.headers["Content-Type"] != content_type
 
 
 @pytest.mark.parametrize(
