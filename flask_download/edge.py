@@ -280,12 +280,14 @@ def verify_nginx_secure_link(
 ) -> None:
     """Check a link as nginx's ``secure_link`` module would.
 
-    The same rules as nginx, so that a link refused here is refused by
-    nginx and the other way round: ``md5`` is read as nginx's base64url
-    decoder reads it (``=`` padding allowed, the unused low bits of the
-    last character ignored); ``expires`` must be ASCII digits (leading
-    zeros allowed, and hashed as sent) of a time after 1970, or the link is
-    invalid (403), not expired.
+    The same rules as nginx (parameters read raw, the first of two, an
+    expiry of 0 invalid), so that a link nginx refuses is refused here;
+    stricter in one point: ``md5`` must be spelled exactly as
+    :func:`~flask_download.nginx_secure_link` writes it (nginx's decoder
+    also takes ``=`` padding and ignores the unused bits of the last
+    character, so it accepts some changed links). ``expires`` must be ASCII
+    digits (leading zeros allowed, and hashed as sent) of a time after 1970,
+    or the link is invalid (403), not expired.
 
     :param uri: the decoded path of the request (bytes: exactly as nginx's
         ``$uri`` holds it).
@@ -330,16 +332,21 @@ def _nginx_expiry(expires: str) -> int | None:
 
 
 def _nginx_hash(md5: str) -> bytes | None:
-    """The 16 bytes nginx decodes from ``md5`` (``ngx_decode_base64url``), or
-    ``None`` where it answers 403."""
-    if len(md5) > 24 or not md5.isascii():
+    """The 16 bytes of ``md5``, or ``None`` (403).
+
+    Only the spelling :func:`nginx_secure_link` writes is read: 22
+    base64url characters, no padding, the unused low bits of the last one
+    zero. nginx's own decoder also takes ``=`` padding (and anything after
+    it) and ignores those bits, so a changed link such as one with another
+    last character passes nginx one time in four; no link this module makes
+    is spelled so, and here it is refused.
+    """
+    if len(md5) != 22 or not md5.isascii() or not _BASE64URL.issuperset(md5):
         return None
-    # nginx stops at the first "=" and ignores what follows; 22 characters
-    # make 16 bytes, the last 4 bits of the 22nd are dropped.
-    head = md5.partition("=")[0]
-    if len(head) != 22 or not _BASE64URL.issuperset(head):
-        return None
-    return base64.urlsafe_b64decode(head + "==")
+    digest = base64.urlsafe_b64decode(md5 + "==")
+    if base64.urlsafe_b64encode(digest)[:22].decode() != md5:
+        return None  # unused bits set: another spelling of the same hash
+    return digest
 
 
 def validate_nginx_secret(secret: t.Any) -> bytes | None:
