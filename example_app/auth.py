@@ -77,7 +77,7 @@ def _safe_next(target: str | None) -> str:
 def login() -> Response | tuple[str, int] | str:
     """Log in as an existing user, or create one by typing a new name."""
     users = db.session.scalars(sa.select(User).order_by(User.name)).all()
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return render_template("login.html", users=users)
     name = request.form.get("name", "").strip()
     if not _NAME.match(name):

@@ -413,6 +413,15 @@ def test_login_refuses_bad_names(example: Flask, name: str) -> None:
     assert len(_users(example)) == len(SAMPLE_USERS)
 
 
+def test_login_page_answers_head_like_get(example: Flask) -> None:
+    client = example.test_client()
+    with client.get("/auth/login") as got, client.head("/auth/login") as head:
+        assert (got.status_code, head.status_code) == (200, 200)
+        assert head.data == b""
+        assert head.headers["Content-Length"] == got.headers["Content-Length"]
+    assert len(_users(example)) == len(SAMPLE_USERS)
+
+
 def test_logout_forgets_the_user(example: Flask) -> None:
     client = example.test_client()
     login(client)
