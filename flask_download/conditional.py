@@ -183,7 +183,7 @@ def strong_etag_matches(header: str, etag: str | None) -> bool:
     return parse_etags(value).contains(etag) and _listed(value, etag, allow_weak=False)
 
 
-def _weak_etag_matches(header: str, etag: str | None) -> bool:
+def weak_etag_matches(header: str, etag: str | None) -> bool:
     """Evaluate an entity-tag list with the weak comparison function.
 
     RFC 9110 §8.8.3.2: weak comparison ignores the weakness indicator, so
@@ -283,7 +283,7 @@ def evaluate_preconditions(
     # RFC 9110 §13.2.2 step 3: If-None-Match; a match means 304 for GET/HEAD,
     # 412 for any other method.
     if _is_present(if_none_match):
-        if _weak_etag_matches(if_none_match, etag):
+        if weak_etag_matches(if_none_match, etag):
             return NOT_MODIFIED if is_get_or_head else PRECONDITION_FAILED
 
         # RFC 9110 §13.1.3: If-Modified-Since is ignored when If-None-Match is

@@ -861,14 +861,15 @@ class HTTPFile(DownloadFile):
         :raises FileNotFound: the file is gone or changed.
         """
         url, headers, allowed_hosts, timeout, max_redirects = self._again
-        conditions = ("if-match", "if-unmodified-since")
-        headers = {k: v for k, v in headers.items() if k.lower() not in conditions}
+        replaced = {"if-match", "if-unmodified-since"}
+        if span is not None:
+            replaced.add("range")
+        headers = {k: v for k, v in headers.items() if k.lower() not in replaced}
         if self.etag is not None:
             headers["If-Match"] = f'"{self.etag}"'
         elif "Last-Modified" in self.response_headers:
             headers["If-Unmodified-Since"] = self.response_headers["Last-Modified"]
         if span is not None:
-            headers = {k: v for k, v in headers.items() if k.lower() != "range"}
             headers["Range"] = f"bytes={span[0]}-{span[1] - 1}"
         again = HTTPFile(
             url,

@@ -344,13 +344,9 @@ class DownloadMixin:
             # for only when the header does not name the app's own tag).
             tag = _web_server_etag(file, self._find_offload(file))
             if tag is not None:
-                if if_match is not None and conditional.strong_etag_matches(
-                    if_match, tag
-                ):
+                if if_match and conditional.strong_etag_matches(if_match, tag):
                     if_match = "*"
-                if if_none_match is not None and conditional._weak_etag_matches(
-                    if_none_match, tag
-                ):
+                if if_none_match and conditional.weak_etag_matches(if_none_match, tag):
                     if_none_match = "*"
         return conditional.evaluate_preconditions(
             method=environ["REQUEST_METHOD"],

@@ -22,6 +22,7 @@ import zipfile
 
 import pytest
 from conftest import running_werkzeug
+from conftest import serving
 from flask import Flask
 
 from flask_download import DownloadFile
@@ -119,16 +120,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> cabc.Iterator[Upstream]:
-    upstream = CountingUpstream(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(CountingUpstream(("127.0.0.1", 0), Handler)) as upstream:
         yield upstream
-    finally:
-        upstream.shutdown()
-        upstream.server_close()
-        thread.join()
-        _pool().clear()
+    _pool().clear()
 
 
 SIZES = [300_000, 200_000, 250_000]

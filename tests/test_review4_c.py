@@ -19,12 +19,12 @@ import http.server
 import io
 import itertools
 import re
-import threading
 import typing as t
 import zipfile
 
 import pytest
 from conftest import running_werkzeug
+from conftest import serving
 from flask import Flask
 
 from flask_download import ArchiveFile
@@ -103,16 +103,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> cabc.Iterator[Upstream]:
-    upstream = Upstream(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Upstream(("127.0.0.1", 0), Handler)) as upstream:
         yield upstream
-    finally:
-        upstream.shutdown()
-        upstream.server_close()
-        thread.join()
-        _pool().clear()
+    _pool().clear()
 
 
 @pytest.fixture
