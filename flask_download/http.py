@@ -14,6 +14,13 @@ connection goes to the vetted address (no second DNS lookup to rebind);
 redirects are followed here, at most :data:`MAX_REDIRECTS`, each hop checked
 again, and never shown to the client.
 
+Ports are not restricted by default (as with ``requests`` or urllib3): the
+address check is the boundary, and a public address's ports are reachable
+from anywhere. ``allowed_ports`` restricts them (SafeCurl's default is 80,
+443 and 8080), for each hop; worth setting when the client picks the URL, or
+when an ``allowed_hosts`` entry is a private host running other services
+(entries never name ports).
+
 The upstream's framing is never relayed: ``Content-Length`` only when it
 sent exactly one valid length and no ``Transfer-Encoding``; a range the
 client did not ask for, a malformed length or ``Content-Range``, or a
@@ -21,7 +28,9 @@ client did not ask for, a malformed length or ``Content-Range``, or a
 connection is closed at once. So is an answer that is no file: a final
 1xx (a ``101`` relayed would switch the client's connection), 204, 205, a
 3xx that is not followed, or a 304, 412 or 416 to conditions or a range
-that were not sent.
+that were not sent. The headers the upstream's ``Connection`` names are
+this hop's and never relayed (RFC 9110 §7.6.1), and two different ``ETag``
+(or ``Last-Modified``) headers are no validator at all.
 """
 
 from __future__ import annotations
@@ -116,6 +125,9 @@ _CONDITIONS = frozenset(
 )
 # Request headers dropped when a redirect leaves the first origin.
 _CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
+# Answers to a HEAD that the GET may not share: the server does not do HEAD
+# (405, 501), or the URL is signed for GET alone (403 from S3 or GCS).
+_HEAD_REFUSED = frozenset((403, 405, 501))
 _USER_AGENT = "Flask-Download"
 
 
@@ -312,7 +324,35 @@ def _ascii_host(host: str) -> str:
         return ""
 
 
-def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
+def check_allowed_ports(
+    allowed_ports: cabc.Collection[int] | None, where: str
+) -> frozenset[int] | None:
+    """``allowed_ports`` as a set, checked: TCP port numbers (1 to 65535).
+
+    :raises ConfigurationError: anything else (a string, a name, 0...).
+    """
+    if allowed_ports is None:
+        return None
+    if isinstance(allowed_ports, (str, bytes)) or not isinstance(
+        allowed_ports, cabc.Iterable
+    ):
+        raise ConfigurationError(
+            f"{where} must be a collection of port numbers, not {allowed_ports!r}."
+        )
+    ports = frozenset(allowed_ports)
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigurationError(
+                f"{where}: {port!r} is not a TCP port number (1 to 65535)."
+            )
+    return ports
+
+
+def _vet(
+    url: str,
+    allowed_hosts: cabc.Collection[str] | None,
+    allowed_ports: cabc.Collection[int] | None = None,
+) -> _Target:
     """Check a URL and resolve its host to a vetted address.
 
     :raises DisallowedURL: the URL may not be fetched.
@@ -342,6 +382,8 @@ def _vet(url: str, allowed_hosts: cabc.Collection[str] | None) -> _Target:
         port = 443 if scheme == "https" else 80
     elif port == 0:
         raise _refuse(f"{url!r} has no valid port.")
+    if allowed_ports is not None and port not in allowed_ports:
+        raise _refuse(f"{url!r}: port {port} is not in the allowed ports.")
     # An IPv6 entry may be written "[::1]"; the URL's host name is "::1".
     if allowed_hosts is not None:
         allowed_hosts = [_allowed_form(entry) for entry in allowed_hosts]
@@ -535,6 +577,39 @@ def _open(
         raise _fail(f"{target.url!r}: {type(e).__name__}: {e}") from None
 
 
+def _follow(
+    method: str,
+    url: str,
+    request_headers: dict[str, str],
+    allowed_hosts: cabc.Collection[str] | None,
+    timeout: float,
+    max_redirects: int,
+    allowed_ports: cabc.Collection[int] | None,
+) -> tuple[BaseHTTPResponse, str]:
+    """Send the request, following redirects (each hop vetted); the final
+    answer, its body unread, and its URL. Credentials in ``request_headers``
+    go to the first origin only."""
+    request_headers = dict(request_headers)
+    current = url
+    origin = None
+    for _ in range(max_redirects + 1):
+        target = _vet(current, allowed_hosts, allowed_ports)
+        hop_origin = (target.scheme, target.host, target.port)
+        if origin is not None and hop_origin != origin:
+            # Credentials the app set are for the first origin only (as
+            # browsers and requests do): never hand them to another.
+            for key in [k for k in request_headers if k.lower() in _CREDENTIALS]:
+                del request_headers[key]
+        origin = hop_origin
+        response = _open(target, method, request_headers, timeout)
+        location = response.headers.get("Location")
+        if response.status not in _REDIRECTS or not location:
+            return response, current
+        _close(response, reuse=False)
+        current = urljoin(current, location)
+    raise _fail(f"{url!r}: more than {max_redirects} redirects.")
+
+
 def _close(response: BaseHTTPResponse, *, reuse: bool) -> None:
     if not reuse:
         # Unread bytes would poison a reused connection: drop it.
@@ -573,6 +648,8 @@ class HTTPFile(DownloadFile):
         ``DOWNLOAD_HTTP_TIMEOUT`` in an application, else
         :data:`~flask_download.http.DEFAULT_TIMEOUT`.
     :param max_redirects: most redirects followed.
+    :param allowed_ports: the ports that may be connected to, the URL's and
+        every redirect's (``{80, 443}``, say); ``None`` allows any port.
     :raises FileNotFound: the server answered 404 or 410.
     :raises DisallowedURL: the URL, or a redirect, may not be fetched (403).
     :raises UpstreamError: connection refused, a 5xx or other error, an
@@ -589,6 +666,9 @@ class HTTPFile(DownloadFile):
     response_headers: Headers
     #: The URL the answer came from, after redirects.
     final_url: str
+    #: The directive names (lowercase) of the upstream's ``Cache-Control``:
+    #: :class:`HTTPDownloadView` keeps its ``private`` and ``no-store``.
+    cache_directives: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -600,7 +680,9 @@ class HTTPFile(DownloadFile):
         allowed_hosts: cabc.Collection[str] | None | t.Literal[False] = False,
         timeout: float | None = None,
         max_redirects: int = MAX_REDIRECTS,
+        allowed_ports: cabc.Collection[int] | None = None,
     ) -> None:
+        ports = check_allowed_ports(allowed_ports, "allowed_ports")
         if allowed_hosts and any(":" in host or "/" in host for host in allowed_hosts):
             check_allowed_hosts(allowed_hosts, "allowed_hosts")  # raises
         if allowed_hosts is False or timeout is None:
@@ -622,6 +704,7 @@ class HTTPFile(DownloadFile):
             allowed_hosts = (allowed_hosts,)  # one host, not its letters
         # What _request_again sends once the connection was let go.
         self._again = (url, dict(headers or {}), allowed_hosts, timeout, max_redirects)
+        self._allowed_ports = ports
         # The caller's headers are sent as given (the view puts only the
         # client's range and conditional headers there, plus what the app
         # chose); Host is always the URL's.
@@ -631,25 +714,16 @@ class HTTPFile(DownloadFile):
                 request_headers[key] = value
         self._asked_range = any(k.lower() == "range" for k in request_headers)
         self._asked_condition = any(k.lower() in _CONDITIONS for k in request_headers)
-        current = url
-        origin = None
-        for _ in range(max_redirects + 1):
-            target = _vet(current, allowed_hosts)
-            hop_origin = (target.scheme, target.host, target.port)
-            if origin is not None and hop_origin != origin:
-                # Credentials the app set are for the first origin only (as
-                # browsers and requests do): never hand them to another.
-                for key in [k for k in request_headers if k.lower() in _CREDENTIALS]:
-                    del request_headers[key]
-            origin = hop_origin
-            response = _open(target, method, request_headers, timeout)
-            location = response.headers.get("Location")
-            if response.status not in _REDIRECTS or not location:
-                break
+        fetch = (url, request_headers, allowed_hosts, timeout, max_redirects, ports)
+        response, current = _follow(method, *fetch)
+        if method == "HEAD" and response.status in _HEAD_REFUSED:
+            # A server that does not do HEAD (405, 501), or a URL signed for
+            # GET alone (S3 and GCS answer 403): the HEAD answers as the GET
+            # would (DESIGN §1), from the GET's head; its body is never read
+            # (the connection is dropped).
             _close(response, reuse=False)
-            current = urljoin(current, location)
-        else:
-            raise _fail(f"{url!r}: more than {max_redirects} redirects.")
+            response, current = _follow("GET", *fetch)
+            self._method = "GET"
         self._response = response
         self.final_url = current
         try:
@@ -676,8 +750,15 @@ class HTTPFile(DownloadFile):
             # 416 nobody asked for: no file to relay.
             raise _fail(f"{current!r} answered {status}, which is not a file.")
         upstream = response.headers
+        # RFC 9110 §7.6.1: the headers the upstream's Connection names are
+        # for this hop only (the framing ones still say what the bytes are).
+        hop_only = _directives(
+            upstream.getlist("Connection") if hasattr(upstream, "getlist") else ()
+        )
         relayed = Headers()
         for header in RELAYED_RESPONSE_HEADERS:
+            if header.lower() in hop_only and header not in _FRAMING:
+                continue
             for value in (
                 upstream.getlist(header) if hasattr(upstream, "getlist") else ()
             ):
@@ -687,8 +768,19 @@ class HTTPFile(DownloadFile):
                     # What the bytes are cannot be told: relaying them under
                     # another length or coding would corrupt the download.
                     raise _fail(f"{current!r} sent a malformed {header}.")
+        for header in _SINGLE_VALIDATORS:
+            # RFC 9110 §8.8: one ETag, one Last-Modified. Two that differ
+            # name no version (a cache would pick either): none is relayed.
+            values = relayed.getlist(header)
+            if len(values) > 1:
+                del relayed[header]
+                if len(set(values)) == 1:
+                    relayed[header] = values[0]
         _check_framing(current, status, upstream, relayed, self._asked_range)
         self.response_headers = relayed
+        self.cache_directives = _directives(
+            upstream.getlist("Cache-Control") if hasattr(upstream, "getlist") else ()
+        )
         if name is None:
             name = posixpath.basename(unquote(urlsplit(current).path)) or None
         self.name = name
@@ -878,6 +970,7 @@ class HTTPFile(DownloadFile):
             allowed_hosts=allowed_hosts,
             timeout=timeout,
             max_redirects=max_redirects,
+            allowed_ports=self._allowed_ports,
         )
         first = (self.size, self.etag, self.modified_time)
         # A range is answered with exactly it, or with the whole file.
@@ -1012,7 +1105,12 @@ class HTTPDownloadView(DownloadView):
     multipart), 304, 412 and 416, with ``Content-Type``, ``Content-Length``,
     ``Content-Range``, ``Content-Encoding``, ``Accept-Ranges``, ``ETag``,
     ``Last-Modified`` and ``Vary`` copied; ``Content-Disposition``,
-    ``Cache-Control`` and ``X-Content-Type-Options`` are the view's. Upstream
+    ``Cache-Control`` and ``X-Content-Type-Options`` are the view's, but an
+    upstream ``Cache-Control: private`` or ``no-store`` is kept (and the
+    view's ``public`` dropped): the upstream knows whether the file is one
+    user's. A ``HEAD`` goes upstream as ``HEAD``; answered 403, 405 or 501
+    (a URL signed for ``GET`` only, a server without ``HEAD``) it is asked
+    again as a ``GET`` whose body is never read. Upstream
     404/410 -> 404, other errors, answers that are no file (see the module)
     and refused connections -> 502, timeouts -> 504, refused URLs -> 403,
     each with a log line.
@@ -1027,6 +1125,10 @@ class HTTPDownloadView(DownloadView):
     timeout: float | None = None
     #: Most redirects followed (each one checked like the URL).
     max_redirects: int = MAX_REDIRECTS
+    #: Ports that may be connected to, the URL's and every redirect's
+    #: (``{80, 443}``, say); ``None`` allows any port. Worth setting when the
+    #: URL comes from the client: ``allowed_hosts`` entries never name ports.
+    allowed_ports: cabc.Collection[int] | None = None
     #: Headers the application sends upstream with every request (an
     #: ``Authorization`` for a private upstream, say), on top of the client's
     #: forwarded ones; see :meth:`get_request_headers`.
@@ -1040,13 +1142,18 @@ class HTTPDownloadView(DownloadView):
 
         :raises TypeError: a keyword names no attribute of the class.
         :raises ConfigurationError: an ``allowed_hosts`` entry with a port or
-            a scheme (they are never compared, so it would never match).
+            a scheme (they are never compared, so it would never match), an
+            ``allowed_ports`` entry that is no port number.
         :raises ImportError: ``urllib3`` is not installed (extra ``http``).
         """
         view = super().as_view(name, *class_args, **class_kwargs)
         check_allowed_hosts(
             class_kwargs.get("allowed_hosts", cls.allowed_hosts),
             f"{cls.__name__}.allowed_hosts",
+        )
+        check_allowed_ports(
+            class_kwargs.get("allowed_ports", cls.allowed_ports),
+            f"{cls.__name__}.allowed_ports",
         )
         _import_urllib3()  # now, not with a 500 on the first request
         return view
@@ -1113,6 +1220,7 @@ class HTTPDownloadView(DownloadView):
             allowed_hosts=self.get_allowed_hosts(),
             timeout=self.get_timeout(),
             max_redirects=self.max_redirects,
+            allowed_ports=self.allowed_ports,
         )
 
     def file_response(self, file: DownloadFile) -> Response | None:
@@ -1141,6 +1249,11 @@ class HTTPDownloadView(DownloadView):
                 if name in file.response_headers:
                     headers[name] = file.response_headers[name]
             headers["Vary"] = _vary(file.response_headers)
+            cache_control = _no_less_private(
+                headers.get("Cache-Control"), file.cache_directives
+            )
+            if cache_control is not None:
+                headers["Cache-Control"] = cache_control
         return headers
 
     def download_response(self, *args: t.Any, **kwargs: t.Any) -> DownloadResponse:
@@ -1172,6 +1285,9 @@ class HTTPDownloadView(DownloadView):
             for value in upstream.getlist(name):
                 h.add(name, value)
         h["Vary"] = _vary(upstream)
+        cache_control = _no_less_private(h.get("Cache-Control"), file.cache_directives)
+        if cache_control is not None:
+            h["Cache-Control"] = cache_control
         set_content_security_policy(
             h,
             kwargs.get("attachment", self.attachment),
@@ -1188,6 +1304,8 @@ _TOKEN_LIST = re.compile(f"{TOKEN}(?:[ \t]*,[ \t]*{TOKEN})*|\\*")
 _FIELD_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
+# Validators a response has at most one of.
+_SINGLE_VALIDATORS = ("ETag", "Last-Modified")
 # Headers that say what the body's bytes are: refused (502) when malformed,
 # where other headers are only left out.
 _FRAMING = frozenset(("Content-Length", "Content-Range", "Content-Encoding"))
@@ -1219,3 +1337,32 @@ def _vary(upstream: Headers) -> str:
     if not any(v.lower() == "accept-encoding" for v in values):
         values.append("Accept-Encoding")
     return ", ".join(values)
+
+
+# Cache-Control directives of an upstream that the relayed answer keeps: the
+# upstream knows whether the file is one user's (the app may fetch it with
+# that user's token), which the view's own Cache-Control cannot tell.
+_PRIVACY_DIRECTIVES = ("no-store", "private")
+
+
+def _directives(values: cabc.Iterable[str]) -> frozenset[str]:
+    """The directive names (lowercase) of ``Cache-Control`` values."""
+    return frozenset(
+        name
+        for value in values
+        for part in value.split(",")
+        if (name := part.partition("=")[0].strip(" \t").lower())
+    )
+
+
+def _no_less_private(cache_control: str | None, upstream: frozenset[str]) -> str | None:
+    """``cache_control`` with the upstream's ``no-store`` and ``private``
+    added (and its ``public`` dropped), so that no shared cache stores a file
+    its upstream kept private; unchanged when the upstream has neither."""
+    missing = [d for d in _PRIVACY_DIRECTIVES if d in upstream]
+    if not missing:
+        return cache_control
+    parts = [p.strip(" \t") for p in (cache_control or "").split(",")]
+    kept = [p for p in parts if p and p.partition("=")[0].strip().lower() != "public"]
+    present = _directives(kept)
+    return ", ".join([d for d in missing if d not in present] + kept)
