@@ -150,8 +150,11 @@ def evaluate_range(
     method is not ``GET`` (``HEAD`` included), when ``size``
     is unknown, when ``If-Range`` does not match, when the unit is not
     ``bytes``, when it is malformed (including ``last < first``), when it has
-    more than ``max_ranges`` non-empty range-specs, or when the satisfiable
-    ranges add up to more bytes than the representation has.
+    more than ``max_ranges`` non-empty range-specs, when the satisfiable
+    ranges add up to more bytes than the representation has, or when the
+    representation is empty and a suffix-range asks for its end (``bytes=-5``
+    is satisfiable, RFC 9110 §14.1.1, but no ``Content-Range`` can describe
+    zero bytes).
 
     The ``max_ranges`` check runs before any range-spec is parsed: the count
     is the number of comma-separated list elements that are not empty or
@@ -255,11 +258,20 @@ def evaluate_range(
             length = _number(match.group(1))
 
             # RFC 9110 §14.1.1: a suffix-range is satisfiable if its length is
-            # non-zero and the representation is not empty; it covers the last
-            # min(length, size) bytes.
-            if length == 0 or size == 0:
+            # non-zero; it covers the last min(length, size) bytes.
+            if length == 0:
                 specs.append(None)
                 continue
+
+            # RFC 9110 §14.1.1: "When a selected representation has zero
+            # length, the only satisfiable form of range-spec is a
+            # suffix-range with a non-zero suffix-length": it is the whole
+            # (empty) representation, which no Content-Range can describe, so
+            # it is sent whole (200, as RFC 9110 §14.2 allows), never 416.
+            # The rest of the header cannot change that: a later invalid
+            # spec would make it ignored, also a 200.
+            if size == 0:
+                return None
 
             specs.append((size - min(length, size), size))
         else:

@@ -728,14 +728,18 @@ class DownloadResponse(Response):
         # Built as one list: a download's headers are all distinct, so the
         # per-header replace of ``Headers.__setitem__`` is not needed.
         items = [("X-Content-Type-Options", "nosniff")]
-        if content_encoding:
+        unsatisfiable = ranges is _ranges.UNSATISFIABLE
+        if content_encoding and not unsatisfiable:
             items.append(("Content-Encoding", content_encoding))
         items += validator_headers(file, cache_control)
         if file.seekable and size is not None:
             items.append(("Accept-Ranges", "bytes"))
 
         if ranges is _ranges.UNSATISFIABLE:
-            # RFC 9110 §15.5.17: 416 carries the current length.
+            # RFC 9110 §15.5.17: 416 carries the current length. It has no
+            # content, so (like the 304 and the 412) no Content-Type and no
+            # Content-Encoding, which describe content (RFC 9110 §8.3, §8.4):
+            # the file's type on an empty 416 would claim a body it lacks.
             status = 416
             items.append(
                 ("Content-Range", _ranges.unsatisfied_content_range(size or 0))
@@ -784,6 +788,10 @@ class DownloadResponse(Response):
             headers=_checked_headers(items),
             direct_passthrough=True,
         )
+        if unsatisfiable:
+            # Werkzeug adds a default type when there is none: the type goes
+            # in first (above), then out.
+            del self.headers["Content-Type"]
         if headers:
             self.headers.update(headers)
 

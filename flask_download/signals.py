@@ -150,16 +150,31 @@ class _CountingReader:
         self._filelike.close()
 
 
+def _heard(signal: t.Any, sender: t.Any) -> bool:
+    """Whether a receiver of ``signal`` is called when ``sender`` sends it.
+
+    ``signal.receivers`` alone is not enough: blinker keeps a receiver
+    disconnected from one sender (``disconnect(fn, sender=app)``), or
+    connected to another app only, in it. Counting for nobody would turn
+    ``sendfile`` off for every download. The exact look-up (blinker's public
+    ``receivers_for``, which also skips dead weak receivers) runs only when
+    some receiver is connected at all.
+    """
+    if not signal.receivers:
+        return False
+    return next(signal.receivers_for(sender), None) is not None
+
+
 def _begin(file: DownloadFile) -> _Delivery | None:
     """Send :data:`download_started`; return a tracker if anyone awaits the end.
 
     Called when a body is about to be sent. Returns ``None`` (nothing to
-    count) when :data:`download_finished` has no receivers.
+    count) when no receiver of :data:`download_finished` hears this app.
     """
     app, req = _context()
-    if download_started.receivers:
+    if _heard(download_started, app):
         _send(download_started, app, file=file, request=req)
-    if not download_finished.receivers:
+    if not _heard(download_finished, app):
         return None
     return _Delivery(app, file)
 
