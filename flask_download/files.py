@@ -15,6 +15,7 @@ import datetime
 import functools
 import hashlib
 import io
+import operator
 import os
 import stat
 import threading
@@ -32,6 +33,25 @@ from .paths import split_relative
 
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
 DEFAULT_CHUNK_SIZE = 64 * 1024
+
+
+def as_index(value: t.Any, what: str) -> int:
+    """``value`` as an ``int``, for a size, an offset or a chunk size.
+
+    Accepts what :func:`operator.index` accepts (``int`` and integer-likes
+    such as ``numpy.int64``), never a ``bool`` (``True`` is no number of
+    bytes) nor a ``float``.
+
+    :raises TypeError: ``value`` is not an integer.
+    """
+    if type(value) is int:
+        return value
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{what} must be an int, not {type(value).__name__}.")
 
 
 class DownloadFile:
@@ -235,6 +255,10 @@ def read_slice(
         many bytes of the span were not yielded because the stream ended
         or changed early; 0 when the span was complete or had no ``stop``.
     """
+    start = as_index(start, "start")
+    if stop is not None:
+        stop = as_index(stop, "stop")
+    chunk_size = as_index(chunk_size, "chunk_size")
     if start:
         handle.seek(start)
     remaining = -1 if stop is None else stop - start
@@ -296,7 +320,9 @@ class PathFile(DownloadFile):
         :func:`~flask_download.paths.open_confined`: it never leaves
         ``root``, symbolic links included. Without ``root``, a trusted path
         (absolute, or relative to the working directory) opened as is:
-        never pass client input without ``root``.
+        never pass client input without ``root``. A ``bytes`` path is
+        decoded as the file system does (:func:`os.fsdecode`): :attr:`name`
+        and :attr:`path` are ``str``.
     :param name: the client-side name; defaults to the last part of
         ``path`` as given (a link's own name, not its target's).
     :param root: the trusted directory a client path is confined to.
@@ -314,7 +340,7 @@ class PathFile(DownloadFile):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         name: str | None = None,
         *,
         root: str | os.PathLike[str] | None = None,
@@ -345,7 +371,9 @@ class PathFile(DownloadFile):
             # trusted path (and flask.send_from_directory) does.
             asked = segments[-1]
         else:
-            opened = open_path(path)
+            # A bytes path (or bytes PathLike) is spelled as a str, the way
+            # os.fsdecode reads file names: name and path are always str.
+            opened = open_path(os.fsdecode(path))
         self._fd = _hold(opened.fd)
         st = self._stat = opened.stat
         self.path = opened.path
@@ -527,7 +555,8 @@ class VirtualFile(DownloadFile):
         ``size`` is given).
     :param name: the client-side name.
     :param size: the size in bytes, if known (computed for ``str``/``bytes``,
-        ``StringIO`` and seekable binary file-like objects).
+        ``StringIO`` and seekable binary file-like objects): an ``int`` or an
+        integer-like such as ``numpy.int64`` (not ``bool``, not ``float``).
     :param modified_time: the last modification, sent as ``Last-Modified``.
         A naive datetime is taken as UTC.
     :param etag: a strong entity tag, bare: ``abc`` is sent as
@@ -540,7 +569,7 @@ class VirtualFile(DownloadFile):
         ``etag`` cannot be sent in a header (a weak ``W/`` tag, quotes
         inside, spaces or control characters), or ``size`` is negative.
     :raises TypeError: ``content`` is none of the kinds above (``None``, an
-        ``int``...), ``size`` is not an ``int``, ``modified_time`` is not a
+        ``int``...), ``size`` is not an integer, ``modified_time`` is not a
         :class:`~datetime.datetime`, ``etag`` is not a ``str``; or an iterator yields a
         chunk that is neither ``bytes``-like nor ``str`` (raised when the
         body gets there: the response ends short and the connection closes).
@@ -562,7 +591,7 @@ class VirtualFile(DownloadFile):
         etag: str | None = None,
         charset: str | None = None,
     ) -> None:
-        _check_virtual_arguments(content, size, modified_time)
+        size = _check_virtual_arguments(content, size, modified_time)
         self.name = name
         self.modified_time = None if modified_time is None else as_utc(modified_time)
         if etag is not None:
@@ -651,6 +680,12 @@ class VirtualFile(DownloadFile):
         start: int = 0,
         stop: int | None = None,
     ) -> cabc.Iterator[bytes]:
+        # Integer-likes (numpy.int64) as ints: range() and slices take them,
+        # but the arithmetic of a stream's offsets would not.
+        chunk_size = as_index(chunk_size, "chunk_size")
+        start = as_index(start, "start")
+        if stop is not None:
+            stop = as_index(stop, "stop")
         if self._bytes is not None:
             end = len(self._bytes) if stop is None else stop
             view = memoryview(self._bytes)
@@ -685,10 +720,14 @@ class VirtualFile(DownloadFile):
 
 def _check_virtual_arguments(
     content: object, size: object, modified_time: object
-) -> None:
+) -> int | None:
     """Refuse what :class:`VirtualFile` cannot send, when it is made: found
     later, it would fail after the status line went out (a broken body) or
-    put a bad ``Content-Length`` (``-1``, ``True``) on the wire."""
+    put a bad ``Content-Length`` (``-1``, ``True``) on the wire.
+
+    :return: ``size`` as an ``int`` (an integer-like such as ``numpy.int64``
+        converted), or ``None``.
+    """
     if not (
         isinstance(content, (str, bytes, bytearray, memoryview, cabc.Iterable))
         or hasattr(content, "read")
@@ -697,13 +736,16 @@ def _check_virtual_arguments(
             "VirtualFile content must be str, bytes, a file-like object or an"
             f" iterator of bytes or str chunks, not {type(content).__name__}."
         )
+    checked: int | None = None
     if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int):
+        try:
+            checked = as_index(size, "size")
+        except TypeError:
             raise TypeError(
-                "VirtualFile size must be a number of bytes (an int) or None,"
-                f" not {type(size).__name__}."
-            )
-        if size < 0:
+                "VirtualFile size must be a number of bytes (an int, or an"
+                f" integer such as numpy.int64) or None, not {type(size).__name__}."
+            ) from None
+        if checked < 0:
             raise ConfigurationError(
                 f"VirtualFile size must be a number of bytes >= 0, not {size!r}."
             )
@@ -712,6 +754,7 @@ def _check_virtual_arguments(
             "VirtualFile modified_time must be a datetime (aware, or naive in"
             f" UTC) or None, not {type(modified_time).__name__}."
         )
+    return checked
 
 
 def _text_encoding(charset: str | None) -> str:
@@ -813,7 +856,7 @@ class SizedReader(io.RawIOBase):
     """
 
     def __init__(self, size: int) -> None:
-        self._size = size
+        self._size = as_index(size, "size")
         self._position = 0
 
     def readable(self) -> bool:
@@ -826,6 +869,7 @@ class SizedReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        offset = as_index(offset, "offset")
         if whence == io.SEEK_CUR:
             offset += self._position
         elif whence == io.SEEK_END:
@@ -866,6 +910,7 @@ class _Unclosed(io.RawIOBase):
         return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        offset = as_index(offset, "offset")
         if whence == io.SEEK_SET:
             offset += self._start
         return _seek(self._stream, offset, whence) - self._start

@@ -8,6 +8,7 @@ import datetime
 import difflib
 import functools
 import inspect
+import operator
 import os
 import typing as t
 
@@ -100,6 +101,15 @@ class DownloadMixin:
     #: The file of the current request, once :meth:`get_file` returned it.
     file: DownloadFile
 
+    @property
+    def file_instance(self) -> DownloadFile:
+        """:attr:`file` under its django-downloadview name, for ported code."""
+        return self.file
+
+    @file_instance.setter
+    def file_instance(self, value: DownloadFile) -> None:
+        self.file = value
+
     def __init__(self, **attrs: t.Any) -> None:
         for key, value in attrs.items():
             setattr(self, key, value)
@@ -166,7 +176,9 @@ class DownloadMixin:
 
     def _setting(self, name: str) -> t.Any:
         value = getattr(self, name)
-        return getattr(self._settings(), name) if value is None else value
+        if value is None:
+            return getattr(self._settings(), name)
+        return _integer_setting(name, value)
 
     # -- conditional requests -------------------------------------------------
 
@@ -233,7 +245,19 @@ class DownloadMixin:
         matching an offload rule (:attr:`accel`) gives an empty-bodied
         :class:`~flask_download.AccelResponse` for the web server instead.
         """
-        file = kwargs.pop("file", None) or self.file
+        for django_name, name in _DJANGO_KEYWORDS.items():
+            # The keywords of django-downloadview's download_response, so a
+            # ported override calling super() with them works unchanged.
+            if django_name in kwargs:
+                if name in kwargs:
+                    raise TypeError(
+                        f"download_response() got both {name!r} and"
+                        f" {django_name!r} (its django-downloadview name)."
+                    )
+                kwargs[name] = kwargs.pop(django_name)
+        file = kwargs.pop("file", None)
+        if file is None:
+            file = self.file
         options = {
             "attachment": self.attachment,
             "basename": self.get_basename(),
@@ -246,6 +270,7 @@ class DownloadMixin:
         }
         options.update(kwargs)  # the caller's keywords win
         kwargs = options
+        kwargs["chunk_size"] = _integer_setting("chunk_size", kwargs["chunk_size"])
         offload = self._find_offload(file)
         if offload is not None:
             # The web server answers Range itself, from the request's header.
@@ -442,7 +467,7 @@ class DownloadView(DownloadMixin, MethodView):
             if (
                 key.startswith("_")
                 or key in _HTTP_METHODS
-                or key == "kwargs"  # the URL variables, set per request
+                or key in ("kwargs", "file_instance")  # set per request
                 or not hasattr(cls, key)
             ):
                 raise TypeError(_unknown_attribute_message(cls, key))
@@ -512,7 +537,7 @@ class DownloadView(DownloadMixin, MethodView):
             value = attributes.get(name, getattr(cls, name, None))
             if hasattr(type(value), "__get__"):
                 continue  # a property: known per request only
-            check_view_attribute(cls.__name__, name, value)
+            check_view_attribute(cls.__name__, name, _integer_setting(name, value))
         root = attributes.get("root", getattr(cls, "root", None))
         if isinstance(root, (str, bytes, os.PathLike)) and not os.fspath(root):
             raise ConfigurationError(
@@ -542,6 +567,35 @@ class DownloadView(DownloadMixin, MethodView):
         """Answer ``GET`` (and ``HEAD``) with
         :meth:`~flask_download.DownloadMixin.render_to_response`."""
         return self.render_to_response()
+
+
+#: django-downloadview's keywords of ``download_response`` -> this package's.
+_DJANGO_KEYWORDS = {
+    "file_instance": "file",
+    "file_mimetype": "mimetype",
+    "file_encoding": "encoding",
+}
+
+#: View attributes standing in for integer settings.
+_INTEGER_SETTINGS = frozenset(("chunk_size", "max_ranges", "cache_max_age"))
+
+
+def _integer_setting(name: str, value: t.Any) -> t.Any:
+    """``value`` of the view attribute ``name`` as an ``int`` when it is an
+    integer-like (``numpy.int64``: what :func:`operator.index` accepts, not
+    ``bool``), so that it is checked and sent as the number it is; any
+    other value as it is (the checks refuse it)."""
+    if (
+        name in _INTEGER_SETTINGS
+        and type(value) is not int
+        and not isinstance(value, (bool, float))
+        and hasattr(type(value), "__index__")
+    ):
+        try:
+            return operator.index(value)
+        except TypeError:
+            return value
+    return value
 
 
 def _web_server_etag(file: DownloadFile, offload: _accel.Offload | None) -> str | None:
@@ -637,6 +691,7 @@ def _unknown_attribute_message(cls: type, key: str) -> str:
         for name in dir(cls)
         if not name.startswith("_")
         and name not in _HTTP_METHODS
+        and name not in ("kwargs", "file_instance")
         and not inspect.isroutine(getattr(cls, name, None))
     ]
     close = difflib.get_close_matches(key, settable, n=1)
@@ -672,7 +727,7 @@ class PathDownloadView(DownloadView):
 
     #: A trusted path (absolute, or relative to :attr:`root`). Never set it
     #: from client input: use the URL variable for that.
-    path: str | os.PathLike[str] | None = None
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None = None
     #: The directory URL paths (and relative :attr:`path`) are resolved in;
     #: ``None`` uses ``DOWNLOAD_ROOT``.
     root: str | os.PathLike[str] | None = None
@@ -706,7 +761,8 @@ class PathDownloadView(DownloadView):
         :raises ConfigurationError: no path at all, or a URL path with no root.
         """
         if self.path is not None:
-            path = os.fspath(self.path)
+            # A bytes path is spelled as a str (os.fsdecode), as roots are.
+            path = os.fsdecode(self.path)
             if os.path.isabs(path):
                 return path
             return os.path.join(self.get_root() or current_app.root_path, path)
