@@ -18,6 +18,7 @@ from flask import Response
 from .accel import offload_after_request
 from .accel_rules import AccelRule
 from .settings import _ARGUMENTS
+from .settings import check_config_keys
 from .settings import check_root
 from .settings import DEFAULTS as DEFAULTS
 from .settings import get_settings as get_settings
@@ -37,6 +38,16 @@ def _offload_after_request(response: Response) -> Response:
     # Its offload headers came after a signed link's cap: cap them too.
     keep_within_link(offloaded)
     return offloaded
+
+
+def _as_tuple(value: t.Any) -> t.Any:
+    """A list argument as a tuple (read once, shared by every app); other
+    values unchanged, for the settings to accept or refuse."""
+    if isinstance(value, (str, bytes, cabc.Mapping)) or not isinstance(
+        value, cabc.Iterable
+    ):
+        return value
+    return tuple(value)
 
 
 class FlaskDownload:
@@ -87,8 +98,10 @@ class FlaskDownload:
             "max_ranges": max_ranges,
             "cache_max_age": cache_max_age,
             "accel": accel,
-            "accel_rules": accel_rules,
-            "http_allowed_hosts": http_allowed_hosts,
+            # Read here and again by each init_app: a generator would be
+            # empty the second time (no rules, no allowed host, silently).
+            "accel_rules": _as_tuple(accel_rules),
+            "http_allowed_hosts": _as_tuple(http_allowed_hosts),
             "http_timeout": http_timeout,
             "signed_max_age": signed_max_age,
         }
@@ -111,8 +124,9 @@ class FlaskDownload:
         set the configuration before calling ``init_app`` (in the app
         factory); a change made to ``app.config`` afterwards is not seen.
 
-        :raises ConfigurationError: a config value is invalid, or
-            ``DOWNLOAD_ROOT`` is not an existing directory.
+        :raises ConfigurationError: a config value is invalid,
+            ``DOWNLOAD_ROOT`` is not an existing directory, or a key looks
+            meant for a setting it is not (``DOWNLOAD_MAX_RANGE``).
         :raises RuntimeError: the extension is already registered on ``app``.
         """
         if "download" in app.extensions:
@@ -120,6 +134,7 @@ class FlaskDownload:
                 "A 'FlaskDownload' instance is already registered on this app."
                 " Call 'init_app' once per application."
             )
+        check_config_keys(app.config)
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, self._defaults.get(key, value))
         settings = Settings.from_mapping(app.config, app.root_path)

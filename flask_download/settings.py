@@ -11,9 +11,11 @@ from __future__ import annotations
 import collections.abc as cabc
 import dataclasses
 import datetime
+import difflib
 import ipaddress
 import math
 import os
+import re
 import typing as t
 from weakref import WeakKeyDictionary
 
@@ -126,6 +128,59 @@ class Settings:
             ),
             http_timeout=_timeout(get("DOWNLOAD_HTTP_TIMEOUT")),
             signed_max_age=_signed_max_age(get("DOWNLOAD_SIGNED_MAX_AGE")),
+        )
+
+
+# Unknown keys under these prefixes can only be meant for Flask-Download.
+_OWN_PREFIXES = (
+    "DOWNLOAD_ACCEL",
+    "DOWNLOAD_HTTP_",
+    "DOWNLOAD_NGINX_",
+    "DOWNLOAD_SIGNED_",
+)
+
+
+def check_config_keys(values: cabc.Mapping[t.Any, t.Any]) -> None:
+    """Refuse a config key that looks meant for Flask-Download but that it
+    does not read, such as ``DOWNLOAD_MAX_RANGE`` for ``DOWNLOAD_MAX_RANGES``:
+    it would be ignored without a word.
+
+    A key is refused when it spells a setting in another case, is close to
+    a setting's name, or starts like a group of settings
+    (``DOWNLOAD_HTTP_``, ``DOWNLOAD_ACCEL``...). Other ``DOWNLOAD_*`` keys
+    (``DOWNLOAD_FOLDER``) may be the application's own and pass.
+
+    :raises ConfigurationError: naming the key and the setting meant.
+    """
+    for key in values:
+        if not isinstance(key, str) or key in DEFAULTS:
+            continue
+        upper = key.upper()
+        if not upper.startswith("DOWNLOAD"):
+            continue
+        if upper in DEFAULTS:
+            raise ConfigurationError(
+                f"Config key {key!r} is not read: Flask config keys are upper"
+                f" case, write {upper!r}."
+            )
+        # Compare what follows the prefix: "DOWNLOAD_" alone would make every
+        # DOWNLOAD_* key look close to every setting.
+        suffix = re.sub(r"\ADOWNLOADS?_*", "", upper)
+        by_suffix = {name.removeprefix("DOWNLOAD_"): name for name in DEFAULTS}
+        close = [
+            by_suffix[match]
+            for match in difflib.get_close_matches(suffix, by_suffix, n=1, cutoff=0.8)
+        ]
+        group = next((p for p in _OWN_PREFIXES if upper.startswith(p)), None)
+        if not close and group is None:
+            continue
+        if not close:
+            close = [name for name in DEFAULTS if name.startswith(t.cast(str, group))]
+        hint = f"did you mean {' or '.join(map(repr, close))}? "
+        raise ConfigurationError(
+            f"Config key {key!r} is not a Flask-Download setting, so it would be"
+            f" ignored: {hint}The settings are {', '.join(DEFAULTS)}"
+            " (docs/config.rst)."
         )
 
 
