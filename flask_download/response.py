@@ -28,6 +28,7 @@ from ._grammar import sendable_etag
 from ._grammar import TOKEN
 from ._grammar import valid_token
 from .exceptions import FileNotFound
+from .files import _LocalFile
 from .files import _Unclosed
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
@@ -872,9 +873,13 @@ class DownloadResponse(Response):
                 raise
         wrapper = environ.get("wsgi.file_wrapper")
         span = self._single_span()
+        # A caller's open file (send_download(open(path, "rb"))) goes the
+        # same way as a path, its offsets counted from where it was handed
+        # over (``start``): the span's ends are in the file itself.
+        base = file.start if type(file) is _LocalFile else None
         if (
             wrapper is not None
-            and file.path is not None
+            and (file.path is not None or base is not None)
             and span is not None
             and not text
         ):
@@ -894,7 +899,10 @@ class DownloadResponse(Response):
                 if whole or environ.get("SERVER_SOFTWARE", "").startswith(_CLAMPING)
                 else _FileSpan
             )
-            filelike: t.Any = cls(handle, start, length, self.close, self._cut_short)
+            base = base or 0
+            filelike: t.Any = cls(
+                handle, base + start, base + length, self.close, self._cut_short
+            )
             if delivery is not None:
                 # Count what the server reads (this turns sendfile off).
                 filelike = delivery.reader(filelike, length - start)

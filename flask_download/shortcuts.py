@@ -24,6 +24,8 @@ from ._grammar import valid_opaque_tag
 from .conditional import as_utc
 from .exceptions import ConfigurationError
 from .files import _ForwardingFile
+from .files import _local_file
+from .files import _text_encoding
 from .files import DownloadFile
 from .files import VirtualFile
 from .response import DownloadResponse
@@ -89,7 +91,9 @@ def send_download(
     :param source: a trusted path (``str`` or :class:`os.PathLike`; relative
         to ``app.root_path``), ``bytes``, a binary or text file-like object
         (read from its current position and closed with the response, as
-        ``send_file`` does), or a :class:`~flask_download.DownloadFile`.
+        ``send_file`` does; a file on the disk opened in binary mode goes to
+        the server's ``wsgi.file_wrapper``, ``sendfile``, whole or as one
+        range), or a :class:`~flask_download.DownloadFile`.
         With ``root``, a path from the client instead.
     :param root: the directory an untrusted relative ``source`` is confined
         to, symbolic links included (``send_from_directory``); relative to
@@ -333,7 +337,16 @@ class _SendContent(_Send):
             content, "read"
         ):
             try:
-                file = VirtualFile(content, charset=self._text_charset())
+                file: DownloadFile | None = _local_file(content)
+                if file is not None:
+                    charset = self._text_charset()
+                    if charset is not None:
+                        # Refused as VirtualFile refuses it: a charset that
+                        # is no text encoding.
+                        _text_encoding(charset)
+                        file.charset = charset
+                else:
+                    file = VirtualFile(content, charset=self._text_charset())
             except BaseException:
                 # The file-like object handed over is closed with the
                 # response; with no response (a stream that says it can
