@@ -1229,6 +1229,8 @@ class HTTPDownloadView(DownloadView):
         if not isinstance(file, HTTPFile) or file.status != 416:
             return super().file_response(file)
         response = Response(b"", status=416)
+        # An empty body is no text/html (the engine's own 416 has no type).
+        del response.headers["Content-Type"]
         if "Content-Range" in file.response_headers:
             response.headers["Content-Range"] = file.response_headers["Content-Range"]
         return response

@@ -27,6 +27,7 @@ from .accel_rules import parse_rules
 from .accel_rules import validate_accel
 from .edge import validate_nginx_secret
 from .exceptions import ConfigurationError
+from .files import as_index
 from .files import DEFAULT_CHUNK_SIZE
 
 #: Every configuration key Flask-Download reads, with its default. docs/config.rst
@@ -184,10 +185,20 @@ def check_config_keys(values: cabc.Mapping[t.Any, t.Any]) -> None:
         )
 
 
+def _integer(value: t.Any) -> int | None:
+    """``value`` as an ``int`` (integer-likes such as ``numpy.int64`` too,
+    never a ``bool`` or a ``float``), else ``None``."""
+    try:
+        return as_index(value, "value")
+    except TypeError:
+        return None
+
+
 def _positive_int(key: str, value: t.Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = _integer(value)
+    if number is None or number < 1:
         raise ConfigurationError(f"{key} must be a positive integer, not {value!r}.")
-    return value
+    return number
 
 
 #: Longest ``DOWNLOAD_SIGNED_MAX_AGE``: 100 years (365.25 days each).
@@ -207,12 +218,13 @@ def _signed_max_age(value: t.Any) -> int:
 def _max_age(value: t.Any, key: str = "DOWNLOAD_CACHE_MAX_AGE") -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    number = _integer(value)
+    if number is None or number < 0:
         raise ConfigurationError(
             f"{key} must be a number of seconds (an integer >= 0)"
             f" or None, not {value!r}."
         )
-    return value
+    return number
 
 
 def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:

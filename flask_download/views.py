@@ -8,7 +8,6 @@ import datetime
 import difflib
 import functools
 import inspect
-import operator
 import os
 import typing as t
 
@@ -25,6 +24,7 @@ from . import conditional
 from . import ranges as _ranges
 from .exceptions import ConfigurationError
 from .exceptions import FileNotFound
+from .files import as_index
 from .files import DownloadFile
 from .files import PathFile
 from .files import VirtualFile
@@ -585,16 +585,11 @@ def _integer_setting(name: str, value: t.Any) -> t.Any:
     integer-like (``numpy.int64``: what :func:`operator.index` accepts, not
     ``bool``), so that it is checked and sent as the number it is; any
     other value as it is (the checks refuse it)."""
-    if (
-        name in _INTEGER_SETTINGS
-        and type(value) is not int
-        and not isinstance(value, (bool, float))
-        and hasattr(type(value), "__index__")
-    ):
+    if name in _INTEGER_SETTINGS and type(value) is not int:
         try:
-            return operator.index(value)
+            return as_index(value, name)
         except TypeError:
-            return value
+            return value  # refused by the checks, with their message
     return value
 
 
