@@ -164,7 +164,9 @@ class ObjectDownloadView(DownloadView):
 
         :raises TypeError: a keyword names no attribute of the class.
         :raises ConfigurationError: a ``*_field`` names no attribute of
-            :attr:`model` (the message lists the mapped ones).
+            :attr:`model` (the message lists the mapped ones), or the model
+            has a composite primary key and neither a slug field nor an
+            overridden :meth:`get_object` to find rows with.
         """
         view = super().as_view(name, *class_args, **class_kwargs)
         # Checked once here, never per request. A subclass that reads the row
@@ -180,6 +182,21 @@ class ObjectDownloadView(DownloadView):
                         for field in _FIELD_ATTRIBUTES
                     },
                 )
+        model = class_kwargs.get("model", cls.model)
+        if (
+            model is not None
+            and cls.get_object is _GET_OBJECT
+            and "get_object" not in class_kwargs
+            and class_kwargs.get("pk_url_kwarg", cls.pk_url_kwarg)
+        ):
+            # A slug lookup may serve a model with a composite key: then the
+            # check waits for a request with the key in the URL.
+            slug_field = class_kwargs.get("slug_field", cls.slug_field)
+            if not (slug_field and hasattr(model, slug_field)):
+                mapper = _import_sqlalchemy()[0].inspect(model, raiseerr=False)
+                keys = getattr(mapper, "primary_key", ())
+                if len(keys) > 1:
+                    raise ConfigurationError(_composite_message(cls, model, keys))
         return view
 
     def _lookup_error(self) -> ConfigurationError:
@@ -254,10 +271,13 @@ class ObjectDownloadView(DownloadView):
 
         Override it to narrow the rows (to the current user's, to published
         ones...): a row outside it is answered 404, exactly like a missing one.
-        It may select an alias of the model or of a subclass
-        (``aliased(Model)``, an entity over a subquery,
+        It may select an alias of the model, a subclass of it or an alias
+        of one (``aliased(Model)``, an entity over a subquery,
         ``with_polymorphic``): the key and the fields are then read from
-        that alias.
+        that entity. A base class of the model (or an alias of one) is a
+        :exc:`~flask_download.ConfigurationError`: its rows are not all
+        rows of the model. A legacy :class:`~sqlalchemy.orm.Query`
+        (``Model.query.filter_by(...)``) is taken as its ``select()``.
         """
         sa_, _ = _import_sqlalchemy()
         return t.cast("sa.Select[t.Any]", sa_.select(self.get_model()))
@@ -289,10 +309,13 @@ class ObjectDownloadView(DownloadView):
 
         :raises FileNotFound: no such row (also for ids the database cannot
             hold, such as 2**63 and up or non-integers for integer keys, and
-            for URL values a ``Numeric``, ``Date``, ``DateTime`` or ``Enum``
-            key cannot take: refused before any SQL is sent).
-        :raises ConfigurationError: the URL has neither variable, or there is
-            no session (see :meth:`get_session`).
+            for URL values a ``Numeric``, ``Date``, ``DateTime``, ``Time``,
+            ``Uuid`` or ``Enum`` key or slug column cannot take: refused
+            before any SQL is sent).
+        :raises ConfigurationError: the URL has neither variable, there is
+            no session (see :meth:`get_session`), the model has a composite
+            primary key and the URL holds a key, or :meth:`get_query` selects
+            a base class of the model.
         """
         session = self.__dict__.get("_session")
         if session is None:
@@ -310,13 +333,25 @@ class ObjectDownloadView(DownloadView):
         if pk is not None:
             params[_PK] = _coerce_pk(pk, lookup.pk_column, session, lookup.mapper)
         if slug is not None:
-            if not isinstance(slug, str) or "\x00" in slug:
-                raise FileNotFound(f"No {lookup.model.__name__} with slug {slug!r}.")
+            if lookup.slug_column is not None:
+                # A slug column of another type than text (a date, a number,
+                # an enum, a UUID): converted or refused as a primary key is.
+                slug = _coerce_pk(slug, lookup.slug_column, session, lookup.mapper)
+            else:
+                if not isinstance(slug, str):
+                    # <int:slug>, <uuid:slug> for a text column: as text.
+                    slug = _as_text(slug)
+                if not isinstance(slug, str) or "\x00" in slug:
+                    raise FileNotFound(
+                        f"No {lookup.model.__name__} with slug {slug!r}."
+                    )
             params[_SLUG] = slug
         statement = lookup.statement
         if statement is None:
             # get_query() is overridden: narrow its statement for this request.
             query = self.get_query()
+            if not hasattr(query, "with_only_columns"):
+                query = self._statement_of(query)
             if lookup.row_class is not None and bool(
                 getattr(query, "_with_options", None)
             ):
@@ -337,6 +372,22 @@ class ObjectDownloadView(DownloadView):
             raise FileNotFound(
                 f"No {lookup.model.__name__} can match {self.kwargs!r}: {refused!r}."
             ) from e
+
+    def _statement_of(self, query: t.Any) -> t.Any:
+        """The ``select()`` of a legacy :class:`~sqlalchemy.orm.Query` (such
+        as Flask-SQLAlchemy's ``Model.query.filter_by(...)``) returned by
+        :meth:`get_query`.
+
+        :raises ConfigurationError: ``query`` is neither.
+        """
+        _, orm_ = _import_sqlalchemy()
+        if isinstance(query, orm_.Query):
+            return query.statement
+        raise ConfigurationError(
+            f"{type(self).__name__}.get_query() must return a SQLAlchemy"
+            f" select() of {self.get_model().__name__}, not"
+            f" {type(query).__name__}."
+        )
 
     def _read(
         self,
@@ -650,6 +701,19 @@ def _field_message(
     )
 
 
+def _composite_message(
+    view: type[ObjectDownloadView], model: type[t.Any], keys: t.Any
+) -> str:
+    names = ", ".join(column.key for column in keys)
+    return (
+        f"{model.__name__} has a composite primary key ({names}):"
+        f" {view.__name__} looks rows up by one key from the URL. Look them"
+        " up by a unique column instead (slug_field, with '<slug>' in the"
+        f" URL), or override '{view.__name__}.get_object' (for example"
+        f" db.session.get({model.__name__}, (..., ...)))."
+    )
+
+
 def _mapped_names(model: type[t.Any]) -> list[str]:
     """The names of ``model``'s mapped attributes, in declaration order."""
     try:
@@ -700,9 +764,37 @@ def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.
         # here, as the database would refuse it with an error (PostgreSQL's
         # "invalid input syntax", a 500 that also aborts the transaction).
         value = _coerce_text(value, column.type, python_type)
+    elif python_type is str:
+        # <int:id> for a text key: PostgreSQL has no "varchar = integer".
+        value = _as_text(value)
     if isinstance(value, str) and "\x00" in value:
         raise FileNotFound("An id with NUL.")
     return value
+
+
+def _as_text(value: t.Any) -> t.Any:
+    """A URL converter's value (``<int:...>``, ``<uuid:...>``) for a text
+    column, as text; anything else as it is."""
+    if isinstance(value, (int, uuid.UUID)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _is_text(type_: t.Any) -> bool:
+    """Whether a URL string is a value of ``type_`` as it is (text, not an enum).
+
+    A ``TypeDecorator`` counts as text: its ``process_bind_param`` may take
+    strings for another type (a hashid decoded to an integer).
+    """
+    sa_, _ = _import_sqlalchemy()
+    if isinstance(type_, sa_.TypeDecorator):
+        return True
+    if isinstance(type_, (sa_.Enum, sa_.Uuid)):
+        return False
+    try:
+        return type_.python_type is str
+    except NotImplementedError:
+        return True  # unknown: the URL's string, as before
 
 
 def _coerce_text(value: str, type_: t.Any, python_type: t.Any) -> t.Any:
@@ -712,11 +804,17 @@ def _coerce_text(value: str, type_: t.Any, python_type: t.Any) -> t.Any:
         if value not in type_.enums:
             raise FileNotFound(f"{value!r} is none of {type_.enums!r}.")
         return value
+    if isinstance(type_, sa_.Uuid):
+        # Uuid(as_uuid=False): strings, which the database still parses.
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise FileNotFound(f"{value!r} is not a UUID.") from None
     if python_type is decimal.Decimal or python_type is float:
         if not _NUMBER.match(value):
             raise FileNotFound(f"{value!r} is not a number.")
         return python_type(value)
-    if python_type is datetime.datetime or python_type is datetime.date:
+    if python_type in (datetime.datetime, datetime.date, datetime.time):
         try:
             return python_type.fromisoformat(value)
         except ValueError:
@@ -862,6 +960,9 @@ class _Lookup:
         #: with (for a ``get_query`` selecting an alias of the model).
         self.pk_key: str | None = None
         self.slug_key: str | None = None
+        #: The slug's column when URL values must be converted to its type
+        #: (``None`` for text columns: the URL's string is compared as is).
+        self.slug_column: t.Any = None
 
     @classmethod
     def build(
@@ -897,14 +998,11 @@ class _Lookup:
             and all(props[name].columns[0].table is table for name in names)
         )
         criteria = []
-        pk_column = None
+        pk_column = slug_column = None
         if by_pk:
             keys = mapper.primary_key
             if len(keys) != 1:
-                raise ConfigurationError(
-                    f"{model.__name__} has a composite primary key: override"
-                    f" '{type(view).__name__}.get_object'."
-                )
+                raise ConfigurationError(_composite_message(type(view), model, keys))
             pk_column = keys[0]
             criteria.append(pk_column == sa_.bindparam(_PK))
         if by_slug:
@@ -914,9 +1012,12 @@ class _Lookup:
                     _field_message(type(view), model, "slug_field", view.slug_field)
                 )
             slug_prop = props.get(view.slug_field)
-            if core and slug_prop is not None and len(slug_prop.columns) == 1:
-                slug = slug_prop.columns[0]
-                core = slug.table is table
+            if slug_prop is not None and len(slug_prop.columns) == 1:
+                if not _is_text(slug_prop.columns[0].type):
+                    slug_column = slug_prop.columns[0]
+                if core:
+                    slug = slug_prop.columns[0]
+                    core = slug.table is table
             criteria.append(slug == sa_.bindparam(_SLUG))
         columns: list[t.Any] = []
         options: list[t.Any] = []
@@ -937,6 +1038,7 @@ class _Lookup:
             model, mapper, pk_column, row_class, columns, criteria, options, None
         )
         lookup.names = names
+        lookup.slug_column = slug_column
         if pk_column is not None:
             lookup.pk_key = mapper.get_property_by_column(pk_column).key
         if by_slug:
@@ -982,16 +1084,33 @@ class _Lookup:
             if entity is self.model:
                 return None
             info = sa_.inspect(entity, raiseerr=False)
-            if (
-                info is not None
-                and getattr(info, "is_aliased_class", False)
-                and info.mapper.isa(self.mapper)
-            ):
-                # An alias of the model or of a subclass of it
-                # (``aliased(Invoice)`` for a ``Document`` model): the model's
-                # own table would be another FROM, and any row would match.
+            mapper = getattr(info, "mapper", None)
+            if mapper is None:
+                continue
+            if mapper is not self.mapper and self.mapper.isa(mapper):
+                # A base class of the model, or an alias of one: the model's
+                # key compared on its own tables would add another FROM (a
+                # cartesian product: any row of get_query would match), and
+                # the base's rows are not all rows of the model.
+                raise ConfigurationError(self._base_entity_message(entity))
+            if mapper.isa(self.mapper):
+                # An alias of the model, a subclass of it or an alias of one
+                # (``select(Invoice)`` for a ``Document`` model): the fields
+                # read as the model's would replace the entity, leaving its
+                # tables another FROM (any row would match).
                 return entity
         return None
+
+    def _base_entity_message(self, entity: t.Any) -> str:
+        model = self.model.__name__
+        base = getattr(entity, "__name__", None) or repr(entity)
+        return (
+            f"get_query() of the view for {model} selects {base}, a base class"
+            f" of {model} (or an alias of one): the lookup cannot narrow it to"
+            f" one {model} row. Select the model or an alias of it"
+            f" (select(aliased({model})), with_polymorphic({model}, ...)), or"
+            f" set model to the class get_query() selects."
+        )
 
     def _adapted(self, entity: t.Any) -> tuple[list[t.Any], list[t.Any], list[t.Any]]:
         """The columns, criteria and options of this lookup on ``entity``."""
