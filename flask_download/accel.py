@@ -65,7 +65,9 @@ def resolve_offload(
 
     The one place views, :func:`offload`, ``send_download`` and the
     ``after_request`` hook decide. Returns ``None`` at once when no backend
-    is chosen and no rule names its own.
+    is chosen and no rule names its own. A backend named here (``accel``,
+    or by the decorator) also replaces the own ``backend`` of the
+    configuration's rules; rules passed in ``rules`` keep theirs.
 
     :param accel: a backend, ``None`` for ``DOWNLOAD_ACCEL``, ``False`` for
         no offload.
@@ -92,7 +94,13 @@ def resolve_offload(
     if rules is None:
         if backend is None and not settings.accel_rules:
             return None  # the common case, decided without a loop
-        return find_offload(file, backend, settings.accel_rules)
+        # A backend the view names is the server in front of it: it wins
+        # over the backends the configuration's rules name (view attribute >
+        # app config), so such a view never sends a header its server
+        # would pass on to the client.
+        return find_offload(
+            file, backend, settings.accel_rules, override=accel is not None
+        )
     if root_path is None:
         root_path = current_app.root_path
     return find_offload(file, backend, cached_rules(rules, backend, root_path))
@@ -240,7 +248,9 @@ def offload(
             PathDownloadView.as_view("media", root="/srv/media")))
 
     :param backend: ``"nginx"``, ``"apache"``, ``"lighttpd"``; ``None`` uses
-        ``DOWNLOAD_ACCEL``; ``False`` never offloads this view.
+        ``DOWNLOAD_ACCEL``; ``False`` never offloads this view. A backend
+        named here is the server in front of the view: it also replaces the
+        ``backend`` of the configuration's rules (not of ``rules``).
     :param rules: offload rules; ``None`` uses ``DOWNLOAD_ACCEL_RULES``. A
         relative ``source_dir`` is relative to the application's
         ``root_path``.

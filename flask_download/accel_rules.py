@@ -97,7 +97,13 @@ class AccelRule:
     :param backend: the backend this rule offloads to (``"nginx"``,
         ``"apache"``, ``"lighttpd"``), whatever ``DOWNLOAD_ACCEL`` says, so
         one application can offload to two kinds of servers; ``None``
-        (default): the configured backend.
+        (default): the configured backend. A view that names its backend
+        (``accel = "apache"``, or ``offload("apache")``) has it in front of
+        it: that backend then applies to the rules of the configuration
+        (``DOWNLOAD_ACCEL_RULES``) whatever their own ``backend`` (a view
+        attribute wins over the configuration; a rule whose destination
+        does not suit it is skipped), while rules given with the view
+        (``accel_rules``, ``offload(..., rules=...)``) keep their own.
     :raises ConfigurationError: a value is missing, of the wrong type, or
         could not go into a header.
     """
@@ -449,18 +455,26 @@ class Offload:
 
 
 def find_offload(
-    file: DownloadFile, backend: str | None, rules: cabc.Iterable[AccelRule]
+    file: DownloadFile,
+    backend: str | None,
+    rules: cabc.Iterable[AccelRule],
+    *,
+    override: bool = False,
 ) -> Offload | None:
     """The offload of ``file`` by the first matching rule, or ``None``.
 
     :param backend: ``"nginx"``, ``"apache"``, ``"lighttpd"``, or ``None``
         (only rules naming their own backend apply). A rule's own
-        ``backend`` wins; rules without the destination their backend needs
-        are skipped.
+        ``backend`` wins, unless ``override``; rules without the
+        destination their backend needs are skipped.
+    :param override: ``backend`` was named by a view (its ``accel``, or
+        :func:`~flask_download.offload`) for rules of the configuration: it
+        is the server in front of that view, so it replaces each rule's own
+        ``backend`` (a view attribute wins over the configuration).
     """
     real_path = None
     for rule in rules:
-        rule_backend = rule.backend or backend
+        rule_backend = backend if override and backend else rule.backend or backend
         if rule_backend is None:
             continue
         if rule_backend == "nginx":

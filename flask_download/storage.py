@@ -229,7 +229,15 @@ def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     link leads out of the prefix. Keys of other stores are also checked
     after percent-decoding each segment
     (:func:`~flask_download.paths.split_key`), so a store that decodes
-    them again cannot be led out of the prefix either.
+    them again cannot be led out of the prefix either. Nor can a key pick
+    another object than the one it names: s3fs reads ``key?versionId=...``
+    as a version of ``key`` (an overwritten or deleted one), so no key of
+    an S3 (or memory) store may hold ``?versionId=``; other remote stores
+    read ``?`` or ``#`` as a version, a generation, a query or a fragment
+    (gcsfs, adlfs, HTTP), so their keys may hold neither. Where the
+    client's key starts with the bucket (an S3 filesystem given whole), that
+    bucket may not be an ARN (an access point of any account, an Object
+    Lambda, an Outpost: another endpoint).
 
     :param fs: the filesystem (from :func:`~flask_download.resolve_storage`).
     :param prefix: a trusted prefix (from :func:`~flask_download.resolve_storage`).
@@ -240,7 +248,61 @@ def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     if root is not None:
         return ConfinedPath(root, split_relative(untrusted))
     segments = split_key(untrusted)
+    if _selects_another_object(fs, segments):
+        raise FileNotFound(f"Refused key {untrusted!r}.")
+    if ":" in segments[0] and _client_picks_bucket(fs, prefix):
+        # A bucket name has no ":"; an ARN in its place sends the request
+        # (signed with the app's credentials) to an access point of any
+        # account, an Object Lambda or an Outpost: somewhere else than S3.
+        raise FileNotFound(f"Refused key {untrusted!r}.")
     return "/".join([prefix, *segments]) if prefix else "/".join(segments)
+
+
+def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
+    # The store behind DirFileSystem folders and caching wrappers.
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    for _ in range(_MAX_WRAPPERS):
+        if not isinstance(fs, (DirFileSystem, CachingFileSystem)):
+            break
+        fs = fs.fs
+    return fs
+
+
+def _selects_another_object(fs: AbstractFileSystem, segments: list[str]) -> bool:
+    """Whether a store would read part of these key segments as something
+    else than the object's name (a version, a query, a fragment)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    inner = _innermost(fs)
+    if _is_s3(inner) or isinstance(inner, MemoryFileSystem):
+        # s3fs splits "?versionId=" off every key (version_aware or not);
+        # "?" and "#" alone are characters of the name. Memory stores keep
+        # every character, and are refused the same keys as S3, so that
+        # tests on them show what production does.
+        return any("?versionid=" in segment.lower() for segment in segments)
+    return any("?" in segment or "#" in segment for segment in segments)
+
+
+def _client_picks_bucket(fs: AbstractFileSystem, prefix: str) -> bool:
+    """Whether a client key starts with the bucket of an S3 store (the
+    storage is the whole filesystem, no prefix or folder before the key)."""
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    if prefix.strip("/"):
+        return False
+    for _ in range(_MAX_WRAPPERS):
+        if isinstance(fs, DirFileSystem):
+            if str(fs.path).strip("/"):
+                return False
+            fs = fs.fs
+        elif isinstance(fs, CachingFileSystem):
+            fs = fs.fs
+        else:
+            break
+    return _is_s3(fs)
 
 
 def _storage_errors() -> tuple[type[BaseException], ...]:
@@ -267,6 +329,13 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
 _ERRORS: tuple[type[BaseException], ...] | None = None
 
 
+def _is_refused_name(error: BaseException) -> bool:
+    """Whether botocore refused the request's parameters before sending it."""
+    botocore = sys.modules.get("botocore.exceptions")
+    refused = getattr(botocore, "ParamValidationError", None)
+    return refused is not None and isinstance(error, refused)
+
+
 def _translate(
     fs: AbstractFileSystem, key: str, error: BaseException, action: str
 ) -> DownloadError | None:
@@ -280,6 +349,11 @@ def _translate(
         _ERRORS = _storage_errors()
     if not isinstance(error, _ERRORS):
         return None
+    if _is_refused_name(error):
+        # botocore refused the name before asking (a client-supplied bucket
+        # such as "Bad_Name!"): no object can have it. Not an outage: no 503
+        # and no error line in the log for each such URL.
+        return FileNotFound(f"No file at {key!r} in the storage: {error}.")
     if _is_local(fs):
         # Like PathFile: an unreadable local file is a missing file.
         return FileNotFound(f"Cannot read {key!r}: {error}.")
@@ -549,10 +623,12 @@ class StorageDownloadView(DownloadView):
     or absolute), or the URL variable named by :attr:`path_url_kwarg`
     (``<path:path>``) confined to the prefix: ``..`` (also once decoded
     again, for stores that decode keys), absolute paths, backslashes and
-    control characters give 404, and on the local disk so do symbolic
-    links leading out of the prefix. A missing key gives 404; a store that
-    cannot be reached gives 503 (see :class:`StorageUnavailable`) with a
-    log line.
+    control characters give 404, and so does a key the store would read
+    as another object (``?versionId=`` on S3; see :func:`storage_key`), and
+    on the local disk symbolic links leading out of the prefix. A missing
+    key (or one S3 refuses as a name, such as an invalid bucket) gives 404;
+    a store that cannot be reached gives 503 (see
+    :class:`StorageUnavailable`) with a log line.
 
     With :attr:`redirect`, stores whose filesystem implements ``sign()``
     answer with a 302 to a URL valid :attr:`redirect_expires` seconds, so
@@ -761,15 +837,9 @@ def _signed_link_left() -> int | None:
 
 
 def _is_s3(fs: AbstractFileSystem) -> bool:
-    from fsspec.implementations.cached import CachingFileSystem
-    from fsspec.implementations.dirfs import DirFileSystem
-
     # A DirFileSystem passes sign()'s options on to the store it wraps; a
     # caching wrapper (simplecache::s3://...) hands sign() itself over.
-    for _ in range(_MAX_WRAPPERS):
-        if not isinstance(fs, (DirFileSystem, CachingFileSystem)):
-            break
-        fs = fs.fs
+    fs = _innermost(fs)
     # s3fs's sign() passes the response-* overrides and the client method on
     # to botocore; another filesystem speaking S3 may not take them.
     # An S3FileSystem exists only once s3fs is imported: no import attempt
