@@ -86,7 +86,9 @@ class DownloadMixin:
     #: Most ranges served in one response; ``None`` uses ``DOWNLOAD_MAX_RANGES``.
     max_ranges: int | None = None
     #: Offload backend: ``None`` uses ``DOWNLOAD_ACCEL``, ``False`` never
-    #: offloads this view, or ``"nginx"``, ``"apache"``, ``"lighttpd"``.
+    #: offloads this view, or ``"nginx"``, ``"apache"``, ``"lighttpd"``; a
+    #: backend named here also replaces the ``backend`` of the
+    #: ``DOWNLOAD_ACCEL_RULES`` rules (the server in front of this view).
     accel: str | t.Literal[False] | None = None
     #: Offload rules (mappings or :class:`~flask_download.AccelRule`);
     #: ``None`` uses ``DOWNLOAD_ACCEL_RULES``.
