@@ -37,6 +37,7 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+from flask import after_this_request
 from flask import current_app
 from flask import request
 from flask import url_for
@@ -277,7 +278,7 @@ def verify_nginx_secure_link(
     *,
     secret: str | bytes,
     remote_addr: str | None = None,
-) -> None:
+) -> int:
     """Check a link as nginx's ``secure_link`` module would.
 
     The same rules as nginx (parameters read raw, the first of two, an
@@ -296,6 +297,7 @@ def verify_nginx_secure_link(
     :param expires: the ``expires`` query parameter, as sent.
     :param secret: the secret of :func:`~flask_download.nginx_secure_link`.
     :param remote_addr: the client's address, when links are bound to it.
+    :returns: the link's expiry, a Unix time.
     :raises InvalidSignature: the hash does not match (nginx: 403).
     :raises SignatureExpired: the link is past its expiry (nginx: 410).
     """
@@ -316,6 +318,7 @@ def verify_nginx_secure_link(
         raise invalid
     if stamp < int(_now()):  # nginx: expires < ngx_time(), whole seconds
         raise SignatureExpired("This link has expired: ask for a new link.")
+    return stamp
 
 
 def _nginx_expiry(expires: str) -> int | None:
@@ -458,13 +461,20 @@ def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
     # latin-1 text), so names that are not UTF-8 match too.
     environ = request.environ
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    verify_nginx_secure_link(
+    stamp = verify_nginx_secure_link(
         path.encode("latin-1", "replace"),
         (md5 or b"").decode("latin-1"),
         (expires or b"").decode("latin-1"),
         secret=secret,
         remote_addr=_client_address(remote_addr or None),
     )
+    # As for signed_url_for links: a presigned storage redirect, and the
+    # response's caching, end with the link.
+    from .signing import _LINK_EXPIRES
+    from .signing import _private_until
+
+    environ[_LINK_EXPIRES] = min(environ.get(_LINK_EXPIRES, stamp), stamp)
+    after_this_request(functools.partial(_private_until, stamp))
 
 
 def _nginx_arg(query: bytes, name: bytes) -> bytes | None:

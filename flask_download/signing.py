@@ -69,6 +69,11 @@ SIGNATURE_PARAM = "signature"
 # Set in the WSGI environ once the request's signature was checked, so that a
 # signed view behind ``signature_required`` checks it once.
 _CHECKED = "flask_download.signature_checked"
+#: The WSGI environ key holding the expiry (a Unix time) of the link this
+#: request was checked against, signed_url_for's or nginx_secure_link's
+#: (the earlier of the two): what a presigned storage redirect may not
+#: outlive.
+_LINK_EXPIRES = "flask_download.link_expires"
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 
@@ -312,6 +317,7 @@ def check_signature() -> None:
     if _now() > expires:
         raise SignatureExpired("This link has expired: ask for a new link.")
     environ[_CHECKED] = expires  # a Unix time after now: true
+    environ[_LINK_EXPIRES] = min(environ.get(_LINK_EXPIRES, expires), expires)
     after_this_request(functools.partial(_private_until, expires))
 
 

@@ -825,12 +825,14 @@ _SIGV4_MAX_EXPIRES = 7 * 24 * 3600
 
 
 def _signed_link_left() -> int | None:
-    """Whole seconds (at least 1) until the signed link of this request
-    expires; ``None`` when no signature was checked."""
-    from .signing import _CHECKED
+    """Whole seconds (at least 1) until the link of this request expires
+    (:func:`~flask_download.signed_url_for`'s or
+    :func:`~flask_download.nginx_secure_link`'s, checked by the app);
+    ``None`` when no link was checked."""
+    from .signing import _LINK_EXPIRES
     from .signing import _now
 
-    expires = request.environ.get(_CHECKED)
+    expires = request.environ.get(_LINK_EXPIRES)
     if not isinstance(expires, int) or isinstance(expires, bool):
         return None
     return max(1, int(expires - _now()))

@@ -70,3 +70,82 @@ def test_other_config_numbers_are_still_refused(
 ) -> None:
     with pytest.raises(ConfigurationError, match=key):
         _app(tmp_path, **{key: value})
+
+
+# -- nginx secure links end presigned redirects and caching with the link ------
+
+
+def test_a_secure_link_redirect_expires_with_the_link() -> None:
+    """Under ``nginx_secure_link_required`` the presigned URL lasted the full
+    ``redirect_expires`` (300 s) after a link valid 60 s more."""
+    import time
+    import urllib.parse
+
+    pytest.importorskip("fsspec")
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from flask_download import nginx_secure_link
+    from flask_download import nginx_secure_link_required
+    from flask_download import StorageDownloadView
+
+    class Signing(MemoryFileSystem):
+        def sign(self, path: str, expiration: int = 100, **kwargs: t.Any) -> str:
+            return f"https://cdn.example/{path}?lifetime={expiration}"
+
+    fs = Signing(skip_instance_cache=True)
+    fs.store = {}
+    fs.pseudo_dirs = [""]
+    fs.pipe("/docs/a.txt", b"a")
+    secret = "s" * 32
+    app = Flask(__name__)
+    app.config.update(DOWNLOAD_NGINX_SECURE_LINK_SECRET=secret)
+    view = nginx_secure_link_required(
+        StorageDownloadView.as_view("dl", storage=fs, redirect=True)
+    )
+    app.add_url_rule("/files/<path:path>", view_func=view)
+    link = nginx_secure_link(
+        "/files/docs/a.txt", secret=secret, expires=int(time.time()) + 60
+    )
+    with app.test_client().get(link) as rv:
+        assert rv.status_code == 302
+        query = urllib.parse.parse_qs(
+            urllib.parse.urlsplit(rv.headers["Location"]).query
+        )
+        assert 55 <= int(query["lifetime"][0]) <= 60
+    # Without a link: the view's redirect_expires.
+    plain = Flask(__name__)
+    plain.add_url_rule(
+        "/files/<path:path>",
+        view_func=StorageDownloadView.as_view("dl", storage=fs, redirect=True),
+    )
+    with plain.test_client().get("/files/docs/a.txt") as rv:
+        query = urllib.parse.parse_qs(
+            urllib.parse.urlsplit(rv.headers["Location"]).query
+        )
+        assert int(query["lifetime"][0]) == 300
+
+
+def test_a_secure_link_response_is_private_until_the_link_expires(
+    tmp_path: pathlib.Path,
+) -> None:
+    import time
+
+    from flask_download import nginx_secure_link
+    from flask_download import nginx_secure_link_required
+
+    (tmp_path / "a.txt").write_bytes(b"a")
+    secret = "s" * 32
+    app = Flask(__name__)
+    app.config.update(DOWNLOAD_NGINX_SECURE_LINK_SECRET=secret, DOWNLOAD_CACHE_MAX_AGE=3600)
+    view = nginx_secure_link_required(
+        PathDownloadView.as_view("dl", root=str(tmp_path), cache_control="public")
+    )
+    app.add_url_rule("/files/<path:path>", view_func=view)
+    link = nginx_secure_link(
+        "/files/a.txt", secret=secret, expires=int(time.time()) + 60
+    )
+    with app.test_client().get(link) as rv:
+        assert rv.status_code == 200
+        assert "private" in rv.headers["Cache-Control"]
+        assert "public" not in rv.headers["Cache-Control"]
+        assert 55 <= rv.cache_control.max_age <= 60
