@@ -647,10 +647,18 @@ def _cloudfront_policy(
             return None
         if expires is None:
             raise ConfigurationError("A CloudFront link needs 'expires'.")
+        ends = _as_datetime(expires)
+        starts = None if not_before is None else _as_datetime(not_before)
+        if starts is not None and starts >= ends:
+            # CloudFront would refuse the link at every moment.
+            raise ValueError(
+                f"not_before ({starts.isoformat()}) must be before expires"
+                f" ({ends.isoformat()}): such a link never works."
+            )
         built = signer.build_policy(
             url,
-            _as_datetime(expires),
-            date_greater_than=None if not_before is None else _as_datetime(not_before),
+            ends,
+            date_greater_than=starts,
             ip_address=None if ip_address is None else _source_ip(ip_address),
         )
         return t.cast(str, built)
@@ -728,6 +736,7 @@ def cloudfront_signed_url(
     :param ip_address: only this client address or CIDR block may use it.
     :param not_before: the URL works only from this moment on.
     :raises ConfigurationError: a bad key, key ID, address or policy.
+    :raises ValueError: ``not_before`` is not before ``expires``.
     :raises ImportError: ``botocore`` or ``cryptography`` is not installed.
     """
     signer = _cloudfront_signer(key_pair_id, private_key)

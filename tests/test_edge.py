@@ -526,7 +526,11 @@ def test_cloudfront_canned_url(rsa_key: t.Any, pem: bytes, key_form: str) -> Non
 
 
 def test_cloudfront_custom_policy_with_ip_and_start(rsa_key: t.Any) -> None:
-    start = datetime.datetime(2029, 6, 1, 12, 0)  # naive: UTC
+    # Naive: UTC. Before the expiry (a link that starts after it ends never
+    # works, and is refused).
+    start = (
+        datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)
+    ).replace(tzinfo=None, microsecond=0)
     url = cloudfront_signed_url(
         CF_URL,
         key_pair_id=KEY_ID,
@@ -547,6 +551,22 @@ def test_cloudfront_custom_policy_with_ip_and_start(rsa_key: t.Any) -> None:
     assert condition["DateGreaterThan"] == {"AWS:EpochTime": start_stamp}
     end = condition["DateLessThan"]["AWS:EpochTime"]
     assert time.time() + 3590 < end <= time.time() + 3601
+
+
+@pytest.mark.parametrize("late", [0, 1, 3600])
+def test_cloudfront_not_before_after_expires_is_refused(
+    rsa_key: t.Any, late: int
+) -> None:
+    """A link that starts when (or after) it ends never works: say so."""
+    expires = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    with pytest.raises(ValueError, match="not_before"):
+        cloudfront_signed_url(
+            CF_URL,
+            key_pair_id=KEY_ID,
+            private_key=rsa_key,
+            expires=expires,
+            not_before=expires + datetime.timedelta(seconds=late),
+        )
 
 
 def test_cloudfront_ipv6_and_cidr(rsa_key: t.Any) -> None:
