@@ -331,7 +331,12 @@ def test_a_range_deep_in_a_huge_remote_member_is_not_too_costly(
     with app.test_client().get("/zip", headers=headers) as rv:
         assert rv.status_code == 206
         body = rv.data
-    (path, asked, if_match, written) = bodies(upstream)[0]
+    # A range deeper than the archive may drop is first checked with one
+    # byte at the member's start (a server that ignores ranges costs no
+    # more than that), then asked for.
+    probe, ranged = bodies(upstream)
+    assert probe == ("/huge", "bytes=0-0", '"h1"', 1)
+    (path, asked, if_match, written) = ranged
     assert (path, if_match, written) == ("/huge", '"h1"', 100)
     first = int(asked.split("=")[1].split("-")[0])
     assert body == synthetic(first, first + 100)

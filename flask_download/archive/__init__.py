@@ -58,7 +58,8 @@ logger = logging.getLogger("flask_download")
 
 
 class _CrcCache:
-    """CRC-32s of archive members read in this process, least recently used
+    """Numbers remembered about archive members in this process (their
+    CRC-32s, how their servers answered ranges), least recently used
     dropped first (a few MiB at most)."""
 
     def __init__(self, size: int) -> None:
@@ -88,6 +89,13 @@ class _CrcCache:
 
 
 _CRC_CACHE = _CrcCache(16384)
+# How the server of a sliceable member (same URL, size and ETag) answered a
+# range: 1 with just it, 0 with the whole file when that cost more than the
+# budget (the body was cut short). The latter counts as a member that cannot
+# seek from then on, so that the next range's cost is known before its body
+# starts (a 200 rather than a 206 cut short again); the former is not asked
+# again whether it takes ranges (see _reader._Forward).
+_RANGE_ANSWERS = _CrcCache(4096)
 
 
 def _crc_key(file: DownloadFile) -> tuple[str, ...] | None:
@@ -197,6 +205,9 @@ class ArchiveFile(DownloadFile):
         names = Names()
         offset = 0
         sizes_known = True
+        # An entry of exactly 0xFFFFFFFF bytes came before (see
+        # Entry.central_record).
+        after_marker = False
         current: DownloadFile | None = None
         try:
             for member in members:
@@ -220,6 +231,8 @@ class ArchiveFile(DownloadFile):
                 entry = Entry(
                     current, names.add(safe_member_name(member_name)), offset, compress
                 )
+                entry.full_sizes = after_marker
+                after_marker = after_marker or (entry.size == LIMIT32 and not compress)
                 entries.append(entry)
                 current = None
                 _release(entry.file)
@@ -287,6 +300,10 @@ class ArchiveFile(DownloadFile):
         # Deflated bytes depend on the zlib version and level; stored ones not.
         compression = f"deflate/{self.compresslevel}/{zlib.ZLIB_RUNTIME_VERSION}"
         digest.update(f"zip/2 {compression if self.compress else 'stored'}".encode())
+        if any(entry.full_sizes for entry in self._entries):
+            # Records laid out differently from earlier versions (both sizes
+            # after an entry of 0xFFFFFFFF bytes): no If-Range may splice.
+            digest.update(b" full-sizes")
         for entry in self._entries:
             file = entry.file
             if file.etag is not None:
@@ -322,7 +339,7 @@ class ArchiveFile(DownloadFile):
         """
         if not self.seekable:
             raise TypeError("This archive is streamed; read it with 'chunks'.")
-        return t.cast(t.IO[bytes], ArchiveReader(self))
+        return t.cast(t.IO[bytes], ArchiveReader(self, self._waste_limit))
 
     def chunks(
         self,
@@ -343,8 +360,10 @@ class ArchiveFile(DownloadFile):
         method = DEFLATED if self.compress else STORED
         offset = 0
         directory: list[bytes] = []
+        after_marker = False  # see Entry.central_record
         for index, entry in enumerate(self._entries):
             entry.offset = offset
+            entry.full_sizes = entry.full_sizes or after_marker
             yield entry.header
             crc = 0
             size = 0
@@ -393,6 +412,7 @@ class ArchiveFile(DownloadFile):
                 self._broke_off()
                 return
             self._remember_crc(index, crc)
+            after_marker = after_marker or LIMIT32 in (size, compressed)
             yield entry.descriptor(crc, compressed, size)
             directory.append(
                 entry.central_record(crc, compressed, size, offset, method)
@@ -451,6 +471,34 @@ class ArchiveFile(DownloadFile):
             self._remember_crc(index, crc)
         return crc
 
+    def _slices(self, index: int) -> bool:
+        # Whether member ``index`` is read from where a range needs it: it
+        # says it can be, and its server has not shown otherwise (see
+        # _range_answered).
+        if not self._entries[index].file.sliceable:
+            return False
+        key = self._crc_keys[index]
+        return key is None or _RANGE_ANSWERS.get(key) != 0
+
+    def _honours(self, index: int) -> bool:
+        # Whether member ``index``'s server took a range before.
+        key = self._crc_keys[index]
+        return key is not None and _RANGE_ANSWERS.get(key) == 1
+
+    def _range_answered(self, index: int, answer: str) -> None:
+        # How member ``index``'s server answered a range (see _Forward).
+        file = self._entries[index].file
+        if answer == "refused":
+            logger.warning(
+                "Archive member %r advertises byte ranges but answered one"
+                " with the whole file; it is read from its start.",
+                file,
+            )
+            return
+        key = self._crc_keys[index]
+        if key is not None:
+            _RANGE_ANSWERS.put(key, int(answer == "honoured"))
+
     def _remember_crc(self, index: int, crc: int) -> None:
         self._crcs[index] = crc
         key = self._crc_keys[index]
@@ -463,6 +511,10 @@ class ArchiveFile(DownloadFile):
     #: gets the whole archive (200) instead, so that a few bytes asked never
     #: make the server read gigabytes (see :meth:`range_too_costly`).
     wasted_read_budget: int = 64 << 20
+    # Set once range_too_costly() let a range plan through: readers made
+    # from then on hold to it (an unbounded reader for others, such as
+    # zipfile reading the archive through open()).
+    _waste_limit: int | None = None
 
     def range_too_costly(self, spans: cabc.Sequence[tuple[int, int]]) -> bool:
         """Whether answering ``spans`` would read too much that it does not
@@ -477,6 +529,17 @@ class ArchiveFile(DownloadFile):
         CRC-32s read once are remembered for the process (for the same
         file: see ``_crc_key()``), so a client that downloaded the archive
         can resume it cheaply afterwards.
+
+        A :attr:`~flask_download.DownloadFile.sliceable` member counts as
+        free, as its server is asked for just the bytes needed. Once this
+        returned ``False``, readers of the archive hold to the same bound
+        while the body is sent: a server that advertises byte ranges but
+        answers one with the whole file makes the archive read that member
+        from its start only within the budget, else the body is cut short
+        (never a wrong byte; ranges deeper than the budget are first checked
+        with a one-byte range at the member's start). Such a member is then
+        remembered, for the process, as one that cannot seek, and later
+        requests get the whole archive instead.
         """
         ordered = sorted(spans)
         wasted = 0
@@ -493,6 +556,7 @@ class ArchiveFile(DownloadFile):
                 sent += position - ordered[next_span][0]  # the span it is in
             if wasted > self.wasted_read_budget + 8 * sent:
                 return True
+        self._waste_limit = self.wasted_read_budget
         return False
 
     def _wasted_reads(
@@ -520,7 +584,7 @@ class ArchiveFile(DownloadFile):
                 if start <= data and descriptor <= stop:
                     covered.add(index)  # read anyway, its CRC-32 on the way
                 elif data < start < descriptor and not (
-                    entry.file.seekable or entry.file.sliceable
+                    entry.file.seekable or self._slices(index)
                 ):
                     reads.append((start, start - data))  # read, dropped
                 if _overlaps(start, stop, descriptor, DESCRIPTOR_CRC):

@@ -172,6 +172,11 @@ def safe_member_name(name: str | None) -> str:
     ``．．／``, ``∕``) are folded first; segments are cut to
     ``MAX_SEGMENT_BYTES`` (240) and the name to ``MAX_NAME_BYTES`` (4,096)
     UTF-8 bytes (extensions kept). A name with nothing left becomes ``"file"``.
+
+    Other characters Windows does not allow in names (``< > " | ? *``) are
+    kept: they cannot lead out of the folder extracted to, names made on
+    other systems hold them, and Windows unzippers such as 7-Zip and
+    Python's :mod:`zipfile` replace them when they extract.
     """
     cleaned = _UNSAFE_CHARS.sub("", _decodable(name or ""))
     cleaned = _unfold_lookalikes(cleaned).replace("\\", "/")
@@ -196,7 +201,10 @@ def safe_member_name(name: str | None) -> str:
 def _key(name: str) -> str:
     # Names equal once case and Unicode composition are ignored are the
     # same file on Windows and macOS ("é" composed or not, "A" or "a").
-    return unicodedata.normalize("NFC", name).casefold()
+    # Upper-cased first: Windows compares names upper-cased, and some
+    # letters fold apart but upper-case alike (dotless "ı" and "i" are both
+    # "I"); numbering one name too many is harmless, one too few overwrites.
+    return unicodedata.normalize("NFC", name).upper().casefold()
 
 
 class Names:
@@ -292,6 +300,7 @@ class Entry:
         "dos_time",
         "extended_time",
         "file",
+        "full_sizes",
         "header",
         "name",
         "offset",
@@ -303,6 +312,9 @@ class Entry:
         self, file: DownloadFile, name: str, offset: int, compress: bool
     ) -> None:
         self.file = file
+        # Both sizes in the Zip64 field of its central record whenever it
+        # has one (see central_record); set by the archive.
+        self.full_sizes = False
         self.name = name.encode("utf-8")
         self.offset = offset
         self.size = file.size
@@ -361,12 +373,18 @@ class Entry:
     ) -> bytes:
         extra = b""
         fields: list[int] = []
-        if self.zip64 or size >= LIMIT32 or compressed >= LIMIT32:
+        # Info-ZIP's unzip (6.0) takes the first Zip64 value of a record for
+        # its size whenever the last local header it read had a size of
+        # exactly 0xFFFFFFFF (the marker): after such an entry, a record
+        # whose Zip64 field holds only its offset is misread. Those records
+        # carry both sizes, marked as moved, before the offset.
+        full = self.full_sizes and offset >= LIMIT32
+        if full or self.zip64 or size >= LIMIT32 or compressed >= LIMIT32:
             # APPNOTE 4.5.3: only the overflowing fields, in this order.
-            if size >= LIMIT32:
+            if full or size >= LIMIT32:
                 fields.append(size)
                 size = LIMIT32
-            if compressed >= LIMIT32:
+            if full or compressed >= LIMIT32:
                 fields.append(compressed)
                 compressed = LIMIT32
         if offset >= LIMIT32:
@@ -406,7 +424,8 @@ class Entry:
         # The length of central_record() for a stored entry of known size,
         # without knowing its CRC-32.
         assert self.size is not None
-        overflow = (self.size >= LIMIT32) * 2 + (self.offset >= LIMIT32)
+        full = self.full_sizes and self.offset >= LIMIT32
+        overflow = (full or self.size >= LIMIT32) * 2 + (self.offset >= LIMIT32)
         zip64 = 4 + 8 * overflow if overflow else 0
         return _CENTRAL.size + len(self.name) + zip64 + len(self.extended_time)
 

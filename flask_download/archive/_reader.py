@@ -39,6 +39,44 @@ class Truncated(DownloadError):
 MAX_WINDOW = 64 << 20
 
 
+class WasteBudget:
+    """What a range read may read of members without sending it: ``limit``
+    bytes plus eight times the bytes sent so far (the bound
+    :meth:`ArchiveFile.range_too_costly` checked before the body started).
+
+    The plan counts a :attr:`~flask_download.DownloadFile.sliceable` member
+    as free; one whose server then answers a range with the whole file
+    (RFC 9110 §14.2 allows it) costs what it drops, and the body is cut
+    short rather than read on without bound.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent = 0
+        self.wasted = 0
+        #: Members (by ``id``) whose server answered a range with just it.
+        self.honoured: set[int] = set()
+
+    def room(self) -> int:
+        return self.limit + 8 * self.sent - self.wasted
+
+    def spend(self, count: int, file: DownloadFile) -> None:
+        """Count ``count`` bytes read and dropped, before reading them.
+
+        :raises Truncated: more than the budget allows.
+        """
+        if count > self.room():
+            logger.error(
+                "Archive member %r would need %d bytes read and dropped (its"
+                " server does not take ranges, or a CRC-32 is unknown): more"
+                " than the range may cost; the archive was cut short.",
+                file,
+                count,
+            )
+            raise Truncated
+        self.wasted += count
+
+
 def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
     """The bytes of a member, whole; ``Truncated`` if it vanishes or changes."""
     file = entry.file
@@ -75,11 +113,26 @@ class _Forward:
     ``start`` instead, in windows: the first is the first read's size (a
     short range asks for just its bytes), each next one twice the last, so
     a long read makes few requests and a read that stops early leaves at
-    most as many bytes unread as it took.
+    most as many bytes unread as it took. With a :class:`WasteBudget`, a
+    window deeper than the budget allows to drop is asked only once the
+    server took a range (a one-byte one at the start, if need be): one that
+    sends the whole file instead has its bytes before the window dropped
+    where they cannot be counted.
     """
 
-    def __init__(self, file: DownloadFile, start: int = 0) -> None:
+    def __init__(
+        self,
+        file: DownloadFile,
+        start: int = 0,
+        budget: WasteBudget | None = None,
+        answered: cabc.Callable[[str], None] | None = None,
+    ) -> None:
         self._file = file
+        self._budget = budget
+        # Told how the member's server answered a range: "honoured" (with
+        # just it), "refused" (with the whole file), "too costly" (refused,
+        # and the bytes before the range are more than the budget allows).
+        self._answered = answered
         self._pending = memoryview(b"")
         self._position = start
         self._window = 0
@@ -96,6 +149,9 @@ class _Forward:
             if chunk is None and not self._next_window(size):
                 return b""
             if chunk is not None:
+                if self._fresh:
+                    self._fresh = False
+                    self._window_answered()
                 self._pending = memoryview(chunk)
         data = bytes(self._pending[:size])
         self._pending = self._pending[size:]
@@ -114,10 +170,29 @@ class _Forward:
             return False  # the last window gave nothing: the member shrank
         self._close_chunks()
         self._window_start = self._position
+        budget = self._budget
+        if (
+            budget is not None
+            and self._file.sliceable
+            and id(self._file) not in budget.honoured
+            and self._position > budget.room()
+        ):
+            # A server that sends the whole file for a range has the bytes
+            # before it read and dropped, where nothing can stop it: first
+            # ask for one byte at the start, for which that costs nothing.
+            for _ in self._file.chunks(DEFAULT_CHUNK_SIZE, 0, 1):
+                pass
+            self._note_answer()
         if not self._file.sliceable:
             # It took no range after all (a server that answered the whole
             # file): read once from its start, the bytes before dropped,
             # rather than the whole file again for every window.
+            if budget is not None:
+                try:
+                    budget.spend(self._position, self._file)
+                except Truncated:
+                    self._tell("too costly")
+                    raise
             self._window = 0
             self._chunks = _skipped(
                 self._file.chunks(DEFAULT_CHUNK_SIZE), self._position
@@ -126,7 +201,34 @@ class _Forward:
         self._window = min(max(2 * self._window, size, 1), MAX_WINDOW)
         stop = min(self._position + self._window, end)
         self._chunks = self._file.chunks(DEFAULT_CHUNK_SIZE, self._position, stop)
+        self._fresh = True
         return True
+
+    def _window_answered(self) -> None:
+        # The first bytes of a window: was it answered with just its range?
+        self._note_answer()
+        budget = self._budget
+        if not self._file.sliceable and budget is not None:
+            # The whole file: the bytes before the window were read and
+            # dropped by the wrapper already.
+            budget.wasted += self._window_start
+            if budget.room() < 0:
+                self._tell("too costly")
+
+    _noted = False
+    _fresh = False
+
+    def _note_answer(self) -> None:
+        honoured = self._file.sliceable
+        if honoured and self._budget is not None:
+            self._budget.honoured.add(id(self._file))
+        if not self._noted:
+            self._noted = True
+            self._tell("honoured" if honoured else "refused")
+
+    def _tell(self, answer: str) -> None:
+        if self._answered is not None:
+            self._answered(answer)
 
     def _close_chunks(self) -> None:
         chunks, self._chunks = self._chunks, None
@@ -169,11 +271,14 @@ class ArchiveReader(SizedReader):
     continue in it, and is closed when a read moves to another one.
     """
 
-    def __init__(self, archive: ArchiveFile) -> None:
+    def __init__(self, archive: ArchiveFile, waste_limit: int | None = None) -> None:
         super().__init__(t.cast(int, archive.size))
         self._archive = archive
         self._entries = archive._entries
         self._broken = False
+        # Member bytes read and not sent, bounded when a range plan was
+        # checked (see WasteBudget); unbounded for other readers.
+        self._budget = None if waste_limit is None else WasteBudget(waste_limit)
         # The open member: its index, handle, position, and the CRC-32 of
         # its bytes so far (None once a read skipped some).
         self._index = -1
@@ -210,6 +315,8 @@ class ArchiveReader(SizedReader):
             parts.append(data)
             position += len(data)
             wanted -= len(data)
+            if self._budget is not None:
+                self._budget.sent += len(data)
         self._position = position
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -256,17 +363,14 @@ class ArchiveReader(SizedReader):
     def _read_member(self, index: int, offset: int, size: int) -> bytes:
         entry = self._entries[index]
         seekable = entry.file.seekable
+        sliceable = self._archive._slices(index)
         if (
             index != self._index
             or self._handle is None
             or (offset < self._offset and not seekable)
         ):
             self._open_member(index, offset)
-        elif (
-            offset > self._offset + DEFAULT_CHUNK_SIZE
-            and not seekable
-            and entry.file.sliceable
-        ):
+        elif offset > self._offset + DEFAULT_CHUNK_SIZE and not seekable and sliceable:
             # Far ahead in a member that can start anywhere: asked from
             # there rather than read up to it.
             self._open_member(index, offset)
@@ -279,6 +383,8 @@ class ArchiveReader(SizedReader):
             else:
                 # A stream is read up to the offset and the bytes dropped
                 # (one chunk in memory); its CRC-32 keeps count of them.
+                if self._budget is not None and not self._archive._slices(index):
+                    self._budget.spend(offset - self._offset, entry.file)
                 while self._offset < offset:
                     self._take(min(DEFAULT_CHUNK_SIZE, offset - self._offset))
         return self._take(size)
@@ -294,8 +400,18 @@ class ArchiveReader(SizedReader):
                 handle = file.open()
                 self._unchanged = file.unchanged_check(handle)
             else:
-                start = offset if file.sliceable else 0
-                handle = t.cast(t.IO[bytes], _Forward(file, start))
+                start = offset if self._archive._slices(index) else 0
+                if self._budget is not None and self._archive._honours(index):
+                    self._budget.honoured.add(id(file))
+                handle = t.cast(
+                    t.IO[bytes],
+                    _Forward(
+                        file,
+                        start,
+                        self._budget,
+                        lambda answer: self._archive._range_answered(index, answer),
+                    ),
+                )
         except (FileNotFound, OSError) as e:
             logger.error(
                 "Archive member %r could not be opened (%s); the archive"
@@ -317,6 +433,8 @@ class ArchiveReader(SizedReader):
         entry = self._entries[index]
         try:
             data = t.cast(t.IO[bytes], self._handle).read(size)
+        except Truncated:
+            raise  # said why already
         except (DownloadError, OSError) as e:
             logger.error(
                 "Archive member %r failed to read (%s); the archive was cut short.",
@@ -347,10 +465,14 @@ class ArchiveReader(SizedReader):
             # The open member was read from its start: read on to its end
             # (dropping the bytes) rather than read it all again.
             assert entry.size is not None
+            if self._budget is not None:
+                self._budget.spend(entry.size - self._offset, entry.file)
             while self._offset < entry.size:
                 self._take(min(DEFAULT_CHUNK_SIZE, entry.size - self._offset))
             return self._archive._crcs[index]
         self._close_member()  # one member open at a time
+        if self._budget is not None:
+            self._budget.spend(t.cast(int, entry.size), entry.file)
         try:
             return self._archive.crc32_of(index)
         except (FileNotFound, OSError) as e:
