@@ -274,10 +274,12 @@ class ObjectDownloadView(DownloadView):
         It may select an alias of the model, a subclass of it or an alias
         of one (``aliased(Model)``, an entity over a subquery,
         ``with_polymorphic``): the key and the fields are then read from
-        that entity. A base class of the model (or an alias of one) is a
+        that entity. A base class of the model (or an alias of one), or a
+        class outside its hierarchy selected without the model, is a
         :exc:`~flask_download.ConfigurationError`: its rows are not all
-        rows of the model. A legacy :class:`~sqlalchemy.orm.Query`
-        (``Model.query.filter_by(...)``) is taken as its ``select()``.
+        rows of the model (join such a class to the model instead). A
+        legacy :class:`~sqlalchemy.orm.Query` (``Model.query.filter_by(...)``)
+        is taken as its ``select()``.
         """
         sa_, _ = _import_sqlalchemy()
         return t.cast("sa.Select[t.Any]", sa_.select(self.get_model()))
@@ -315,7 +317,7 @@ class ObjectDownloadView(DownloadView):
         :raises ConfigurationError: the URL has neither variable, there is
             no session (see :meth:`get_session`), the model has a composite
             primary key and the URL holds a key, or :meth:`get_query` selects
-            a base class of the model.
+            a base class of the model or only classes outside its hierarchy.
         """
         session = self.__dict__.get("_session")
         if session is None:
@@ -331,12 +333,12 @@ class ObjectDownloadView(DownloadView):
         lookup = self._lookup(session, pk is not None, slug is not None)
         params: dict[str, t.Any] = {}
         if pk is not None:
-            params[_PK] = _coerce_pk(pk, lookup.pk_column, session, lookup.mapper)
+            params[_PK] = _coerce_pk(pk, lookup.pk_type, session, lookup.mapper)
         if slug is not None:
-            if lookup.slug_column is not None:
+            if lookup.slug_type is not None:
                 # A slug column of another type than text (a date, a number,
                 # an enum, a UUID): converted or refused as a primary key is.
-                slug = _coerce_pk(slug, lookup.slug_column, session, lookup.mapper)
+                slug = _coerce_pk(slug, lookup.slug_type, session, lookup.mapper)
             else:
                 if not isinstance(slug, str):
                     # <int:slug>, <uuid:slug> for a text column: as text.
@@ -731,11 +733,12 @@ def _mapped_names(model: type[t.Any]) -> list[str]:
     return names
 
 
-def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.Any:
-    """Convert a URL value to the primary key's type, or raise FileNotFound."""
+def _coerce_pk(value: t.Any, type_: t.Any, session: t.Any, mapper: t.Any) -> t.Any:
+    """Convert a URL value to ``type_`` (the key's or the slug's, see
+    :func:`_url_type`), or raise FileNotFound."""
     sa_, _ = _import_sqlalchemy()
     try:
-        python_type = column.type.python_type
+        python_type = type_.python_type
     except NotImplementedError:
         python_type = None
     if python_type is int:
@@ -749,7 +752,7 @@ def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.
         # elsewhere. A larger id is no row, not an overflow error (a 500).
         bits = 64
         dialect = session.get_bind(mapper=mapper).dialect.name
-        if dialect != "sqlite" and not isinstance(column.type, sa_.BigInteger):
+        if dialect != "sqlite" and not isinstance(type_, sa_.BigInteger):
             bits = 32
         if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
             raise FileNotFound(f"No row can have the id {value}.")
@@ -763,7 +766,7 @@ def _coerce_pk(value: t.Any, column: t.Any, session: t.Any, mapper: t.Any) -> t.
         # A URL string for a key of another type: converted (or refused)
         # here, as the database would refuse it with an error (PostgreSQL's
         # "invalid input syntax", a 500 that also aborts the transaction).
-        value = _coerce_text(value, column.type, python_type)
+        value = _coerce_text(value, type_, python_type)
     elif python_type is str:
         # <int:id> for a text key: PostgreSQL has no "varchar = integer".
         value = _as_text(value)
@@ -780,11 +783,30 @@ def _as_text(value: t.Any) -> t.Any:
     return value
 
 
+def _url_type(type_: t.Any) -> t.Any:
+    """The type URL values for a column of ``type_`` are converted to.
+
+    A ``TypeDecorator`` that converts bound values itself
+    (``process_bind_param``) is given them as they are (see :func:`_is_text`);
+    one that does not (it only reads values back its own way, such as a
+    ``DateTime`` made timezone-aware) binds what its ``impl`` does.
+    """
+    sa_, _ = _import_sqlalchemy()
+    decorator = sa_.TypeDecorator
+    while (
+        isinstance(type_, decorator)
+        and type(type_).process_bind_param is decorator.process_bind_param
+        and type(type_).bind_processor is decorator.bind_processor
+    ):
+        type_ = type_.impl_instance
+    return type_
+
+
 def _is_text(type_: t.Any) -> bool:
     """Whether a URL string is a value of ``type_`` as it is (text, not an enum).
 
-    A ``TypeDecorator`` counts as text: its ``process_bind_param`` may take
-    strings for another type (a hashid decoded to an integer).
+    A ``TypeDecorator`` with a ``process_bind_param`` counts as text: it may
+    take strings for another type (a hashid decoded to an integer).
     """
     sa_, _ = _import_sqlalchemy()
     if isinstance(type_, sa_.TypeDecorator):
@@ -960,9 +982,11 @@ class _Lookup:
         #: with (for a ``get_query`` selecting an alias of the model).
         self.pk_key: str | None = None
         self.slug_key: str | None = None
-        #: The slug's column when URL values must be converted to its type
-        #: (``None`` for text columns: the URL's string is compared as is).
-        self.slug_column: t.Any = None
+        #: The type URL values for the key are converted to (see _url_type).
+        self.pk_type: t.Any = None
+        #: The slug's type when URL values must be converted to it (``None``
+        #: for text columns: the URL's string is compared as is).
+        self.slug_type: t.Any = None
 
     @classmethod
     def build(
@@ -998,7 +1022,7 @@ class _Lookup:
             and all(props[name].columns[0].table is table for name in names)
         )
         criteria = []
-        pk_column = slug_column = None
+        pk_column = slug_type = None
         if by_pk:
             keys = mapper.primary_key
             if len(keys) != 1:
@@ -1013,11 +1037,15 @@ class _Lookup:
                 )
             slug_prop = props.get(view.slug_field)
             if slug_prop is not None and len(slug_prop.columns) == 1:
-                if not _is_text(slug_prop.columns[0].type):
-                    slug_column = slug_prop.columns[0]
+                url_type = _url_type(slug_prop.columns[0].type)
                 if core:
                     slug = slug_prop.columns[0]
                     core = slug.table is table
+            else:
+                # A hybrid property: the type of its SQL expression.
+                url_type = _url_type(getattr(slug, "type", None))
+            if url_type is not None and not _is_text(url_type):
+                slug_type = url_type
             criteria.append(slug == sa_.bindparam(_SLUG))
         columns: list[t.Any] = []
         options: list[t.Any] = []
@@ -1038,8 +1066,9 @@ class _Lookup:
             model, mapper, pk_column, row_class, columns, criteria, options, None
         )
         lookup.names = names
-        lookup.slug_column = slug_column
+        lookup.slug_type = slug_type
         if pk_column is not None:
+            lookup.pk_type = _url_type(pk_column.type)
             lookup.pk_key = mapper.get_property_by_column(pk_column).key
         if by_slug:
             lookup.slug_key = view.slug_field
@@ -1075,8 +1104,13 @@ class _Lookup:
 
     def _entity(self, query: t.Any) -> t.Any:
         """The alias of the model (or of a subclass) ``query`` selects, or
-        ``None`` when it selects the model itself (or no entity of it)."""
+        ``None`` when it selects the model itself (or no entity of it).
+
+        :raises ConfigurationError: ``query`` selects a base class of the
+            model, or only classes outside its hierarchy.
+        """
         sa_, _ = _import_sqlalchemy()
+        other = None
         for description in getattr(query, "column_descriptions", ()):
             entity = description.get("entity")
             if entity is None:
@@ -1087,19 +1121,36 @@ class _Lookup:
             mapper = getattr(info, "mapper", None)
             if mapper is None:
                 continue
-            if mapper is not self.mapper and self.mapper.isa(mapper):
-                # A base class of the model, or an alias of one: the model's
-                # key compared on its own tables would add another FROM (a
-                # cartesian product: any row of get_query would match), and
-                # the base's rows are not all rows of the model.
-                raise ConfigurationError(self._base_entity_message(entity))
             if mapper.isa(self.mapper):
                 # An alias of the model, a subclass of it or an alias of one
                 # (``select(Invoice)`` for a ``Document`` model): the fields
                 # read as the model's would replace the entity, leaving its
                 # tables another FROM (any row would match).
                 return entity
+            if self.mapper.isa(mapper):
+                # A base class of the model, or an alias of one: the model's
+                # key compared on its own tables would add another FROM (a
+                # cartesian product: any row of get_query would match), and
+                # the base's rows are not all rows of the model.
+                raise ConfigurationError(self._base_entity_message(entity))
+            # Another class (a sibling in the hierarchy, an unrelated model):
+            # the same cartesian product, unless the model is selected too.
+            if other is None:
+                other = entity
+        if other is not None:
+            raise ConfigurationError(self._other_entity_message(other))
         return None
+
+    def _other_entity_message(self, entity: t.Any) -> str:
+        model = self.model.__name__
+        other = getattr(entity, "__name__", None) or repr(entity)
+        return (
+            f"get_query() of the view for {model} selects {other}, which is"
+            f" neither {model} nor a subclass of it: the lookup cannot narrow"
+            f" it to one {model} row. Select the model (or an alias or a"
+            f" subclass of it), joined to {other} if the rows depend on it,"
+            " or set model to the class get_query() selects."
+        )
 
     def _base_entity_message(self, entity: t.Any) -> str:
         model = self.model.__name__
