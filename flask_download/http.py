@@ -65,6 +65,7 @@ from .exceptions import DisallowedURL
 from .exceptions import FileNotFound
 from .exceptions import UpstreamError
 from .exceptions import UpstreamTimeout
+from .files import as_index
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .response import DownloadResponse
@@ -339,13 +340,18 @@ def check_allowed_ports(
         raise ConfigurationError(
             f"{where} must be a collection of port numbers, not {allowed_ports!r}."
         )
-    ports = frozenset(allowed_ports)
-    for port in ports:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+    ports = set()
+    for port in allowed_ports:
+        try:
+            number = as_index(port, "port")  # numpy.int64 too, never a bool
+        except TypeError:
+            number = 0
+        if not 0 < number < 65536:
             raise ConfigurationError(
                 f"{where}: {port!r} is not a TCP port number (1 to 65535)."
             )
-    return ports
+        ports.add(number)
+    return frozenset(ports)
 
 
 def _vet(
@@ -1365,6 +1371,10 @@ def _no_less_private(cache_control: str | None, upstream: frozenset[str]) -> str
     if not missing:
         return cache_control
     parts = [p.strip(" \t") for p in (cache_control or "").split(",")]
-    kept = [p for p in parts if p and p.partition("=")[0].strip().lower() != "public"]
+    # The view's public goes; so does a private="field" of the view when the
+    # upstream's private is kept: it would make only those fields private
+    # (RFC 9111 §5.2.2.7), the rest of the answer storable by shared caches.
+    dropped = {"public", "private"} if "private" in missing else {"public"}
+    kept = [p for p in parts if p and _directives([p]).isdisjoint(dropped)]
     present = _directives(kept)
     return ", ".join([d for d in missing if d not in present] + kept)

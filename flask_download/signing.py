@@ -323,14 +323,16 @@ def check_signature() -> None:
 
 def keep_within_link(response: Response) -> Response:
     """Cap again the caching of a signed request's ``response`` at the
-    link's expiry, if the request was checked by :func:`check_signature`.
+    link's expiry, if the request was checked by :func:`check_signature`
+    or :func:`~flask_download.check_nginx_secure_link` (the earlier expiry
+    of the two).
 
     The cap is set by an ``after_this_request`` function, which Flask runs
     before the application's ``after_request`` hooks; the extension's
     offload hook calls this after it offloaded a response built by hand,
     so that an offload rule's ``X-Accel-Expires`` cannot outlive the link.
     """
-    expires = request.environ.get(_CHECKED)
+    expires = request.environ.get(_LINK_EXPIRES)
     if isinstance(expires, int) and not isinstance(expires, bool):
         return _private_until(expires, response)
     return response

@@ -282,7 +282,19 @@ def _selects_another_object(fs: AbstractFileSystem, segments: list[str]) -> bool
         # every character, and are refused the same keys as S3, so that
         # tests on them show what production does.
         return any("?versionid=" in segment.lower() for segment in segments)
+    protocols = (
+        inner.protocol if isinstance(inner.protocol, tuple) else (inner.protocol,)
+    )
+    if _QUERYING_PROTOCOLS.isdisjoint(protocols):
+        return False  # SFTP, FTP, SMB, archives...: "C# notes?.pdf" is a name
     return any("?" in segment or "#" in segment for segment in segments)
+
+
+# Stores that read "?" or "#" in a key as a query, a fragment, a generation
+# or a version (HTTP URLs, gcsfs, adlfs) rather than as characters of a name.
+_QUERYING_PROTOCOLS = frozenset(
+    ("http", "https", "gs", "gcs", "abfs", "abfss", "az", "adl")
+)
 
 
 def _client_picks_bucket(fs: AbstractFileSystem, prefix: str) -> bool:

@@ -147,6 +147,18 @@ def test_an_http_store_never_gets_a_query_or_fragment_from_a_key() -> None:
     assert storage_key(fs, prefix, "a b.txt") == f"{prefix}/a b.txt"
 
 
+def test_other_stores_keep_question_marks_and_hashes_in_names() -> None:
+    """Only stores that read them as a query, a fragment or a version refuse
+    them: on SFTP, FTP or SMB ``C# notes?.pdf`` is a name like any other."""
+    from fsspec.spec import AbstractFileSystem
+
+    class Sftp(AbstractFileSystem):
+        protocol = ("sftp", "ssh")
+
+    fs = Sftp(skip_instance_cache=True)
+    assert storage_key(fs, "/srv", "C# notes?.pdf") == "/srv/C# notes?.pdf"
+
+
 @pytest.mark.parametrize("view", ["stream", "redirect"])
 @pytest.mark.parametrize(
     "bucket",
