@@ -954,7 +954,7 @@ def _local_file(content: object) -> _LocalFile | None:
         # files say 0 and have content; an empty file has nothing to send):
         # VirtualFile streams them as they come.
         return None
-    return _LocalFile(stream, fd, start, max(st.st_size - start, 0))
+    return _LocalFile(stream, fd, start, max(st.st_size - start, 0), st)
 
 
 class _LocalFile(DownloadFile):
@@ -972,13 +972,30 @@ class _LocalFile(DownloadFile):
 
     seekable = True
 
-    def __init__(self, stream: io.IOBase, fd: int, start: int, size: int) -> None:
+    def __init__(
+        self,
+        stream: io.IOBase,
+        fd: int,
+        start: int,
+        size: int,
+        st: os.stat_result,
+    ) -> None:
         self._source = stream
         self._fd = fd
+        self._identity = (st.st_dev, st.st_ino)
         self.start = start
         self.size = size
 
     def open(self) -> t.IO[bytes]:
+        # Closed by the view (``with open(...) as f: return send_download(f)``),
+        # the descriptor number may already be another file's, opened since
+        # (another request's): never read it. As send_file does, fail.
+        if self._source.closed or not _same_file(self._fd, self._identity):
+            raise ValueError(
+                f"I/O operation on closed file: {self._source!r} was closed"
+                " before its response was sent. send_download closes it with"
+                " the response: do not close it (no 'with' block around it)."
+            )
         return t.cast(t.IO[bytes], _FromOffset(self._fd, self.start))
 
     def close(self) -> None:
@@ -988,16 +1005,27 @@ class _LocalFile(DownloadFile):
         return f"<{type(self).__name__} {self._source!r} from {self.start}>"
 
 
+def _same_file(fd: int, identity: tuple[int, int]) -> bool:
+    """Whether the descriptor ``fd`` is still open on the file ``identity``
+    (its device and inode)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == identity
+
+
 class _FromOffset(io.RawIOBase):
     """A file's descriptor read from ``start`` on: offsets count from
     ``start``, the descriptor's own position is the real one (what
     ``sendfile`` starts from). Closing it leaves the descriptor open: the
-    caller's file object owns it."""
+    caller's file object owns it. It is made at ``position`` (counted
+    from ``start``)."""
 
-    def __init__(self, fd: int, start: int) -> None:
+    def __init__(self, fd: int, start: int, position: int = 0) -> None:
         self._fd = fd
         self._start = start
-        os.lseek(fd, start, os.SEEK_SET)
+        os.lseek(fd, start + position, os.SEEK_SET)
 
     def readable(self) -> bool:
         return True

@@ -28,6 +28,7 @@ from ._grammar import sendable_etag
 from ._grammar import TOKEN
 from ._grammar import valid_token
 from .exceptions import FileNotFound
+from .files import _FromOffset
 from .files import _LocalFile
 from .files import _Unclosed
 from .files import DEFAULT_CHUNK_SIZE
@@ -891,9 +892,20 @@ class DownloadResponse(Response):
             handle, self._handle = self._handle, None
             start, stop = span
             length = (file.size if stop is None else stop) or 0
-            if start:
+            if base is not None:
+                # The server counts in the file itself: gunicorn passes the
+                # descriptor's offset (lseek on fileno()) to socket.sendfile,
+                # which seek()s the span to it when os.sendfile fails. The
+                # span's seek() and tell() count from 0 too, as fileno() does.
+                handle = t.cast(
+                    t.IO[bytes], _FromOffset(handle.fileno(), 0, base + start)
+                )
+            elif start:
                 handle.seek(start)
-            whole = start == 0 and length == file.size
+            # Servers other than gunicorn may send a descriptor from offset 0
+            # for the file's size (uWSGI): only the file from its first byte
+            # is "whole", never a caller's file handed over past it.
+            whole = start == 0 and length == file.size and not base
             cls = (
                 _SendfileSpan
                 if whole or environ.get("SERVER_SOFTWARE", "").startswith(_CLAMPING)
