@@ -17,6 +17,7 @@ import math
 import os
 import re
 import typing as t
+import warnings
 from weakref import WeakKeyDictionary
 
 from flask import current_app
@@ -142,14 +143,14 @@ _OWN_PREFIXES = (
 
 
 def check_config_keys(values: cabc.Mapping[t.Any, t.Any]) -> None:
-    """Refuse a config key that looks meant for Flask-Download but that it
-    does not read, such as ``DOWNLOAD_MAX_RANGE`` for ``DOWNLOAD_MAX_RANGES``:
-    it would be ignored without a word.
+    """Speak up about a config key that looks meant for Flask-Download but
+    that it does not read, such as ``DOWNLOAD_MAX_RANGE`` for
+    ``DOWNLOAD_MAX_RANGES``: it would be ignored without a word.
 
-    A key is refused when it spells a setting in another case, is close to
-    a setting's name, or starts like a group of settings
-    (``DOWNLOAD_HTTP_``, ``DOWNLOAD_ACCEL``...). Other ``DOWNLOAD_*`` keys
-    (``DOWNLOAD_FOLDER``) may be the application's own and pass.
+    A key that spells a setting in another case, or is close to a setting's
+    name, is an error. Another key under the prefix of a group of settings
+    (``DOWNLOAD_HTTP_PROXY``...) is only warned about: it may be the
+    application's own. Other ``DOWNLOAD_*`` keys (``DOWNLOAD_FOLDER``) pass.
 
     :raises ConfigurationError: naming the key and the setting meant.
     """
@@ -172,17 +173,29 @@ def check_config_keys(values: cabc.Mapping[t.Any, t.Any]) -> None:
             by_suffix[match]
             for match in difflib.get_close_matches(suffix, by_suffix, n=1, cutoff=0.8)
         ]
-        group = next((p for p in _OWN_PREFIXES if upper.startswith(p)), None)
-        if not close and group is None:
-            continue
-        if not close:
-            close = [name for name in DEFAULTS if name.startswith(t.cast(str, group))]
+        ending = [name for name in DEFAULTS if suffix and name.endswith("_" + suffix)]
+        if close and ending:
+            # Settings ending like the key (DOWNLOAD_MAX_AGE: the cache's or
+            # the links' max age) are what was meant, not one spelt alike.
+            close = ending
         hint = f"did you mean {' or '.join(map(repr, close))}? "
-        raise ConfigurationError(
-            f"Config key {key!r} is not a Flask-Download setting, so it would be"
-            f" ignored: {hint}The settings are {', '.join(DEFAULTS)}"
-            " (docs/config.rst)."
-        )
+        known = f"The settings are {', '.join(DEFAULTS)} (docs/config.rst)."
+        if close:
+            raise ConfigurationError(
+                f"Config key {key!r} is not a Flask-Download setting, so it"
+                f" would be ignored: {hint}{known}"
+            )
+        group = next((p for p in _OWN_PREFIXES if upper.startswith(p)), None)
+        if group is not None:
+            group_names = [name for name in DEFAULTS if name.startswith(group)]
+            warnings.warn(
+                f"Config key {key!r} is not a Flask-Download setting and is"
+                f" ignored (the {group}* settings are"
+                f" {', '.join(group_names)}). Rename it if it is the"
+                " application's own.",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _integer(value: t.Any) -> int | None:

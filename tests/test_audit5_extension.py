@@ -44,7 +44,6 @@ def _app(tmp_path: pathlib.Path, **config: object) -> Flask:
         ("DOWNLOAD_HTTP_ALLOWED_HOST", "DOWNLOAD_HTTP_ALLOWED_HOSTS"),
         ("DOWNLOAD_ALLOWED_HOSTS", "DOWNLOAD_HTTP_ALLOWED_HOSTS"),
         ("DOWNLOAD_SIGNED_MAXAGE", "DOWNLOAD_SIGNED_MAX_AGE"),
-        ("DOWNLOAD_NGINX_SECRET", "DOWNLOAD_NGINX_SECURE_LINK_SECRET"),
         ("DOWNLOAD_HTTP_TIMEOUTS", "DOWNLOAD_HTTP_TIMEOUT"),
     ],
 )
@@ -70,19 +69,56 @@ def test_lower_case_setting_is_refused_with_its_spelling(
         FlaskDownload(app)
 
 
-def test_unknown_key_under_a_settings_prefix_is_refused(
-    tmp_path: pathlib.Path,
+@pytest.mark.parametrize(
+    ("key", "group"),
+    [
+        ("DOWNLOAD_HTTP_PROXY", "DOWNLOAD_HTTP_ALLOWED_HOSTS, DOWNLOAD_HTTP_TIMEOUT"),
+        ("DOWNLOAD_NGINX_SECRET", "DOWNLOAD_NGINX_SECURE_LINK_SECRET"),
+    ],
+)
+def test_unknown_key_under_a_settings_prefix_is_warned_about(
+    tmp_path: pathlib.Path, key: str, group: str
 ) -> None:
-    app = _app(tmp_path, DOWNLOAD_HTTP_PROXY="http://proxy:3128")
-    with pytest.raises(ConfigurationError) as info:
+    # Maybe the application's own key: a warning naming the group's
+    # settings, not an error the application cannot opt out of.
+    app = _app(tmp_path, **{key: "value"})
+    with pytest.warns(UserWarning) as record:
         FlaskDownload(app)
-    assert "'DOWNLOAD_HTTP_PROXY'" in str(info.value)
-    assert "'DOWNLOAD_HTTP_ALLOWED_HOSTS' or 'DOWNLOAD_HTTP_TIMEOUT'" in str(info.value)
+    (warning,) = record
+    message = str(warning.message)
+    assert repr(key) in message
+    assert group in message
+    # It points at the application's own line, not at this library.
+    assert warning.filename == __file__
+    assert "download" in app.extensions
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [
+        ("DOWNLOAD_MAX_AGE", "'DOWNLOAD_CACHE_MAX_AGE' or 'DOWNLOAD_SIGNED_MAX_AGE'"),
+        ("DOWNLOAD_CACHE_MAXAGE", "'DOWNLOAD_CACHE_MAX_AGE'"),
+    ],
+)
+def test_a_key_ending_like_a_setting_names_that_setting(
+    tmp_path: pathlib.Path, key: str, meant: str
+) -> None:
+    app = _app(tmp_path, **{key: 60})
+    with pytest.raises(ConfigurationError, match=f"did you mean {meant}"):
+        FlaskDownload(app)
 
 
 @pytest.mark.parametrize(
     "key",
-    ["DOWNLOAD_FOLDER", "DOWNLOAD_DIRECTORY", "DOWNLOAD_URL", "DOWNLOAD_TEST_POSTGRES"],
+    [
+        "DOWNLOAD_FOLDER",
+        "DOWNLOAD_DIRECTORY",
+        "DOWNLOAD_URL",
+        "DOWNLOAD_TEST_POSTGRES",
+        "DOWNLOAD_TIMEOUT",
+        "DOWNLOAD_DIR",
+        "DOWNLOAD_PATH",
+    ],
 )
 def test_the_applications_own_download_keys_pass(
     tmp_path: pathlib.Path, key: str

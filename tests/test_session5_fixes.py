@@ -136,7 +136,9 @@ def test_a_secure_link_response_is_private_until_the_link_expires(
     (tmp_path / "a.txt").write_bytes(b"a")
     secret = "s" * 32
     app = Flask(__name__)
-    app.config.update(DOWNLOAD_NGINX_SECURE_LINK_SECRET=secret, DOWNLOAD_CACHE_MAX_AGE=3600)
+    app.config.update(
+        DOWNLOAD_NGINX_SECURE_LINK_SECRET=secret, DOWNLOAD_CACHE_MAX_AGE=3600
+    )
     view = nginx_secure_link_required(
         PathDownloadView.as_view("dl", root=str(tmp_path), cache_control="public")
     )
@@ -149,3 +151,13 @@ def test_a_secure_link_response_is_private_until_the_link_expires(
         assert "private" in rv.headers["Cache-Control"]
         assert "public" not in rv.headers["Cache-Control"]
         assert 55 <= rv.cache_control.max_age <= 60
+
+
+def test_allowed_ports_take_integer_likes() -> None:
+    pytest.importorskip("urllib3")
+    from flask_download.http import check_allowed_ports
+
+    assert check_allowed_ports([IntLike(443), 80], "allowed_ports") == {80, 443}
+    for bad in (True, 4.0, IntLike(0), IntLike(65536), "443"):
+        with pytest.raises(ConfigurationError, match="port"):
+            check_allowed_ports([bad], "allowed_ports")
