@@ -537,9 +537,10 @@ class ArchiveFile(DownloadFile):
         answers one with the whole file makes the archive read that member
         from its start only within the budget, else the body is cut short
         (never a wrong byte; ranges deeper than the budget are first checked
-        with a one-byte range at the member's start). Such a member is then
-        remembered, for the process, as one that cannot seek, and later
-        requests get the whole archive instead.
+        with a one-byte range at the member's start). The members whose
+        server sent the whole file are then remembered, for the process, as
+        ones that cannot seek, and later requests get the whole archive
+        instead.
         """
         ordered = sorted(spans)
         wasted = 0

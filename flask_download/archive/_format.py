@@ -198,13 +198,20 @@ def safe_member_name(name: str | None) -> str:
     return "/".join(segments) or "file"
 
 
+# Characters Windows does not allow in names, which unzippers there (7-Zip,
+# Python's zipfile) extract as "_" (":" is one already, see safe_member_name).
+_WINDOWS_REPLACED = str.maketrans(dict.fromkeys('<>"|?*', "_"))
+
+
 def _key(name: str) -> str:
     # Names equal once case and Unicode composition are ignored are the
     # same file on Windows and macOS ("é" composed or not, "A" or "a").
     # Upper-cased first: Windows compares names upper-cased, and some
     # letters fold apart but upper-case alike (dotless "ı" and "i" are both
     # "I"); numbering one name too many is harmless, one too few overwrites.
-    return unicodedata.normalize("NFC", name).upper().casefold()
+    # Names Windows unzippers extract alike ("a?b" and "a_b") are one too.
+    folded = unicodedata.normalize("NFC", name).upper().casefold()
+    return folded.translate(_WINDOWS_REPLACED)
 
 
 class Names:
@@ -212,9 +219,10 @@ class Names:
 
     Names are compared ignoring case and Unicode composition (two names
     differing by either would overwrite each other on Windows or macOS),
-    and a file never takes
-    the name of a directory of another member, nor the other way round (the
-    directory is numbered then, once: all its members stay together).
+    and with the characters Windows unzippers replace (``< > " | ? *``) read
+    as ``_``; a file never takes the name of a directory of another member,
+    nor the other way round (the directory is numbered then, once: all its
+    members stay together).
     """
 
     def __init__(self) -> None:

@@ -56,6 +56,9 @@ class WasteBudget:
         self.wasted = 0
         #: Members (by ``id``) whose server answered a range with just it.
         self.honoured: set[int] = set()
+        #: Members (by ``id``) whose server answered a range with the whole
+        #: file: what to tell when the range is cut short (see overspent).
+        self.refused: dict[int, cabc.Callable[[str], None]] = {}
 
     def room(self) -> int:
         return self.limit + 8 * self.sent - self.wasted
@@ -73,8 +76,18 @@ class WasteBudget:
                 file,
                 count,
             )
+            self.overspent()
             raise Truncated
         self.wasted += count
+
+    def overspent(self) -> None:
+        """The range costs more than its budget: only bytes dropped for
+        members whose server answered a range with the whole file could make
+        it (the plan counted everything else). Every such member is told, to
+        count as one that cannot seek from then on (a member that refused
+        within the budget used it up as much as the one that went over)."""
+        for tell in list(self.refused.values()):
+            tell("too costly")
 
 
 def member_chunks(entry: Entry, chunk_size: int) -> cabc.Iterator[bytes]:
@@ -188,11 +201,7 @@ class _Forward:
             # file): read once from its start, the bytes before dropped,
             # rather than the whole file again for every window.
             if budget is not None:
-                try:
-                    budget.spend(self._position, self._file)
-                except Truncated:
-                    self._tell("too costly")
-                    raise
+                budget.spend(self._position, self._file)  # refused: told
             self._window = 0
             self._chunks = _skipped(
                 self._file.chunks(DEFAULT_CHUNK_SIZE), self._position
@@ -213,15 +222,19 @@ class _Forward:
             # dropped by the wrapper already.
             budget.wasted += self._window_start
             if budget.room() < 0:
-                self._tell("too costly")
+                budget.overspent()
 
     _noted = False
     _fresh = False
 
     def _note_answer(self) -> None:
         honoured = self._file.sliceable
-        if honoured and self._budget is not None:
-            self._budget.honoured.add(id(self._file))
+        budget = self._budget
+        if budget is not None:
+            if honoured:
+                budget.honoured.add(id(self._file))
+            elif self._answered is not None:
+                budget.refused[id(self._file)] = self._answered
         if not self._noted:
             self._noted = True
             self._tell("honoured" if honoured else "refused")
