@@ -13,8 +13,10 @@ Flask-Download makes them available to every test suite:
 
 from __future__ import annotations
 
+import inspect
 import os
 import pathlib
+import sys
 import typing as t
 
 import pytest
@@ -49,6 +51,30 @@ def write_sample_files(root: pathlib.Path) -> pathlib.Path:
     return root
 
 
+#: The name of the ``pytest11`` entry point that loads this module.
+ENTRY_POINT_NAME = "flask_download"
+
+
+def pytest_plugin_registered(
+    plugin: object, manager: pytest.PytestPluginManager
+) -> None:
+    """Let the entry point and an explicit request for this module coexist.
+
+    The entry point registers this module as ``flask_download``; a project
+    may also name it by its module name (``pytest_plugins =
+    ["flask_download.pytest_plugin"]`` in a conftest, ``-p
+    flask_download.pytest_plugin``). Registering one module under two names
+    is refused by pluggy with a ``ValueError`` that stops the whole run, so
+    once the module is registered under either name, the other is blocked:
+    asking for it again is a no-op, the fixtures are there already.
+    """
+    if plugin is not sys.modules[__name__]:
+        return
+    for name in (ENTRY_POINT_NAME, __name__):
+        if manager.get_plugin(name) is None and not manager.is_blocked(name):
+            manager.set_blocked(name)
+
+
 @pytest.fixture
 def download_root(tmp_path: pathlib.Path) -> pathlib.Path:
     """A temporary directory of sample files (see :data:`SAMPLE_FILES`)."""
@@ -65,9 +91,14 @@ def download_storage() -> t.Any:
     pytest.importorskip("fsspec", reason="download_storage needs 'fsspec'")
     from fsspec.implementations.memory import MemoryFileSystem
 
+    if "global_store" in inspect.signature(MemoryFileSystem.__init__).parameters:
+        # A store of its own, and an identity (token, equality, pickling and
+        # copies) of its own: a copy keeps the files, and the filesystem of
+        # another test never compares equal to this one.
+        return MemoryFileSystem(global_store=False, skip_instance_cache=True)
+    # Older fsspec keeps one global store for every MemoryFileSystem: shadow
+    # it with a private one.
     fs = MemoryFileSystem(skip_instance_cache=True)
-    # fsspec keeps one global store for every MemoryFileSystem; shadow it with
-    # a private one (what ``global_store=False`` does in recent fsspec).
     fs.store = {}
     fs.pseudo_dirs = [""]
     return fs

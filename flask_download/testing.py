@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import typing as t
+import weakref
 from urllib.parse import unquote
 from urllib.parse import unquote_to_bytes
 
@@ -119,11 +120,20 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
     return mimetype.lower(), {k.lower(): v.lower() for k, v in params.items()}
 
 
+# The bodies read from direct-passthrough responses, which can be read once.
+_BODIES: weakref.WeakKeyDictionary[Response, bytes] = weakref.WeakKeyDictionary()
+
+
 def _read_body(response: Response) -> bytes:
     # A DownloadResponse returned by a view (not through the test client) is
-    # in direct-passthrough mode: get_data() refuses it, iter_encoded() reads it.
+    # in direct-passthrough mode: get_data() refuses it, iter_encoded() reads
+    # it, once; the body is kept so that checking it again finds it again.
+    # (get_data() keeps what it read on the response itself.)
     if response.direct_passthrough:
-        return b"".join(response.iter_encoded())
+        body = _BODIES.get(response)
+        if body is None:
+            body = _BODIES[response] = b"".join(response.iter_encoded())
+        return body
     return response.get_data()
 
 
