@@ -68,6 +68,7 @@ from .exceptions import UpstreamTimeout
 from .files import as_index
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
+from .ranges import forwardable_range
 from .response import DownloadResponse
 from .response import set_content_security_policy
 from .response import valid_media_type
@@ -1197,8 +1198,13 @@ class HTTPDownloadView(DownloadView):
         :attr:`request_headers`, which win.
         ``Range`` and ``If-Range`` go upstream with ``GET`` only: RFC 9110
         §14.2 defines range handling for ``GET`` alone, so a ``HEAD``
-        mirrors the full 200. Override it to add headers computed per
-        request, such as a token for a private upstream::
+        mirrors the full 200. Nor do ranges the other views would answer
+        with the whole file: more than ``max_ranges``, malformed, or
+        several that overlap or touch (or a suffix among several: whether
+        it overlaps depends on the size); see
+        :func:`~flask_download.ranges.forwardable_range`. Override it to
+        add headers computed per request, such as a token for a private
+        upstream::
 
             def get_request_headers(self):
                 return {**super().get_request_headers(),
@@ -1208,6 +1214,14 @@ class HTTPDownloadView(DownloadView):
         are dropped when a redirect leads to another scheme, host or port.
         """
         ranged = request.method == "GET"
+        if ranged and "Range" in request.headers:
+            # Ranges the engine would answer with the whole file (too many,
+            # malformed, overlapping) never go upstream: the upstream's
+            # answer to them (a multipart body many times the file) would be
+            # relayed as it is.
+            ranged = forwardable_range(
+                request.headers["Range"], self._setting("max_ranges")
+            )
         headers = {
             name: value
             for name in FORWARDED_REQUEST_HEADERS

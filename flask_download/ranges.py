@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import datetime
 import enum
+import itertools
 import re
 import secrets
 import time
@@ -295,6 +296,44 @@ def evaluate_range(
         return None
 
     return _coalesce(satisfiable)
+
+
+def forwardable_range(range_header: str, max_ranges: int) -> bool:
+    """Whether a proxy may pass ``range_header`` on as it is, without the
+    representation's size (which only the upstream knows).
+
+    It may when :func:`evaluate_range` could only answer it with those very
+    ranges: ``bytes``, well formed, at most ``max_ranges`` range-specs, and,
+    for several, byte positions that neither overlap nor touch (so they can
+    never add up to more than the file). A header that is not is answered
+    with the whole representation (200), as :func:`evaluate_range` answers
+    malformed, too many, or overlapping ranges that may add up to more than
+    the file; a suffix among several ranges may overlap the others, which
+    only the size tells.
+    """
+    unit, equals, range_set = range_header.strip(_OWS).partition("=")
+    if not equals or unit.lower() != "bytes" or max_ranges < 1:
+        return False
+    specs = [spec for element in range_set.split(",") if (spec := element.strip(_OWS))]
+    if not specs or len(specs) > max_ranges:
+        return False
+    spans: list[tuple[int, int | None]] = []
+    for spec in specs:
+        if (match := _INT_RANGE_RE.fullmatch(spec)) is not None:
+            first_digits, last_digits = match.groups()
+            if last_digits and _less_than(last_digits, first_digits):
+                return False  # invalid: evaluate_range ignores the header
+            last = _number(last_digits) + 1 if last_digits else None
+            spans.append((_number(first_digits), last))
+        elif _SUFFIX_RANGE_RE.fullmatch(spec) is None:
+            return False  # malformed
+        elif len(specs) > 1:
+            return False  # a suffix among others: overlap depends on the size
+    spans.sort(key=lambda span: span[0])
+    for (_, stop), (start, _) in itertools.pairwise(spans):
+        if stop is None or start <= stop:
+            return False  # overlapping or touching: may add up past the file
+    return True
 
 
 def _coalesce(ranges: cabc.Iterable[tuple[int, int]]) -> ByteRanges:

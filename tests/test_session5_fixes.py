@@ -161,3 +161,34 @@ def test_allowed_ports_take_integer_likes() -> None:
     for bad in (True, 4.0, IntLike(0), IntLike(65536), "443"):
         with pytest.raises(ConfigurationError, match="port"):
             check_allowed_ports([bad], "allowed_ports")
+
+
+# -- the proxy forwards only ranges the engine would answer as they are --------
+
+
+@pytest.mark.parametrize(
+    ("header", "forwarded"),
+    [
+        ("bytes=0-99", True),
+        ("bytes=-500", True),
+        ("bytes=100-", True),
+        ("BYTES=0-0,10-19", True),
+        ("bytes=10-19, 0-0", True),  # out of order, apart: upstream sorts
+        ("bytes=0-99,100-199", False),  # touching
+        ("bytes=0-99,50-60", False),  # overlapping
+        ("bytes=0-99,0-99", False),
+        ("bytes=100-,200-300", False),  # an open range covers the rest
+        ("bytes=0-0,-1", False),  # a suffix among others
+        ("bytes=0-" + ",0-".join(["0"] * 3), False),
+        ("bytes=" + ",".join(f"{i}-{i}" for i in range(0, 200, 4)), True),  # 50
+        ("bytes=" + ",".join(f"{i}-{i}" for i in range(0, 204, 4)), False),  # 51
+        ("bytes=5-1", False),  # invalid
+        ("bytes=x", False),
+        ("items=0-1", False),
+        ("bytes=", False),
+    ],
+)
+def test_forwardable_range(header: str, forwarded: bool) -> None:
+    from flask_download.ranges import forwardable_range
+
+    assert forwardable_range(header, 50) is forwarded
