@@ -621,6 +621,12 @@ def _close(response: BaseHTTPResponse, *, reuse: bool) -> None:
     if not reuse:
         # Unread bytes would poison a reused connection: drop it.
         response.close()
+    else:
+        # Nothing is left to read (a HEAD, a body read to its end); reading
+        # that nothing lets http.client close a connection the server closed
+        # (a HEAD answered 404 and "Connection: close"), rather than the
+        # socket waiting in the pool for the garbage collector.
+        response.drain_conn()
     response.release_conn()
 
 
