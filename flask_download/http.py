@@ -723,6 +723,9 @@ class HTTPFile(DownloadFile):
         # chose); Host is always the URL's.
         request_headers = {"User-Agent": _USER_AGENT}
         for key, value in (headers or {}).items():
+            if key.lower() == "user-agent":
+                # The caller's, in whatever case: never two User-Agents.
+                request_headers.pop("User-Agent", None)
             if key.lower() != "host":
                 request_headers[key] = value
         self._asked_range = any(k.lower() == "range" for k in request_headers)
@@ -1204,13 +1207,16 @@ class HTTPDownloadView(DownloadView):
         :attr:`request_headers`, which win.
         ``Range`` and ``If-Range`` go upstream with ``GET`` only: RFC 9110
         §14.2 defines range handling for ``GET`` alone, so a ``HEAD``
-        mirrors the full 200. Nor do ranges the other views would answer
-        with the whole file: more than ``max_ranges``, malformed, or
-        several that overlap or touch (or a suffix among several: whether
-        it overlaps depends on the size); see
-        :func:`~flask_download.ranges.forwardable_range`. Override it to
-        add headers computed per request, such as a token for a private
-        upstream::
+        mirrors the full 200. Nor do ranges whose answer could be larger
+        than the file, which the client gets whole (200): more than
+        ``max_ranges``, malformed ones (the other views ignore them too), or
+        several that overlap or touch, or a suffix among several (whether
+        it overlaps depends on the size, which only the upstream knows; the
+        other views merge such ranges, but the upstream may not); see
+        :func:`~flask_download.ranges.forwardable_range`. The view's
+        :attr:`request_headers` replace the client's of the same name, in
+        any case. Override it to add headers computed per request, such as
+        a token for a private upstream::
 
             def get_request_headers(self):
                 return {**super().get_request_headers(),
@@ -1221,17 +1227,21 @@ class HTTPDownloadView(DownloadView):
         """
         ranged = request.method == "GET"
         if ranged and "Range" in request.headers:
-            # Ranges the engine would answer with the whole file (too many,
-            # malformed, overlapping) never go upstream: the upstream's
-            # answer to them (a multipart body many times the file) would be
-            # relayed as it is.
+            # Ranges whose answer may be larger than the file (too many,
+            # malformed, overlapping or touching) never go upstream: the
+            # upstream's answer to them (a multipart body many times the
+            # file) would be relayed as it is.
             ranged = forwardable_range(
                 request.headers["Range"], self._setting("max_ranges")
             )
+        # The view's headers win whatever their case: a client header the
+        # view also sets ("range", "accept-encoding") is not sent beside it.
+        own = {name.lower() for name in self.request_headers or ()}
         headers = {
             name: value
             for name in FORWARDED_REQUEST_HEADERS
             if (ranged or name not in _RANGE_HEADERS)
+            and name.lower() not in own
             and (value := request.headers.get(name)) is not None
         }
         if self.request_headers:

@@ -16,6 +16,8 @@ import ipaddress
 import math
 import os
 import re
+import sys
+import types
 import typing as t
 import warnings
 from weakref import WeakKeyDictionary
@@ -180,22 +182,46 @@ def check_config_keys(values: cabc.Mapping[t.Any, t.Any]) -> None:
             close = ending
         hint = f"did you mean {' or '.join(map(repr, close))}? "
         known = f"The settings are {', '.join(DEFAULTS)} (docs/config.rst)."
-        if close:
+        longer = close and len(suffix) > len(close[0].removeprefix("DOWNLOAD_")) + 2
+        if close and not longer:
             raise ConfigurationError(
                 f"Config key {key!r} is not a Flask-Download setting, so it"
                 f" would be ignored: {hint}{known}"
             )
         group = next((p for p in _OWN_PREFIXES if upper.startswith(p)), None)
-        if group is not None:
+        if longer:
+            # A setting's name and more (DOWNLOAD_CHUNK_SIZE_MB): more likely
+            # the application's own key than a slip of the keyboard.
+            message = f"Config key {key!r} is not a Flask-Download setting and"
+            message += f" is ignored: {hint}Rename it if it is the application's own."
+        elif group is not None:
             group_names = [name for name in DEFAULTS if name.startswith(group)]
-            warnings.warn(
+            message = (
                 f"Config key {key!r} is not a Flask-Download setting and is"
                 f" ignored (the {group}* settings are"
                 f" {', '.join(group_names)}). Rename it if it is the"
-                " application's own.",
-                UserWarning,
-                stacklevel=4,
+                " application's own."
             )
+        else:
+            continue
+        warnings.warn(message, UserWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning made in this package at the
+    first frame outside it: the application's ``FlaskDownload(app)`` or
+    ``download.init_app(app)`` line, however many of this package's own
+    calls lie between."""
+    package = __name__.partition(".")[0]
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)  # the function that warns
+    while (
+        frame is not None
+        and frame.f_globals.get("__name__", "").partition(".")[0] == package
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _integer(value: t.Any) -> int | None:

@@ -192,3 +192,21 @@ def test_forwardable_range(header: str, forwarded: bool) -> None:
     from flask_download.ranges import forwardable_range
 
     assert forwardable_range(header, 50) is forwarded
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [
+        ("DOWNLOAD_MAX_RANGE_SIZE", "DOWNLOAD_MAX_RANGES"),
+        ("DOWNLOAD_CHUNK_SIZE_MB", "DOWNLOAD_CHUNK_SIZE"),
+    ],
+)
+def test_a_setting_name_and_more_is_a_warning(
+    tmp_path: pathlib.Path, key: str, meant: str
+) -> None:
+    """Longer than the setting it resembles: maybe the application's own key,
+    so a warning (with the hint), not an error the app cannot opt out of."""
+    app = Flask(__name__)
+    app.config.update(DOWNLOAD_ROOT=str(tmp_path), **{key: 5})
+    with pytest.warns(UserWarning, match=f"did you mean {meant!r}"):
+        FlaskDownload(app)
