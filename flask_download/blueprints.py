@@ -116,7 +116,11 @@ def make_download_blueprint(
     :param object_view: the model view class, such as a subclass whose
         ``get_query`` keeps the current user's rows.
     :param decorators: applied to every view function, innermost first
-        (``[login_required]``).
+        (``[login_required]``). The files then answer ``Cache-Control:
+        private`` (``private, max-age=N`` with ``cache_max_age``), as the
+        model's rows always do, unless ``cache_control`` is given: behind an
+        access check a file may be one user's, and no shared cache may keep
+        it for the next.
     :param blueprint_options: other :class:`~flask.Blueprint` arguments
         (``subdomain``, ``url_defaults``...).
     :raises TypeError: an option names no attribute of its view.
@@ -172,6 +176,10 @@ def make_download_blueprint(
         )
         if variable != path_kwarg:
             attrs["path_url_kwarg"] = variable
+        if decorators and "cache_control" not in attrs:
+            # Behind an access check the files may be one user's: no shared
+            # cache may keep them (as ObjectDownloadView's rows).
+            view_class = _private_cache(view_class)
         view = view_class.as_view(FILE_ENDPOINT, **attrs)
         add(made_files_rule, FILE_ENDPOINT, view)
 
@@ -212,6 +220,31 @@ def make_download_blueprint(
                 object_view.as_view(OBJECT_BY_SLUG_ENDPOINT, **attrs),
             )
     return bp
+
+
+def _private_cache(view_class: type[DownloadView]) -> type[DownloadView]:
+    """``view_class`` answering ``Cache-Control: private`` (its own value,
+    such as ``max-age=N`` from ``DOWNLOAD_CACHE_MAX_AGE``, kept after it)
+    unless a ``cache_control`` is set."""
+
+    def get_cache_control(self: DownloadView) -> str:
+        value: str = view_class.get_cache_control(self)
+        if self.cache_control is not None or "private" in value.lower():
+            return value
+        # A "public" it may say is dropped: the decorators check who asks.
+        kept = [p for p in value.split(",") if p.strip().lower() != "public"]
+        return ", ".join(["private", *(p.strip() for p in kept if p.strip())])
+
+    return type(
+        view_class.__name__,
+        (view_class,),
+        {
+            "get_cache_control": get_cache_control,
+            "__module__": view_class.__module__,
+            "__qualname__": view_class.__qualname__,
+            "__doc__": view_class.__doc__,
+        },
+    )
 
 
 def _files_rule_variable(rule: str, name: str, explicit: bool) -> str:

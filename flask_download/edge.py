@@ -417,12 +417,16 @@ def nginx_secure_url_for(
         ``url_for``. Query parameters are not allowed: nginx's hash covers
         only the path.
     :raises ConfigurationError: no (or a weak) secret in the config, a
-        non-positive ``expires_in``, or a query parameter in ``values``.
+        non-positive ``expires_in``, a query parameter in ``values``, or a
+        route whose host or subdomain has URL variables (nginx's hash does
+        not cover the host: use :func:`~flask_download.signed_url_for`).
     """
     from .settings import link_expiry
 
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     secret = _app_secret(app)
+    for rule in app.url_map.iter_rules(endpoint):
+        _check_path_only(rule)
     now = _now()
     stamp = link_expiry(app, expires_in, now)
     url = urlsplit(url_for(endpoint, **values))
@@ -440,15 +444,37 @@ def nginx_secure_url_for(
     return f"{url.scheme}://{url.netloc}{link}" if url.netloc else link
 
 
+def _check_path_only(rule: t.Any) -> None:
+    """Refuse a route whose host or subdomain holds URL variables (a tenant):
+    nginx's hash covers the path only, so a link made for one tenant would
+    open another's file of the same path.
+
+    :raises ConfigurationError: saying what to do instead.
+    """
+    for part in (rule.subdomain, rule.host):
+        if part and "<" in part:
+            raise ConfigurationError(
+                f"The route {rule.rule!r} ({rule.endpoint}) takes {part!r} from"
+                " the host, which nginx's secure_link hash does not cover: a"
+                " link made for one host would open the same path on another."
+                " Put the variable in the path, or use signed_url_for and"
+                " signature_required, which bind host and subdomain variables."
+            )
+
+
 def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
     """Check the current request's ``md5`` and ``expires`` as nginx would.
 
     :param remote_addr: the link is bound to the client's address.
     :raises InvalidSignature: missing or wrong hash (403).
     :raises SignatureExpired: the link expired (410).
-    :raises ConfigurationError: no (or a weak) secret in the config.
+    :raises ConfigurationError: no (or a weak) secret in the config, or the
+        route takes URL variables from the host (see
+        :func:`nginx_secure_url_for`).
     """
     secret = _app_secret(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
+    if request.url_rule is not None:
+        _check_path_only(request.url_rule)
     # nginx reads $arg_md5 and $arg_expires from the raw query string: the
     # first "name=" (any case) at the start or after "&", not percent-decoded.
     query = request.query_string

@@ -359,11 +359,14 @@ def _vet(
     url: str,
     allowed_hosts: cabc.Collection[str] | None,
     allowed_ports: cabc.Collection[int] | None = None,
+    timeout: float | None = None,
 ) -> _Target:
     """Check a URL and resolve its host to a vetted address.
 
+    :param timeout: the longest wait for the host name's addresses.
     :raises DisallowedURL: the URL may not be fetched.
     :raises UpstreamError: the host name does not resolve.
+    :raises UpstreamTimeout: the name was not resolved within ``timeout``.
     """
     if isinstance(allowed_hosts, str):
         allowed_hosts = (allowed_hosts,)  # one host, not its letters
@@ -398,7 +401,7 @@ def _vet(
     if allowed_hosts is not None and not (listed or _host_allowed(host, allowed_hosts)):
         raise _refuse(f"{host!r} is not in the allowed hosts.")
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _resolve(host, port, timeout)
     except (OSError, UnicodeError) as e:
         raise _fail(f"cannot resolve {host!r}: {e}.") from None
     addresses = [str(info[4][0]) for info in infos]
@@ -421,6 +424,59 @@ def _vet(
     name = f"[{host}]" if ":" in host else host
     host_header = name if default_port else f"{name}:{port}"
     return _Target(url, scheme, host, port, addresses[0], target, host_header)
+
+
+#: Most host name lookups under way at once (each in its own thread).
+MAX_LOOKUPS = 8
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[t.Any]:
+    """``getaddrinfo`` for ``host``, given up after ``timeout`` seconds.
+
+    ``getaddrinfo`` has no timeout of its own, and a name whose DNS server
+    never answers (one a client may choose) would hold the worker for as
+    long as the system resolver insists. The lookup runs in a thread of its
+    own, at most :data:`MAX_LOOKUPS` at once, so the stuck ones cannot pile
+    up either; an address literal needs no lookup.
+
+    :raises UpstreamTimeout: no answer within ``timeout``.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        timeout = None  # nothing to look up: answered at once
+    if timeout is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    deadline = time.monotonic() + timeout
+    if not _lookups.acquire(timeout=timeout):
+        raise _lookup_timeout(host, "too many lookups under way")
+    found: list[t.Any] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as e:  # handed to the waiting request
+            found.append(e)
+        finally:
+            _lookups.release()
+            done.set()
+
+    threading.Thread(target=look_up, name="flask-download-dns", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise _lookup_timeout(host, f"no answer within {timeout} s")
+    result = found[0]
+    if isinstance(result, BaseException):
+        raise result
+    return t.cast("list[t.Any]", result)
+
+
+def _lookup_timeout(host: str, why: str) -> UpstreamTimeout:
+    _log(logging.ERROR, f"Upstream timeout: cannot resolve {host!r}: {why}.")
+    return UpstreamTimeout(f"cannot resolve {host!r}: {why}.")
 
 
 # -- the pooled client ----------------------------------------------------------
@@ -600,7 +656,7 @@ def _follow(
     current = url
     origin = None
     for _ in range(max_redirects + 1):
-        target = _vet(current, allowed_hosts, allowed_ports)
+        target = _vet(current, allowed_hosts, allowed_ports, timeout)
         hop_origin = (target.scheme, target.host, target.port)
         if origin is not None and hop_origin != origin:
             # Credentials the app set are for the first origin only (as

@@ -234,12 +234,17 @@ class _Send(DownloadView):
         if self.cache_control is not None or self.cache_max_age is not None:
             return super().get_cache_control(), None
         max_age = self._max_age
+        shared = True
         if max_age is None:
             if self._settings().cache_max_age is not None:
                 return super().get_cache_control(), None
             # Nothing said here or in DOWNLOAD_CACHE_MAX_AGE: Flask's
-            # default, as send_file would (SEND_FILE_MAX_AGE_DEFAULT).
+            # default, as send_file would (SEND_FILE_MAX_AGE_DEFAULT). But
+            # not "public", as send_file makes it: that setting is usually
+            # meant for static files, and a view's download may be one
+            # user's (checked by the view): no shared cache may keep it.
             max_age = current_app.get_send_file_max_age
+            shared = False
         if callable(max_age):
             # send_file passes the path (None for a file-like object).
             max_age = max_age(self._source_path())
@@ -252,7 +257,8 @@ class _Send(DownloadView):
         seconds = max(int(max_age), 0)
         expires = http_date(min(int(time.time()) + seconds, _LAST_HTTP_DATE))
         if seconds:
-            return f"public, max-age={seconds}", expires
+            scope = "public" if shared else "private"
+            return f"{scope}, max-age={seconds}", expires
         return "no-cache, max-age=0", expires
 
     def _add_expires(self, response: Response) -> Response:

@@ -210,3 +210,98 @@ def test_a_setting_name_and_more_is_a_warning(
     app.config.update(DOWNLOAD_ROOT=str(tmp_path), **{key: 5})
     with pytest.warns(UserWarning, match=f"did you mean {meant!r}"):
         FlaskDownload(app)
+
+
+def test_a_host_lookup_is_given_up_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """getaddrinfo has no timeout: a DNS server that never answers held the
+    worker for the resolver's own timeouts. Stuck lookups are bounded too."""
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("urllib3")
+    from flask_download import http as http_module
+    from flask_download import UpstreamTimeout
+
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def resolver(host: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host == "stuck.example":
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "no answer")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    try:
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout) as info:
+            http_module._resolve("stuck.example", 80, 0.2)
+        assert "no answer within" in info.value.detail
+        assert time.monotonic() - started < 2
+        # Every lookup slot held by a stuck lookup: the next is refused in
+        # time rather than queued for ever.
+        for _ in range(http_module.MAX_LOOKUPS - 1):
+            with pytest.raises(UpstreamTimeout):
+                http_module._resolve("stuck.example", 80, 0.05)
+        with pytest.raises(UpstreamTimeout) as info:
+            http_module._resolve("example.invalid", 80, 0.2)
+        assert "too many lookups" in info.value.detail
+        # An address literal needs no lookup, whatever else is stuck.
+        assert http_module._resolve("127.0.0.1", 80, 0.2)[0][4][0] == "127.0.0.1"
+    finally:
+        release.set()
+    # The stuck lookups end and give their slots back.
+    deadline = time.monotonic() + 5
+    while http_module._lookups._value < http_module.MAX_LOOKUPS:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("decorated", "options", "expected"),
+    [
+        (False, {}, "no-cache"),
+        (False, {"cache_max_age": 60}, "max-age=60"),
+        (True, {}, "private, no-cache"),
+        (True, {"cache_max_age": 60}, "private, max-age=60"),
+        (True, {"cache_control": "public, max-age=5"}, "public, max-age=5"),
+    ],
+)
+def test_a_blueprint_behind_decorators_is_private(
+    tmp_path: pathlib.Path, decorated: bool, options: dict[str, t.Any], expected: str
+) -> None:
+    """With an access check (decorators), a file may be one user's: a
+    shared cache stored "max-age=3600" answers and gave them to anyone."""
+    import functools
+
+    from flask_download import make_download_blueprint
+
+    (tmp_path / "a.txt").write_bytes(b"a")
+
+    def checked(view: t.Any) -> t.Any:
+        @functools.wraps(view)
+        def wrapper(**kwargs: t.Any) -> t.Any:
+            return view(**kwargs)
+
+        return wrapper
+
+    app = Flask(__name__)
+    app.register_blueprint(
+        make_download_blueprint(
+            "dl",
+            root=str(tmp_path),
+            options=options,
+            decorators=[checked] if decorated else (),
+        )
+    )
+    client = app.test_client()
+    with client.get("/a.txt") as rv:
+        assert rv.status_code == 200
+        assert rv.headers["Cache-Control"] == expected
+    etag = rv.headers["ETag"]
+    with client.get("/a.txt", headers={"If-None-Match": etag}) as rv:
+        assert rv.status_code == 304
+        assert rv.headers["Cache-Control"] == expected
