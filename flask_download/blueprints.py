@@ -114,7 +114,9 @@ def make_download_blueprint(
     :param file_view: the directory view class (a subclass of
         ``PathDownloadView`` or ``StorageDownloadView``).
     :param object_view: the model view class, such as a subclass whose
-        ``get_query`` keeps the current user's rows.
+        ``get_query`` keeps the current user's rows. The default serves
+        every row of ``model`` to whoever asks for its id: give one that
+        narrows the rows (and ``decorators``) unless they are all public.
     :param decorators: applied to every view function, innermost first
         (``[login_required]``). The files then answer ``Cache-Control:
         private`` (``private, max-age=N`` with ``cache_max_age``), as the
