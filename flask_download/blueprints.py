@@ -178,7 +178,7 @@ def make_download_blueprint(
         )
         if variable != path_kwarg:
             attrs["path_url_kwarg"] = variable
-        if decorators and "cache_control" not in attrs:
+        if decorators and attrs.get("cache_control") is None:
             # Behind an access check the files may be one user's: no shared
             # cache may keep them (as ObjectDownloadView's rows).
             view_class = _private_cache(view_class)

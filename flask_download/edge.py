@@ -39,6 +39,7 @@ from urllib.parse import urlunsplit
 
 from flask import after_this_request
 from flask import current_app
+from flask import has_request_context
 from flask import request
 from flask import url_for
 from flask.views import View
@@ -425,7 +426,7 @@ def nginx_secure_url_for(
 
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     secret = _app_secret(app)
-    for rule in app.url_map.iter_rules(endpoint):
+    for rule in _endpoint_rules(app, endpoint):
         _check_path_only(rule)
     now = _now()
     stamp = link_expiry(app, expires_in, now)
@@ -442,6 +443,19 @@ def nginx_secure_url_for(
         remote_addr=_client_address(remote_addr),
     )
     return f"{url.scheme}://{url.netloc}{link}" if url.netloc else link
+
+
+def _endpoint_rules(app: Flask, endpoint: str) -> list[t.Any]:
+    """The routes ``url_for`` may build ``endpoint`` with, a relative
+    ``".name"`` read as ``url_for`` reads it; none for an unknown endpoint
+    (``url_for`` then raises its ``BuildError``)."""
+    if endpoint[:1] == "." and has_request_context():
+        blueprint = request.blueprint
+        endpoint = endpoint[1:] if blueprint is None else f"{blueprint}{endpoint}"
+    try:
+        return list(app.url_map.iter_rules(endpoint))
+    except KeyError:
+        return []
 
 
 def _check_path_only(rule: t.Any) -> None:

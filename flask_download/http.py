@@ -39,6 +39,7 @@ import collections.abc as cabc
 import contextlib
 import ipaddress
 import logging
+import os
 import posixpath
 import re
 import socket
@@ -431,6 +432,17 @@ MAX_LOOKUPS = 8
 _lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
 
 
+def _reset_lookups() -> None:
+    # A forked worker (gunicorn --preload) has none of its parent's lookup
+    # threads: the slots they held would never come back.
+    global _lookups
+    _lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lookups)
+
+
 def _resolve(host: str, port: int, timeout: float | None) -> list[t.Any]:
     """``getaddrinfo`` for ``host``, given up after ``timeout`` seconds.
 
@@ -441,6 +453,7 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[t.Any]:
     up either; an address literal needs no lookup.
 
     :raises UpstreamTimeout: no answer within ``timeout``.
+    :raises UpstreamError: no thread could be started for the lookup.
     """
     try:
         ipaddress.ip_address(host)
@@ -451,10 +464,16 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[t.Any]:
     if timeout is None:
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     deadline = time.monotonic() + timeout
-    if not _lookups.acquire(timeout=timeout):
-        raise _lookup_timeout(host, "too many lookups under way")
+    slots = _lookups  # the one released is the one acquired
     found: list[t.Any] = []
     done = threading.Event()
+    once = threading.Lock()
+
+    def give_back() -> None:
+        # Once, by the thread or by a start that failed (or was interrupted
+        # after the thread ran): a lost slot would never come back.
+        if once.acquire(blocking=False):
+            slots.release()
 
     def look_up() -> None:
         try:
@@ -462,10 +481,22 @@ def _resolve(host: str, port: int, timeout: float | None) -> list[t.Any]:
         except BaseException as e:  # handed to the waiting request
             found.append(e)
         finally:
-            _lookups.release()
+            give_back()
             done.set()
 
-    threading.Thread(target=look_up, name="flask-download-dns", daemon=True).start()
+    thread = threading.Thread(target=look_up, name="flask-download-dns", daemon=True)
+    if not slots.acquire(timeout=timeout):
+        raise _lookup_timeout(host, "too many lookups under way")
+    try:
+        thread.start()
+    except RuntimeError as e:  # "can't start new thread": a thread limit
+        give_back()
+        raise _fail(
+            f"cannot resolve {host!r}: no thread for the lookup: {e}."
+        ) from None
+    except BaseException:
+        give_back()
+        raise
     if not done.wait(max(0.0, deadline - time.monotonic())):
         raise _lookup_timeout(host, f"no answer within {timeout} s")
     result = found[0]

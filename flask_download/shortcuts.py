@@ -122,7 +122,8 @@ def send_download(
         wrapper's ``path``, or ``None`` for content and file-like objects;
         it returns seconds or ``None``. Without any cache argument,
         ``DOWNLOAD_CACHE_MAX_AGE`` applies, else Flask's
-        ``SEND_FILE_MAX_AGE_DEFAULT`` (``app.get_send_file_max_age``).
+        ``SEND_FILE_MAX_AGE_DEFAULT`` (``app.get_send_file_max_age``) as
+        ``private, max-age=N``: a view's download may be one user's.
     :param conditional: ``False`` ignores the request's conditional and
         ``Range`` headers (always a full 200).
     :param etag: ``True``: the file's own strong ETag; ``False``: none; a
