@@ -107,7 +107,10 @@ class _Delivery:
         for chunk in body:
             self.bytes_sent += len(chunk)
             yield chunk
-        self.completed = True
+        # A body that ended short of its length (a file that shrank, a store
+        # or member that failed, ended quietly so that the server closes the
+        # connection) is no complete download.
+        self.completed = self.length is None or self.bytes_sent >= self.length
 
     def reader(self, filelike: t.Any, length: int) -> _CountingReader:
         """Wrap the file-like object given to ``wsgi.file_wrapper``."""

@@ -305,3 +305,35 @@ def test_a_blueprint_behind_decorators_is_private(
     with client.get("/a.txt", headers={"If-None-Match": etag}) as rv:
         assert rv.status_code == 304
         assert rv.headers["Cache-Control"] == expected
+
+
+def test_a_body_ending_short_of_its_length_is_not_completed() -> None:
+    """A body of known length that ends early without an error (a file that
+    shrank, an archive member that failed) was reported completed=True."""
+    from flask_download import DownloadFile
+    from flask_download import VirtualDownloadView
+    from flask_download.signals import download_finished
+
+    class Shrunk(DownloadFile):
+        name = "shrunk.bin"
+        size = 10
+
+        def chunks(self, chunk_size: int = 65536, **kwargs: t.Any) -> t.Iterator[bytes]:
+            yield b"12345"  # five of the ten bytes announced
+
+    class View(VirtualDownloadView):
+        def get_file(self) -> DownloadFile:
+            return Shrunk()
+
+    app = Flask(__name__)
+    app.add_url_rule("/s", view_func=View.as_view("s"))
+    finished: list[tuple[int, bool]] = []
+
+    def receiver(sender: t.Any, **extra: t.Any) -> None:
+        finished.append((extra["bytes_sent"], extra["completed"]))
+
+    client = app.test_client()
+    with download_finished.connected_to(receiver, app), client.get("/s") as rv:
+        assert rv.headers["Content-Length"] == "10"
+        assert rv.get_data() == b"12345"
+    assert finished == [(5, False)]
