@@ -551,7 +551,15 @@ class StorageFile(DownloadFile):
         if self._local is not None:
             return self._local.open()
         assert self.size is not None
-        return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size))
+        # On S3 every ranged read is conditional on the ETag info() gave: a
+        # key overwritten during the download fails the next read (the body
+        # is cut short) instead of sending new bytes after old ones.
+        pin = None
+        if _is_s3(self.fs):
+            raw = self.info.get("ETag")
+            if isinstance(raw, str) and raw.strip('" ') and not raw.startswith("W/"):
+                pin = raw.strip('" ')
+        return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size, pin))
 
     def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
         if self._local is not None:
@@ -566,6 +574,35 @@ class StorageFile(DownloadFile):
         return f"<{type(self).__name__} {self.url!r}>"
 
 
+def _s3_range(fs: t.Any, key: str, start: int, stop: int, etag: str) -> bytes:
+    """Bytes ``[start, stop)`` of an S3 object, only if its ETag is still
+    ``etag`` (``If-Match``; s3fs's ``cat_file`` cannot send it).
+
+    :raises OSError: the object changed (412), or another store error.
+    """
+    from fsspec.asyn import sync
+
+    bucket, name, version = fs.split_path(key)
+
+    async def read() -> bytes:
+        extra = {"VersionId": version} if version else {}
+        answer = await fs._call_s3(
+            "get_object",
+            Bucket=bucket,
+            Key=name,
+            Range=f"bytes={start}-{stop - 1}",
+            IfMatch=f'"{etag.strip(chr(34))}"',
+            **extra,
+        )
+        body = answer["Body"]
+        try:
+            return t.cast(bytes, await body.read())
+        finally:
+            body.close()
+
+    return t.cast(bytes, sync(fs.loop, read))
+
+
 class _RangeReader(SizedReader):
     """A seekable read-only stream over a remote key, made of ranged reads.
 
@@ -575,10 +612,14 @@ class _RangeReader(SizedReader):
     from that block.
     """
 
-    def __init__(self, fs: AbstractFileSystem, key: str, size: int) -> None:
+    def __init__(
+        self, fs: AbstractFileSystem, key: str, size: int, if_match: str | None = None
+    ) -> None:
         super().__init__(size)
         self._fs = fs
         self._key = key
+        # The S3 ETag every read must still have (see StorageFile.open).
+        self._if_match = if_match
         self._block = b""
         self._block_start = 0
         self._fetch_size = 0
@@ -611,7 +652,10 @@ class _RangeReader(SizedReader):
         start = self._position
         stop = min(start + length, self._size)
         try:
-            block = self._fs.cat_file(self._key, start=start, end=stop)
+            if self._if_match is not None:
+                block = _s3_range(self._fs, self._key, start, stop, self._if_match)
+            else:
+                block = self._fs.cat_file(self._key, start=start, end=stop)
         except Exception as e:
             error = _translate(self._fs, self._key, e, "reading")
             if error is None:

@@ -738,13 +738,6 @@ def _start_download(
     return conn, headers, body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="StorageFile reads ranges of the key without pinning the version"
-    " (no If-Match / VersionId on the ranged GETs of _RangeReader._fetch): a key"
-    " rewritten during a download is sent as old bytes followed by new ones,"
-    " under the old ETag and a complete Content-Length",
-)
 def test_key_rewritten_during_a_download_is_never_spliced(site: Site) -> None:
     key = f"changing/{site.name}-during.bin"
     size = 40 * 1024 * 1024
