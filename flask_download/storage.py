@@ -555,7 +555,7 @@ class StorageFile(DownloadFile):
         # key overwritten during the download fails the next read (the body
         # is cut short) instead of sending new bytes after old ones.
         pin = None
-        if _is_s3(self.fs):
+        if _is_s3(self.fs) and getattr(self.fs, "loop", None) is not None:
             raw = self.info.get("ETag")
             if isinstance(raw, str) and raw.strip('" ') and not raw.startswith("W/"):
                 pin = raw.strip('" ')
