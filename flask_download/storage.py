@@ -555,10 +555,11 @@ class StorageFile(DownloadFile):
         # key overwritten during the download fails the next read (the body
         # is cut short) instead of sending new bytes after old ones.
         pin = None
-        if _is_s3(self.fs) and getattr(self.fs, "loop", None) is not None:
+        target = _s3_target(self.fs, self.key)
+        if target is not None:
             raw = self.info.get("ETag")
             if isinstance(raw, str) and raw.strip('" ') and not raw.startswith("W/"):
-                pin = raw.strip('" ')
+                pin = target + (raw.strip('" '),)
         return t.cast(t.IO[bytes], _RangeReader(self.fs, self.key, self.size, pin))
 
     def unchanged_check(self, handle: t.IO[bytes]) -> cabc.Callable[[], bool] | None:
@@ -572,6 +573,42 @@ class StorageFile(DownloadFile):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"
+
+
+def _s3_target(fs: AbstractFileSystem, key: str) -> tuple[t.Any, str] | None:
+    """The s3fs filesystem and its key that conditional reads of ``key`` go
+    to: through DirFileSystem folders; ``None`` when ``fs`` is no S3 store
+    with its own event loop, or a caching wrapper (whose reads come from
+    its cache, never to be bypassed).
+    """
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    for _ in range(_MAX_WRAPPERS):
+        if not isinstance(fs, DirFileSystem):
+            break
+        key = fs._join(key)
+        fs = fs.fs
+    s3fs = sys.modules.get("s3fs")
+    if s3fs is None or not isinstance(fs, s3fs.S3FileSystem):
+        return None
+    if getattr(fs, "loop", None) is None:
+        return None  # made for async use: no loop to run a read on
+    return fs, key
+
+
+def _precondition_failed(error: BaseException | None) -> bool:
+    """Whether S3 answered 412 (``If-Match`` failed) behind ``error``."""
+    for _ in range(_MAX_WRAPPERS):
+        if error is None:
+            return False
+        answer = getattr(error, "response", None)
+        if isinstance(answer, dict):
+            code = answer.get("Error", {}).get("Code")
+            status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "PreconditionFailed" or status == 412:
+                return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _s3_range(fs: t.Any, key: str, start: int, stop: int, etag: str) -> bytes:
@@ -600,7 +637,11 @@ def _s3_range(fs: t.Any, key: str, start: int, stop: int, etag: str) -> bytes:
         finally:
             body.close()
 
-    return t.cast(bytes, sync(fs.loop, read))
+    # As cat_file does: the request and the body's read are tried again
+    # together on a dropped connection (a 412 is never tried again).
+    from s3fs.core import _error_wrapper
+
+    return t.cast(bytes, sync(fs.loop, _error_wrapper, read, retries=fs.retries))
 
 
 class _RangeReader(SizedReader):
@@ -613,12 +654,17 @@ class _RangeReader(SizedReader):
     """
 
     def __init__(
-        self, fs: AbstractFileSystem, key: str, size: int, if_match: str | None = None
+        self,
+        fs: AbstractFileSystem,
+        key: str,
+        size: int,
+        if_match: tuple[t.Any, str, str] | None = None,
     ) -> None:
         super().__init__(size)
         self._fs = fs
         self._key = key
-        # The S3 ETag every read must still have (see StorageFile.open).
+        # The s3fs store, its key and the ETag every read must still have
+        # (see StorageFile.open).
         self._if_match = if_match
         self._block = b""
         self._block_start = 0
@@ -653,14 +699,26 @@ class _RangeReader(SizedReader):
         stop = min(start + length, self._size)
         try:
             if self._if_match is not None:
-                block = _s3_range(self._fs, self._key, start, stop, self._if_match)
+                block = _s3_range(*self._if_match[:2], start, stop, self._if_match[2])
             else:
                 block = self._fs.cat_file(self._key, start=start, end=stop)
         except Exception as e:
-            error = _translate(self._fs, self._key, e, "reading")
-            if error is None:
-                raise
-            raise error from e
+            if self._if_match is not None and _precondition_failed(e):
+                # The object changed since info(): end the body here, as
+                # when it shrank (never a 500 before the first byte).
+                logger = current_app.logger if has_app_context() else _logger
+                logger.warning(
+                    "%r changed while it was read (its ETag is no longer %r):"
+                    " the body was cut short.",
+                    self._key,
+                    self._if_match[2],
+                )
+                block = b""
+            else:
+                error = _translate(self._fs, self._key, e, "reading")
+                if error is None:
+                    raise
+                raise error from e
         if not block:
             # The object shrank since its size was read: end the body early.
             self._size = start
