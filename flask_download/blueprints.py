@@ -14,6 +14,7 @@ from werkzeug.routing import Rule
 from ._compat import require
 from .exceptions import ConfigurationError
 from .objects import ObjectDownloadView
+from .response import no_less_private
 from .views import DownloadView
 from .views import PathDownloadView
 
@@ -224,6 +225,9 @@ def make_download_blueprint(
     return bp
 
 
+_PRIVATE = frozenset(("private",))
+
+
 def _private_cache(view_class: type[DownloadView]) -> type[DownloadView]:
     """``view_class`` answering ``Cache-Control: private`` (its own value,
     such as ``max-age=N`` from ``DOWNLOAD_CACHE_MAX_AGE``, kept after it)
@@ -234,8 +238,7 @@ def _private_cache(view_class: type[DownloadView]) -> type[DownloadView]:
         if self.cache_control is not None or "private" in value.lower():
             return value
         # A "public" it may say is dropped: the decorators check who asks.
-        kept = [p for p in value.split(",") if p.strip().lower() != "public"]
-        return ", ".join(["private", *(p.strip() for p in kept if p.strip())])
+        return t.cast(str, no_less_private(value, _PRIVATE))
 
     return type(
         view_class.__name__,

@@ -70,7 +70,9 @@ from .files import as_index
 from .files import DEFAULT_CHUNK_SIZE
 from .files import DownloadFile
 from .ranges import forwardable_range
+from .response import cache_directives
 from .response import DownloadResponse
+from .response import no_less_private
 from .response import set_content_security_policy
 from .response import valid_media_type
 from .settings import check_allowed_hosts
@@ -853,18 +855,15 @@ class HTTPFile(DownloadFile):
             # 416 nobody asked for: no file to relay.
             raise _fail(f"{current!r} answered {status}, which is not a file.")
         upstream = response.headers
+        getlist = getattr(upstream, "getlist", lambda name: ())
         # RFC 9110 §7.6.1: the headers the upstream's Connection names are
         # for this hop only (the framing ones still say what the bytes are).
-        hop_only = _directives(
-            upstream.getlist("Connection") if hasattr(upstream, "getlist") else ()
-        )
+        hop_only = cache_directives(getlist("Connection"))
         relayed = Headers()
         for header in RELAYED_RESPONSE_HEADERS:
             if header.lower() in hop_only and header not in _FRAMING:
                 continue
-            for value in (
-                upstream.getlist(header) if hasattr(upstream, "getlist") else ()
-            ):
+            for value in getlist(header):
                 if _relayable(header, value):
                     relayed.add(header, value)
                 elif header in _FRAMING:
@@ -881,9 +880,7 @@ class HTTPFile(DownloadFile):
                     relayed[header] = values[0]
         _check_framing(current, status, upstream, relayed, self._asked_range)
         self.response_headers = relayed
-        self.cache_directives = _directives(
-            upstream.getlist("Cache-Control") if hasattr(upstream, "getlist") else ()
-        )
+        self.cache_directives = cache_directives(getlist("Cache-Control"))
         if name is None:
             name = posixpath.basename(unquote(urlsplit(current).path)) or None
         self.name = name
@@ -1374,7 +1371,7 @@ class HTTPDownloadView(DownloadView):
                 if name in file.response_headers:
                     headers[name] = file.response_headers[name]
             headers["Vary"] = _vary(file.response_headers)
-            cache_control = _no_less_private(
+            cache_control = no_less_private(
                 headers.get("Cache-Control"), file.cache_directives
             )
             if cache_control is not None:
@@ -1410,7 +1407,7 @@ class HTTPDownloadView(DownloadView):
             for value in upstream.getlist(name):
                 h.add(name, value)
         h["Vary"] = _vary(upstream)
-        cache_control = _no_less_private(h.get("Cache-Control"), file.cache_directives)
+        cache_control = no_less_private(h.get("Cache-Control"), file.cache_directives)
         if cache_control is not None:
             h["Cache-Control"] = cache_control
         set_content_security_policy(
@@ -1462,36 +1459,3 @@ def _vary(upstream: Headers) -> str:
     if not any(v.lower() == "accept-encoding" for v in values):
         values.append("Accept-Encoding")
     return ", ".join(values)
-
-
-# Cache-Control directives of an upstream that the relayed answer keeps: the
-# upstream knows whether the file is one user's (the app may fetch it with
-# that user's token), which the view's own Cache-Control cannot tell.
-_PRIVACY_DIRECTIVES = ("no-store", "private")
-
-
-def _directives(values: cabc.Iterable[str]) -> frozenset[str]:
-    """The directive names (lowercase) of ``Cache-Control`` values."""
-    return frozenset(
-        name
-        for value in values
-        for part in value.split(",")
-        if (name := part.partition("=")[0].strip(" \t").lower())
-    )
-
-
-def _no_less_private(cache_control: str | None, upstream: frozenset[str]) -> str | None:
-    """``cache_control`` with the upstream's ``no-store`` and ``private``
-    added (and its ``public`` dropped), so that no shared cache stores a file
-    its upstream kept private; unchanged when the upstream has neither."""
-    missing = [d for d in _PRIVACY_DIRECTIVES if d in upstream]
-    if not missing:
-        return cache_control
-    parts = [p.strip(" \t") for p in (cache_control or "").split(",")]
-    # The view's public goes; so does a private="field" of the view when the
-    # upstream's private is kept: it would make only those fields private
-    # (RFC 9111 §5.2.2.7), the rest of the answer storable by shared caches.
-    dropped = {"public", "private"} if "private" in missing else {"public"}
-    kept = [p for p in parts if p and _directives([p]).isdisjoint(dropped)]
-    present = _directives(kept)
-    return ", ".join([d for d in missing if d not in present] + kept)

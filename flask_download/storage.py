@@ -611,7 +611,7 @@ def _precondition_failed(error: BaseException | None) -> bool:
     return False
 
 
-def _s3_range(fs: t.Any, key: str, start: int, stop: int, etag: str) -> bytes:
+def _s3_range(fs: t.Any, key: str, etag: str, start: int, stop: int) -> bytes:
     """Bytes ``[start, stop)`` of an S3 object, only if its ETag is still
     ``etag`` (``If-Match``; s3fs's ``cat_file`` cannot send it).
 
@@ -628,7 +628,7 @@ def _s3_range(fs: t.Any, key: str, start: int, stop: int, etag: str) -> bytes:
             Bucket=bucket,
             Key=name,
             Range=f"bytes={start}-{stop - 1}",
-            IfMatch=f'"{etag.strip(chr(34))}"',
+            IfMatch=f'"{etag}"',
             **extra,
         )
         body = answer["Body"]
@@ -699,7 +699,7 @@ class _RangeReader(SizedReader):
         stop = min(start + length, self._size)
         try:
             if self._if_match is not None:
-                block = _s3_range(*self._if_match[:2], start, stop, self._if_match[2])
+                block = _s3_range(*self._if_match, start, stop)
             else:
                 block = self._fs.cat_file(self._key, start=start, end=stop)
         except Exception as e:
