@@ -17,8 +17,11 @@ import typing as t
 import unicodedata
 from urllib.parse import quote
 
+from flask import current_app
+from flask import has_request_context
 from flask import Response
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import http_date as _werkzeug_http_date
 from werkzeug.wsgi import ClosingIterator
 
@@ -839,9 +842,37 @@ class DownloadResponse(Response):
         # Kept to reach the server if the body ends short (_cut_short).
         # Werkzeug's Response.__call__, inlined: no extra call per request.
         self._start_response = start_response
-        app_iter, status, headers = self.get_wsgi_response(environ)
+        try:
+            app_iter, status, headers = self.get_wsgi_response(environ)
+        except Exception as error:
+            # Nothing is sent yet (the file is opened and its first chunk
+            # read before the status line): answer as a view's error would.
+            return self._failed(error, environ, start_response)
         start_response(status, headers)
         return app_iter
+
+    def _failed(
+        self, error: Exception, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        """Answer an error raised before the first byte (by ``open()`` or the
+        first read: a store down since ``info()``, an upstream that broke off)
+        with the application's error handlers, as if the view had raised it:
+        503, 502 or 504 for the library's errors, the app's 500 handler (and
+        its log line) for a bug. The server would otherwise send its own 500
+        page. ``after_request`` functions ran already, for the download."""
+        self.close()
+        if not has_request_context():
+            # Plain WSGI use, outside a Flask request.
+            if isinstance(error, HTTPException):
+                return error(environ, start_response)
+            raise error
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if isinstance(error, HTTPException):
+            answer = app.handle_user_exception(error)
+        else:
+            answer = app.handle_exception(error)  # re-raised when propagating
+        response: Response = app.make_response(answer)
+        return response(environ, start_response)
 
     def _cut_short(self) -> None:
         """The body ended before its ``Content-Length``: see that the
@@ -956,7 +987,33 @@ class DownloadResponse(Response):
         body = self._iter_body()
         if delivery is not None:
             body = delivery.count(body, self.headers.get("Content-Length", type=int))
-        return _ClosingBody(body, self.close)
+        return self._first_read(body)
+
+    def _first_read(self, body: cabc.Iterator[bytes]) -> cabc.Iterable[bytes]:
+        """The body, its first bytes read before the status line is sent.
+
+        Werkzeug and gunicorn send the status with the first body bytes: an
+        error raised then (a key deleted since ``info()``, a store down, an
+        upstream that broke off before its first byte) could only become the
+        server's 500 page. Read now, it is a 404, or the error's own status
+        (see :meth:`_failed`).
+        """
+        try:
+            for first in body:
+                if first:
+                    break
+            else:
+                self.close()
+                return ()
+        except FileNotFound:
+            self._become_not_found()
+            return ()
+        except BaseException:
+            self.close()
+            raise
+        close = getattr(body, "close", None)
+        callbacks = [self.close] if close is None else [close, self.close]
+        return _ClosingBody(itertools.chain((first,), body), callbacks)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
         # A body that ends before its Content-Length (the file shrank or
