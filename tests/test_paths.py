@@ -641,9 +641,9 @@ def test_pathfiles_hold_a_bounded_number_of_descriptors(
 ) -> None:
     """Past MAX_HELD_DESCRIPTORS (an archive of many members), a wrapper
     keeps only the file's identity and opens it again, still confined."""
-    from flask_download import files
+    from flask_download.files import _path
 
-    monkeypatch.setattr(files, "MAX_HELD_DESCRIPTORS", files._held + 2)
+    monkeypatch.setattr(_path, "MAX_HELD_DESCRIPTORS", _path._held + 2)
     before = _open_fds()
     wrappers = [PathFile("sub/nested.txt", root=download_root) for _ in range(5)]
     assert _open_fds() == before + 2
