@@ -11,6 +11,7 @@ as they do for a class-based view.
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import datetime
 import os
 import time
@@ -86,7 +87,8 @@ def send_download(
     ``conditional``, ``etag`` and ``last_modified``. Unlike ``send_file``,
     the default is an attachment (pass ``attachment=False`` for inline), a
     file-like object without a name is sent as
-    ``application/octet-stream``, and text is accepted.
+    ``application/octet-stream``, and text is accepted. As with
+    ``send_file``, the answer is an instance of ``app.response_class``.
 
     :param source: a trusted path (``str`` or :class:`os.PathLike`; relative
         to ``app.root_path``), ``bytes``, a binary or text file-like object
@@ -183,7 +185,59 @@ def send_download(
             view = _SendPath(root=root, kwargs={"path": os.fspath(source)}, **attrs)
     else:
         view = _SendContent(_content=source, **attrs)
-    return view.render_to_response()
+    return _app_response(view.render_to_response())
+
+
+def _app_response(response: Response) -> Response:
+    """``response`` made an instance of ``app.response_class``, as
+    ``send_file``'s answers are.
+
+    Flask coerces a view's answer of another class with
+    ``app.response_class.force_type``, which swaps its class for the app's
+    and with it the download's own body (an empty body under a
+    ``Content-Length`` of the file's size). The answer's class comes first,
+    so what sends the body is unchanged; the app's class adds its own
+    members.
+    """
+    app_class = current_app.response_class
+    if not isinstance(response, app_class):
+        mixed = _mixed_class(type(response), app_class)
+        # Another object layout (__slots__) refuses the class: Flask's own
+        # coercion applies.
+        if mixed is not None:
+            with contextlib.suppress(TypeError):
+                response.__class__ = mixed
+    return response
+
+
+#: The classes made by :func:`_mixed_class`, one per pair (a program has few
+#: response classes).
+_MIXED: dict[tuple[type[Response], type[Response]], type[Response] | None] = {}
+
+
+def _mixed_class(
+    response_class: type[Response], app_class: type[Response]
+) -> type[Response] | None:
+    key = (response_class, app_class)
+    if key in _MIXED:
+        return _MIXED[key]
+    mixed: type[Response] | None
+    if issubclass(app_class, response_class):
+        # A plain answer (412) of a class the app's extends: the app's
+        # class is all it needs, as force_type would make it.
+        mixed = app_class
+    else:
+        try:
+            mixed = type(
+                response_class.__name__,
+                (response_class, app_class),
+                {"__module__": response_class.__module__},
+            )
+        except TypeError:
+            # No consistent method order: Flask's own coercion applies.
+            mixed = None
+    _MIXED[key] = mixed
+    return mixed
 
 
 class _Send(DownloadView):
