@@ -42,7 +42,7 @@ autodoc_preserve_defaults = True
 # link them to (only reported by nitpicky builds, `sphinx-build -n`).
 nitpick_ignore = [
     ("py:class", "flask_download.accel.F"),
-    ("py:class", "flask_download.edge.F"),
+    ("py:class", "flask_download.edge._required.F"),
     ("py:class", "flask_download.signing.F"),
     ("py:class", "_ranges.RangeDecision"),
     ("py:class", "RouteCallable"),  # flask.typing, not in Flask's docs

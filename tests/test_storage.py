@@ -554,7 +554,7 @@ def test_storage_is_resolved_once_per_request(
         resolved.append(storage)
         return resolve_storage(storage)
 
-    monkeypatch.setattr("flask_download.storage.resolve_storage", counting)
+    monkeypatch.setattr("flask_download.storage._view.resolve_storage", counting)
     client = make_app(storage=fs).test_client()
     with client.get("/files/docs/hello.txt") as rv:
         assert rv.get_data() == b"Hello, storage!\n"

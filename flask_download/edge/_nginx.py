@@ -1,54 +1,28 @@
-"""Links that nginx or a CDN checks, so that downloads never reach Python.
-
-A link made here carries its own proof: an expiry and a signature that the
-web server or the CDN verifies on each request, with a secret (nginx) or a
-public key (CloudFront) it was given once. The application only hands the
-links out.
-
-- :func:`nginx_secure_link` makes links for nginx's
-  ``ngx_http_secure_link_module``; :func:`nginx_secure_url_for` builds them
-  with :func:`flask.url_for` and the app's ``DOWNLOAD_NGINX_SECURE_LINK_SECRET``,
-  and :func:`nginx_secure_link_required` checks them in Python where no
-  nginx stands in front (development, tests).
-- :func:`cloudfront_signed_url` and :func:`cloudfront_signed_cookies` sign
-  for Amazon CloudFront with botocore's ``CloudFrontSigner`` (extra
-  ``Flask-Download[cdn]``).
-
-What the edge checks, and what it cannot (revocation before expiry,
-per-user rules), is described in the "Edge-verified links" documentation.
-"""
+"""nginx secure_link: links made, checked as nginx checks them, built by url_for."""
 
 from __future__ import annotations
 
 import base64
-import collections.abc as cabc
 import datetime
-import functools
 import hashlib
 import hmac
 import ipaddress
-import json
 import math
-import re
 import time
 import typing as t
 from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
-from flask import after_this_request
 from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import url_for
-from flask.views import View
 
-from ._compat import require
-from .conditional import as_utc
-from .exceptions import ConfigurationError
-from .exceptions import InvalidSignature
-from .exceptions import SignatureExpired
+from ..conditional import as_utc
+from ..exceptions import ConfigurationError
+from ..exceptions import InvalidSignature
+from ..exceptions import SignatureExpired
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -76,7 +50,6 @@ _BASE64URL = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 )
 
-F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 Expiry: t.TypeAlias = int | float | datetime.datetime | datetime.timedelta
 
 
@@ -422,7 +395,7 @@ def nginx_secure_url_for(
         route whose host or subdomain has URL variables (nginx's hash does
         not cover the host: use :func:`~flask_download.signed_url_for`).
     """
-    from .settings import link_expiry
+    from ..settings import link_expiry
 
     app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
     secret = _app_secret(app)
@@ -474,379 +447,3 @@ def _check_path_only(rule: t.Any) -> None:
                 " Put the variable in the path, or use signed_url_for and"
                 " signature_required, which bind host and subdomain variables."
             )
-
-
-def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
-    """Check the current request's ``md5`` and ``expires`` as nginx would.
-
-    :param remote_addr: the link is bound to the client's address.
-    :raises InvalidSignature: missing or wrong hash (403).
-    :raises SignatureExpired: the link expired (410).
-    :raises ConfigurationError: no (or a weak) secret in the config, or the
-        route takes URL variables from the host (see
-        :func:`nginx_secure_url_for`).
-    """
-    secret = _app_secret(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
-    if request.url_rule is not None:
-        _check_path_only(request.url_rule)
-    # nginx reads $arg_md5 and $arg_expires from the raw query string: the
-    # first "name=" (any case) at the start or after "&", not percent-decoded.
-    query = request.query_string
-    md5 = _nginx_arg(query, b"md5")
-    expires = _nginx_arg(query, b"expires")
-    if md5 is None and expires is None:
-        raise InvalidSignature("This link needs a signature: ask for a new link.")
-    # nginx hashes $uri: the decoded path, script root included (the app may
-    # be mounted below the server's root), as raw bytes (WSGI gives them as
-    # latin-1 text), so names that are not UTF-8 match too.
-    environ = request.environ
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    stamp = verify_nginx_secure_link(
-        path.encode("latin-1", "replace"),
-        (md5 or b"").decode("latin-1"),
-        (expires or b"").decode("latin-1"),
-        secret=secret,
-        remote_addr=_client_address(remote_addr or None),
-    )
-    # As for signed_url_for links: a presigned storage redirect, and the
-    # response's caching, end with the link.
-    from .signing import _LINK_EXPIRES
-    from .signing import _private_until
-
-    environ[_LINK_EXPIRES] = min(environ.get(_LINK_EXPIRES, stamp), stamp)
-    after_this_request(functools.partial(_private_until, stamp))
-
-
-def _nginx_arg(query: bytes, name: bytes) -> bytes | None:
-    """The value of ``$arg_<name>`` in nginx (``ngx_http_arg``)."""
-    lowered = query.lower()
-    needle = name.lower() + b"="
-    start = lowered.find(needle)
-    while start != -1:
-        if start == 0 or query[start - 1 : start] == b"&":
-            value = query[start + len(needle) :]
-            return value.partition(b"&")[0]
-        start = lowered.find(needle, start + 1)
-    return None
-
-
-@t.overload
-def nginx_secure_link_required(view: F) -> F: ...
-@t.overload
-def nginx_secure_link_required(
-    view: None = None, *, remote_addr: bool = False
-) -> cabc.Callable[[F], F]: ...
-def nginx_secure_link_required(
-    view: F | None = None, *, remote_addr: bool = False
-) -> F | cabc.Callable[[F], F]:
-    """Check links made by :func:`nginx_secure_url_for` in the app itself.
-
-    For the Flask view of a route that nginx serves with ``secure_link``:
-    wherever nginx does not answer first (development server, tests, a
-    deployment without that location), the view accepts the same links and
-    refuses the rest, 403 for a missing or wrong hash and 410 for an
-    expired link.
-
-    Like :func:`~flask_download.signature_required`, it also decorates a
-    class-based view (:class:`flask.views.View`), returning a subclass.
-
-    :param remote_addr: links are bound to the client's address.
-    """
-
-    def decorator(view: F) -> F:
-        if isinstance(view, type):
-            if not issubclass(view, View):
-                raise TypeError(
-                    "nginx_secure_link_required decorates a view function or a"
-                    f" flask.views.View subclass, not the class {view.__qualname__}."
-                )
-            check = nginx_secure_link_required(remote_addr=remote_addr)
-            namespace = {
-                "decorators": [*view.decorators, check],
-                "__module__": view.__module__,
-                "__qualname__": view.__qualname__,
-                "__doc__": view.__doc__,
-            }
-            return t.cast(F, type(view.__name__, (view,), namespace))
-
-        @functools.wraps(view)
-        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            check_nginx_secure_link(remote_addr=remote_addr)
-            return current_app.ensure_sync(view)(*args, **kwargs)
-
-        return t.cast(F, wrapper)
-
-    if view is None:
-        return decorator
-    return decorator(view)
-
-
-# -- Amazon CloudFront ---------------------------------------------------------
-
-
-def _cloudfront_signer(key_pair_id: str, private_key: t.Any) -> t.Any:
-    signers = require("botocore.signers", "cdn", "CloudFront signatures")
-    serialization = require(
-        "cryptography.hazmat.primitives.serialization", "cdn", "CloudFront signatures"
-    )
-    hashes = require(
-        "cryptography.hazmat.primitives.hashes", "cdn", "CloudFront signatures"
-    )
-    padding = require(
-        "cryptography.hazmat.primitives.asymmetric.padding",
-        "cdn",
-        "CloudFront signatures",
-    )
-    if not key_pair_id or not isinstance(key_pair_id, str):
-        raise ConfigurationError(
-            "key_pair_id must be the ID of the CloudFront public key (or key"
-            f" pair), not {key_pair_id!r}."
-        )
-    if isinstance(private_key, (str, bytes)):
-        pem = private_key.encode() if isinstance(private_key, str) else private_key
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as e:
-            raise ConfigurationError(
-                "private_key must be an unencrypted PEM RSA private key (or a"
-                f" loaded cryptography key): {e}"
-            ) from None
-    else:
-        key = private_key
-    if not hasattr(key, "sign") or not hasattr(key, "key_size"):
-        raise ConfigurationError(
-            f"private_key must be an RSA private key, not {type(key).__name__}."
-        )
-
-    def rsa_signer(message: bytes) -> bytes:
-        # CloudFront verifies RSA PKCS #1 v1.5 signatures over SHA-1.
-        return t.cast(bytes, key.sign(message, padding.PKCS1v15(), hashes.SHA1()))
-
-    return signers.CloudFrontSigner(key_pair_id, rsa_signer)
-
-
-def _as_datetime(moment: Expiry) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(
-        _expiry_timestamp(moment), datetime.timezone.utc
-    )
-
-
-def _source_ip(ip_address: str) -> str:
-    try:
-        network = ipaddress.ip_network(ip_address, strict=False)
-    except ValueError:
-        raise ConfigurationError(
-            f"ip_address must be an IP address or a CIDR block, not {ip_address!r}."
-        ) from None
-    return str(network)  # "/32" (or "/128") added to a bare address
-
-
-# What stays as it is in a CloudFront URL: RFC 3986's reserved and
-# unreserved characters and existing escapes, but "*" (and, in the path, "?"
-# cannot occur): a literal "*" in a policy's Resource is a wildcard.
-_CF_PATH_SAFE = "/%:@!$&'()+,;=~-._"
-_CF_QUERY_SAFE = _CF_PATH_SAFE + "?"
-# A "%" that does not start an escape: a client sends it as "%25".
-_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _cloudfront_url(url: str, wildcard: bool = False) -> str:
-    """``url`` as a client will request it, so that the signature matches.
-
-    Spaces, non-ASCII and other characters a client percent-encodes are
-    encoded here, and so is a ``%`` that starts no escape (``100%.pdf``);
-    so is ``*``, which a policy's ``Resource`` would read as a wildcard over
-    other files, unless ``wildcard`` asks for one (signed cookies for a
-    folder). Existing escapes are kept. The fragment is left out: a client
-    never sends it.
-    """
-    parts = urlsplit(url)
-    star = "*" if wildcard else ""
-    path = quote(_STRAY_PERCENT.sub("%25", parts.path), safe=_CF_PATH_SAFE + star)
-    query = quote(_STRAY_PERCENT.sub("%25", parts.query), safe=_CF_QUERY_SAFE + star)
-    return urlunsplit(parts._replace(path=path, query=query, fragment=""))
-
-
-def _with_fragment(signed: str, url: str) -> str:
-    # The fragment goes after the signature's parameters, as in any URL.
-    fragment = urlsplit(url).fragment
-    return f"{signed}#{fragment}" if fragment else signed
-
-
-def _cloudfront_policy(
-    signer: t.Any,
-    url: str,
-    expires: Expiry | None,
-    policy: str | cabc.Mapping[str, t.Any] | None,
-    ip_address: str | None,
-    not_before: Expiry | None,
-) -> str | None:
-    """The custom policy to sign, or ``None`` for a canned policy."""
-    if policy is None:
-        if ip_address is None and not_before is None:
-            return None
-        if expires is None:
-            raise ConfigurationError("A CloudFront link needs 'expires'.")
-        ends = _as_datetime(expires)
-        starts = None if not_before is None else _as_datetime(not_before)
-        if starts is not None and starts >= ends:
-            # CloudFront would refuse the link at every moment.
-            raise ValueError(
-                f"not_before ({starts.isoformat()}) must be before expires"
-                f" ({ends.isoformat()}): such a link never works."
-            )
-        built = signer.build_policy(
-            url,
-            ends,
-            date_greater_than=starts,
-            ip_address=None if ip_address is None else _source_ip(ip_address),
-        )
-        return t.cast(str, built)
-    if ip_address is not None or not_before is not None:
-        raise ConfigurationError(
-            "Pass conditions either in 'policy' or as ip_address/not_before, not both."
-        )
-    if isinstance(policy, str):
-        return policy
-    document = json.loads(json.dumps(policy))
-    statements = document.get("Statement") if isinstance(document, dict) else None
-    if (
-        not isinstance(statements, list)
-        or len(statements) != 1
-        or not isinstance(statements[0], dict)
-    ):
-        # CloudFront takes one statement only: a policy with more is refused
-        # on every request.
-        raise ConfigurationError(
-            "A CloudFront custom policy is a mapping with a 'Statement' list of"
-            " exactly one statement (a mapping)."
-        )
-    (statement,) = statements
-    # Without a Resource a signed URL opens every file of every distribution
-    # that trusts the key: default to the URL being signed.
-    statement.setdefault("Resource", url)
-    condition = statement.setdefault("Condition", {})
-    if not isinstance(condition, dict):
-        raise ConfigurationError("A CloudFront policy's 'Condition' is a mapping.")
-    if "DateLessThan" not in condition:
-        if expires is None:
-            raise ConfigurationError(
-                "A CloudFront policy needs a DateLessThan: pass 'expires'."
-            )
-        stamp = _expiry_timestamp(expires)
-        condition["DateLessThan"] = {"AWS:EpochTime": stamp}
-    return json.dumps(document, separators=(",", ":"))
-
-
-def cloudfront_signed_url(
-    url: str,
-    *,
-    key_pair_id: str,
-    private_key: t.Any,
-    expires: Expiry | None,
-    policy: str | cabc.Mapping[str, t.Any] | None = None,
-    ip_address: str | None = None,
-    not_before: Expiry | None = None,
-) -> str:
-    """Sign ``url`` for Amazon CloudFront (a distribution with trusted keys).
-
-    Without conditions the URL carries a canned policy (``Expires``,
-    ``Signature``, ``Key-Pair-Id``). With ``ip_address`` or ``not_before``,
-    or an explicit ``policy``, it carries a custom policy (``Policy``
-    instead of ``Expires``). Signed with botocore's ``CloudFrontSigner``
-    and ``cryptography`` (extra ``Flask-Download[cdn]``).
-
-    :param url: the CloudFront URL of the file (``https://d111.cloudfront.net/a.pdf``).
-        Characters a client percent-encodes (spaces, non-ASCII) are encoded
-        as it will request them, and so is ``*``: a link names one file,
-        never a wildcard (use ``policy`` for that). A ``#fragment`` is not
-        signed and stays at the end of the link.
-    :param key_pair_id: the ID of the public key registered in CloudFront.
-    :param private_key: the matching RSA private key: PEM text or bytes, or
-        a loaded ``cryptography`` key. Keep it out of the code (a secret
-        manager, an environment variable).
-    :param expires: when the URL stops working: a
-        :class:`~datetime.datetime` (naive means UTC), a
-        :class:`~datetime.timedelta` from now, or a Unix time. May be
-        ``None`` when ``policy`` has its own ``DateLessThan``.
-    :param policy: a custom policy, as JSON text (signed as given) or a
-        mapping with one statement (``Resource`` defaults to ``url`` and
-        ``DateLessThan`` to ``expires``). The ``Resource`` may use ``*``
-        wildcards.
-    :param ip_address: only this client address or CIDR block may use it.
-    :param not_before: the URL works only from this moment on.
-    :raises ConfigurationError: a bad key, key ID, address or policy.
-    :raises ValueError: ``not_before`` is not before ``expires``.
-    :raises ImportError: ``botocore`` or ``cryptography`` is not installed.
-    """
-    signer = _cloudfront_signer(key_pair_id, private_key)
-    given = url
-    url = _cloudfront_url(url)
-    custom = _cloudfront_policy(signer, url, expires, policy, ip_address, not_before)
-    if custom is None:
-        if expires is None:
-            raise ConfigurationError("A CloudFront link needs 'expires'.")
-        signed = signer.generate_presigned_url(url, _as_datetime(expires))
-    else:
-        signed = signer.generate_presigned_url(url, policy=custom)
-    return _with_fragment(t.cast(str, signed), given)
-
-
-def cloudfront_signed_cookies(
-    url: str,
-    *,
-    key_pair_id: str,
-    private_key: t.Any,
-    expires: Expiry | None,
-    policy: str | cabc.Mapping[str, t.Any] | None = None,
-    ip_address: str | None = None,
-    not_before: Expiry | None = None,
-) -> dict[str, str]:
-    """CloudFront signed cookies for ``url`` (a wildcard covers many files).
-
-    Returns the cookies to set, by name: ``CloudFront-Expires`` (canned
-    policy) or ``CloudFront-Policy`` (custom policy), ``CloudFront-Signature``
-    and ``CloudFront-Key-Pair-Id``. A canned policy covers exactly ``url``;
-    use a ``*`` in ``url`` (which makes the policy custom) for a folder::
-
-        cookies = cloudfront_signed_cookies(
-            "https://d111.cloudfront.net/albums/42/*", ...
-        )
-        for name, value in cookies.items():
-            response.set_cookie(name, value, domain=".example.com",
-                                secure=True, httponly=True)
-
-    The arguments are those of :func:`cloudfront_signed_url`.
-    """
-    signer = _cloudfront_signer(key_pair_id, private_key)
-    url = _cloudfront_url(url, wildcard=True)
-    if policy is None and "*" in url and ip_address is None and not_before is None:
-        # A canned policy cannot hold a wildcard: CloudFront needs it custom.
-        policy = {"Statement": [{"Resource": url}]}
-    custom = _cloudfront_policy(signer, url, expires, policy, ip_address, not_before)
-    if custom is None:
-        if expires is None:
-            raise ConfigurationError("CloudFront cookies need 'expires'.")
-        stamp = _expiry_timestamp(expires)
-        canned = signer.build_policy(url, _as_datetime(stamp))
-        signature = signer.rsa_signer(canned.encode())
-        head = {"CloudFront-Expires": str(stamp)}
-    else:
-        signature = signer.rsa_signer(custom.encode())
-        head = {"CloudFront-Policy": signer._url_b64encode(custom.encode()).decode()}
-    return {
-        **head,
-        "CloudFront-Signature": signer._url_b64encode(signature).decode(),
-        "CloudFront-Key-Pair-Id": key_pair_id,
-    }
-
-
-__all__ = [
-    "check_nginx_secure_link",
-    "cloudfront_signed_cookies",
-    "cloudfront_signed_url",
-    "nginx_secure_link",
-    "nginx_secure_link_required",
-    "nginx_secure_url_for",
-    "verify_nginx_secure_link",
-]

@@ -1,0 +1,174 @@
+"""Client keys confined to a storage prefix, through filesystem wrappers."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from ..exceptions import FileNotFound
+from ..paths import ConfinedPath
+from ..paths import split_key
+from ..paths import split_relative
+
+if t.TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+
+def _is_local(fs: AbstractFileSystem) -> bool:
+    return _local_path(fs, "") is not None
+
+
+#: Most filesystem wrappers :func:`_local_path` looks through.
+_MAX_WRAPPERS = 32
+
+
+def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
+    """The local path fsspec reads for ``key`` of ``fs``, or ``None`` when
+    ``fs`` does not keep its files on the local disk.
+
+    Done the way fsspec does it: each ``DirFileSystem`` joins its folder to
+    the key (nested ones in turn, outermost first), a caching wrapper
+    (``simplecache::``, ``filecache::``, ``blockcache::``) or an
+    ``AsyncFileSystemWrapper`` hands the key to the filesystem it wraps, and
+    the ``LocalFileSystem`` underneath makes it absolute. ``key`` ``""`` is
+    the folder keys are relative to (the working directory for a bare
+    ``LocalFileSystem``). A local file is then opened by the one confined
+    opener, never through the wrapper: a cache of the local disk would
+    follow symbolic links out of the folder.
+    """
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    for _ in range(_MAX_WRAPPERS):
+        if isinstance(fs, LocalFileSystem):
+            return t.cast(str, fs._strip_protocol(key or "."))
+        if isinstance(fs, DirFileSystem):
+            key = fs._join(key)
+            fs = fs.fs
+        elif isinstance(fs, CachingFileSystem):
+            fs = fs.fs
+        elif _is_async_wrapper(fs):
+            fs = fs.sync_fs
+        else:
+            return None
+    return None
+
+
+def _is_async_wrapper(fs: AbstractFileSystem) -> bool:
+    # fsspec's AsyncFileSystemWrapper (2024.12 and later), if imported at all.
+    module = sys.modules.get("fsspec.implementations.asyn_wrapper")
+    wrapper = getattr(module, "AsyncFileSystemWrapper", None)
+    return wrapper is not None and isinstance(fs, wrapper)
+
+
+def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
+    """Join a client-supplied path to ``prefix``, refusing any way out of it.
+
+    The path goes through :func:`~flask_download.paths.split_relative`
+    (``..``, absolute paths, backslashes, control characters, ...), so the
+    key always starts with ``prefix``. On the local disk (a
+    ``LocalFileSystem``, ``file://`` URLs, a ``DirFileSystem`` over the
+    local disk) the key is a :class:`~flask_download.paths.ConfinedPath`:
+    :class:`~flask_download.StorageFile` opens it with the confined opener, so no
+    symbolic link leads out of the prefix. Keys of other stores are also checked
+    after percent-decoding each segment
+    (:func:`~flask_download.paths.split_key`), so a store that decodes
+    them again cannot be led out of the prefix either. Nor can a key pick
+    another object than the one it names: s3fs reads ``key?versionId=...``
+    as a version of ``key`` (an overwritten or deleted one), so no key of
+    an S3 (or memory) store may hold ``?versionId=``; other remote stores
+    read ``?`` or ``#`` as a version, a generation, a query or a fragment
+    (gcsfs, adlfs, HTTP), so their keys may hold neither. Where the
+    client's key starts with the bucket (an S3 filesystem given whole), that
+    bucket may not be an ARN (an access point of any account, an Object
+    Lambda, an Outpost: another endpoint).
+
+    :param fs: the filesystem (from :func:`~flask_download.resolve_storage`).
+    :param prefix: a trusted prefix (from :func:`~flask_download.resolve_storage`).
+    :param untrusted: a relative path from the client.
+    :raises FileNotFound: the path is refused (views answer 404).
+    """
+    root = _local_path(fs, prefix)
+    if root is not None:
+        return ConfinedPath(root, split_relative(untrusted))
+    segments = split_key(untrusted)
+    if _selects_another_object(fs, segments):
+        raise FileNotFound(f"Refused key {untrusted!r}.")
+    if ":" in segments[0] and _client_picks_bucket(fs, prefix):
+        # A bucket name has no ":"; an ARN in its place sends the request
+        # (signed with the app's credentials) to an access point of any
+        # account, an Object Lambda or an Outpost: somewhere else than S3.
+        raise FileNotFound(f"Refused key {untrusted!r}.")
+    return "/".join([prefix, *segments]) if prefix else "/".join(segments)
+
+
+def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
+    # The store behind DirFileSystem folders and caching wrappers.
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    for _ in range(_MAX_WRAPPERS):
+        if not isinstance(fs, (DirFileSystem, CachingFileSystem)):
+            break
+        fs = fs.fs
+    return fs
+
+
+def _selects_another_object(fs: AbstractFileSystem, segments: list[str]) -> bool:
+    """Whether a store would read part of these key segments as something
+    else than the object's name (a version, a query, a fragment)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    inner = _innermost(fs)
+    if _is_s3(inner) or isinstance(inner, MemoryFileSystem):
+        # s3fs splits "?versionId=" off every key (version_aware or not);
+        # "?" and "#" alone are characters of the name. Memory stores keep
+        # every character, and are refused the same keys as S3, so that
+        # tests on them show what production does.
+        return any("?versionid=" in segment.lower() for segment in segments)
+    protocols = (
+        inner.protocol if isinstance(inner.protocol, tuple) else (inner.protocol,)
+    )
+    if _QUERYING_PROTOCOLS.isdisjoint(protocols):
+        return False  # SFTP, FTP, SMB, archives...: "C# notes?.pdf" is a name
+    return any("?" in segment or "#" in segment for segment in segments)
+
+
+# Stores that read "?" or "#" in a key as a query, a fragment, a generation
+# or a version (HTTP URLs, gcsfs, adlfs) rather than as characters of a name.
+_QUERYING_PROTOCOLS = frozenset(
+    ("http", "https", "gs", "gcs", "abfs", "abfss", "az", "adl")
+)
+
+
+def _client_picks_bucket(fs: AbstractFileSystem, prefix: str) -> bool:
+    """Whether a client key starts with the bucket of an S3 store (the
+    storage is the whole filesystem, no prefix or folder before the key)."""
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    if prefix.strip("/"):
+        return False
+    for _ in range(_MAX_WRAPPERS):
+        if isinstance(fs, DirFileSystem):
+            if str(fs.path).strip("/"):
+                return False
+            fs = fs.fs
+        elif isinstance(fs, CachingFileSystem):
+            fs = fs.fs
+        else:
+            break
+    return _is_s3(fs)
+
+
+def _is_s3(fs: AbstractFileSystem) -> bool:
+    # A DirFileSystem passes sign()'s options on to the store it wraps; a
+    # caching wrapper (simplecache::s3://...) hands sign() itself over.
+    fs = _innermost(fs)
+    # s3fs's sign() passes the response-* overrides and the client method on
+    # to botocore; another filesystem speaking S3 may not take them.
+    # An S3FileSystem exists only once s3fs is imported: no import attempt
+    # (none is cached when it fails) on each request where it is missing.
+    s3fs = sys.modules.get("s3fs")
+    return s3fs is not None and isinstance(fs, s3fs.S3FileSystem)
