@@ -1285,7 +1285,7 @@ def test_signature_is_checked_once_per_request(
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(
-        "flask_download.views.check_signature", lambda: calls.append(kind)
+        "flask_download.views._base.check_signature", lambda: calls.append(kind)
     )
 
     class Signed(VirtualDownloadView):

@@ -1,48 +1,46 @@
-"""Download views: the :class:`DownloadMixin` API and ready views for each source."""
+"""The download API: :class:`DownloadMixin`, and :class:`DownloadView` built on it."""
 
 from __future__ import annotations
 
 import collections.abc as cabc
 import copy
 import datetime
-import difflib
 import functools
 import inspect
 import os
 import typing as t
 
 from flask import abort
-from flask import current_app
-from flask import Flask
 from flask import has_request_context
 from flask import request
 from flask import Response
 from flask.views import MethodView
 
-from . import accel as _accel
-from . import conditional
-from . import ranges as _ranges
-from .exceptions import ConfigurationError
-from .exceptions import FileNotFound
-from .files import as_index
-from .files import DownloadFile
-from .files import PathFile
-from .files import VirtualFile
-from .paths import ConfinedPath
-from .paths import split_relative
-from .response import codec_charset
-from .response import DEFAULT_CONTENT_SECURITY_POLICY
-from .response import DownloadResponse
-from .response import media_type_charset
-from .response import NotModifiedResponse
-from .response import validator_headers
-from .settings import check_root
-from .settings import check_view_attribute
-from .settings import get_settings
-from .settings import join_root
-from .settings import Settings
-from .settings import VIEW_SETTING_ATTRIBUTES
-from .signing import check_signature
+from .. import accel as _accel
+from .. import conditional
+from .. import ranges as _ranges
+from ..exceptions import ConfigurationError
+from ..exceptions import FileNotFound
+from ..files import DownloadFile
+from ..response import codec_charset
+from ..response import DEFAULT_CONTENT_SECURITY_POLICY
+from ..response import DownloadResponse
+from ..response import media_type_charset
+from ..response import NotModifiedResponse
+from ..response import validator_headers
+from ..settings import check_view_attribute
+from ..settings import get_settings
+from ..settings import Settings
+from ..settings import VIEW_SETTING_ATTRIBUTES
+from ..signing import check_signature
+from ._helpers import _check_arguments
+from ._helpers import _DJANGO_KEYWORDS
+from ._helpers import _HTTP_METHODS
+from ._helpers import _integer_setting
+from ._helpers import _sync
+from ._helpers import _unknown_attribute_message
+from ._helpers import _web_server_etag
+from ._helpers import VIEW_ATTRIBUTES
 
 if t.TYPE_CHECKING:
     from flask import typing as ft
@@ -571,256 +569,5 @@ class DownloadView(DownloadMixin, MethodView):
         return self.render_to_response()
 
 
-#: django-downloadview's keywords of ``download_response`` -> this package's.
-_DJANGO_KEYWORDS = {
-    "file_instance": "file",
-    "file_mimetype": "mimetype",
-    "file_encoding": "encoding",
-}
-
-#: View attributes standing in for integer settings.
-_INTEGER_SETTINGS = frozenset(("chunk_size", "max_ranges", "cache_max_age"))
-
-
-def _integer_setting(name: str, value: t.Any) -> t.Any:
-    """``value`` of the view attribute ``name`` as an ``int`` when it is an
-    integer-like (``numpy.int64``: what :func:`operator.index` accepts, not
-    ``bool``), so that it is checked and sent as the number it is; any
-    other value as it is (the checks refuse it)."""
-    if name in _INTEGER_SETTINGS and type(value) is not int:
-        try:
-            return as_index(value, name)
-        except TypeError:
-            return value  # refused by the checks, with their message
-    return value
-
-
-def _web_server_etag(file: DownloadFile, offload: _accel.Offload | None) -> str | None:
-    """The ETag the web server sends ``file`` with, when it is not the app's.
-
-    nginx answers an X-Accel-Redirect of a local file with its own ETag
-    (``"<mtime hex>-<size hex>"``), whatever the app's response said: a
-    client that sends that tag back in ``If-Match`` or ``If-None-Match``
-    names the current file, and the app's preconditions take it as such
-    (before, an ``If-Match`` with it was a 412 from the app).
-    """
-    if (
-        offload is None
-        or offload.header != "X-Accel-Redirect"
-        or offload.rule is None
-        or offload.rule.source_dir is None
-        or file.modified_time is None
-        or file.size is None
-    ):
-        return None
-    mtime = int(conditional.as_utc(file.modified_time).timestamp())
-    return f"{mtime:x}-{file.size:x}"
-
-
-def _check_arguments(
-    cls: type, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-) -> None:
-    """Raise the :exc:`TypeError` that making ``cls(*args, **kwargs)`` would
-    raise on every request, now (``as_view("name", "stray positional")``)."""
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):  # pragma: no cover - a C-level __init__
-        return
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as e:
-        raise TypeError(
-            f"{cls.__name__}.as_view() got arguments its view cannot be made"
-            f" with ({e}): give view attributes as keywords only."
-        ) from None
-
-
-@functools.lru_cache(maxsize=512)
-def _is_coroutine(func: t.Callable[..., t.Any]) -> bool:
-    return inspect.iscoroutinefunction(func)
-
-
-def _sync(meth: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-    """``current_app.ensure_sync(meth)``, decided once per function.
-
-    A plain method of an application that keeps Flask's ``ensure_sync`` is
-    returned as is; a coroutine, or any method of an application that
-    overrides ``ensure_sync``, goes through the application's.
-    """
-    func = getattr(meth, "__func__", None)
-    if func is None or _is_coroutine(func):
-        return current_app.ensure_sync(meth)
-    app_class = type(current_app._get_current_object())  # type: ignore[attr-defined]
-    if app_class.ensure_sync is not Flask.ensure_sync:
-        return current_app.ensure_sync(meth)
-    return meth
-
-
-# flask.send_file keywords (and their pre-2.0 names) -> what to use instead.
-_SEND_FILE_NAMES = {
-    "as_attachment": "use 'attachment'",
-    "download_name": "use 'basename'",
-    "attachment_filename": "use 'basename'",
-    "max_age": "use 'cache_max_age'",
-    "cache_timeout": "use 'cache_max_age'",
-    "path_or_file": "use 'path' (PathDownloadView) or override 'get_file'",
-    "filename_or_fp": "use 'path' (PathDownloadView) or override 'get_file'",
-    "conditional": "conditional requests are always answered",
-    "add_etags": "the ETag comes from the file wrapper",
-    "etag": "the ETag comes from the file wrapper (override 'get_file')",
-    "last_modified": (
-        "Last-Modified comes from the file wrapper's modified_time"
-        " (override 'get_file')"
-    ),
-}
-
-
-def _unknown_attribute_message(cls: type, key: str) -> str:
-    message = (
-        f"{cls.__name__}.as_view() got the keyword {key!r}, which is not an"
-        f" attribute of {cls.__name__}. Only existing attributes can be set."
-    )
-    hint = _SEND_FILE_NAMES.get(key)
-    if hint is not None:
-        return f"{message} {key!r} is a flask.send_file keyword: {hint}."
-    settable = [
-        name
-        for name in dir(cls)
-        if not name.startswith("_")
-        and name not in _HTTP_METHODS
-        and name not in ("kwargs", "file_instance")
-        and not inspect.isroutine(getattr(cls, name, None))
-    ]
-    close = difflib.get_close_matches(key, settable, n=1)
-    if close:
-        return f"{message} Did you mean {close[0]!r}?"
-    return message
-
-
-#: Attribute of a view function made by :meth:`DownloadView.as_view`: the
-#: keywords it was given (read by :mod:`flask_download.testing`).
-VIEW_ATTRIBUTES = "_flask_download_attributes"
-
-_HTTP_METHODS = frozenset(
-    ("get", "head", "post", "put", "patch", "delete", "options", "trace")
-)
-
 #: Alias of :class:`DownloadView`, for code ported from django-downloadview.
 BaseDownloadView = DownloadView
-
-
-class PathDownloadView(DownloadView):
-    """Serve a file on the local disk.
-
-    Either a fixed :attr:`path`, or the URL variable named by
-    :attr:`path_url_kwarg` (``<path:path>``) resolved inside :attr:`root`
-    (else ``DOWNLOAD_ROOT``). A URL-supplied path never leaves the root,
-    symbolic links included: ``..``, absolute paths, backslashes, control
-    characters, Windows device names and links pointing outside give 404.
-    The file is opened with :func:`~flask_download.paths.open_confined`,
-    which checks the descriptor it serves, not a name: a link swapped in
-    while the request runs is never followed out of the root.
-    """
-
-    #: A trusted path (absolute, or relative to :attr:`root`). Never set it
-    #: from client input: use the URL variable for that.
-    path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None = None
-    #: The directory URL paths (and relative :attr:`path`) are resolved in;
-    #: ``None`` uses ``DOWNLOAD_ROOT``.
-    root: str | os.PathLike[str] | None = None
-    #: Name of the URL variable holding a client-supplied path.
-    path_url_kwarg: str = "path"
-
-    def get_root(self) -> str | None:
-        """The root directory: :attr:`root`, else ``DOWNLOAD_ROOT``.
-
-        :raises ConfigurationError: the root is not an existing directory
-            (checked at its first use).
-        """
-        if self.root is not None:
-            return join_root(
-                current_app.root_path, self.root, f"{type(self).__name__}.root"
-            )
-        configured = self._settings().root
-        return None if configured is None else check_root(configured, "DOWNLOAD_ROOT")
-
-    def get_path(self) -> str:
-        """The local path of the file to send.
-
-        A trusted :attr:`path` is returned as is (joined to the root when
-        relative). A URL path is checked and returned as a
-        :class:`~flask_download.paths.ConfinedPath`, a string that
-        :class:`~flask_download.PathFile` opens confined to the root (so
-        ``PathFile(self.get_path())`` in a subclass stays safe); symbolic
-        links are resolved when it is opened, not here.
-
-        :raises FileNotFound: a URL path refused outright (``..``...).
-        :raises ConfigurationError: no path at all, or a URL path with no root.
-        """
-        if self.path is not None:
-            # A bytes path is spelled as a str (os.fsdecode), as roots are.
-            path = os.fsdecode(self.path)
-            if os.path.isabs(path):
-                return path
-            return os.path.join(self.get_root() or current_app.root_path, path)
-        untrusted = self.kwargs.get(self.path_url_kwarg)
-        if untrusted is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} needs a 'path' attribute or a"
-                f" '<path:{self.path_url_kwarg}>' URL variable."
-            )
-        root = self.get_root()
-        if root is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} got a path from the URL but has no root to"
-                " confine it to: set DOWNLOAD_ROOT in the app config, or pass"
-                " root=... to as_view() (or to make_download_blueprint())."
-            )
-        return ConfinedPath(root, split_relative(str(untrusted)))
-
-    def get_file(self) -> DownloadFile:
-        return PathFile(self.get_path())
-
-
-class VirtualDownloadView(DownloadView):
-    """Serve content made in Python.
-
-    Override :meth:`get_file` to return a :class:`~flask_download.VirtualFile`,
-    or set :attr:`content` (and :attr:`~flask_download.DownloadMixin.basename`)
-    for the simple case.
-    """
-
-    #: ``str``, ``bytes`` or a callable returning what :class:`VirtualFile`
-    #: accepts (an iterator set here would be used up by the first request).
-    #: Text is encoded with :attr:`~flask_download.DownloadMixin.charset`
-    #: (default UTF-8).
-    content: t.Any = None
-
-    @classmethod
-    def _check_attributes(cls, attributes: cabc.Mapping[str, t.Any]) -> None:
-        super()._check_attributes(attributes)
-        content = attributes.get("content", cls.content)
-        if isinstance(content, cabc.Iterator) or hasattr(content, "read"):
-            raise ConfigurationError(
-                f"{cls.__name__}.content is {type(content).__name__!r}, which the"
-                " first request would use up (every later one would get an empty"
-                " file): set it to str or bytes, or to a callable that returns a"
-                " fresh stream or iterator for each request."
-            )
-
-    def get_content(self) -> t.Any:
-        """The content: :attr:`content`, called first if it is callable."""
-        content = self.content
-        if callable(content):
-            content = content()
-        if content is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} has no content: set the 'content' attribute"
-                " or override 'get_file'."
-            )
-        return content
-
-    def get_file(self) -> DownloadFile:
-        return VirtualFile(
-            self.get_content(), name=self.get_basename(), charset=self._text_charset()
-        )

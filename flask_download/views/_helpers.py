@@ -1,0 +1,150 @@
+"""Helpers of the download views: keyword names, attribute checks, sync calls."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import typing as t
+
+from flask import current_app
+from flask import Flask
+
+from .. import accel as _accel
+from .. import conditional
+from ..files import as_index
+from ..files import DownloadFile
+
+#: django-downloadview's keywords of ``download_response`` -> this package's.
+_DJANGO_KEYWORDS = {
+    "file_instance": "file",
+    "file_mimetype": "mimetype",
+    "file_encoding": "encoding",
+}
+
+#: View attributes standing in for integer settings.
+_INTEGER_SETTINGS = frozenset(("chunk_size", "max_ranges", "cache_max_age"))
+
+
+def _integer_setting(name: str, value: t.Any) -> t.Any:
+    """``value`` of the view attribute ``name`` as an ``int`` when it is an
+    integer-like (``numpy.int64``: what :func:`operator.index` accepts, not
+    ``bool``), so that it is checked and sent as the number it is; any
+    other value as it is (the checks refuse it)."""
+    if name in _INTEGER_SETTINGS and type(value) is not int:
+        try:
+            return as_index(value, name)
+        except TypeError:
+            return value  # refused by the checks, with their message
+    return value
+
+
+def _web_server_etag(file: DownloadFile, offload: _accel.Offload | None) -> str | None:
+    """The ETag the web server sends ``file`` with, when it is not the app's.
+
+    nginx answers an X-Accel-Redirect of a local file with its own ETag
+    (``"<mtime hex>-<size hex>"``), whatever the app's response said: a
+    client that sends that tag back in ``If-Match`` or ``If-None-Match``
+    names the current file, and the app's preconditions take it as such
+    (before, an ``If-Match`` with it was a 412 from the app).
+    """
+    if (
+        offload is None
+        or offload.header != "X-Accel-Redirect"
+        or offload.rule is None
+        or offload.rule.source_dir is None
+        or file.modified_time is None
+        or file.size is None
+    ):
+        return None
+    mtime = int(conditional.as_utc(file.modified_time).timestamp())
+    return f"{mtime:x}-{file.size:x}"
+
+
+def _check_arguments(
+    cls: type, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+) -> None:
+    """Raise the :exc:`TypeError` that making ``cls(*args, **kwargs)`` would
+    raise on every request, now (``as_view("name", "stray positional")``)."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # pragma: no cover - a C-level __init__
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(
+            f"{cls.__name__}.as_view() got arguments its view cannot be made"
+            f" with ({e}): give view attributes as keywords only."
+        ) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _is_coroutine(func: t.Callable[..., t.Any]) -> bool:
+    return inspect.iscoroutinefunction(func)
+
+
+def _sync(meth: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """``current_app.ensure_sync(meth)``, decided once per function.
+
+    A plain method of an application that keeps Flask's ``ensure_sync`` is
+    returned as is; a coroutine, or any method of an application that
+    overrides ``ensure_sync``, goes through the application's.
+    """
+    func = getattr(meth, "__func__", None)
+    if func is None or _is_coroutine(func):
+        return current_app.ensure_sync(meth)
+    app_class = type(current_app._get_current_object())  # type: ignore[attr-defined]
+    if app_class.ensure_sync is not Flask.ensure_sync:
+        return current_app.ensure_sync(meth)
+    return meth
+
+
+# flask.send_file keywords (and their pre-2.0 names) -> what to use instead.
+_SEND_FILE_NAMES = {
+    "as_attachment": "use 'attachment'",
+    "download_name": "use 'basename'",
+    "attachment_filename": "use 'basename'",
+    "max_age": "use 'cache_max_age'",
+    "cache_timeout": "use 'cache_max_age'",
+    "path_or_file": "use 'path' (PathDownloadView) or override 'get_file'",
+    "filename_or_fp": "use 'path' (PathDownloadView) or override 'get_file'",
+    "conditional": "conditional requests are always answered",
+    "add_etags": "the ETag comes from the file wrapper",
+    "etag": "the ETag comes from the file wrapper (override 'get_file')",
+    "last_modified": (
+        "Last-Modified comes from the file wrapper's modified_time"
+        " (override 'get_file')"
+    ),
+}
+
+
+def _unknown_attribute_message(cls: type, key: str) -> str:
+    message = (
+        f"{cls.__name__}.as_view() got the keyword {key!r}, which is not an"
+        f" attribute of {cls.__name__}. Only existing attributes can be set."
+    )
+    hint = _SEND_FILE_NAMES.get(key)
+    if hint is not None:
+        return f"{message} {key!r} is a flask.send_file keyword: {hint}."
+    settable = [
+        name
+        for name in dir(cls)
+        if not name.startswith("_")
+        and name not in _HTTP_METHODS
+        and name not in ("kwargs", "file_instance")
+        and not inspect.isroutine(getattr(cls, name, None))
+    ]
+    close = difflib.get_close_matches(key, settable, n=1)
+    if close:
+        return f"{message} Did you mean {close[0]!r}?"
+    return message
+
+
+#: Attribute of a view function made by :meth:`DownloadView.as_view`: the
+#: keywords it was given (read by :mod:`flask_download.testing`).
+VIEW_ATTRIBUTES = "_flask_download_attributes"
+
+_HTTP_METHODS = frozenset(
+    ("get", "head", "post", "put", "patch", "delete", "options", "trace")
+)
