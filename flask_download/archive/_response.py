@@ -67,7 +67,7 @@ def server_writes(
 
 class ArchiveResponse(DownloadResponse):
     """A :class:`~flask_download.DownloadResponse` that sends local members
-    of a whole stored :class:`ArchiveFile` with ``sendfile``.
+    of a whole stored :class:`~flask_download.ArchiveFile` with ``sendfile``.
 
     ZIP headers come from Python; the data of each local member whose
     CRC-32 is known is written by the kernel straight from the file to the
