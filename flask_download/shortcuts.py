@@ -11,7 +11,6 @@ as they do for a class-based view.
 from __future__ import annotations
 
 import collections.abc as cabc
-import contextlib
 import datetime
 import os
 import time
@@ -32,6 +31,7 @@ from .files import VirtualFile
 from .response import DownloadResponse
 from .views import DownloadView
 from .views import PathDownloadView
+from .views._helpers import as_app_response
 
 #: What :func:`send_download` sends: a path, content, or a wrapper.
 Source = t.Union[
@@ -185,59 +185,7 @@ def send_download(
             view = _SendPath(root=root, kwargs={"path": os.fspath(source)}, **attrs)
     else:
         view = _SendContent(_content=source, **attrs)
-    return _app_response(view.render_to_response())
-
-
-def _app_response(response: Response) -> Response:
-    """``response`` made an instance of ``app.response_class``, as
-    ``send_file``'s answers are.
-
-    Flask coerces a view's answer of another class with
-    ``app.response_class.force_type``, which swaps its class for the app's
-    and with it the download's own body (an empty body under a
-    ``Content-Length`` of the file's size). The answer's class comes first,
-    so what sends the body is unchanged; the app's class adds its own
-    members.
-    """
-    app_class = current_app.response_class
-    if not isinstance(response, app_class):
-        mixed = _mixed_class(type(response), app_class)
-        # Another object layout (__slots__) refuses the class: Flask's own
-        # coercion applies.
-        if mixed is not None:
-            with contextlib.suppress(TypeError):
-                response.__class__ = mixed
-    return response
-
-
-#: The classes made by :func:`_mixed_class`, one per pair (a program has few
-#: response classes).
-_MIXED: dict[tuple[type[Response], type[Response]], type[Response] | None] = {}
-
-
-def _mixed_class(
-    response_class: type[Response], app_class: type[Response]
-) -> type[Response] | None:
-    key = (response_class, app_class)
-    if key in _MIXED:
-        return _MIXED[key]
-    mixed: type[Response] | None
-    if issubclass(app_class, response_class):
-        # A plain answer (412) of a class the app's extends: the app's
-        # class is all it needs, as force_type would make it.
-        mixed = app_class
-    else:
-        try:
-            mixed = type(
-                response_class.__name__,
-                (response_class, app_class),
-                {"__module__": response_class.__module__},
-            )
-        except TypeError:
-            # No consistent method order: Flask's own coercion applies.
-            mixed = None
-    _MIXED[key] = mixed
-    return mixed
+    return as_app_response(view.render_to_response())
 
 
 class _Send(DownloadView):

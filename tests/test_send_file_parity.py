@@ -1231,11 +1231,6 @@ def test_app_response_class_with_the_extension(res: pathlib.Path) -> None:
         assert rv.get_data() == TEXT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="views.py: DownloadView answers with DownloadResponse, which Flask"
-    " coerces to app.response_class with force_type, dropping the body",
-)
 def test_view_with_app_response_class(res: pathlib.Path) -> None:
     """The class-based views have the same coercion problem as
     send_download had: an app with its own ``response_class`` gets an empty

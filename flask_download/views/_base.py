@@ -40,6 +40,8 @@ from ._helpers import _integer_setting
 from ._helpers import _sync
 from ._helpers import _unknown_attribute_message
 from ._helpers import _web_server_etag
+from ._helpers import app_response_class
+from ._helpers import as_app_response
 from ._helpers import VIEW_ATTRIBUTES
 
 if t.TYPE_CHECKING:
@@ -303,7 +305,7 @@ class DownloadMixin:
                 if too_costly is not None and too_costly(ranges):
                     ranges = None
             kwargs["ranges"] = ranges
-        response = self.response_class(file, *args, **kwargs)
+        response = app_response_class(self.response_class)(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
 
     def _find_offload(self, file: DownloadFile) -> _accel.Offload | None:
@@ -399,6 +401,11 @@ class DownloadMixin:
         """
         if self.signed and not isinstance(self, DownloadView):
             check_signature()  # before get_file: no hint whether the file exists
+        if isinstance(self, DownloadView):
+            return self._render(*args, **kwargs)  # dispatch_request adapts it
+        return as_app_response(self._render(*args, **kwargs))
+
+    def _render(self, *args: t.Any, **kwargs: t.Any) -> Response:
         try:
             self.file = file = self.get_file()
         except FileNotFound:
@@ -556,7 +563,9 @@ class DownloadView(DownloadMixin, MethodView):
             meth = getattr(self, "get", None)
         assert meth is not None, f"Unimplemented method {method!r}"
         try:
-            return t.cast(Response, _sync(meth)(**kwargs))
+            # Of the app's response class: Flask would swap the class of any
+            # other, and with it the download's body (as_app_response).
+            return as_app_response(t.cast(Response, _sync(meth)(**kwargs)))
         except FileNotFound:
             # Raised outside render_to_response, by a method that calls
             # get_file() itself (an override of get() that checks the file

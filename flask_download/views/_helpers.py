@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -9,6 +10,8 @@ import typing as t
 
 from flask import current_app
 from flask import Flask
+from flask import has_app_context
+from werkzeug.wrappers import Response
 
 from .. import accel as _accel
 from .. import conditional
@@ -148,3 +151,74 @@ VIEW_ATTRIBUTES = "_flask_download_attributes"
 _HTTP_METHODS = frozenset(
     ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 )
+
+
+_R = t.TypeVar("_R")
+_C = t.TypeVar("_C", bound=Response)
+
+
+def as_app_response(response: _R) -> _R:
+    """``response`` made an instance of ``app.response_class``, as
+    ``send_file``'s answers are.
+
+    Flask coerces a view's answer of another class with
+    ``app.response_class.force_type``, which swaps its class for the app's
+    and with it the download's own body (an empty body under a
+    ``Content-Length`` of the file's size). The answer's class comes first,
+    so what sends the body is unchanged; the app's class adds its own
+    members.
+    """
+    if not isinstance(response, Response):
+        return response  # a view's str, tuple or dict: Flask makes it
+    app_class = current_app.response_class
+    if not isinstance(response, app_class):
+        mixed = _mixed_class(type(response), app_class)
+        # Another object layout (__slots__) refuses the class: Flask's own
+        # coercion applies.
+        if mixed is not None:
+            made: Response = response
+            with contextlib.suppress(TypeError):
+                made.__class__ = mixed
+    return response
+
+
+def app_response_class(cls: type[_C]) -> type[_C]:
+    """``cls``, or a class that is both ``cls`` and ``app.response_class``
+    when ``cls`` is not one already (its methods first, then the app's
+    class, whose ``__init__`` runs too)."""
+    if not has_app_context():
+        return cls
+    app_class = current_app.response_class
+    if issubclass(cls, app_class):
+        return cls
+    return t.cast("type[_C]", _mixed_class(cls, app_class) or cls)
+
+
+#: The classes made by :func:`_mixed_class`, one per pair (a program has few
+#: response classes).
+_MIXED: dict[tuple[type[Response], type[Response]], type[Response] | None] = {}
+
+
+def _mixed_class(
+    response_class: type[Response], app_class: type[Response]
+) -> type[Response] | None:
+    key = (response_class, app_class)
+    if key in _MIXED:
+        return _MIXED[key]
+    mixed: type[Response] | None
+    if issubclass(app_class, response_class):
+        # A plain answer (412) of a class the app's extends: the app's
+        # class is all it needs, as force_type would make it.
+        mixed = app_class
+    else:
+        try:
+            mixed = type(
+                response_class.__name__,
+                (response_class, app_class),
+                {"__module__": response_class.__module__},
+            )
+        except TypeError:
+            # No consistent method order: Flask's own coercion applies.
+            mixed = None
+    _MIXED[key] = mixed
+    return mixed
