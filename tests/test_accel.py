@@ -421,16 +421,16 @@ def test_offloaded_file_is_closed_never_opened(nginx_app: Flask) -> None:
 def test_offloaded_headers_are_built_once(
     nginx_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flask_download import response
+    from flask_download.response import _representation
 
     calls: list[t.Any] = []
-    content_type_and_encoding = response.content_type_and_encoding
+    content_type_and_encoding = _representation.content_type_and_encoding
 
     def counting(*args: t.Any) -> tuple[str, str | None]:
         calls.append(args)
         return content_type_and_encoding(*args)
 
-    monkeypatch.setattr(response, "content_type_and_encoding", counting)
+    monkeypatch.setattr(_representation, "content_type_and_encoding", counting)
     with nginx_app.test_client().get("/files/hello.txt") as rv:
         assert rv.headers["X-Accel-Redirect"] == "/protected/hello.txt"
         assert rv.headers["Content-Type"] == "text/plain; charset=utf-8"
