@@ -400,11 +400,6 @@ def test_explicit_mimetype_with_compressed_name(
     assert got.header("Content-Encoding") == (None if as_attachment else "gzip")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="response.py content_type_and_encoding adds the guessed gzip"
-    " Content-Encoding to an explicit application/gzip type",
-)
 def test_explicit_compressed_type_gets_no_encoding(probe: Probe) -> None:
     """``mimetype="application/gzip"`` says the bytes are a gzip file, as
     send_file sends them; ``Content-Encoding: gzip`` on top makes a client

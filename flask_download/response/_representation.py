@@ -45,6 +45,18 @@ def guess_type(name: str) -> tuple[str | None, str | None]:
     return mimetypes.guess_type(name, strict=False)
 
 
+#: The compressed formats' own media types, also under the older names.
+_COMPRESSED_TYPES = frozenset(
+    (*_ENCODING_TYPES.values(), "application/x-gzip", "application/x-zstd")
+)
+
+
+def _is_compressed_type(mimetype: str | None) -> bool:
+    if mimetype is None:
+        return False
+    return mimetype.partition(";")[0].strip().lower() in _COMPRESSED_TYPES
+
+
 def content_type_and_encoding(
     name: str | None,
     mimetype: str | None,
@@ -80,7 +92,9 @@ def content_type_and_encoding(
         if attachment:
             if mimetype is None:
                 mimetype = _ENCODING_TYPES.get(guessed_encoding)
-        else:
+        elif not _is_compressed_type(mimetype):
+            # An explicit application/gzip says the bytes are the gzip file
+            # itself: never also a coding the client would undo.
             encoding = guessed_encoding
     if mimetype is None:
         mimetype = guessed_type or "application/octet-stream"
