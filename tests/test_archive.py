@@ -36,6 +36,8 @@ from flask_download import send_download
 from flask_download import VirtualFile
 from flask_download import ZipDownloadView
 from flask_download.archive import safe_member_name
+from flask_download.http import _client as http_client
+from flask_download.http import _file as http_file
 from flask_download.http import _pool
 from flask_download.sqlalchemy import ColumnFile
 from flask_download.sqlalchemy import FileColumn
@@ -851,8 +853,10 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         count["open"] -= 1
         real_close(response, reuse=reuse)
 
-    monkeypatch.setattr(http_module, "_open", opening)
-    monkeypatch.setattr(http_module, "_close", closing)
+    monkeypatch.setattr(http_client, "_open", opening)
+    # _close is looked up by the client (redirects) and by HTTPFile.
+    monkeypatch.setattr(http_client, "_close", closing)
+    monkeypatch.setattr(http_file, "_close", closing)
     return count
 
 

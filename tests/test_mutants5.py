@@ -224,8 +224,9 @@ def test_credentials_are_dropped_when_only_the_scheme_changes(
     """``https://h:8443`` redirecting to ``http://h:8443`` is another origin:
     the app's credentials would cross the network in clear. No real server
     speaks both on one port, so the hops are recorded at the opener."""
-    from flask_download import http
     from flask_download import HTTPFile
+    from flask_download.http import _addresses
+    from flask_download.http import _client
 
     pytest.importorskip("urllib3")
     sent: list[tuple[str, dict[str, str]]] = []
@@ -252,8 +253,8 @@ def test_credentials_are_dropped_when_only_the_scheme_changes(
     def fake_resolve(host: str, port: int, timeout: t.Any) -> t.Any:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", port))]
 
-    monkeypatch.setattr(http, "_open", fake_open)
-    monkeypatch.setattr(http, "_resolve", fake_resolve)
+    monkeypatch.setattr(_client, "_open", fake_open)
+    monkeypatch.setattr(_addresses, "_resolve", fake_resolve)
     with pytest.raises(Stop):
         HTTPFile(
             "https://files.example.test:8443/f.txt",

@@ -20,7 +20,7 @@ from flask_download import nginx_secure_url_for
 from flask_download import send_download
 from flask_download import UpstreamError
 
-http_module = pytest.importorskip("flask_download.http")
+http_module = pytest.importorskip("flask_download.http._resolver")
 
 NGINX_SECRET = "n" * 32
 

@@ -222,8 +222,8 @@ def test_a_host_lookup_is_given_up_after_the_timeout(
     import time
 
     pytest.importorskip("urllib3")
-    from flask_download import http as http_module
     from flask_download import UpstreamTimeout
+    from flask_download.http import _resolver as http_module
 
     release = threading.Event()
     real = socket.getaddrinfo

@@ -257,6 +257,7 @@ class _Resolver:
         import socket
 
         import flask_download.http
+        import flask_download.http._client
 
         real = socket.getaddrinfo
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -275,7 +276,7 @@ class _Resolver:
             raise flask_download.http.FileNotFound("not connecting out in tests")
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-        monkeypatch.setattr(flask_download.http, "_open", never_open)
+        monkeypatch.setattr(flask_download.http._client, "_open", never_open)
 
 
 @pytest.mark.parametrize("address", HIDDEN.values(), ids=HIDDEN.keys())
