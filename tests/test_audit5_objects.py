@@ -849,3 +849,37 @@ def test_type_decorator_slug_gets_the_url_string(db_app: Flask) -> None:
     assert _get(db_app, "/hashid/h42").data == b"event"
     assert _get(db_app, "/hashid/h43").status_code == 404
     assert _get(db_app, "/hashid/42").status_code == 404
+
+
+class HashidEvents(ObjectDownloadView):
+    """A ``get_query()`` override around the Hashid slug: the value the URL
+    gives is still the view's own to refuse (404), its own bound values the
+    application's (a bug in them stays a 500)."""
+
+    model = HashidEvent
+    file_field = "content"
+    slug_field = "number"
+    #: A value bound by the override itself.
+    floor: t.Any = 0
+
+    def get_query(self) -> t.Any:
+        return sa.select(HashidEvent).where(HashidEvent.number >= self.floor)
+
+
+def test_type_decorator_refusal_under_get_query_is_404(db_app: Flask) -> None:
+    db_app.add_url_rule("/hashid-q/<slug>", view_func=HashidEvents.as_view("hashid_q"))
+    assert _get(db_app, "/hashid-q/h42").data == b"event"
+    assert _get(db_app, "/hashid-q/h43").status_code == 404
+    # Refused by Hashid.process_bind_param: a 404, as without the override.
+    assert _get(db_app, "/hashid-q/42").status_code == 404
+    assert _get(db_app, "/hashid-q/h").status_code == 404
+
+
+def test_the_overrides_own_refused_value_is_still_an_error(db_app: Flask) -> None:
+    db_app.add_url_rule(
+        "/hashid-bad/<slug>",
+        view_func=HashidEvents.as_view("hashid_bad", floor="not-a-hashid"),
+    )
+    db_app.testing = True
+    with pytest.raises(sa.exc.StatementError):
+        _get(db_app, "/hashid-bad/h42")

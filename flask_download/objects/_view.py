@@ -331,13 +331,17 @@ class ObjectDownloadView(DownloadView):
         try:
             return self._read(session, lookup, statement, params)
         except _import_sqlalchemy()[0].exc.StatementError as e:
-            if statement is not lookup.statement or isinstance(
-                e, _import_sqlalchemy()[0].exc.DBAPIError
-            ):
+            if isinstance(e, _import_sqlalchemy()[0].exc.DBAPIError):
                 raise
             # Every value bound into the view's own statement comes from the
             # URL: a type that refuses one (a TypeDecorator's
             # process_bind_param) refuses the request, like a missing row.
+            # Under an overridden get_query(), only if the refused value is
+            # one of the URL's: the override's own are the application's.
+            if statement is not lookup.statement and not _refuses(
+                session, lookup.mapper, statement, params
+            ):
+                raise
             refused = getattr(e, "orig", e)
             raise FileNotFound(
                 f"No {lookup.model.__name__} can match {self.kwargs!r}: {refused!r}."
@@ -634,3 +638,25 @@ _GET_OBJECT = ObjectDownloadView.get_object
 #: Stands for the session while an overridden ``get_object`` runs without
 #: one (see ``ObjectDownloadView.get_file``).
 _NO_SESSION: t.Any = object()
+
+
+def _refuses(
+    session: t.Any, mapper: t.Any, statement: t.Any, params: dict[str, t.Any]
+) -> bool:
+    """Whether a column type refuses one of the URL's ``params`` as
+    ``statement`` binds it (run only once the statement failed)."""
+    try:
+        dialect = session.get_bind(mapper=mapper).dialect
+        binds = statement.compile(dialect=dialect).binds
+    except Exception:
+        return False
+    for name, value in params.items():
+        bind = binds.get(name)
+        processor = None if bind is None else bind.type.bind_processor(dialect)
+        if processor is None:
+            continue
+        try:
+            processor(value)
+        except Exception:
+            return True
+    return False
