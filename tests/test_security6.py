@@ -782,17 +782,6 @@ def _policy_resource(url: str) -> str:
     return str(document["Statement"][0]["Resource"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_cloudfront_url (flask_download/edge, cloudfront_signed_url) encodes"
-        " '*' but leaves '?' inside the query (_CF_QUERY_SAFE): in a custom"
-        " policy's Resource CloudFront reads '?' as a one-character wildcard,"
-        " so a link with ip_address/not_before for '...?next=a?b' also opens"
-        " every URL with any character in place of that '?'. The docstring"
-        " promises 'a link names one file, never a wildcard'."
-    ),
-)
 def test_a_cloudfront_custom_policy_has_no_wildcard_from_the_query() -> None:
     pytest.importorskip("botocore")
     rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")

@@ -78,10 +78,12 @@ def _source_ip(ip_address: str) -> str:
 
 
 # What stays as it is in a CloudFront URL: RFC 3986's reserved and
-# unreserved characters and existing escapes, but "*" (and, in the path, "?"
-# cannot occur): a literal "*" in a policy's Resource is a wildcard.
+# unreserved characters and existing escapes, but "*" and "?": in a custom
+# policy's Resource "*" matches any characters and "?" any one character, so
+# a "?" inside the query (RFC 3986 allows it there) goes out as "%3F". The
+# "?" that starts the query is one too, and cannot be escaped.
 _CF_PATH_SAFE = "/%:@!$&'()+,;=~-._"
-_CF_QUERY_SAFE = _CF_PATH_SAFE + "?"
+_CF_QUERY_SAFE = _CF_PATH_SAFE
 # A "%" that does not start an escape: a client sends it as "%25".
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
