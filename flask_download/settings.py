@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import difflib
 import ipaddress
+import json
 import math
 import os
 import re
@@ -290,6 +291,15 @@ def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
             f"{setting} must be a list of host names or None, not {value!r}."
         )
     for host in hosts:
+        if any(c in host for c in ",;"):
+            # "a.example,b.example" (an environment variable read by
+            # from_prefixed_env): one name that would never match.
+            names = [name.strip() for name in re.split("[,;]", host) if name.strip()]
+            raise ConfigurationError(
+                f"{setting} entry {host!r} holds several host names: give them"
+                f" as a list, {names!r} (in an environment variable, as JSON:"
+                f" '{json.dumps(names)}')."
+            )
         if "*" in host:
             # Wildcards are not patterns here: "*" or "*.example.com" would
             # never match, and every URL would be refused without a word.
@@ -319,6 +329,8 @@ def _host_problem(host: str) -> str | None:
         return "has a scheme"
     if any(c in host for c in "/?#@") or any(c.isspace() for c in host):
         return "is not a host name"
+    if any(c.isascii() and not (c.isalnum() or c in "-._[]:") for c in host):
+        return "has a character no host name has"
     if host.startswith("["):
         # "[::1]" is an IPv6 address; "[::1]:8080" has a port.
         return None if host.endswith("]") else "has a port"

@@ -272,17 +272,6 @@ def test_a_share_link_of_a_deleted_row_stays_dead_when_ids_are_not_reused(
 # -- threat 2: configuration from the environment -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "check_allowed_hosts (flask_download/settings.py) takes"
-        " 'a.example,b.example' (what FLASK_DOWNLOAD_HTTP_ALLOWED_HOSTS="
-        "a.example,b.example gives through app.config.from_prefixed_env()) as"
-        " ONE host name with a comma, which never matches: every proxied URL"
-        " is then refused (403) with no word at start-up, where a list"
-        " written with spaces is a ConfigurationError."
-    ),
-)
 def test_comma_separated_allowed_hosts_from_the_environment_are_refused_at_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -800,3 +789,48 @@ def test_a_cloudfront_custom_policy_has_no_wildcard_from_the_query() -> None:
     # One "?": the query's separator (a wildcard CloudFront cannot be told
     # otherwise); none from the query itself.
     assert resource.count("?") == 1, resource
+
+
+@pytest.mark.parametrize(
+    ("hosts", "hint"),
+    [
+        ("a.example,b.example", """'["a.example", "b.example"]'"""),
+        (["a.example; b.example"], """'["a.example", "b.example"]'"""),
+        (["a.example", "b.example,"], """'["b.example"]'"""),
+    ],
+)
+def test_several_hosts_in_one_entry_say_how_to_list_them(
+    hosts: t.Any, hint: str
+) -> None:
+    app = Flask("round6_hosts")
+    app.config["DOWNLOAD_HTTP_ALLOWED_HOSTS"] = hosts
+    with pytest.raises(ConfigurationError, match="several host names") as info:
+        FlaskDownload(app)
+    assert hint in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["a.example!", "a'b.example", "a.example%2e"])
+def test_characters_no_host_name_has_are_refused(host: str) -> None:
+    app = Flask("round6_hosts_chars")
+    app.config["DOWNLOAD_HTTP_ALLOWED_HOSTS"] = [host]
+    with pytest.raises(ConfigurationError, match="no host name has"):
+        FlaskDownload(app)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "files.example",
+        ".example.com",
+        "xn--bcher-kva.example",
+        "bücher.example",
+        "127.0.0.1",
+        "[::1]",
+        "::1",
+        "my_host.internal",
+    ],
+)
+def test_host_names_and_addresses_are_accepted(host: str) -> None:
+    app = Flask("round6_hosts_ok")
+    app.config["DOWNLOAD_HTTP_ALLOWED_HOSTS"] = [host]
+    FlaskDownload(app)
