@@ -140,7 +140,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(410, b"gone")
 
     def route_slow(self) -> None:
-        time.sleep(1.5)
+        # Far longer than the timeouts asked for (0.2 s), so that a loaded
+        # machine cannot take one for the other.
+        time.sleep(5)
         self.send(200, b"late")
 
     def route_bad_headers(self) -> None:
@@ -162,11 +164,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"ok")
 
     def route_drip_head(self) -> None:
-        # The status line, then a header byte every 0.1 s for 3 s.
+        # The status line, then a header byte every 0.1 s for 6 s.
         self.wfile.write(b"HTTP/1.1 200 OK\r\n")
         self.wfile.flush()
         try:
-            for _ in range(30):
+            for _ in range(60):
                 self.wfile.write(b"X")
                 self.wfile.flush()
                 time.sleep(0.1)
@@ -176,7 +178,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def route_continue_forever(self) -> None:
         try:
-            for _ in range(30):
+            for _ in range(60):
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 self.wfile.flush()
                 time.sleep(0.1)
@@ -437,7 +439,7 @@ def test_timeout_gives_504(upstream: Running) -> None:
     started = time.monotonic()
     rv = fetch(upstream.url + "/slow", timeout=0.2)
     assert rv.status_code == 504
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 4
 
 
 def test_timeout_defaults_to_the_config(upstream: Running) -> None:
@@ -712,7 +714,7 @@ def test_a_slow_body_is_relayed_as_it_arrives_then_cut_off(upstream: Running) ->
     timeout, and held the worker for as long as it liked."""
     from flask_download import http as http_module
 
-    file = HTTPFile(upstream.url + "/drip", allowed_hosts=["127.0.0.1"], timeout=0.5)
+    file = HTTPFile(upstream.url + "/drip", allowed_hosts=["127.0.0.1"], timeout=1.0)
     started = time.monotonic()
     relayed = []
     try:
@@ -721,11 +723,14 @@ def test_a_slow_body_is_relayed_as_it_arrives_then_cut_off(upstream: Running) ->
                 relayed.append((chunk, time.monotonic() - started))
     finally:
         file.close()
-    # The first byte as soon as it came, not after a whole chunk.
-    assert relayed[0] == (b"x", pytest.approx(relayed[0][1], abs=0.3))
-    assert relayed[0][1] < 0.4
+    # The first byte as soon as it came, not after a whole chunk (of the
+    # 100 bytes). The upstream sends one every 0.1 s: a reader held up
+    # (a loaded machine) finds the few that arrived meanwhile.
+    first, when = relayed[0]
+    assert first == b"x" * len(first) and 1 <= len(first) < 10, relayed
+    assert when < 0.9, relayed
     # Cut off after about one timeout's span, not after the 10 s of trickle.
-    assert 0.5 <= time.monotonic() - started < 2.5
+    assert 1.0 <= time.monotonic() - started < 4
 
 
 def test_upstream_header_values_are_relayed_only_when_well_formed(
@@ -773,4 +778,4 @@ def test_a_response_head_that_never_ends_is_cut_off(
     rv = fetch(upstream.url + path, timeout=0.3)
     elapsed = time.monotonic() - started
     assert rv.status_code == 504
-    assert 0.8 <= elapsed < 2.5  # three times the timeout, not 3 s
+    assert 0.8 <= elapsed < 5  # three times the timeout, not 6 s

@@ -740,10 +740,11 @@ def test_failed_connect_is_raised_as_sqlalchemys(
 
 
 class ShortWaitPool(sa.pool.QueuePool):
-    """A QueuePool waiting 0.3 s for a connection (engine_from_config, which
-    Flask-SQLAlchemy uses, makes pool_timeout an int)."""
+    """A QueuePool waiting 1 s for a connection (engine_from_config, which
+    Flask-SQLAlchemy uses, makes pool_timeout an int). Long enough that one
+    wait plus a request on a loaded machine stays under two waits."""
 
-    wait = 0.3
+    wait = 1.0
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         kwargs["timeout"] = self.wait

@@ -7,6 +7,7 @@ import os
 import pathlib
 import socket
 import threading
+import time
 import typing as t
 
 import pytest
@@ -118,6 +119,12 @@ def test_a_forked_worker_starts_with_every_lookup_slot(
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         release.set()
+    # The stuck lookup ends and gives its slot back: wait for it, so that a
+    # later test counting the slots does not see it come back under its feet.
+    deadline = time.monotonic() + 10
+    while _free_slots() < before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _free_slots() == before
 
 
 # -- nginx secure links: endpoints as url_for takes them --------------------------

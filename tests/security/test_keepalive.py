@@ -177,7 +177,9 @@ def _gunicorn(root: pathlib.Path, worker: str, app_dir: pathlib.Path) -> t.Any:
     env["PYTHONPATH"] = os.pathsep.join(
         [os.fspath(app_dir), os.fspath(here.parent.parent), os.fspath(here.parent)]
     )
-    args = [f"--worker-class={worker}", "--keep-alive=5"]
+    # A short keep-alive: a test reading a kept-alive connection to its end
+    # waits for it (the cut-short bodies close theirs at once, whatever it is).
+    args = [f"--worker-class={worker}", "--keep-alive=1"]
     if worker == "gthread":
         args.append("--threads=2")
     proc = subprocess.Popen(
