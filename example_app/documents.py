@@ -200,7 +200,10 @@ def index() -> str:
     share_url = None
     if newest is not None:
         share_url = signed_url_for(
-            ".shared", id=newest.id, expires_in=INDEX_SHARE_EXPIRES
+            ".shared",
+            id=newest.id,
+            key=newest.share_key,
+            expires_in=INDEX_SHARE_EXPIRES,
         )
     return render_template(
         "index.html",
@@ -263,8 +266,14 @@ def share(id: int) -> str | tuple[str, int]:
         return render_template("document.html", **context), 400
     # The signature covers the path and the expiry: the link opens this
     # document only, and only until then (403 if changed, 410 once expired).
+    # The path holds the row's random key as well as its id: once the
+    # document is deleted, the link is 404 even for a row given its id.
     context["share_url"] = signed_url_for(
-        ".shared", id=document.id, expires_in=int(expires), _external=True
+        ".shared",
+        id=document.id,
+        key=document.share_key,
+        expires_in=int(expires),
+        _external=True,
     )
     context["share_label"] = SHARE_CHOICES[expires]
     return render_template("document.html", **context)
@@ -290,6 +299,10 @@ class SharedDocumentView(ObjectDownloadView):
 
     ``signed = True``: a missing or altered signature is 403 and an expired
     link 410, checked before the database is queried.
+
+    A signature binds the URL values, not the row: the link also holds the
+    row's random key (``/shared/<id>/<key>``), so a deleted document's link
+    never opens the row that reuses its id.
     """
 
     model = Document
@@ -303,6 +316,12 @@ class SharedDocumentView(ObjectDownloadView):
     # time (a cheap 304 while the document is unchanged), so that a deleted
     # document, a logout or an expired link is seen at once.
     cache_control = "private, no-cache"
+
+    def get_query(self) -> sa.Select[t.Any]:
+        # The row with the id *and* the signed key (the last part of its
+        # path, see Document.share_key), else 404.
+        key = "/" + self.kwargs["key"]
+        return super().get_query().where(Document.path.endswith(key, autoescape=True))
 
 
 class DocumentView(SharedDocumentView):
@@ -330,4 +349,6 @@ bp.add_url_rule(
     "/documents/<int:id>/download", view_func=DocumentView.as_view("download")
 )
 bp.add_url_rule("/documents/<int:id>/preview", view_func=PreviewView.as_view("preview"))
-bp.add_url_rule("/shared/<int:id>", view_func=SharedDocumentView.as_view("shared"))
+bp.add_url_rule(
+    "/shared/<int:id>/<key>", view_func=SharedDocumentView.as_view("shared")
+)

@@ -57,6 +57,12 @@ class Document(Base):
     """
 
     __tablename__ = "document"
+    # AUTOINCREMENT: SQLite never gives the id of a deleted row to a new one
+    # (without it, the next insert takes the deleted newest row's id). A
+    # database made before this stays as it was (create_all alters no
+    # table); the share links bind ``share_key`` too, so they are safe
+    # on it as on any database that reuses ids.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), index=True)
@@ -79,6 +85,17 @@ class Document(Base):
     uploaded_at: Mapped[datetime.datetime] = mapped_column(default=_now)
 
     owner: Mapped[User] = relationship(back_populates="documents")
+
+    @property
+    def share_key(self) -> str:
+        """The last part of :attr:`path`: the random key of an upload (or a
+        sample's fixed name: samples are only added to an empty database).
+
+        Share links are signed over it as well as the id, and the shared
+        view only opens the row whose path ends with it: the link of a
+        deleted document never opens another row, even one that got its id.
+        """
+        return self.path.rpartition("/")[2]
 
 
 #: Users created on first run, so that a fresh checkout can log in at once.

@@ -658,7 +658,7 @@ def test_shared_link_opens_without_login_until_it_expires(
     link = share_link(client, id, str(expires))
     url = urlsplit(link)
     assert url.scheme == "http"
-    assert url.path == f"/shared/{id}"
+    assert re.fullmatch(rf"/shared/{id}/[0-9a-f]{{32}}", url.path), url.path
     expiry = int(parse_qs(url.query)["expires"][0])
     assert made + expires <= expiry <= time.time() + expires + 1
     anonymous = example.test_client()
@@ -678,9 +678,14 @@ def test_shared_link_cannot_be_pointed_elsewhere(example: Flask) -> None:
     login(client)
     first, second = upload(client, ("one.txt", b"1"), ("two.txt", b"2"))
     link = share_link(client, first)
+    keys = {d.id: d.share_key for d in rows(example)}
     anonymous = example.test_client()
     tampered = [
         link.replace(f"/shared/{first}", f"/shared/{second}"),
+        link.replace(keys[first], keys[second]),
+        link.replace(
+            f"/shared/{first}/{keys[first]}", f"/shared/{second}/{keys[second]}"
+        ),
         re.sub(r"expires=(\d+)", lambda m: f"expires={int(m[1]) + 86400}", link),
         link.split("?")[0],
     ]
@@ -688,6 +693,63 @@ def test_shared_link_cannot_be_pointed_elsewhere(example: Flask) -> None:
         with anonymous.get(url) as rv:
             assert rv.status_code == 403, url
             assert b"2" not in rv.data
+
+
+def test_ids_of_deleted_documents_are_never_given_again(example: Flask) -> None:
+    client = example.test_client()
+    login(client)
+    (first,) = upload(client, ("old.txt", b"old"))
+    with client.post(f"/documents/{first}/delete") as rv:
+        assert rv.status_code == 302
+    (second,) = upload(client, ("new.txt", b"new"))
+    assert second > first  # AUTOINCREMENT: the deleted newest id stays unused
+
+
+def test_shared_link_of_a_deleted_document_never_opens_the_row_given_its_id(
+    example: Flask,
+) -> None:
+    # A database that gives ids again (one made before AUTOINCREMENT, or
+    # another engine): the link binds the row's random key, not just the id.
+    alice = example.test_client()
+    login(alice)
+    (id,) = upload(alice, ("minutes.txt", b"alice shares this"))
+    link = share_link(alice, id, "86400")
+    anonymous = example.test_client()
+    with anonymous.get(link) as rv:
+        assert rv.data == b"alice shares this"
+    with alice.post(f"/documents/{id}/delete") as rv:
+        assert rv.status_code == 302
+    bob = example.test_client()
+    login(bob, "bob")
+    (other,) = upload(bob, ("salary.txt", b"bob's private salary"))
+    with example.app_context():
+        document = db.session.get(Document, other)
+        assert document is not None
+        document.id = id  # the id the deleted document had
+        db.session.commit()
+    with bob.get(f"/documents/{id}/download") as rv:
+        assert rv.data == b"bob's private salary"
+    with anonymous.get(link) as rv:
+        assert rv.status_code == 404
+        assert b"salary" not in rv.data
+
+
+def test_shared_link_of_a_sample_document(example: Flask) -> None:
+    client = example.test_client()
+    login(client)
+    with client.get("/") as rv:
+        ids = re.findall(r'name="id" value="(\d+)"', rv.get_data(as_text=True))
+    link = share_link(client, int(ids[0]))
+    with example.app_context():
+        document = db.session.get(Document, int(ids[0]))
+        assert document is not None
+        assert f"/{document.share_key}?" in link
+        content = pathlib.Path(
+            example.config["DOWNLOAD_ROOT"], document.path
+        ).read_bytes()
+    with example.test_client().get(link) as rv:
+        assert rv.status_code == 200
+        assert rv.data == content
 
 
 @pytest.mark.parametrize("expires", ["", "60", "31536000", "abc"])
@@ -831,7 +893,8 @@ def test_checksums_are_an_sfv_file(example: Flask) -> None:
 KINDS = {
     "kind-object": r"/documents/\d+/download",  # ObjectDownloadView
     "kind-inline": r"/documents/\d+/preview",  # attachment=False, sandboxed
-    "kind-signed": r"/shared/\d+\?expires=\d+&signature=[\w-]+",  # signed_url_for
+    # signed_url_for: the id, the row's key, the expiry, the signature
+    "kind-signed": r"/shared/\d+/[\w-]+\?expires=\d+&signature=[\w-]+",
     "kind-zip": r"/archive\?id=\d+(&id=\d+)*",  # ZipDownloadView
     "kind-send": r"/documents\.csv",  # send_download
     "kind-virtual": r"/documents\.sfv",  # VirtualDownloadView

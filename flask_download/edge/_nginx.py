@@ -334,6 +334,15 @@ def validate_nginx_secret(secret: t.Any) -> bytes | None:
     """
     if secret is None:
         return None
+    if isinstance(secret, (int, float)) and not isinstance(secret, bool):
+        # Digits only, from an environment variable: from_prefixed_env()
+        # reads them as JSON, a number (and a float loses digits).
+        raise ConfigurationError(
+            f"{SECRET_KEY_CONFIG} was read as the number {secret!r}, not a"
+            " string: in an environment variable read by from_prefixed_env(),"
+            f" quote it as JSON (FLASK_{SECRET_KEY_CONFIG}='\"...\"'), or use"
+            " secrets.token_urlsafe(32), which is not all digits."
+        )
     if not isinstance(secret, (str, bytes)) or len(secret) < MIN_SECRET_LENGTH:
         raise ConfigurationError(
             f"{SECRET_KEY_CONFIG} must be a string of at least"
