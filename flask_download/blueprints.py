@@ -128,13 +128,22 @@ def make_download_blueprint(
         (``subdomain``, ``url_defaults``...).
     :raises TypeError: an option names no attribute of its view.
     :raises ConfigurationError: ``root`` and ``storage`` together, nothing
-        to serve, a ``files_rule`` without the path variable, or routes
-        that overlap.
+        to serve, a ``files_rule`` without the path variable, routes that
+        overlap, or a local ``storage`` without an absolute folder
+        (``LocalFileSystem()``, ``"file://"``, ``"file:///"``: give
+        ``"file:///srv/files"``).
     """
     if root is not None and storage is not None:
         raise ConfigurationError(
             "make_download_blueprint() takes a root or a storage, not both."
         )
+    if storage is not None:
+        # URL paths and the model's keys: never confined to the working
+        # directory ("file://", LocalFileSystem()) nor to "/" (model-only
+        # blueprints too, whose view does not check it when made).
+        from .storage._keys import check_storage_folder
+
+        check_storage_folder(storage, "make_download_blueprint()")
     if files is None:
         files = root is not None or storage is not None or model is None
     if not files and model is None:

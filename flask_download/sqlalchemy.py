@@ -101,8 +101,13 @@ def _storage_file(storage: t.Any, key: str, name: str | None) -> DownloadFile:
     from .storage import resolve_storage
     from .storage import storage_key
     from .storage import StorageFile
+    from .storage._keys import _check_local_folder
 
     fs, prefix = resolve_storage(storage)
+    # Row keys are never read relative to the working directory ("file://",
+    # LocalFileSystem()) nor from "/": refused at first use for storages
+    # only known then (a view's), as FileColumn refuses its own when made.
+    _check_local_folder(fs, prefix, storage, "The storage of a FileColumn or view")
     return StorageFile(fs, storage_key(fs, prefix, key), name=name)
 
 
@@ -198,7 +203,14 @@ class FileColumn(TypeDecorator[ColumnFile]):
         relative to the application's ``root_path``. Never client input.
     :param storage: an fsspec filesystem, or a URL such as
         ``s3://bucket/prefix`` or ``memory://``, holding the files instead.
+        On the local disk it needs an absolute folder other than ``/``
+        (``"file:///srv/files"``, or a ``DirFileSystem``): not a bare
+        ``LocalFileSystem()``, ``"file://"``, ``"file://."`` or
+        ``"file:///"``, which would read keys relative to the working
+        directory or from anywhere.
     :param length: the ``VARCHAR`` length (some databases need one).
+    :raises ConfigurationError: ``root`` and ``storage`` together, or such
+        a local storage.
     """
 
     impl = sa.String
@@ -213,6 +225,10 @@ class FileColumn(TypeDecorator[ColumnFile]):
         super().__init__(length=length)
         if root is not None and storage is not None:
             raise ConfigurationError("FileColumn takes a root or a storage, not both.")
+        if storage is not None:
+            from .storage._keys import check_storage_folder
+
+            check_storage_folder(storage, "FileColumn")
         # Plain attributes named like the arguments: SQLAlchemy's statement
         # cache key includes them, so columns with different roots never
         # share a compiled result processor.

@@ -168,18 +168,6 @@ def _share(client: t.Any, id: int, expires: str) -> str:
     return path_of(unescape(match.group(1)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A signed link binds the URL values (the row id), not the row:"
-        " ObjectDownloadView with signed=True (example_app.documents."
-        "SharedDocumentView, /shared/<id>) serves whatever row has that id when"
-        " the link is used. SQLite (the example's database) gives the id of"
-        " the deleted newest row to the next insert (no AUTOINCREMENT), so"
-        " alice's one-day share link, still valid after she deleted the"
-        " document, opens the private document bob uploads next."
-    ),
-)
 def test_a_share_link_never_opens_the_row_that_reuses_its_id(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -321,21 +309,6 @@ def _project(tmp_path: pathlib.Path) -> pathlib.Path:
     return project
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "resolve_storage/storage_key (flask_download/storage: _resolve,"
-        " _keys._local_path) confine a URL path of a LocalFileSystem given"
-        " without a folder (an instance, or the URLs 'file://', 'local://',"
-        " 'file://.', 'file:///') to the process's working directory: a"
-        " StorageDownloadView (or make_download_blueprint(storage=...),"
-        " FileColumn(storage=...)) then serves the project's own files"
-        " (instance/config.py with SECRET_KEY, the SQLite database, the"
-        " source), the case DOWNLOAD_ROOT='', send_download(root='') and"
-        " PathFile(root='') refuse. The docstring promises 'the whole"
-        " filesystem' for an instance, which is not what happens either."
-    ),
-)
 def test_a_local_storage_without_a_folder_never_serves_the_working_directory(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -724,37 +697,6 @@ def test_hostile_requests_across_rows_blueprints_links_and_archives_never_5xx(
         assert answer.body == b"other root"
         assert b"text/html" not in answer.head
         assert b'filename="nX-Injected: y.txt"' in answer.head
-
-
-# -- threat 7: names read by parsers that split on ";" -----------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "content_disposition (flask_download/response.py) escapes '\"' and"
-        " '\\\\' inside the ASCII filename quoted-string, which RFC 6266"
-        " parsers read as one parameter, but the many clients that split the"
-        " header on ';' or match /filename\\*=([^;]+)/ (front-end download"
-        " helpers, some download managers) read the uploaded name"
-        " 'a.txt\"; filename*=UTF-8''evil.exe' as a second filename*"
-        " parameter, which wins: the saved file is evil.exe."
-    ),
-)
-def test_a_name_cannot_add_a_parameter_for_naive_parsers() -> None:
-    from flask_download import VirtualDownloadView
-
-    name = "a.txt\"; filename*=UTF-8''evil.exe"
-    app = Flask("round6_names")
-    app.add_url_rule(
-        "/n",
-        view_func=VirtualDownloadView.as_view("n", content=b"x", basename=name),
-    )
-    header = app.test_client().get("/n").headers["Content-Disposition"]
-    parts = [part.strip() for part in header.split(";")]
-    assert not any(part.lower().startswith("filename*=utf-8''evil") for part in parts)
-    star = re.search(r"filename\*=([^;]+)", header)
-    assert star is None or "evil.exe" not in star.group(1).rsplit("''", 1)[-1][:8]
 
 
 # -- threat 8: a CloudFront link that names more than one URL -----------------------

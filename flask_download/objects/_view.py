@@ -165,6 +165,12 @@ class ObjectDownloadView(DownloadView):
                 keys = getattr(mapper, "primary_key", ())
                 if len(keys) > 1:
                     raise ConfigurationError(_composite_message(cls, model, keys))
+        storage = class_kwargs.get("storage", cls.storage)
+        if storage is not None:
+            # Row keys are confined to it: a local store needs its folder.
+            from ..storage._keys import check_storage_folder
+
+            check_storage_folder(storage, cls.__name__)
         return view
 
     def _lookup_error(self) -> ConfigurationError:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ntpath
+import os
+import posixpath
 import sys
 import typing as t
 
+from ..exceptions import ConfigurationError
 from ..exceptions import FileNotFound
 from ..paths import ConfinedPath
 from ..paths import split_key
@@ -55,6 +59,145 @@ def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
     return None
 
 
+def _local_folder(fs: AbstractFileSystem, prefix: str) -> str | None:
+    """The folder keys below ``prefix`` of ``fs`` are joined to on the local
+    disk, as written (before fsspec makes it absolute against the working
+    directory: ``""`` for a bare ``LocalFileSystem``), or ``None`` when
+    ``fs`` does not keep its files on the local disk. Walks the wrappers
+    as :func:`_local_path` does.
+    """
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    key = prefix
+    for _ in range(_MAX_WRAPPERS):
+        if isinstance(fs, LocalFileSystem):
+            for protocol in ("file://", "local://", "file:", "local:"):
+                if key.startswith(protocol):
+                    return key[len(protocol) :]
+            return key
+        if isinstance(fs, DirFileSystem):
+            key = fs._join(key)
+            fs = fs.fs
+        elif isinstance(fs, CachingFileSystem):
+            fs = fs.fs
+        elif _is_async_wrapper(fs):
+            fs = fs.sync_fs
+        else:
+            return None
+    return None
+
+
+def _is_absolute(folder: str) -> bool:
+    if folder.startswith("/"):
+        return True
+    return os.name == "nt" and ntpath.isabs(folder)  # C:/srv, //server/share
+
+
+def _is_root(folder: str) -> bool:
+    if os.name == "nt":
+        _, rest = ntpath.splitdrive(ntpath.normpath(folder))
+        return rest in ("", "\\", "/")
+    return posixpath.normpath(folder) in ("/", "//")
+
+
+def _url_path(url: str) -> str:
+    # The path of a storage URL, as written: that of its last part
+    # ("simplecache::file:///srv" -> "/srv", "file://" -> "").
+    last = url.split("::")[-1]
+    return last.partition("://")[2] if "://" in last else last
+
+
+def _check_local_folder(
+    fs: AbstractFileSystem,
+    prefix: str,
+    storage: t.Any = None,
+    owner: str = "The storage",
+) -> None:
+    """Refuse to confine client paths or row keys to a local folder that is
+    empty, relative or implicit (the working directory: the project, its
+    instance config and database) or the root of the filesystem.
+
+    :param fs: the filesystem and ``prefix`` from
+        :func:`~flask_download.resolve_storage`.
+    :param storage: the setting they came from: for a URL, its path as
+        written must be absolute too (fsspec makes ``"file://"``,
+        ``"file://."`` or ``"file://srv"`` absolute against the working
+        directory).
+    :param owner: who has the storage, for the message.
+    :raises ConfigurationError: such a folder, on the local disk.
+    """
+    folder = _local_folder(fs, prefix)
+    if folder is None:
+        return  # not the local disk
+    if isinstance(storage, str):
+        written = _url_path(storage)
+        if not _is_absolute(written) or _is_root(written):
+            folder = written
+    if not _is_absolute(folder):
+        problem = (
+            "no folder"
+            if not folder or folder in (".", "./")
+            else f"the relative folder {folder!r}"
+        )
+        what = (
+            f"{problem}: client paths would be read relative to the process's"
+            " working directory (usually the project, with its instance"
+            " config, its database and its source)"
+        )
+    elif _is_root(folder):
+        what = (
+            f"the folder {folder!r}, the root of the filesystem: every file of"
+            " the machine would be served"
+        )
+    else:
+        return
+    shown = f"URL {storage!r}" if isinstance(storage, str) else f"{type(fs).__name__}"
+    raise ConfigurationError(
+        f"{owner}: client-supplied paths (and row keys) would be confined to"
+        f" the local storage {shown}, which has {what}. Give the folder to serve"
+        " as an absolute path: storage='file:///srv/files', or"
+        " DirFileSystem('/srv/files', fs=LocalFileSystem())"
+        " (from fsspec.implementations.dirfs)."
+    )
+
+
+#: Protocols of URLs that are the local disk, maybe behind a folder or a
+#: cache: resolved when a view is made, to check their folder then.
+_LOCAL_PROTOCOLS = frozenset(
+    ("file", "local", "dir", "simplecache", "filecache", "blockcache", "cached")
+)
+
+
+def check_storage_folder(storage: t.Any, owner: str) -> None:
+    """Check, when a view, blueprint or column is made, that client paths
+    or row keys of ``storage`` may be confined to it (see
+    :func:`_check_local_folder`).
+
+    An fsspec filesystem is checked as it is. A URL is only when every
+    filesystem it chains is the local disk or a wrapper of it (it is
+    resolved then); others are checked at their first use. Anything else
+    passes: :func:`~flask_download.resolve_storage` says what is wrong
+    with it when used.
+
+    :raises ConfigurationError: a local folder that is empty, relative,
+        implicit or the root.
+    """
+    from ._resolve import _protocols
+    from ._resolve import resolve_storage
+
+    if isinstance(storage, str):
+        if not storage or not set(_protocols(storage)) <= _LOCAL_PROTOCOLS:
+            return
+    else:
+        fsspec = sys.modules.get("fsspec")
+        if fsspec is None or not isinstance(storage, fsspec.AbstractFileSystem):
+            return
+    fs, prefix = resolve_storage(storage)
+    _check_local_folder(fs, prefix, storage, owner)
+
+
 def _is_async_wrapper(fs: AbstractFileSystem) -> bool:
     # fsspec's AsyncFileSystemWrapper (2024.12 and later), if imported at all.
     module = sys.modules.get("fsspec.implementations.asyn_wrapper")
@@ -88,9 +231,15 @@ def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
     :param prefix: a trusted prefix (from :func:`~flask_download.resolve_storage`).
     :param untrusted: a relative path from the client.
     :raises FileNotFound: the path is refused (views answer 404).
+    :raises ConfigurationError: ``fs`` keeps its files on the local disk
+        and ``prefix`` (with the folders of the wrappers) is empty,
+        relative or the root: a bare ``LocalFileSystem`` would read keys
+        relative to the working directory. Give an absolute folder
+        (``file:///srv/files``, or a ``DirFileSystem``).
     """
     root = _local_path(fs, prefix)
     if root is not None:
+        _check_local_folder(fs, prefix, owner="storage_key()")
         return ConfinedPath(root, split_relative(untrusted))
     segments = split_key(untrusted)
     if _selects_another_object(fs, segments):

@@ -100,14 +100,21 @@ def _resolve_url(url: str) -> tuple[AbstractFileSystem, str]:
 def resolve_storage(storage: t.Any) -> tuple[AbstractFileSystem, str]:
     """Turn a ``storage`` setting into ``(filesystem, prefix)``.
 
-    :param storage: an fsspec filesystem instance (prefix ``""``: the whole
-        filesystem; wrap it in ``fsspec.implementations.dirfs.DirFileSystem``
-        to confine it to a folder), or an fsspec URL such as
+    :param storage: an fsspec filesystem instance (prefix ``""``: keys are
+        the filesystem's own, the first segment is the bucket on S3; a
+        ``LocalFileSystem`` reads a relative key relative to the process's
+        working directory, so client paths are refused on it: wrap it in
+        ``fsspec.implementations.dirfs.DirFileSystem`` to confine it to a
+        folder), or an fsspec URL such as
         ``"s3://bucket/prefix"``, ``"memory://"`` or ``"file:///srv/files"``
         (the filesystem is made once per URL and reused). Options of a URL's
         filesystem come from fsspec's configuration, for example the
         ``FSSPEC_S3_ENDPOINT_URL`` environment variable; pass an instance
-        for anything more.
+        for anything more. A local URL confines client paths only with an
+        absolute folder other than ``/`` (``"file:///srv/files"``; not
+        ``"file://"``, ``"file://."`` or ``"file:///"``, whose prefix is the
+        working directory or ``""``): views, blueprints and ``FileColumn``
+        refuse the others (see :class:`~flask_download.StorageDownloadView`).
     :return: the filesystem and the prefix (without a trailing ``/``) that
         keys are confined to.
     :raises ConfigurationError: ``storage`` is neither.

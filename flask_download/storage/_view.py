@@ -14,7 +14,9 @@ from ..response import representation
 from ..views import DownloadView
 from ._errors import _translate
 from ._file import StorageFile
+from ._keys import _check_local_folder
 from ._keys import _is_s3
+from ._keys import check_storage_folder
 from ._keys import storage_key
 from ._resolve import _check_storage_url
 from ._resolve import resolve_storage
@@ -55,7 +57,9 @@ class StorageDownloadView(DownloadView):
     """
 
     #: An fsspec filesystem, or a URL such as ``"s3://bucket/prefix"`` or
-    #: ``"memory://"`` (see :func:`~flask_download.resolve_storage`).
+    #: ``"memory://"`` (see :func:`~flask_download.resolve_storage`). For
+    #: URL paths on the local disk, one with an absolute folder:
+    #: ``"file:///srv/files"`` or a ``DirFileSystem`` (see :meth:`get_path`).
     storage: t.Any = None
     #: A trusted key, relative to the storage prefix, or absolute (the
     #: store's whole key, such as ``"/srv/reports/a.txt"`` on the local
@@ -82,7 +86,10 @@ class StorageDownloadView(DownloadView):
         """Make a view function (see :meth:`DownloadView.as_view`).
 
         :raises ConfigurationError: :attr:`redirect_expires` is not a
-            positive number of seconds.
+            positive number of seconds, or URL paths would be served from
+            the local disk without an absolute folder (``LocalFileSystem()``,
+            ``"file://"``, ``"file://."``, ``"file:///"``: see
+            :meth:`get_path`).
         :raises ImportError: :attr:`storage` is a URL whose packages are not
             installed; the message names the extra (``s3://``: ``[s3]``).
         """
@@ -91,7 +98,15 @@ class StorageDownloadView(DownloadView):
         view = super().as_view(name, *class_args, **class_kwargs)
         # A storage URL whose packages are missing: say which extra now, not
         # with a 500 on the first request.
-        _check_storage_url(class_kwargs.get("storage", cls.storage))
+        storage = class_kwargs.get("storage", cls.storage)
+        _check_storage_url(storage)
+        if (
+            class_kwargs.get("path", cls.path) is None
+            and cls.get_path is StorageDownloadView.get_path
+        ):
+            # URL paths: never confined to the working directory (nor to
+            # "/"); a local folder is checked now, a remote URL at first use.
+            check_storage_folder(storage, cls.__name__)
         return view
 
     def get_storage(self) -> tuple[AbstractFileSystem, str]:
@@ -116,8 +131,17 @@ class StorageDownloadView(DownloadView):
     def get_path(self) -> str:
         """The key of the file to send, confined to the storage prefix.
 
+        A URL path is only served from the local disk below an absolute
+        folder other than ``/``: a ``LocalFileSystem`` instance and the URLs
+        ``"file://"``, ``"local://"``, ``"file://."``, ``"file://files"``
+        and ``"file:///"`` would read it relative to the process's working
+        directory (the project: its instance config, its database), or from
+        anywhere on the machine. The trusted :attr:`path` may be absolute
+        on any storage.
+
         :raises FileNotFound: a URL path that leaves the prefix.
-        :raises ConfigurationError: neither :attr:`path` nor the URL variable.
+        :raises ConfigurationError: neither :attr:`path` nor the URL variable,
+            or a URL path on the local disk without such a folder.
         """
         fs, prefix = self.get_storage()
         if self.path is not None:
@@ -133,6 +157,7 @@ class StorageDownloadView(DownloadView):
                 f"{type(self).__name__} needs a 'path' attribute or a"
                 f" '<path:{self.path_url_kwarg}>' URL variable."
             )
+        _check_local_folder(fs, prefix, self.storage, type(self).__name__)
         return storage_key(fs, prefix, str(untrusted))
 
     def get_file(self) -> DownloadFile:
