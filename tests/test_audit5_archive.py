@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import subprocess
 import threading
+import time
 import typing as t
 import unicodedata
 import zipfile
@@ -165,6 +166,34 @@ def test_a_member_that_ignored_a_range_makes_the_next_range_a_200(
     with client.get("/zip", headers=headers) as rv:
         assert rv.status_code == 200
         assert rv.data == archive
+
+
+def test_a_refusal_is_forgotten_after_a_while(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One whole file for a range (a CDN's cache miss) does not keep the
+    member's ranges costly for the life of the process: after
+    ``REFUSAL_MEMORY`` seconds the server is asked again, and a server that
+    now takes ranges gets a 206 again."""
+    from flask_download.archive import _cache
+
+    monkeypatch.setattr(ArchiveFile, "wasted_read_budget", 1 * MiB)
+    upstream.files = {"/big": (16 * MiB, "b1")}
+    archive = archive_bytes(upstream)
+    start = data_offset(archive, 0) + 12 * MiB
+    upstream.ranges = "ignore"
+    headers = {"Range": f"bytes={start}-{start + 999}"}
+    client = remote_app(upstream).test_client()
+    with client.get("/zip", headers=headers) as rv:
+        assert len(rv.data) < 1000  # cut short, and remembered
+    with client.get("/zip", headers=headers) as rv:
+        assert rv.status_code == 200  # still remembered
+    upstream.ranges = "honour"
+    now = time.monotonic()
+    monkeypatch.setattr(_cache, "_clock", lambda: now + _cache.REFUSAL_MEMORY + 1)
+    with client.get("/zip", headers=headers) as rv:
+        assert rv.status_code == 206
+        assert rv.data == archive[start : start + 1000]
 
 
 def test_a_refusal_within_the_budget_costs_each_request_at_most_the_budget(

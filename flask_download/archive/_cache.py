@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 from ..files import DownloadFile
 from ..files import PathFile
@@ -44,13 +45,56 @@ class _CrcCache:
 
 
 _CRC_CACHE = _CrcCache(16384)
+
+
 # How the server of a sliceable member (same URL, size and ETag) answered a
 # range: 1 with just it, 0 with the whole file when that cost more than the
 # budget (the body was cut short). The latter counts as a member that cannot
 # seek from then on, so that the next range's cost is known before its body
 # starts (a 200 rather than a 206 cut short again); the former is not asked
 # again whether it takes ranges (see _reader._Forward).
-_RANGE_ANSWERS = _CrcCache(4096)
+class _RangeAnswers(_CrcCache):
+    """:data:`_RANGE_ANSWERS`: a whole file given for a range (0) is
+    forgotten after :data:`REFUSAL_MEMORY` seconds, so that one such answer
+    (a CDN's cache miss, say) does not keep the member's ranges costly for
+    as long as the process runs; the next range asks the server again."""
+
+    def __init__(self, size: int, memory: float) -> None:
+        super().__init__(size)
+        self.memory = memory
+        self._refused_at: dict[tuple[str, ...], float] = {}
+
+    def get(self, key: tuple[str, ...]) -> int | None:
+        answer = super().get(key)
+        if answer == 0:
+            since = self._refused_at.get(key)
+            if since is None or _clock() - since >= self.memory:
+                return None
+        return answer
+
+    def put(self, key: tuple[str, ...], crc: int) -> None:
+        with self._lock:
+            if crc == 0:
+                self._refused_at[key] = _clock()
+            else:
+                self._refused_at.pop(key, None)
+            # Bounded with the answers (entries of dropped keys go too).
+            while len(self._refused_at) > self.size:
+                self._refused_at.pop(next(iter(self._refused_at)))
+        super().put(key, crc)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._refused_at.clear()
+        super().clear()
+
+
+_clock = time.monotonic
+
+#: Seconds a member's server that answered a range with the whole file is
+#: read from its start before it is asked for ranges again.
+REFUSAL_MEMORY = 600.0
+_RANGE_ANSWERS = _RangeAnswers(4096, REFUSAL_MEMORY)
 
 
 def _crc_key(file: DownloadFile) -> tuple[str, ...] | None:
