@@ -291,10 +291,11 @@ def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
             f"{setting} must be a list of host names or None, not {value!r}."
         )
     for host in hosts:
-        if any(c in host for c in ",;"):
-            # "a.example,b.example" (an environment variable read by
-            # from_prefixed_env): one name that would never match.
-            names = [name.strip() for name in re.split("[,;]", host) if name.strip()]
+        names = [_bare_host(name) for name in re.split(r"[,;\s]+", host) if name]
+        if any(c in host for c in ",;") or len(names) > 1:
+            # "a.example,b.example", "a.example b.example" (an environment
+            # variable read by from_prefixed_env): one name that would
+            # never match.
             raise ConfigurationError(
                 f"{setting} entry {host!r} holds several host names: give them"
                 f" as a list, {names!r} (in an environment variable, as JSON:"
@@ -315,10 +316,19 @@ def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
             )
         problem = _host_problem(host)
         if problem is not None:
+            bare = _bare_host(host)
+            if bare == host or _host_problem(bare) is not None:
+                # Nothing to strip off: no entry of that kind can match.
+                raise ConfigurationError(
+                    f"{setting} entry {host!r} {problem}: it would never match"
+                    " the host of a URL. Entries are host names or IP addresses"
+                    " ('cdn.example.com', '.example.com', '203.0.113.7',"
+                    " '2001:db8::7')."
+                )
             raise ConfigurationError(
                 f"{setting} entry {host!r} {problem}. Entries are host names only"
                 " (ports and schemes are not compared, so this one would never"
-                f" match): use {_bare_host(host)!r}."
+                f" match): use {bare!r}."
             )
     # "[::1]" is compared as the URL's host name is: "::1".
     return tuple(host.lower().removeprefix("[").removesuffix("]") for host in hosts)
@@ -329,8 +339,13 @@ def _host_problem(host: str) -> str | None:
         return "has a scheme"
     if any(c in host for c in "/?#@") or any(c.isspace() for c in host):
         return "is not a host name"
-    if any(c.isascii() and not (c.isalnum() or c in "-._[]:") for c in host):
-        return "has a character no host name has"
+    odd = sorted(
+        {c for c in host if c.isascii() and not (c.isalnum() or c in "-._[]:")}
+    )
+    if odd:
+        # "%": an escape, or an IPv6 zone ID ("fe80::1%eth0"): a URL's host
+        # with either is never fetched.
+        return f"has characters no host name has ({''.join(odd)!r})"
     if host.startswith("["):
         # "[::1]" is an IPv6 address; "[::1]:8080" has a port.
         return None if host.endswith("]") else "has a port"

@@ -31,3 +31,36 @@ def test_a_quoted_all_digit_secret_is_a_string(monkeypatch: pytest.MonkeyPatch) 
     app.config.from_prefixed_env()
     FlaskDownload(app)
     assert app.config["DOWNLOAD_NGINX_SECURE_LINK_SECRET"] == digits
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [["a.example,b.example"], ["a.example b.example"], ["exa$mple.com"]],
+)
+def test_an_http_file_refuses_host_entries_that_never_match(hosts: list[str]) -> None:
+    pytest.importorskip("urllib3")
+    from flask_download import HTTPFile
+
+    with pytest.raises(ConfigurationError, match="allowed_hosts"):
+        HTTPFile("http://a.example/f.txt", allowed_hosts=hosts)
+
+
+def test_an_http_file_takes_plain_host_entries() -> None:
+    pytest.importorskip("urllib3")
+    from conftest import free_port
+
+    from flask_download import HTTPFile
+    from flask_download import UpstreamError
+
+    # Accepted: the fetch is tried (nothing listens there: a 502).
+    with pytest.raises(UpstreamError):
+        HTTPFile(
+            f"http://127.0.0.1:{free_port()}/f.txt",
+            allowed_hosts=[
+                "127.0.0.1",
+                ".example.org",
+                "::1",
+                "[::1]",
+                "bücher.example",
+            ],
+        )

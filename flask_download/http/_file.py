@@ -110,7 +110,9 @@ class HTTPFile(DownloadFile):
         allowed_ports: cabc.Collection[int] | None = None,
     ) -> None:
         ports = check_allowed_ports(allowed_ports, "allowed_ports")
-        if allowed_hosts and any(":" in host or "/" in host for host in allowed_hosts):
+        if allowed_hosts:
+            # An entry that can never match (a port, a scheme, several names
+            # in one string) is refused, not silently a 403 for every URL.
             check_allowed_hosts(allowed_hosts, "allowed_hosts")  # raises
         if allowed_hosts is False or timeout is None:
             settings = get_settings() if has_app_context() else None

@@ -339,14 +339,12 @@ class ObjectDownloadView(DownloadView):
         except _import_sqlalchemy()[0].exc.StatementError as e:
             if isinstance(e, _import_sqlalchemy()[0].exc.DBAPIError):
                 raise
-            # Every value bound into the view's own statement comes from the
-            # URL: a type that refuses one (a TypeDecorator's
+            # A type that refuses a value from the URL (a TypeDecorator's
             # process_bind_param) refuses the request, like a missing row.
-            # Under an overridden get_query(), only if the refused value is
-            # one of the URL's: the override's own are the application's.
-            if statement is not lookup.statement and not _refuses(
-                session, lookup.mapper, statement, params
-            ):
+            # Only if the refused value is one of the URL's: those bound by
+            # an overridden get_query(), and the application's pending rows
+            # the session flushes first (autoflush), are the application's.
+            if not _refuses(session, lookup.mapper, statement, params):
                 raise
             refused = getattr(e, "orig", e)
             raise FileNotFound(
@@ -658,7 +656,15 @@ def _refuses(
         return False
     for name, value in params.items():
         bind = binds.get(name)
-        processor = None if bind is None else bind.type.bind_processor(dialect)
+        if bind is None:
+            continue
+        try:
+            # The dialect's own implementation, as the statement ran it: a
+            # with_variant() type for this dialect, a TypeDecorator over a
+            # type whose dialect form converts (SQLite's DateTime...).
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        except Exception:
+            continue
         if processor is None:
             continue
         try:

@@ -75,8 +75,10 @@ def _local_folder(fs: AbstractFileSystem, prefix: str) -> str | None:
         if isinstance(fs, LocalFileSystem):
             for protocol in ("file://", "local://", "file:", "local:"):
                 if key.startswith(protocol):
-                    return key[len(protocol) :]
-            return key
+                    key = key[len(protocol) :]
+                    break
+            # fsspec expands "~" (the home folder) as os.path.expanduser.
+            return os.path.expanduser(key) if key.startswith("~") else key
         if isinstance(fs, DirFileSystem):
             key = fs._join(key)
             fs = fs.fs
@@ -97,16 +99,39 @@ def _is_absolute(folder: str) -> bool:
 
 def _is_root(folder: str) -> bool:
     if os.name == "nt":
+        if folder[:1] == "/" and folder[2:3] == ":":
+            folder = folder[1:]  # "file:///C:/" is "C:/", as fsspec reads it
         _, rest = ntpath.splitdrive(ntpath.normpath(folder))
         return rest in ("", "\\", "/")
     return posixpath.normpath(folder) in ("/", "//")
 
 
 def _url_path(url: str) -> str:
-    # The path of a storage URL, as written: that of its last part
-    # ("simplecache::file:///srv" -> "/srv", "file://" -> "").
+    """The folder of a local storage URL as written, with ``~`` expanded as
+    fsspec expands it: that of its last part (``"simplecache::file:///srv"``
+    -> ``"/srv"``, ``"file:/srv"`` -> ``"/srv"``, ``"file://~/files"`` ->
+    the home folder's ``files``, ``"file://"`` -> ``""``)."""
     last = url.split("::")[-1]
-    return last.partition("://")[2] if "://" in last else last
+    if "://" in last:
+        path = last.partition("://")[2]
+    else:
+        # "file:/srv" (RFC 8089's short form); fsspec's protocols are
+        # lowercase ("FILE:/srv" is a relative name to it).
+        protocol, colon, rest = last.partition(":")
+        path = rest if colon and protocol in ("file", "local") else last
+    return os.path.expanduser(path) if path.startswith("~") else path
+
+
+def _holds_working_directory(folder: str) -> bool:
+    """Whether ``folder`` (absolute) is the process's working directory or
+    one of its parents: ``DirFileSystem(".")`` and ``DirFileSystem("..")``
+    are made absolute against it by fsspec, and would serve the project."""
+    try:
+        cwd = os.path.normcase(os.path.realpath(os.getcwd()))
+        real = os.path.normcase(os.path.realpath(folder))
+    except (OSError, ValueError):
+        return False
+    return cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep)
 
 
 def _check_local_folder(
@@ -135,26 +160,40 @@ def _check_local_folder(
         written = _url_path(storage)
         if not _is_absolute(written) or _is_root(written):
             folder = written
+    problem = _folder_problem(folder)
+    if problem is not None:
+        raise _folder_error(owner, _shown(storage, fs), problem)
+
+
+def _folder_problem(folder: str) -> str | None:
+    # What is wrong with a local folder client paths are confined to.
     if not _is_absolute(folder):
         problem = (
             "no folder"
             if not folder or folder in (".", "./")
             else f"the relative folder {folder!r}"
         )
-        what = (
+        return (
             f"{problem}: client paths would be read relative to the process's"
             " working directory (usually the project, with its instance"
             " config, its database and its source)"
         )
-    elif _is_root(folder):
-        what = (
+    if _is_root(folder):
+        return (
             f"the folder {folder!r}, the root of the filesystem: every file of"
             " the machine would be served"
         )
-    else:
-        return
-    shown = f"URL {storage!r}" if isinstance(storage, str) else f"{type(fs).__name__}"
-    raise ConfigurationError(
+    return None
+
+
+def _shown(storage: t.Any, fs: AbstractFileSystem | None) -> str:
+    if isinstance(storage, str):
+        return f"URL {storage!r}"
+    return type(fs if fs is not None else storage).__name__
+
+
+def _folder_error(owner: str, shown: str, what: str) -> ConfigurationError:
+    return ConfigurationError(
         f"{owner}: client-supplied paths (and row keys) would be confined to"
         f" the local storage {shown}, which has {what}. Give the folder to serve"
         " as an absolute path: storage='file:///srv/files', or"
@@ -176,26 +215,47 @@ def check_storage_folder(storage: t.Any, owner: str) -> None:
     :func:`_check_local_folder`).
 
     An fsspec filesystem is checked as it is. A URL is only when every
-    filesystem it chains is the local disk or a wrapper of it (it is
-    resolved then); others are checked at their first use. Anything else
-    passes: :func:`~flask_download.resolve_storage` says what is wrong
-    with it when used.
+    filesystem it chains is the local disk or a wrapper of it, by its path
+    as written (no filesystem is made before the first request); others
+    are checked at their first use. Anything else passes:
+    :func:`~flask_download.resolve_storage` says what is wrong with it
+    when used. Here a folder may not be the working directory or hold it
+    either (``DirFileSystem(".")`` is that folder, made absolute).
 
     :raises ConfigurationError: a local folder that is empty, relative,
-        implicit or the root.
+        implicit or the root, or the working directory or one of its
+        parents.
     """
     from ._resolve import _protocols
-    from ._resolve import resolve_storage
 
     if isinstance(storage, str):
         if not storage or not set(_protocols(storage)) <= _LOCAL_PROTOCOLS:
             return
+        # Judged as written, not resolved: the filesystem is made at the
+        # first request (with fsspec's configuration as it is then), and
+        # fsspec would make a relative folder absolute.
+        folder: str | None = _url_path(storage)
+        fs = None
     else:
         fsspec = sys.modules.get("fsspec")
         if fsspec is None or not isinstance(storage, fsspec.AbstractFileSystem):
             return
-    fs, prefix = resolve_storage(storage)
-    _check_local_folder(fs, prefix, storage, owner)
+        fs = storage
+        folder = _local_folder(fs, "")
+    if folder is None:
+        return  # not the local disk
+    problem = _folder_problem(folder)
+    if problem is None and _holds_working_directory(folder):
+        # An absolute folder that is the working directory or holds it:
+        # also what DirFileSystem(".") or DirFileSystem("..") becomes, as
+        # fsspec makes a relative folder absolute when the object is made.
+        problem = (
+            f"the folder {folder!r}, which is (or holds) the process's working"
+            " directory: the project, with its instance config, its database"
+            " and its source, would be served"
+        )
+    if problem is not None:
+        raise _folder_error(owner, _shown(storage, fs), problem)
 
 
 def _is_async_wrapper(fs: AbstractFileSystem) -> bool:
