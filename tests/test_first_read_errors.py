@@ -226,7 +226,7 @@ def fetch(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
 EXPECTED = {
     "/open": (503, b"try again soon"),
     "/store/first-read/broken.csv": (503, b"try again soon"),
-    "/deleted/first-read/deleted.csv": (404, b""),
+    "/deleted/first-read/deleted.csv": (404, None),
     "/upstream": (502, None),
     "/bug": (500, b"our fault"),
 }

@@ -12,6 +12,7 @@ from flask import has_request_context
 from flask import Response
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound
 
 from .. import ranges as _ranges
 from .. import signals as _signals
@@ -95,6 +96,9 @@ class DownloadResponse(Response):
     # a custom wrapper yields is encoded with is found from them.
     _charset: str | None = None
     _media_type: str | None = None
+    # While _first_read reads ahead of the status line: nothing is sent, and
+    # an error then gets an answer of its own (_failed), framed as it is.
+    _reading_ahead = False
 
     def __init__(
         self,
@@ -202,11 +206,10 @@ class DownloadResponse(Response):
                 self._segments.append(closing)
         # First: Werkzeug looks for it by name before anything else.
         items.insert(0, ("Content-Type", content_type))
-        super().__init__(
-            status=status,
-            headers=_checked_headers(items),
-            direct_passthrough=True,
-        )
+        # As send_file calls it: the body first, positional (an app's
+        # response class may require it, and mixes in: app_response_class).
+        super().__init__(None, headers=_checked_headers(items), direct_passthrough=True)
+        self.status = status
         if unsatisfiable:
             # Werkzeug adds a default type when there is none: the type goes
             # in first (above), then out.
@@ -237,9 +240,10 @@ class DownloadResponse(Response):
         """Answer an error raised before the first byte (by ``open()`` or the
         first read: a store down since ``info()``, an upstream that broke off)
         with the application's error handlers, as if the view had raised it:
-        503, 502 or 504 for the library's errors, the app's 500 handler (and
-        its log line) for a bug. The server would otherwise send its own 500
-        page. ``after_request`` functions ran already, for the download."""
+        404, 503, 502 or 504 for the library's errors, the app's 500 handler
+        (and its log line) for a bug. The server would otherwise send its own
+        500 page. ``after_request`` functions run for that answer too (they
+        ran for the download already), as for an error a view raised."""
         self.close()
         if not has_request_context():
             # Plain WSGI use, outside a Flask request.
@@ -247,11 +251,20 @@ class DownloadResponse(Response):
                 return error(environ, start_response)
             raise error
         app = current_app._get_current_object()  # type: ignore[attr-defined]
+        response: Response
         if isinstance(error, HTTPException):
-            answer = app.handle_user_exception(error)
+            # As Flask's full_dispatch_request answers a view's error: the
+            # handler's answer goes through after_request too (the session's
+            # cookie, the app's own headers), and a handler that fails is
+            # the app's 500.
+            try:
+                response = app.finalize_request(app.handle_user_exception(error))
+            except Exception as failure:
+                response = app.handle_exception(failure)
         else:
-            answer = app.handle_exception(error)  # re-raised when propagating
-        response: Response = app.make_response(answer)
+            # Logged, the 500 handler, after_request (finalize_request);
+            # re-raised when the app propagates exceptions (testing, debug).
+            response = app.handle_exception(error)
         return response(environ, start_response)
 
     def _cut_short(self) -> None:
@@ -306,9 +319,8 @@ class DownloadResponse(Response):
                     # charset are sent, never the str, never by file_wrapper.
                     self._handle = self._encoded_text(handle)
                     text = True
-        except FileNotFound:
-            self._become_not_found()
-            return ()
+        except FileNotFound as error:
+            return self._vanished(error)
         # Signals: nothing but two truthiness checks without receivers.
         delivery = None
         if _signals.download_started.receivers or _signals.download_finished.receivers:
@@ -378,22 +390,33 @@ class DownloadResponse(Response):
         server's 500 page. Read now, it is a 404, or the error's own status
         (see :meth:`_failed`).
         """
+        # A multipart body starts with its first part's header, made here:
+        # the file's first byte comes after it.
+        lead = self._segments[0]
+        wanted = len(lead) + 1 if isinstance(lead, bytes) else 1
+        read: list[bytes] = []
+        self._reading_ahead = True
         try:
-            for first in body:
-                if first:
-                    break
+            for chunk in body:
+                if chunk:
+                    read.append(chunk)
+                    wanted -= len(chunk)
+                    if wanted <= 0:
+                        break
             else:
-                self.close()
-                return ()
-        except FileNotFound:
-            self._become_not_found()
-            return ()
+                if not read:
+                    self.close()
+                    return ()
+        except FileNotFound as error:
+            return self._vanished(error)
         except BaseException:
             self.close()
             raise
+        finally:
+            self._reading_ahead = False
         close = getattr(body, "close", None)
         callbacks = [self.close] if close is None else [close, self.close]
-        return _ClosingBody(itertools.chain((first,), body), callbacks)
+        return _ClosingBody(itertools.chain(read, body), callbacks)
 
     def _iter_body(self) -> cabc.Iterator[bytes]:
         # A body that ends before its Content-Length (the file shrank or
@@ -457,8 +480,11 @@ class DownloadResponse(Response):
                             break  # no more parts after a short one
         except BaseException:
             # Failed mid-body, or closed early (GeneratorExit: the client
-            # hung up): whatever was sent is short.
-            self._cut_short()
+            # hung up): whatever was sent is short. Not before the status
+            # line: the connection may serve the next request after the
+            # error's own answer.
+            if not self._reading_ahead:
+                self._cut_short()
             raise
         if missing > 0:
             self._cut_short()
@@ -512,6 +538,16 @@ class DownloadResponse(Response):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.basename!r} [{self.status}]>"
+
+    def _vanished(self, error: FileNotFound) -> cabc.Iterable[bytes]:
+        """The file is gone since the view found it: in a request, the app's
+        404 (its error handlers, see :meth:`_failed`), as a view's missing
+        file is; else an empty 404."""
+        if has_request_context():
+            self.close()
+            raise NotFound() from error
+        self._become_not_found()
+        return ()
 
     def _become_not_found(self) -> None:
         self.close()

@@ -168,15 +168,18 @@ def as_app_response(response: _R) -> _R:
     so what sends the body is unchanged; the app's class adds its own
     members.
     """
-    if not isinstance(response, Response):
-        return response  # a view's str, tuple or dict: Flask makes it
+    made: object = response
+    if isinstance(made, tuple) and made:
+        # (response, status, headers): Flask coerces the response alike.
+        made = made[0]
+    if not isinstance(made, Response):
+        return response  # a view's str or dict: Flask makes it
     app_class = current_app.response_class
-    if not isinstance(response, app_class):
-        mixed = _mixed_class(type(response), app_class)
+    if not isinstance(made, app_class):
+        mixed = _mixed_class(type(made), app_class)
         # Another object layout (__slots__) refuses the class: Flask's own
         # coercion applies.
         if mixed is not None:
-            made: Response = response
             with contextlib.suppress(TypeError):
                 made.__class__ = mixed
     return response
@@ -215,10 +218,26 @@ def _mixed_class(
             mixed = type(
                 response_class.__name__,
                 (response_class, app_class),
-                {"__module__": response_class.__module__},
+                {
+                    "__module__": response_class.__module__,
+                    # Its name is response_class's: pickle (a response cache)
+                    # would find that class, not this one.
+                    "__reduce_ex__": _reduce_mixed,
+                },
             )
         except TypeError:
             # No consistent method order: Flask's own coercion applies.
             mixed = None
     _MIXED[key] = mixed
     return mixed
+
+
+def _reduce_mixed(self: Response, protocol: t.SupportsIndex) -> tuple[t.Any, ...]:
+    # Pickled (and copied) as its two classes and its state.
+    return (_new_mixed, type(self).__bases__, self.__dict__)
+
+
+def _new_mixed(response_class: type[Response], app_class: type[Response]) -> Response:
+    """An empty instance of the class mixed from the two (unpickling)."""
+    cls = _mixed_class(response_class, app_class) or response_class
+    return cls.__new__(cls)
