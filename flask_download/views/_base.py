@@ -11,6 +11,7 @@ import os
 import typing as t
 
 from flask import abort
+from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import Response
@@ -305,7 +306,9 @@ class DownloadMixin:
                 if too_costly is not None and too_costly(ranges):
                     ranges = None
             kwargs["ranges"] = ranges
-        response = app_response_class(self.response_class)(file, *args, **kwargs)
+        # The app's class, as dispatch_request found it (else looked up).
+        made = app_response_class(self.response_class, self.__dict__.get("_app_class"))
+        response = made(file, *args, **kwargs)
         return _accel.apply_offload(response, offload)
 
     def _find_offload(self, file: DownloadFile) -> _accel.Offload | None:
@@ -562,10 +565,11 @@ class DownloadView(DownloadMixin, MethodView):
         if meth is None and method == "HEAD":
             meth = getattr(self, "get", None)
         assert meth is not None, f"Unimplemented method {method!r}"
+        # Of the app's response class: Flask would swap the class of any
+        # other, and with it the download's body (as_app_response).
+        self._app_class = app_class = current_app.response_class
         try:
-            # Of the app's response class: Flask would swap the class of any
-            # other, and with it the download's body (as_app_response).
-            return as_app_response(t.cast(Response, _sync(meth)(**kwargs)))
+            return as_app_response(t.cast(Response, _sync(meth)(**kwargs)), app_class)
         except FileNotFound:
             # Raised outside render_to_response, by a method that calls
             # get_file() itself (an override of get() that checks the file

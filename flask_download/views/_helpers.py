@@ -157,7 +157,7 @@ _R = t.TypeVar("_R")
 _C = t.TypeVar("_C", bound=Response)
 
 
-def as_app_response(response: _R) -> _R:
+def as_app_response(response: _R, app_class: type[Response] | None = None) -> _R:
     """``response`` made an instance of ``app.response_class``, as
     ``send_file``'s answers are.
 
@@ -174,7 +174,8 @@ def as_app_response(response: _R) -> _R:
         made = made[0]
     if not isinstance(made, Response):
         return response  # a view's str or dict: Flask makes it
-    app_class = current_app.response_class
+    if app_class is None:
+        app_class = current_app.response_class
     if not isinstance(made, app_class):
         mixed = _mixed_class(type(made), app_class)
         # Another object layout (__slots__) refuses the class: Flask's own
@@ -185,13 +186,17 @@ def as_app_response(response: _R) -> _R:
     return response
 
 
-def app_response_class(cls: type[_C]) -> type[_C]:
+def app_response_class(
+    cls: type[_C], app_class: type[Response] | None = None
+) -> type[_C]:
     """``cls``, or a class that is both ``cls`` and ``app.response_class``
     when ``cls`` is not one already (its methods first, then the app's
-    class, whose ``__init__`` runs too)."""
-    if not has_app_context():
-        return cls
-    app_class = current_app.response_class
+    class, whose ``__init__`` runs too). ``app_class``: the app's, when the
+    caller has it (one look-up per request)."""
+    if app_class is None:
+        if not has_app_context():
+            return cls
+        app_class = current_app.response_class
     if issubclass(cls, app_class):
         return cls
     return t.cast("type[_C]", _mixed_class(cls, app_class) or cls)
