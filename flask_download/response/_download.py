@@ -8,6 +8,7 @@ import itertools
 import typing as t
 
 from flask import current_app
+from flask import globals as _flask_globals
 from flask import has_request_context
 from flask import Response
 from werkzeug.datastructures import Headers
@@ -243,14 +244,30 @@ class DownloadResponse(Response):
         404, 503, 502 or 504 for the library's errors, the app's 500 handler
         (and its log line) for a bug. The server would otherwise send its own
         500 page. ``after_request`` functions run for that answer too (they
-        ran for the download already), as for an error a view raised."""
+        ran for the download already), as for an error a view raised; the
+        ``after_this_request`` ones ran, and do not run again; the cookies
+        set on the download go out with the answer. An error handler's answer
+        that fails before its first byte too is the app's 500."""
         self.close()
         if not has_request_context():
             # Plain WSGI use, outside a Flask request.
             if isinstance(error, HTTPException):
                 return error(environ, start_response)
             raise error
+        if environ.get(_ERROR_ANSWER):
+            # This is an error handler's answer (a 404 page that sends a
+            # placeholder image), failed itself: the handler failed, the
+            # answer that called it makes the app's 500. Its handlers again
+            # would fail again, without end.
+            raise error
+        environ[_ERROR_ANSWER] = True
         app = current_app._get_current_object()  # type: ignore[attr-defined]
+        # The functions given to after_this_request ran for the download:
+        # "after this request", once (a temporary file they remove is gone
+        # the second time). The error handler may give new ones.
+        ran = _after_this_request_functions()
+        if ran is not None:
+            ran.clear()
         response: Response
         if isinstance(error, HTTPException):
             # As Flask's full_dispatch_request answers a view's error: the
@@ -265,7 +282,16 @@ class DownloadResponse(Response):
             # Logged, the 500 handler, after_request (finalize_request);
             # re-raised when the app propagates exceptions (testing, debug).
             response = app.handle_exception(error)
-        return response(environ, start_response)
+        _carry_cookies(self.headers, response.headers)
+        try:
+            return response(environ, start_response)
+        except Exception as failure:
+            # The handler's answer failed before its first byte: the app's
+            # 500, as for a handler that raises. If the 500 handler's own
+            # answer fails too, the server's 500 page.
+            response = app.handle_exception(failure)
+            _carry_cookies(self.headers, response.headers)
+            return response(environ, start_response)
 
     def _cut_short(self) -> None:
         """The body ended before its ``Content-Length``: see that the
@@ -585,6 +611,35 @@ class DownloadResponse(Response):
             and self.status_code in (200, 206)
             and any(name in self.headers for name in _signals.OFFLOAD_HEADERS)
         )
+
+
+def _after_this_request_functions() -> list[t.Any] | None:
+    """The current request's ``after_this_request`` functions: on its
+    context (Flask 3.0, 3.1), on the app context it is merged with (3.2)."""
+    for name in ("app_ctx", "request_ctx"):
+        ran = getattr(getattr(_flask_globals, name), "_after_request_functions", None)
+        if isinstance(ran, list):
+            return ran
+    return None
+
+
+#: In the WSGI environ while an error raised before the first byte is answered.
+_ERROR_ANSWER = "flask_download.error_answer"
+
+
+def _carry_cookies(sent: Headers, answer: Headers) -> None:
+    """The cookies set on the download (by the view, by ``after_request``)
+    that the error answer does not set, added to it: an ``after_request``
+    function that sets a cookie once (Flask-Login's remember cookie, which
+    it pops from the session) did so on the download, which never goes
+    out, and had nothing left to do for the error answer."""
+    cookies = sent.getlist("Set-Cookie")
+    if not cookies:
+        return
+    names = {value.partition("=")[0].strip() for value in answer.getlist("Set-Cookie")}
+    for value in cookies:
+        if value.partition("=")[0].strip() not in names:
+            answer.add("Set-Cookie", value)
 
 
 # Statuses whose headers Werkzeug's get_wsgi_headers leaves as they are, and

@@ -238,8 +238,12 @@ def _mixed_class(
 
 
 def _reduce_mixed(self: Response, protocol: t.SupportsIndex) -> tuple[t.Any, ...]:
-    # Pickled (and copied) as its two classes and its state.
-    return (_new_mixed, type(self).__bases__, self.__dict__)
+    # Pickled (and copied) as its two classes and its state: the one its
+    # classes' __getstate__ gives (an app class may leave out what cannot be
+    # pickled, and put it back in __setstate__, which pickle calls).
+    getstate = getattr(self, "__getstate__", None)
+    state = self.__dict__ if getstate is None else getstate()
+    return (_new_mixed, type(self).__bases__, state)
 
 
 def _new_mixed(response_class: type[Response], app_class: type[Response]) -> Response:
