@@ -315,6 +315,14 @@ def check_allowed_hosts(value: t.Any, setting: str) -> tuple[str, ...] | None:
                 f" supported: use None to allow any host with public addresses{hint}."
             )
         problem = _host_problem(host)
+        network = _network(host) if problem is not None else None
+        if network is not None:
+            # "10.0.0.0/8": not "use '10.0.0.0'" (one address of it).
+            raise ConfigurationError(
+                f"{setting} entry {host!r} is a network ({network}): entries are"
+                " host names or single IP addresses, compared with the host of"
+                " a URL as they are. List each host to allow."
+            )
         if problem is not None:
             bare = _bare_host(host)
             if bare == host or _host_problem(bare) is not None:
@@ -339,6 +347,10 @@ def _host_problem(host: str) -> str | None:
         return "has a scheme"
     if any(c in host for c in "/?#@") or any(c.isspace() for c in host):
         return "is not a host name"
+    if not host.strip("[].-_"):
+        # "[]" (an empty list, as a string) would be "" once compared; ".",
+        # "-": no URL's host is any of them.
+        return "names no host"
     odd = sorted(
         {c for c in host if c.isascii() and not (c.isalnum() or c in "-._[]:")}
     )
@@ -355,6 +367,16 @@ def _host_problem(host: str) -> str | None:
         except ValueError:
             return "has a port"
     return None
+
+
+def _network(host: str) -> str | None:
+    """``host`` as an IP network (``"10.0.0.0/8"``), or ``None``."""
+    if "/" not in host:
+        return None
+    try:
+        return str(ipaddress.ip_network(host.strip().strip("[]"), strict=False))
+    except ValueError:
+        return None
 
 
 def _bare_host(host: str) -> str:

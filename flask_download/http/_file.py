@@ -44,6 +44,32 @@ if t.TYPE_CHECKING:
     from urllib3.response import BaseHTTPResponse
 
 
+#: ``allowed_hosts`` lists found valid, as tuples: an HTTPFile is made for
+#: each request (and each resumed read) with the view's or the settings'
+#: list, which is checked once, not on every request.
+_CHECKED_HOSTS: set[tuple[str, ...]] = set()
+#: Most lists remembered (lists made per request are checked each time).
+_MAX_CHECKED_HOSTS = 64
+
+
+def _check_hosts_once(allowed_hosts: cabc.Collection[str]) -> None:
+    """:func:`~flask_download.settings.check_allowed_hosts`, once per list.
+
+    :raises ConfigurationError: an entry that can never match.
+    """
+    hosts = (allowed_hosts,) if isinstance(allowed_hosts, str) else allowed_hosts
+    try:
+        key: tuple[str, ...] | None = tuple(hosts)
+        known = key in _CHECKED_HOSTS
+    except TypeError:
+        key, known = None, False  # an unhashable entry: the check says what
+    if known:
+        return
+    check_allowed_hosts(allowed_hosts, "allowed_hosts")
+    if key is not None and len(_CHECKED_HOSTS) < _MAX_CHECKED_HOSTS:
+        _CHECKED_HOSTS.add(key)
+
+
 class HTTPFile(DownloadFile):
     """A file at a remote ``http``/``https`` URL, streamed as it arrives.
 
@@ -113,7 +139,7 @@ class HTTPFile(DownloadFile):
         if allowed_hosts:
             # An entry that can never match (a port, a scheme, several names
             # in one string) is refused, not silently a 403 for every URL.
-            check_allowed_hosts(allowed_hosts, "allowed_hosts")  # raises
+            _check_hosts_once(allowed_hosts)  # raises
         if allowed_hosts is False or timeout is None:
             settings = get_settings() if has_app_context() else None
             if allowed_hosts is False:

@@ -101,7 +101,11 @@ def _is_root(folder: str) -> bool:
     if os.name == "nt":
         if folder[:1] == "/" and folder[2:3] == ":":
             folder = folder[1:]  # "file:///C:/" is "C:/", as fsspec reads it
-        _, rest = ntpath.splitdrive(ntpath.normpath(folder))
+        drive, rest = ntpath.splitdrive(ntpath.normpath(folder))
+        if drive[:2] == "\\\\" and drive[2:3] not in ("?", "."):
+            # A UNC share (//server/share): a folder of its own, maybe made
+            # for the downloads, not the root of the machine's disk.
+            return False
         return rest in ("", "\\", "/")
     return posixpath.normpath(folder) in ("/", "//")
 
@@ -119,19 +123,52 @@ def _url_path(url: str) -> str:
         # lowercase ("FILE:/srv" is a relative name to it).
         protocol, colon, rest = last.partition(":")
         path = rest if colon and protocol in ("file", "local") else last
+    if os.name == "nt" and path[:1] == "/" and path[2:3] == ":":
+        # "file:///C:/srv" is "C:/srv" to fsspec on Windows, not a folder
+        # "/C:/srv" (which the working directory is never in).
+        path = path[1:]
     return os.path.expanduser(path) if path.startswith("~") else path
 
 
-def _holds_working_directory(folder: str) -> bool:
-    """Whether ``folder`` (absolute) is the process's working directory or
-    one of its parents: ``DirFileSystem(".")`` and ``DirFileSystem("..")``
-    are made absolute against it by fsspec, and would serve the project."""
+def _holds_working_directory(folder: str) -> str | None:
+    """The process's working directory if ``folder`` (absolute) is it or
+    one of its parents, else ``None``: ``DirFileSystem(".")`` and
+    ``DirFileSystem("..")`` are made absolute against it by fsspec, and
+    would serve the project.
+
+    Compared by path (symbolic links resolved, case folded on Windows), then
+    by identity (device and inode), which also sees through names a path
+    comparison misses: another case on a case-insensitive disk (macOS),
+    a bind mount, a Windows short name.
+    """
     try:
-        cwd = os.path.normcase(os.path.realpath(os.getcwd()))
-        real = os.path.normcase(os.path.realpath(folder))
+        cwd = os.path.realpath(os.getcwd())
+        real = os.path.realpath(folder)
     except (OSError, ValueError):
-        return False
-    return cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep)
+        return None
+    norm_cwd, norm_real = os.path.normcase(cwd), os.path.normcase(real)
+    if norm_cwd == norm_real or norm_cwd.startswith(norm_real.rstrip(os.sep) + os.sep):
+        return cwd
+    try:
+        target = os.stat(real)
+    except (OSError, ValueError):
+        return None  # no such folder (yet): it holds nothing
+    current = cwd
+    for _ in range(_MAX_PARENTS):
+        try:
+            if os.path.samestat(os.stat(current), target):
+                return cwd
+        except (OSError, ValueError):
+            return None
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return None
+
+
+#: Most parents of the working directory compared with a storage folder.
+_MAX_PARENTS = 256
 
 
 def _check_local_folder(
@@ -192,13 +229,19 @@ def _shown(storage: t.Any, fs: AbstractFileSystem | None) -> str:
     return type(fs if fs is not None else storage).__name__
 
 
-def _folder_error(owner: str, shown: str, what: str) -> ConfigurationError:
+def _folder_error(
+    owner: str, shown: str, what: str, advice: str | None = None
+) -> ConfigurationError:
+    if advice is None:
+        advice = (
+            "Give the folder to serve as an absolute path:"
+            " storage='file:///srv/files', or"
+            " DirFileSystem('/srv/files', fs=LocalFileSystem())"
+            " (from fsspec.implementations.dirfs)."
+        )
     return ConfigurationError(
         f"{owner}: client-supplied paths (and row keys) would be confined to"
-        f" the local storage {shown}, which has {what}. Give the folder to serve"
-        " as an absolute path: storage='file:///srv/files', or"
-        " DirFileSystem('/srv/files', fs=LocalFileSystem())"
-        " (from fsspec.implementations.dirfs)."
+        f" the local storage {shown}, which has {what}. {advice}"
     )
 
 
@@ -245,17 +288,27 @@ def check_storage_folder(storage: t.Any, owner: str) -> None:
     if folder is None:
         return  # not the local disk
     problem = _folder_problem(folder)
-    if problem is None and _holds_working_directory(folder):
+    if problem is not None:
+        raise _folder_error(owner, _shown(storage, fs), problem)
+    cwd = _holds_working_directory(folder)
+    if cwd is not None:
         # An absolute folder that is the working directory or holds it:
         # also what DirFileSystem(".") or DirFileSystem("..") becomes, as
         # fsspec makes a relative folder absolute when the object is made.
-        problem = (
+        # Its own advice: "an absolute path" may be what was given.
+        raise _folder_error(
+            owner,
+            _shown(storage, fs),
             f"the folder {folder!r}, which is (or holds) the process's working"
-            " directory: the project, with its instance config, its database"
-            " and its source, would be served"
+            f" directory {cwd!r}: everything in it would be served (usually"
+            " the project: its source, its instance config, its database)",
+            "Serve a folder that holds only the files to serve, outside the"
+            " application (such as /srv/files next to /srv/app), not a parent"
+            " of it; a relative DirFileSystem folder ('.', '..') is taken"
+            " against the working directory. If the working directory is not"
+            " the project, start the process from another one (gunicorn"
+            " --chdir, systemd WorkingDirectory=).",
         )
-    if problem is not None:
-        raise _folder_error(owner, _shown(storage, fs), problem)
 
 
 def _is_async_wrapper(fs: AbstractFileSystem) -> bool:
