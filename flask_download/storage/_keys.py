@@ -26,19 +26,16 @@ def _is_local(fs: AbstractFileSystem) -> bool:
 _MAX_WRAPPERS = 32
 
 
-def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
-    """The local path fsspec reads for ``key`` of ``fs``, or ``None`` when
-    ``fs`` does not keep its files on the local disk.
+def _on_local_disk(
+    fs: AbstractFileSystem, key: str
+) -> tuple[AbstractFileSystem, str] | None:
+    """The ``LocalFileSystem`` under ``fs`` and ``key`` as it is handed to
+    it, or ``None`` when ``fs`` does not keep its files on the local disk.
 
     Done the way fsspec does it: each ``DirFileSystem`` joins its folder to
-    the key (nested ones in turn, outermost first), a caching wrapper
+    the key (nested ones in turn, outermost first), and a caching wrapper
     (``simplecache::``, ``filecache::``, ``blockcache::``) or an
-    ``AsyncFileSystemWrapper`` hands the key to the filesystem it wraps, and
-    the ``LocalFileSystem`` underneath makes it absolute. ``key`` ``""`` is
-    the folder keys are relative to (the working directory for a bare
-    ``LocalFileSystem``). A local file is then opened by the one confined
-    opener, never through the wrapper: a cache of the local disk would
-    follow symbolic links out of the folder.
+    ``AsyncFileSystemWrapper`` hands the key to the filesystem it wraps.
     """
     from fsspec.implementations.cached import CachingFileSystem
     from fsspec.implementations.dirfs import DirFileSystem
@@ -46,7 +43,7 @@ def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
 
     for _ in range(_MAX_WRAPPERS):
         if isinstance(fs, LocalFileSystem):
-            return t.cast(str, fs._strip_protocol(key or "."))
+            return fs, key
         if isinstance(fs, DirFileSystem):
             key = fs._join(key)
             fs = fs.fs
@@ -57,38 +54,41 @@ def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
         else:
             return None
     return None
+
+
+def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
+    """The local path fsspec reads for ``key`` of ``fs``, or ``None`` when
+    ``fs`` does not keep its files on the local disk.
+
+    The ``LocalFileSystem`` under the wrappers (:func:`_on_local_disk`)
+    makes the key absolute. ``key`` ``""`` is the folder keys are relative
+    to (the working directory for a bare ``LocalFileSystem``). A local file
+    is then opened by the one confined opener, never through the wrapper: a
+    cache of the local disk would follow symbolic links out of the folder.
+    """
+    found = _on_local_disk(fs, key)
+    if found is None:
+        return None
+    local, key = found
+    return t.cast(str, local._strip_protocol(key or "."))
 
 
 def _local_folder(fs: AbstractFileSystem, prefix: str) -> str | None:
     """The folder keys below ``prefix`` of ``fs`` are joined to on the local
     disk, as written (before fsspec makes it absolute against the working
     directory: ``""`` for a bare ``LocalFileSystem``), or ``None`` when
-    ``fs`` does not keep its files on the local disk. Walks the wrappers
-    as :func:`_local_path` does.
+    ``fs`` does not keep its files on the local disk.
     """
-    from fsspec.implementations.cached import CachingFileSystem
-    from fsspec.implementations.dirfs import DirFileSystem
-    from fsspec.implementations.local import LocalFileSystem
-
-    key = prefix
-    for _ in range(_MAX_WRAPPERS):
-        if isinstance(fs, LocalFileSystem):
-            for protocol in ("file://", "local://", "file:", "local:"):
-                if key.startswith(protocol):
-                    key = key[len(protocol) :]
-                    break
-            # fsspec expands "~" (the home folder) as os.path.expanduser.
-            return os.path.expanduser(key) if key.startswith("~") else key
-        if isinstance(fs, DirFileSystem):
-            key = fs._join(key)
-            fs = fs.fs
-        elif isinstance(fs, CachingFileSystem):
-            fs = fs.fs
-        elif _is_async_wrapper(fs):
-            fs = fs.sync_fs
-        else:
-            return None
-    return None
+    found = _on_local_disk(fs, prefix)
+    if found is None:
+        return None
+    key = found[1]
+    for protocol in ("file://", "local://", "file:", "local:"):
+        if key.startswith(protocol):
+            key = key[len(protocol) :]
+            break
+    # fsspec expands "~" (the home folder) as os.path.expanduser.
+    return os.path.expanduser(key) if key.startswith("~") else key
 
 
 def _is_absolute(folder: str) -> bool:
