@@ -11,10 +11,10 @@ import os
 import typing as t
 from weakref import WeakKeyDictionary
 
-from flask import current_app
 from flask import Flask
 from flask import Response
 
+from ._context import app_object
 from .accel import offload_after_request
 from .accel_rules import AccelRule
 from .settings import _ARGUMENTS
@@ -153,7 +153,7 @@ class FlaskDownload:
         :raises RuntimeError: ``init_app`` was not called for ``app``.
         """
         if app is None:
-            app = t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+            app = app_object()
         try:
             return self._settings[app]
         except KeyError:

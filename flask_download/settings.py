@@ -23,9 +23,9 @@ import typing as t
 import warnings
 from weakref import WeakKeyDictionary
 
-from flask import current_app
 from flask import Flask
 
+from ._context import app_object
 from .accel_rules import AccelRule
 from .accel_rules import parse_rules
 from .accel_rules import validate_accel
@@ -492,7 +492,7 @@ def get_settings(app: Flask | None = None) -> Settings:
     defaults merged with their ``DOWNLOAD_*`` config, read once.
     """
     if app is None:
-        app = t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        app = app_object()
     # FlaskDownload (extension.py, which imports this module) keeps the
     # settings it validated in init_app per application.
     registered = getattr(app.extensions.get("download"), "_settings", None)

@@ -25,10 +25,11 @@ import collections.abc as cabc
 import typing as t
 
 from blinker import Namespace
-from flask import current_app
 from flask import has_app_context
 from flask import has_request_context
-from flask import request
+
+from ._context import app_object
+from ._context import request_object
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -70,8 +71,8 @@ download_finished = _signals.signal(
 
 
 def _context() -> tuple[Flask | None, t.Any]:
-    app = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
-    req = request._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
+    app = app_object() if has_app_context() else None
+    req = request_object() if has_request_context() else None
     return app, req
 
 

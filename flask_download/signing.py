@@ -48,6 +48,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import RoutingException
 
+from ._context import app_object
 from .exceptions import ConfigurationError
 from .exceptions import InvalidSignature
 from .exceptions import SignatureExpired
@@ -251,7 +252,7 @@ def signed_url_for(
                 f"{reserved!r} is reserved for the link's signature; rename the"
                 " URL variable or query parameter."
             )
-    app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
+    app = app_object()
     now = _now()
     expires = link_expiry(app, expires_in, now)
     signer = _signer(app)
@@ -288,7 +289,7 @@ def check_signature() -> None:
     expiries = args.getlist(EXPIRES_PARAM)
     if not signatures or not expiries:
         raise InvalidSignature("This link needs a signature: ask for a new link.")
-    app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
+    app = app_object()
     signer = _signer(app)
     if (
         len(signatures) != 1

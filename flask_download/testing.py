@@ -26,7 +26,6 @@ import weakref
 from urllib.parse import unquote
 from urllib.parse import unquote_to_bytes
 
-from flask import current_app
 from flask import Flask
 from flask import has_app_context
 from flask import has_request_context
@@ -34,6 +33,7 @@ from flask import request as flask_request
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response
 
+from ._context import app_object
 from ._grammar import TOKEN
 from .accel import OFFLOAD_CHOICE
 from .accel_rules import AccelRule
@@ -524,7 +524,7 @@ def _response_app(response: Response) -> Flask | None:
     if isinstance(app, Flask):
         return app
     if has_app_context():
-        return t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        return app_object()
     return None
 
 

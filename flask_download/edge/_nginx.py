@@ -14,11 +14,11 @@ from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
-from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import url_for
 
+from .._context import app_object
 from ..conditional import as_utc
 from ..exceptions import ConfigurationError
 from ..exceptions import InvalidSignature
@@ -406,7 +406,7 @@ def nginx_secure_url_for(
     """
     from ..settings import link_expiry
 
-    app = t.cast("Flask", current_app._get_current_object())  # type: ignore[attr-defined]
+    app = app_object()
     secret = _app_secret(app)
     for rule in _endpoint_rules(app, endpoint):
         _check_path_only(rule)

@@ -11,6 +11,7 @@ from flask import current_app
 from flask import request
 from flask.views import View
 
+from .._context import app_object
 from ..exceptions import InvalidSignature
 from ._nginx import _app_secret
 from ._nginx import _check_path_only
@@ -18,7 +19,7 @@ from ._nginx import _client_address
 from ._nginx import verify_nginx_secure_link
 
 if t.TYPE_CHECKING:
-    from flask import Flask
+    pass
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 
@@ -33,7 +34,7 @@ def check_nginx_secure_link(*, remote_addr: bool = False) -> None:
         route takes URL variables from the host (see
         :func:`nginx_secure_url_for`).
     """
-    secret = _app_secret(t.cast("Flask", current_app._get_current_object()))  # type: ignore[attr-defined]
+    secret = _app_secret(app_object())
     if request.url_rule is not None:
         _check_path_only(request.url_rule)
     # nginx reads $arg_md5 and $arg_expires from the raw query string: the

@@ -6,9 +6,8 @@ import datetime
 import os
 import typing as t
 
-from flask import current_app
-
 from .. import _direct
+from .._context import app_object
 from ..conditional import as_utc
 from ..exceptions import ConfigurationError
 from ..exceptions import FileNotFound
@@ -219,7 +218,7 @@ class ObjectDownloadView(DownloadView):
         """
         if self.session is not None:
             return t.cast("orm.Session", self.session)
-        ext = current_app.extensions.get("sqlalchemy")
+        ext = app_object().extensions.get("sqlalchemy")
         if ext is None:
             raise ConfigurationError(
                 f"{type(self).__name__} has no database session: register"

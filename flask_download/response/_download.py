@@ -7,7 +7,6 @@ import collections.abc as cabc
 import itertools
 import typing as t
 
-from flask import current_app
 from flask import globals as _flask_globals
 from flask import has_request_context
 from flask import Response
@@ -17,6 +16,7 @@ from werkzeug.exceptions import NotFound
 
 from .. import ranges as _ranges
 from .. import signals as _signals
+from .._context import app_object
 from ..exceptions import FileNotFound
 from ..files import _FromOffset
 from ..files import _LocalFile
@@ -261,7 +261,7 @@ class DownloadResponse(Response):
             # would fail again, without end.
             raise error
         environ[_ERROR_ANSWER] = True
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        app = app_object()
         # The functions given to after_this_request ran for the download:
         # "after this request", once (a temporary file they remove is gone
         # the second time). The error handler may give new ones.

@@ -11,7 +11,6 @@ import os
 import typing as t
 
 from flask import abort
-from flask import current_app
 from flask import has_request_context
 from flask import request
 from flask import Response
@@ -20,6 +19,8 @@ from flask.views import MethodView
 from .. import accel as _accel
 from .. import conditional
 from .. import ranges as _ranges
+from .._context import app_object
+from .._context import request_object
 from ..exceptions import ConfigurationError
 from ..exceptions import FileNotFound
 from ..files import DownloadFile
@@ -279,7 +280,7 @@ class DownloadMixin:
             # The web server answers Range itself, from the request's header.
             kwargs["ranges"] = None
         elif "ranges" not in kwargs:
-            environ = request.environ
+            environ = request_object().environ
             range_header = environ.get("HTTP_RANGE")
             ranges = (
                 None
@@ -354,7 +355,7 @@ class DownloadMixin:
         """
         # The WSGI environ directly: Headers.get raises and catches a
         # KeyError for each absent header, on the hot path.
-        environ = request.environ
+        environ = request_object().environ
         if_match = environ.get("HTTP_IF_MATCH")
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
@@ -560,14 +561,14 @@ class DownloadView(DownloadMixin, MethodView):
         if self.signed:
             check_signature()  # before any method runs, overrides included
         # MethodView.dispatch_request, with one look-up of the method.
-        method = request.method
+        method = request_object().method
         meth = getattr(self, method.lower(), None)
         if meth is None and method == "HEAD":
             meth = getattr(self, "get", None)
         assert meth is not None, f"Unimplemented method {method!r}"
         # Of the app's response class: Flask would swap the class of any
         # other, and with it the download's body (as_app_response).
-        self._app_class = app_class = current_app.response_class
+        self._app_class = app_class = app_object().response_class
         try:
             return as_app_response(t.cast(Response, _sync(meth)(**kwargs)), app_class)
         except FileNotFound:

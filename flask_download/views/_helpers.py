@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from .. import accel as _accel
 from .. import conditional
+from .._context import app_object
 from ..files import as_index
 from ..files import DownloadFile
 
@@ -97,7 +98,7 @@ def _sync(meth: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     func = getattr(meth, "__func__", None)
     if func is None or _is_coroutine(func):
         return current_app.ensure_sync(meth)
-    app_class = type(current_app._get_current_object())  # type: ignore[attr-defined]
+    app_class = type(app_object())
     if app_class.ensure_sync is not Flask.ensure_sync:
         return current_app.ensure_sync(meth)
     return meth
