@@ -374,7 +374,10 @@ def _network(host: str) -> str | None:
     if "/" not in host:
         return None
     try:
-        return str(ipaddress.ip_network(host.strip().strip("[]"), strict=False))
+        # "[2001:db8::]/32": the brackets of a URL's IPv6 host, before the
+        # prefix length.
+        bare = host.strip().replace("[", "", 1).replace("]", "", 1)
+        return str(ipaddress.ip_network(bare, strict=False))
     except ValueError:
         return None
 

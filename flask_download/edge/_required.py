@@ -18,9 +18,6 @@ from ._nginx import _check_path_only
 from ._nginx import _client_address
 from ._nginx import verify_nginx_secure_link
 
-if t.TYPE_CHECKING:
-    pass
-
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
 
 

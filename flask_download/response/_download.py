@@ -261,13 +261,23 @@ class DownloadResponse(Response):
             # would fail again, without end.
             raise error
         environ[_ERROR_ANSWER] = True
+        try:
+            return self._answer_error(error, environ, start_response)
+        finally:
+            # Only while this answer is made: a middleware that calls the app
+            # again with the environ (a retry, a forward with environ.copy())
+            # makes a request of its own, whose errors get their handlers.
+            environ.pop(_ERROR_ANSWER, None)
+
+    def _answer_error(
+        self, error: Exception, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        """:meth:`_failed`, in a request, for the first failure."""
         app = app_object()
         # The functions given to after_this_request ran for the download:
         # "after this request", once (a temporary file they remove is gone
         # the second time). The error handler may give new ones.
-        ran = _after_this_request_functions()
-        if ran is not None:
-            ran.clear()
+        _forget_after_this_request()
         response: Response
         if isinstance(error, HTTPException):
             # As Flask's full_dispatch_request answers a view's error: the
@@ -288,7 +298,9 @@ class DownloadResponse(Response):
         except Exception as failure:
             # The handler's answer failed before its first byte: the app's
             # 500, as for a handler that raises. If the 500 handler's own
-            # answer fails too, the server's 500 page.
+            # answer fails too, the server's 500 page. The functions the
+            # handler gave to after_this_request ran for its answer.
+            _forget_after_this_request()
             response = app.handle_exception(failure)
             _carry_cookies(self.headers, response.headers)
             return response(environ, start_response)
@@ -623,6 +635,14 @@ def _after_this_request_functions() -> list[t.Any] | None:
     return None
 
 
+def _forget_after_this_request() -> None:
+    """Empty the current request's ``after_this_request`` functions (they ran
+    for an answer that is not sent)."""
+    ran = _after_this_request_functions()
+    if ran is not None:
+        ran.clear()
+
+
 #: In the WSGI environ while an error raised before the first byte is answered.
 _ERROR_ANSWER = "flask_download.error_answer"
 
@@ -636,10 +656,27 @@ def _carry_cookies(sent: Headers, answer: Headers) -> None:
     cookies = sent.getlist("Set-Cookie")
     if not cookies:
         return
-    names = {value.partition("=")[0].strip() for value in answer.getlist("Set-Cookie")}
+    # A cookie is its name, domain and path to the browser: "a" for /x and
+    # "a" for / are two, kept side by side.
+    answered = {_cookie_key(value) for value in answer.getlist("Set-Cookie")}
     for value in cookies:
-        if value.partition("=")[0].strip() not in names:
+        if _cookie_key(value) not in answered:
             answer.add("Set-Cookie", value)
+
+
+def _cookie_key(value: str) -> tuple[str, str, str]:
+    """The name, domain and path a ``Set-Cookie`` value sets (RFC 6265
+    §5.3: a later cookie with all three equal replaces the earlier one)."""
+    first, *attributes = value.split(";")
+    domain = path = ""
+    for attribute in attributes:
+        key, _, attribute_value = attribute.partition("=")
+        key = key.strip().lower()
+        if key == "domain":
+            domain = attribute_value.strip().lstrip(".").lower()
+        elif key == "path":
+            path = attribute_value.strip()
+    return first.partition("=")[0].strip(), domain, path
 
 
 # Statuses whose headers Werkzeug's get_wsgi_headers leaves as they are, and

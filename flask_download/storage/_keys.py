@@ -159,7 +159,9 @@ def _holds_working_directory(folder: str) -> str | None:
             if os.path.samestat(os.stat(current), target):
                 return cwd
         except (OSError, ValueError):
-            return None
+            # One parent that cannot be looked at (no search permission on
+            # its own parent): the ones above it still can.
+            pass
         parent = os.path.dirname(current)
         if parent == current:
             break
