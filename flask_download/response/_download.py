@@ -10,7 +10,6 @@ import typing as t
 from flask import globals as _flask_globals
 from flask import has_request_context
 from flask import Response
-from flask.signals import request_finished
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound
@@ -18,7 +17,6 @@ from werkzeug.exceptions import NotFound
 from .. import ranges as _ranges
 from .. import signals as _signals
 from .._context import app_object
-from .._context import request_object
 from ..exceptions import FileNotFound
 from ..files import _FromOffset
 from ..files import _LocalFile
@@ -102,8 +100,6 @@ class DownloadResponse(Response):
     # While _first_read reads ahead of the status line: nothing is sent, and
     # an error then gets an answer of its own (_failed), framed as it is.
     _reading_ahead = False
-    # The body was found short while the view read ahead (_cut_short).
-    _short = False
     # The body the view opened and began reading (read_ahead), for __call__.
     _ahead: cabc.Iterable[bytes] | None = None
     # While read_ahead runs: a file gone is the view's to answer.
@@ -234,8 +230,6 @@ class DownloadResponse(Response):
         # Kept to reach the server if the body ends short (_cut_short).
         # Werkzeug's Response.__call__, inlined: no extra call per request.
         self._start_response = start_response
-        if self._short:
-            close_connection(start_response)  # found short when read ahead
         try:
             app_iter, status, headers = self.get_wsgi_response(environ)
         except Exception as error:
@@ -317,14 +311,8 @@ class DownloadResponse(Response):
 
     def _cut_short(self) -> None:
         """The body ended before its ``Content-Length``: see that the
-        connection closes after it (:func:`close_connection`). Found while
-        the view read ahead, before the server called the response: told to
-        the server when it does (:meth:`__call__`)."""
-        start_response = self.__dict__.get("_start_response")
-        if start_response is None:
-            self._short = True
-        else:
-            close_connection(start_response)
+        connection closes after it (:func:`close_connection`)."""
+        close_connection(self._start_response)
 
     def _wants_body(self, environ: WSGIEnvironment) -> bool:
         return bool(self._segments) and environ.get("REQUEST_METHOD") != "HEAD"
@@ -349,7 +337,7 @@ class DownloadResponse(Response):
 
         :raises FileNotFound: the file is gone since the view found it.
         """
-        if self._ahead is not None or not self._reads_ahead(environ):
+        if self._ahead is not None:
             return
         self._view_reads = True
         try:
@@ -359,28 +347,6 @@ class DownloadResponse(Response):
             raise
         finally:
             self._view_reads = False
-        if type(self._ahead) is not tuple and has_request_context():
-            # Opened now, in a cycle (its body closes it): a response Flask
-            # drops (an after_request that answers with another, or fails)
-            # is closed once the request's answer is final, not at the
-            # garbage collector's next full pass.
-            _watch_unsent(environ, self)
-
-    def _reads_ahead(self, environ: WSGIEnvironment) -> bool:
-        """Whether :meth:`read_ahead` may open the body before the server
-        calls the response. A subclass whose :meth:`get_app_iter` is its own
-        may choose its body by the server's ``start_response``, known only
-        then (:class:`~flask_download.archive.ArchiveResponse` writes local
-        members to the server's socket with ``sendfile``): it is read when
-        the server calls it, unless it overrides this."""
-        # A caller's open file (send_download(open(...))) is opened when the
-        # server calls the response: its descriptor is checked then (a file
-        # closed by a "with" block around the view is refused, never read
-        # from the descriptor number another file took since).
-        return (
-            type(self).get_app_iter is DownloadResponse.get_app_iter
-            and type(self.file) is not _LocalFile
-        )
 
     def __getstate__(self) -> t.Any:
         # What this response opened (read ahead by the view) stays with it: a
@@ -736,42 +702,6 @@ def _forget_after_this_request() -> None:
 
 #: In the WSGI environ while an error raised before the first byte is answered.
 _ERROR_ANSWER = "flask_download.error_answer"
-
-#: In the WSGI environ: the responses read ahead in this request (read_ahead).
-_READ_AHEAD = "flask_download.read_ahead"
-
-
-def _watch_unsent(environ: WSGIEnvironment, response: DownloadResponse) -> None:
-    read = environ.get(_READ_AHEAD)
-    if read is None:
-        if not _connected:
-            _connect()
-        read = environ[_READ_AHEAD] = []
-    read.append(response)
-
-
-def _close_unsent(sender: t.Any, response: t.Any = None, **extra: t.Any) -> None:
-    """Flask's ``request_finished``: the answer is final. A response read
-    ahead that is not it (replaced by an ``after_request`` function, or by
-    the error answer when one failed; a view's answer made twice) will never
-    be sent: its file, upstream connection and ``download_finished`` are
-    closed now."""
-    if not has_request_context():
-        return
-    read = request_object().environ.pop(_READ_AHEAD, None)
-    for made in read or ():
-        if made is not response and made._ahead is not None:
-            made.close()
-
-
-_connected: list[bool] = []
-
-
-def _connect() -> None:
-    # Once, on the first read ahead: apps that never read ahead pay nothing.
-    request_finished.connect(_close_unsent, weak=False)
-    _connected.append(True)
-
 
 #: What a response holds once opened, never copied (DownloadResponse.__getstate__).
 _OPENED = ("_ahead", "_handle", "_delivery", "_start_response")
