@@ -185,9 +185,7 @@ def send_download(
             view = _SendPath(root=root, kwargs={"path": os.fspath(source)}, **attrs)
     else:
         view = _SendContent(_content=source, **attrs)
-    return as_app_response(
-        t.cast(Response, view._read_ahead(view.render_to_response()))
-    )
+    return as_app_response(view.render_to_response())
 
 
 class _Send(DownloadView):

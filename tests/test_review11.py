@@ -15,7 +15,6 @@ from flask import Flask
 from flask import Response
 
 from flask_download import DownloadFile
-from flask_download import DownloadResponse
 from flask_download import DownloadView
 from flask_download import FlaskDownload
 from flask_download import send_download
@@ -43,9 +42,6 @@ def _app() -> Flask:
     app.secret_key = "review 11"
     FlaskDownload(app)
     app.add_url_rule("/gone", view_func=GoneView.as_view("gone"))
-    # A response made and returned directly: not read ahead by a view, so a
-    # failure is answered when the server calls it (after after_request).
-    app.add_url_rule("/gone-direct", "gone_direct", lambda: DownloadResponse(Gone()))
     return app
 
 
@@ -114,7 +110,7 @@ def test_carried_cookie_with_another_path_is_kept() -> None:
             response.set_cookie("seen", "page")
         return response
 
-    response = app.test_client().get("/gone-direct")
+    response = app.test_client().get("/gone")
     assert response.status_code == 404
     cookies = response.headers.getlist("Set-Cookie")
     assert any(c.startswith("seen=download;") and "Path=/reports" in c for c in cookies)
@@ -184,38 +180,3 @@ def test_bracketed_ipv6_network_is_called_a_network() -> None:
     assert "2001:db8::/32" in str(caught.value)
     with pytest.raises(ConfigurationError, match="is a network"):
         check_allowed_hosts(["2001:db8::/32"], "allowed_hosts")
-
-
-def test_a_view_read_ahead_failure_runs_after_request_once() -> None:
-    # A view reads ahead: the file gone at open is the view's 404, finished
-    # by Flask once (one after_request, on the 404; teardown sees it).
-    app = _app()
-    seen: list[int] = []
-
-    @app.after_request
-    def count(response: Response) -> Response:
-        seen.append(response.status_code)
-        return response
-
-    response = app.test_client().get("/gone")
-    assert response.status_code == 404
-    assert seen == [404]
-
-
-def test_a_file_gone_at_open_is_the_views_file_not_found_response() -> None:
-    # Read ahead by the view: its own answer for a missing file applies.
-    class Custom(GoneView):
-        def file_not_found_response(self) -> t.Any:
-            return "no such report here", 410
-
-    app = _app()
-    app.add_url_rule("/custom", view_func=Custom.as_view("custom"))
-    response = app.test_client().get("/custom")
-    assert response.status_code == 410
-    assert response.get_data() == b"no such report here"
-
-
-def test_head_reads_nothing_ahead() -> None:
-    app = _app()
-    response = app.test_client().head("/gone")
-    assert response.status_code == 200  # never opened: HEAD has no body

@@ -100,10 +100,6 @@ class DownloadResponse(Response):
     # While _first_read reads ahead of the status line: nothing is sent, and
     # an error then gets an answer of its own (_failed), framed as it is.
     _reading_ahead = False
-    # The body the view opened and began reading (read_ahead), for __call__.
-    _ahead: cabc.Iterable[bytes] | None = None
-    # While read_ahead runs: a file gone is the view's to answer.
-    _view_reads = False
 
     def __init__(
         self,
@@ -322,53 +318,12 @@ class DownloadResponse(Response):
             return self._segments[0]
         return None
 
-    def read_ahead(self, environ: WSGIEnvironment) -> None:
-        """Open the file and read the first bytes of the body now, from the
-        view (:class:`~flask_download.DownloadView` and
-        :func:`~flask_download.send_download` call it once the view has
-        its answer): a store that fails, an upstream that breaks off or a
-        bug in a wrapper is then an error of the view, handled by Flask once
-        (error handlers, ``after_request``, teardown), as with any view. The
-        body is kept for the server; nothing is read twice.
-
-        Without it (a response made and sent some other way) the same
-        happens when the server calls the response, answered through the
-        application's error handlers (see :meth:`_failed`).
-
-        :raises FileNotFound: the file is gone since the view found it.
-        """
-        if self._ahead is not None:
-            return
-        self._view_reads = True
-        try:
-            self._ahead = self.get_app_iter(environ)
-        except BaseException:
-            self.close()  # the view's error: this response is never sent
-            raise
-        finally:
-            self._view_reads = False
-
-    def __getstate__(self) -> t.Any:
-        # What this response opened (read ahead by the view) stays with it: a
-        # copy (a response cache pickles answers) opens its own when sent.
-        # An app response class mixed in may leave out more (super()).
-        parent = getattr(super(), "__getstate__", None)
-        state = parent() if parent is not None else self.__dict__
-        if state is None or isinstance(state, dict):
-            state = dict(state or {})
-            for name in _OPENED:
-                if name in state:
-                    state[name] = None
-        return state
-
     def get_wsgi_response(
         self, environ: WSGIEnvironment
     ) -> tuple[cabc.Iterable[bytes], str, list[tuple[str, str]]]:
         # Werkzeug builds the headers before the body; open the file first so
         # that a file deleted since the view stat-ed it is still a clean 404.
-        app_iter, self._ahead = self._ahead, None
-        if app_iter is None:
-            app_iter = self.get_app_iter(environ)
+        app_iter = self.get_app_iter(environ)
         if (
             _signals.download_started.receivers or _signals.download_finished.receivers
         ) and self._is_offloaded(environ):
@@ -575,9 +530,6 @@ class DownloadResponse(Response):
     def iter_encoded(self) -> cabc.Iterator[bytes]:
         # For code that reads the response directly (``response.get_data()``
         # needs a sequence; ``b"".join(response.iter_encoded())`` works).
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            return iter(ahead)  # opened by the view, its first bytes read
         if self._segments and self.file.seekable and self._handle is None:
             handle = self._handle = self.file.open()
             if _is_text_stream(handle):
@@ -628,11 +580,7 @@ class DownloadResponse(Response):
     def _vanished(self, error: FileNotFound) -> cabc.Iterable[bytes]:
         """The file is gone since the view found it: in a request, the app's
         404 (its error handlers, see :meth:`_failed`), as a view's missing
-        file is; else an empty 404. Read ahead by the view: the view's
-        :exc:`FileNotFound` (its ``file_not_found_response``)."""
-        if self._view_reads:
-            self.close()
-            raise error
+        file is; else an empty 404."""
         if has_request_context():
             self.close()
             raise NotFound() from error
@@ -658,12 +606,7 @@ class DownloadResponse(Response):
     def close(self) -> None:
         """Close the file and its open stream; safe to call more than once."""
         handle, self._handle = self._handle, None
-        ahead, self._ahead = self._ahead, None
         try:
-            if ahead is not None and hasattr(ahead, "close"):
-                # Read ahead, never sent (an after_request that answered
-                # with another response): the server's wrapper holds the file.
-                ahead.close()
             if handle is not None:
                 handle.close()
         finally:
@@ -702,9 +645,6 @@ def _forget_after_this_request() -> None:
 
 #: In the WSGI environ while an error raised before the first byte is answered.
 _ERROR_ANSWER = "flask_download.error_answer"
-
-#: What a response holds once opened, never copied (DownloadResponse.__getstate__).
-_OPENED = ("_ahead", "_handle", "_delivery", "_start_response")
 
 
 def _carry_cookies(sent: Headers, answer: Headers) -> None:

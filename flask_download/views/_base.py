@@ -46,8 +46,6 @@ from ._helpers import app_response_class
 from ._helpers import as_app_response
 from ._helpers import VIEW_ATTRIBUTES
 
-_T = t.TypeVar("_T")
-
 if t.TYPE_CHECKING:
     from flask import typing as ft
     from flask.typing import RouteCallable
@@ -409,25 +407,7 @@ class DownloadMixin:
             check_signature()  # before get_file: no hint whether the file exists
         if isinstance(self, DownloadView):
             return self._render(*args, **kwargs)  # dispatch_request adapts it
-        return as_app_response(self._read_ahead(self._render(*args, **kwargs)))
-
-    def _read_ahead(self, response: _T) -> _T | Response:
-        """Have a download ``response`` (also the first item of a tuple)
-        open its file and read its first bytes now, in the view
-        (:meth:`DownloadResponse.read_ahead
-        <flask_download.DownloadResponse.read_ahead>`): a failure is then
-        this view's error, and a file gone since :meth:`get_file` found it is
-        :meth:`file_not_found_response`. Anything else is returned as is.
-        """
-        made: object = response
-        if isinstance(made, tuple) and made:
-            made = made[0]
-        if isinstance(made, DownloadResponse) and has_request_context():
-            try:
-                made.read_ahead(request_object().environ)
-            except FileNotFound:
-                return self.file_not_found_response()
-        return response
+        return as_app_response(self._render(*args, **kwargs))
 
     def _render(self, *args: t.Any, **kwargs: t.Any) -> Response:
         try:
@@ -590,8 +570,7 @@ class DownloadView(DownloadMixin, MethodView):
         # other, and with it the download's body (as_app_response).
         self._app_class = app_class = app_object().response_class
         try:
-            answer = self._read_ahead(_sync(meth)(**kwargs))
-            return as_app_response(t.cast(Response, answer), app_class)
+            return as_app_response(t.cast(Response, _sync(meth)(**kwargs)), app_class)
         except FileNotFound:
             # Raised outside render_to_response, by a method that calls
             # get_file() itself (an override of get() that checks the file
