@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ntpath
 import os
 import posixpath
@@ -37,23 +38,34 @@ def _on_local_disk(
     (``simplecache::``, ``filecache::``, ``blockcache::``) or an
     ``AsyncFileSystemWrapper`` hands the key to the filesystem it wraps.
     """
-    from fsspec.implementations.cached import CachingFileSystem
-    from fsspec.implementations.dirfs import DirFileSystem
-    from fsspec.implementations.local import LocalFileSystem
-
+    local, folder, caching, _ = _wrapper_classes()
     for _ in range(_MAX_WRAPPERS):
-        if isinstance(fs, LocalFileSystem):
+        if isinstance(fs, local):
             return fs, key
-        if isinstance(fs, DirFileSystem):
+        if isinstance(fs, folder):
             key = fs._join(key)
             fs = fs.fs
-        elif isinstance(fs, CachingFileSystem):
+        elif isinstance(fs, caching):
             fs = fs.fs
         elif _is_async_wrapper(fs):
             fs = fs.sync_fs
         else:
             return None
     return None
+
+
+@functools.cache
+def _wrapper_classes() -> tuple[type[t.Any], type[t.Any], type[t.Any], type[t.Any]]:
+    """fsspec's ``LocalFileSystem``, ``DirFileSystem``, ``CachingFileSystem``
+    and ``MemoryFileSystem``, imported once (on first use: fsspec is an
+    extra). Import statements each time cost about 2 µs a key, on every
+    request of a storage view."""
+    from fsspec.implementations.cached import CachingFileSystem
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    return LocalFileSystem, DirFileSystem, CachingFileSystem, MemoryFileSystem
 
 
 def _local_path(fs: AbstractFileSystem, key: str) -> str | None:
@@ -369,11 +381,9 @@ def storage_key(fs: AbstractFileSystem, prefix: str, untrusted: str) -> str:
 
 def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
     # The store behind DirFileSystem folders and caching wrappers.
-    from fsspec.implementations.cached import CachingFileSystem
-    from fsspec.implementations.dirfs import DirFileSystem
-
+    _, folder, caching, _ = _wrapper_classes()
     for _ in range(_MAX_WRAPPERS):
-        if not isinstance(fs, (DirFileSystem, CachingFileSystem)):
+        if not isinstance(fs, (folder, caching)):
             break
         fs = fs.fs
     return fs
@@ -382,10 +392,8 @@ def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
 def _selects_another_object(fs: AbstractFileSystem, segments: list[str]) -> bool:
     """Whether a store would read part of these key segments as something
     else than the object's name (a version, a query, a fragment)."""
-    from fsspec.implementations.memory import MemoryFileSystem
-
     inner = _innermost(fs)
-    if _is_s3(inner) or isinstance(inner, MemoryFileSystem):
+    if _is_s3(inner) or isinstance(inner, _wrapper_classes()[3]):
         # s3fs splits "?versionId=" off every key (version_aware or not);
         # "?" and "#" alone are characters of the name. Memory stores keep
         # every character, and are refused the same keys as S3, so that
@@ -409,17 +417,15 @@ _QUERYING_PROTOCOLS = frozenset(
 def _client_picks_bucket(fs: AbstractFileSystem, prefix: str) -> bool:
     """Whether a client key starts with the bucket of an S3 store (the
     storage is the whole filesystem, no prefix or folder before the key)."""
-    from fsspec.implementations.cached import CachingFileSystem
-    from fsspec.implementations.dirfs import DirFileSystem
-
     if prefix.strip("/"):
         return False
+    _, folder, caching, _ = _wrapper_classes()
     for _ in range(_MAX_WRAPPERS):
-        if isinstance(fs, DirFileSystem):
+        if isinstance(fs, folder):
             if str(fs.path).strip("/"):
                 return False
             fs = fs.fs
-        elif isinstance(fs, CachingFileSystem):
+        elif isinstance(fs, caching):
             fs = fs.fs
         else:
             break

@@ -13,6 +13,7 @@ from ..files import SizedReader
 from ._errors import _logger
 from ._errors import _translate
 from ._keys import _MAX_WRAPPERS
+from ._keys import _wrapper_classes
 
 if t.TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -27,10 +28,9 @@ def _s3_target(fs: AbstractFileSystem, key: str) -> tuple[t.Any, str] | None:
     with its own event loop, or a caching wrapper (whose reads come from
     its cache, never to be bypassed).
     """
-    from fsspec.implementations.dirfs import DirFileSystem
-
+    folder = _wrapper_classes()[1]
     for _ in range(_MAX_WRAPPERS):
-        if not isinstance(fs, DirFileSystem):
+        if not isinstance(fs, folder):
             break
         key = fs._join(key)
         fs = fs.fs
