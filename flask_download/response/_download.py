@@ -207,8 +207,12 @@ class DownloadResponse(Response):
         items.insert(0, ("Content-Type", content_type))
         # As send_file calls it: the body first, positional (an app's
         # response class may require it, and mixes in: app_response_class).
-        super().__init__(None, headers=_checked_headers(items), direct_passthrough=True)
-        self.status = status
+        super().__init__(
+            None,
+            status=status,
+            headers=_checked_headers(items),
+            direct_passthrough=True,
+        )
         if unsatisfiable:
             # Werkzeug adds a default type when there is none: the type goes
             # in first (above), then out.
