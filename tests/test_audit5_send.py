@@ -29,6 +29,7 @@ from werkzeug.test import EnvironBuilder
 from flask_download import ConfigurationError
 from flask_download import FlaskDownload
 from flask_download import send_download
+from flask_download.response import _download
 from flask_download.signals import download_finished
 
 DATA = bytes(range(256)) * 1024  # 256 KiB: larger than a read buffer
@@ -106,10 +107,15 @@ def _app(make: t.Callable[[], t.Any]) -> Flask:
     ids=["whole", "range"],
 )
 def test_real_file_object_goes_to_the_file_wrapper(
-    tmp_path: pathlib.Path, range_header: str | None, expected: bytes
+    tmp_path: pathlib.Path,
+    range_header: str | None,
+    expected: bytes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As send_file: the file object is handed to wsgi.file_wrapper, with a
     descriptor positioned where the bytes start (gunicorn sends from there)."""
+    # The 10-byte range stands for a large one (small bodies are read).
+    monkeypatch.setattr(_download, "SMALL_BODY", 0)
     path = _file(tmp_path)
     handles: list[t.IO[bytes]] = []
 

@@ -34,6 +34,7 @@ from flask_download import PathDownloadView
 from flask_download import PathFile
 from flask_download import send_download
 from flask_download import VirtualFile
+from flask_download.response import _download
 from flask_download.signals import download_finished
 from flask_download.signals import download_started
 
@@ -757,9 +758,12 @@ def test_overridden_path_file_keeps_the_file_wrapper(
     headers: dict[str, str],
     status: int,
     body: bytes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A caller's PathFile with etag= still reaches the server's
     wsgi.file_wrapper with a descriptor (gunicorn's sendfile)."""
+    # The small file stands for a large one (small bodies are read).
+    monkeypatch.setattr(_download, "SMALL_BODY", 0)
     RecordingWrapper.instances = []
     file = PathFile(res / "res" / "test.txt")
     send_app.add_url_rule(

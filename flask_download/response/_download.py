@@ -349,11 +349,17 @@ class DownloadResponse(Response):
             # for the file's size (uWSGI): only the file from its first byte
             # is "whole", never a caller's file handed over past it.
             whole = start == 0 and length == file.size and not base
-            cls = (
-                _SendfileSpan
-                if whole or environ.get("SERVER_SOFTWARE", "").startswith(_CLAMPING)
-                else _FileSpan
-            )
+            server = environ.get("SERVER_SOFTWARE", "")
+            if server.startswith(_CLAMPING):
+                # gunicorn: sendfile from the current position, but a body
+                # of one chunk is cheaper read and written (its sendfile
+                # path costs a poll selector, an fstat, two lseeks and the
+                # kernel's page references: about 60 us a 4 KiB response,
+                # benchmarks/README.md); no fileno() makes it read().
+                small = length - start <= min(self.chunk_size, SMALL_BODY)
+                cls = _FileSpan if small else _SendfileSpan
+            else:
+                cls = _SendfileSpan if whole else _FileSpan
             base = base or 0
             filelike: t.Any = cls(
                 handle, base + start, base + length, self.close, self._cut_short
@@ -604,3 +610,8 @@ _FLUSH = (_END,)
 # Servers whose file_wrapper sends from the file's current position and never
 # more than Content-Length (gunicorn: ``Response.sendfile`` and ``write``).
 _CLAMPING = ("gunicorn/",)
+
+#: Bodies of at most this many bytes (and one chunk) from a local file are
+#: given to gunicorn's ``wsgi.file_wrapper`` without ``fileno()``: it reads
+#: and writes them, cheaper than its ``sendfile`` up to about 64 KiB.
+SMALL_BODY = 64 * 1024
