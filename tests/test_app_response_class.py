@@ -171,3 +171,71 @@ def test_on_a_real_server(tmp_path: pathlib.Path, path: str) -> None:
             assert answer.read() == BODY
         finally:
             connection.close()
+
+
+# -- the mixed classes live as long as the app's class ------------------------
+
+
+def test_mixed_classes_do_not_outlive_the_app_class(
+    download_root: pathlib.Path,
+) -> None:
+    """An app factory defining its response class per app (as tests do)
+    must not pile up classes: the mixed one goes with the app's."""
+    import gc
+    import weakref
+
+    def factory() -> Flask:
+        class PerApp(flask.Response):
+            pass
+
+        app = Flask(__name__)
+        app.response_class = PerApp
+        app.add_url_rule(
+            "/d",
+            view_func=VirtualDownloadView.as_view("d", content=BODY, basename="d.bin"),
+        )
+        return app
+
+    refs = []
+    for _ in range(3):
+        app = factory()
+        with app.test_client().get("/d") as rv:
+            assert rv.data == BODY
+            assert isinstance(rv, app.response_class)
+        refs.append(weakref.ref(app.response_class))
+        del app, rv
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]
+
+
+def test_one_mixed_class_per_pair_across_threads() -> None:
+    """Two threads making the class at once both get the one kept."""
+    import threading
+
+    from flask_download.views import _helpers
+
+    both_inside = threading.Barrier(2, timeout=10)
+
+    class Shared(flask.Response):
+        def __init_subclass__(cls, **kwargs: t.Any) -> None:
+            # Runs while a mixed class is made: hold each thread there
+            # until the other one is making its own.
+            super().__init_subclass__(**kwargs)
+            both_inside.wait()
+
+    found: list[type | None] = []
+
+    def mix() -> None:
+        found.append(_helpers._mixed_class(DownloadResponse, Shared))
+
+    threads = [threading.Thread(target=mix) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 2
+    assert found[0] is found[1]
+    assert found[0] is not None
+    assert issubclass(found[0], DownloadResponse)
+    assert issubclass(found[0], Shared)
+    assert _helpers._mixed_class(DownloadResponse, Shared) is found[0]

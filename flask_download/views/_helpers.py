@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import functools
 import inspect
+import threading
 import typing as t
 
 from flask import current_app
@@ -203,17 +204,26 @@ def app_response_class(
     return t.cast("type[_C]", _mixed_class(cls, app_class) or cls)
 
 
-#: The classes made by :func:`_mixed_class`, one per pair (a program has few
-#: response classes).
-_MIXED: dict[tuple[type[Response], type[Response]], type[Response] | None] = {}
+#: The attribute of an app's response class holding the classes
+#: :func:`_mixed_class` made with it, by view response class. Kept on the
+#: app's class, they live as long as it does: an app factory that defines
+#: its response class per app does not pile up classes.
+_MIXED = "_flask_download_mixed"
+_MIXING = threading.Lock()
 
 
 def _mixed_class(
     response_class: type[Response], app_class: type[Response]
 ) -> type[Response] | None:
-    key = (response_class, app_class)
-    if key in _MIXED:
-        return _MIXED[key]
+    made = t.cast(
+        "dict[type[Response], type[Response] | None] | None",
+        app_class.__dict__.get(_MIXED),
+    )
+    if made is not None:
+        try:
+            return made[response_class]
+        except KeyError:
+            pass
     mixed: type[Response] | None
     if issubclass(app_class, response_class):
         # A plain answer (412) of a class the app's extends: the app's
@@ -234,8 +244,13 @@ def _mixed_class(
         except TypeError:
             # No consistent method order: Flask's own coercion applies.
             mixed = None
-    _MIXED[key] = mixed
-    return mixed
+    with _MIXING:
+        # Two threads may both have made a class: the first one kept wins.
+        made = app_class.__dict__.get(_MIXED)
+        if made is None:
+            made = {}
+            setattr(app_class, _MIXED, made)
+        return made.setdefault(response_class, mixed)
 
 
 def _reduce_mixed(self: Response, protocol: t.SupportsIndex) -> tuple[t.Any, ...]:
