@@ -354,7 +354,7 @@ class DownloadResponse(Response):
                 # gunicorn: sendfile from the current position, but a body
                 # of one chunk is cheaper read and written (its sendfile
                 # path costs a poll selector, an fstat, two lseeks and the
-                # kernel's page references: about 60 us a 4 KiB response,
+                # kernel's page references: 10 to 60 us a 4 KiB response,
                 # benchmarks/README.md); no fileno() makes it read().
                 small = length - start <= min(self.chunk_size, SMALL_BODY)
                 cls = _FileSpan if small else _SendfileSpan
@@ -613,5 +613,6 @@ _CLAMPING = ("gunicorn/",)
 
 #: Bodies of at most this many bytes (and one chunk) from a local file are
 #: given to gunicorn's ``wsgi.file_wrapper`` without ``fileno()``: it reads
-#: and writes them, cheaper than its ``sendfile`` up to about 64 KiB.
+#: and writes them, cheaper than its ``sendfile`` up to about 64 KiB
+#: (benchmarks/README.md, "Per-request cost on the wire").
 SMALL_BODY = 64 * 1024
