@@ -209,8 +209,8 @@ class FileColumn(TypeDecorator[ColumnFile]):
         ``"file:///"``, which would read keys relative to the working
         directory or from anywhere.
     :param length: the ``VARCHAR`` length (some databases need one).
-    :raises ConfigurationError: ``root`` and ``storage`` together, or such
-        a local storage.
+    :raises ConfigurationError: ``root`` and ``storage`` together, an empty
+        ``root`` or ``storage`` string, or such a local storage.
     """
 
     impl = sa.String
@@ -225,6 +225,12 @@ class FileColumn(TypeDecorator[ColumnFile]):
         super().__init__(length=length)
         if root is not None and storage is not None:
             raise ConfigurationError("FileColumn takes a root or a storage, not both.")
+        if root is not None and not os.fspath(root):
+            # As a view's root="": never the application's own directory.
+            raise ConfigurationError(
+                "FileColumn(root='') is an empty string: set it to the directory"
+                " the keys are relative to, or to None (DOWNLOAD_ROOT)."
+            )
         if storage is not None:
             from .storage._keys import check_storage_folder
 

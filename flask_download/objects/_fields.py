@@ -50,7 +50,8 @@ def _field_message(
         message += f" {model.__name__} maps: {', '.join(names)}."
     return message + (
         f" Set {attribute} (class attribute or as_view()) to one of them"
-        + (", or None." if attribute != "file_field" else ".")
+        # A slug field of None cannot look the slug of the URL up.
+        + (", or None." if attribute not in ("file_field", "slug_field") else ".")
     )
 
 
@@ -78,7 +79,16 @@ def _mapped_names(model: type[t.Any]) -> list[str]:
         for name in vars(klass):
             if name.startswith("_") or name in names:
                 continue
-            value = getattr(model, name, None)
+            value = vars(klass)[name]
+            if not isinstance(value, (orm_.QueryableAttribute, property)):
+                try:
+                    # A hybrid property is a QueryableAttribute once read.
+                    value = getattr(model, name, None)
+                except Exception:
+                    # A class-level descriptor that needs a context, such as
+                    # Flask-SQLAlchemy's Model.query outside an app context
+                    # (as_view runs at import time): no mapped attribute.
+                    continue
             if isinstance(value, (orm_.QueryableAttribute, property)):
                 names.append(name)
     return names

@@ -159,6 +159,13 @@ class _Lookup:
             pk_column = keys[0]
             criteria.append(pk_column == sa_.bindparam(_PK))
         if by_slug:
+            if not isinstance(view.slug_field, str) or not view.slug_field:
+                raise ConfigurationError(
+                    f"{type(view).__name__}.slug_field is {view.slug_field!r}, but"
+                    f" the URL rule has the slug variable '<{view.slug_url_kwarg}>'"
+                    " (slug_url_kwarg): set slug_field to the attribute of"
+                    f" {model.__name__} holding the slug, or slug_url_kwarg=None."
+                )
             slug = getattr(model, view.slug_field, None)
             if slug is None:
                 raise ConfigurationError(

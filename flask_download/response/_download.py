@@ -14,9 +14,11 @@ from werkzeug.exceptions import NotFound
 
 from .. import ranges as _ranges
 from .. import signals as _signals
+from ..exceptions import ConfigurationError
 from ..exceptions import FileNotFound
 from ..files import _FromOffset
 from ..files import _LocalFile
+from ..files import as_index
 from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
 from ..files import read_slice
@@ -147,6 +149,8 @@ class DownloadResponse(Response):
         self._delivery: _signals._Delivery | None = None
 
         size = file.size
+        if size is not None and (type(size) is not int or size < 0):
+            size = _checked_size(file, size)
         # Built as one list: a download's headers are all distinct, so the
         # per-header replace of ``Headers.__setitem__`` is not needed.
         items = [("X-Content-Type-Options", "nosniff")]
@@ -616,3 +620,22 @@ _CLAMPING = ("gunicorn/",)
 #: and writes them, cheaper than its ``sendfile`` up to about 64 KiB
 #: (benchmarks/README.md, "Per-request cost on the wire").
 SMALL_BODY = 64 * 1024
+
+
+def _checked_size(file: DownloadFile, size: t.Any) -> int:
+    """A wrapper's ``size`` as the ``int`` ``Content-Length`` needs.
+
+    A custom wrapper's ``-1`` ("unknown"), ``4.0`` or ``True`` would go out
+    as ``Content-Length: -1`` (gunicorn then sends no byte at all), ``4.0``
+    or ``True``: refused before anything is sent.
+
+    :raises TypeError: not an integer (``None`` is the unknown size).
+    :raises ConfigurationError: a negative size.
+    """
+    what = f"{type(file).__name__}.size"
+    checked = as_index(size, what)
+    if checked < 0:
+        raise ConfigurationError(
+            f"{what} is {checked}: a size is a number of bytes, or None when unknown."
+        )
+    return checked

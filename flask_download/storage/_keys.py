@@ -279,14 +279,20 @@ def check_storage_folder(storage: t.Any, owner: str) -> None:
     when used. Here a folder may not be the working directory or hold it
     either (``DirFileSystem(".")`` is that folder, made absolute).
 
-    :raises ConfigurationError: a local folder that is empty, relative,
+    :raises ConfigurationError: an empty URL; a local folder that is empty, relative,
         implicit or the root, or the working directory or one of its
         parents.
     """
     from ._resolve import _protocols
 
     if isinstance(storage, str):
-        if not storage or not set(_protocols(storage)) <= _LOCAL_PROTOCOLS:
+        if not storage:
+            # An unset environment variable, say: fail now, not on each request.
+            raise ConfigurationError(
+                f"{owner}: the storage URL is empty: set it to an fsspec URL"
+                " such as 's3://bucket/prefix', or to a filesystem instance."
+            )
+        if not set(_protocols(storage)) <= _LOCAL_PROTOCOLS:
             return
         # Judged as written, not resolved: the filesystem is made at the
         # first request (with fsspec's configuration as it is then), and

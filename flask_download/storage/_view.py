@@ -86,7 +86,8 @@ class StorageDownloadView(DownloadView):
         """Make a view function (see :meth:`DownloadView.as_view`).
 
         :raises ConfigurationError: :attr:`redirect_expires` is not a
-            positive number of seconds, or URL paths would be served from
+            positive number of seconds, :attr:`storage` is an empty URL, or
+            URL paths would be served from
             the local disk without an absolute folder (``LocalFileSystem()``,
             ``"file://"``, ``"file://."``, ``"file:///"``: see
             :meth:`get_path`).
@@ -99,6 +100,8 @@ class StorageDownloadView(DownloadView):
         # A storage URL whose packages are missing: say which extra now, not
         # with a 500 on the first request.
         storage = class_kwargs.get("storage", cls.storage)
+        if isinstance(storage, str) and not storage:
+            check_storage_folder(storage, cls.__name__)  # says it is empty
         _check_storage_url(storage)
         if (
             class_kwargs.get("path", cls.path) is None
