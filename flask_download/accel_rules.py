@@ -377,7 +377,11 @@ def _parse_rule(item: t.Any, root_path: str | None) -> AccelRule:
             f" {', '.join(_OPTION_KEYS)}."
         )
     source_dir = values.get("source_dir")
-    if root_path is not None and isinstance(source_dir, (str, os.PathLike)):
+    if (
+        root_path is not None
+        and isinstance(source_dir, (str, os.PathLike))
+        and os.fspath(source_dir)  # "" stays empty (refused), not root_path
+    ):
         values["source_dir"] = os.path.join(root_path, os.fspath(source_dir))
     return AccelRule(**values)
 

@@ -371,8 +371,9 @@ def _private_until(expires: int, response: Response) -> Response:
     """Keep a signed response out of shared caches and past its expiry.
 
     ``private`` (RFC 9111 §5.2.2.7) and a ``max-age`` no longer than the
-    link's remaining lifetime; ``no-store`` and ``no-cache`` are kept. An
-    ``Expires`` or ``X-Accel-Expires`` header is capped at the expiry too.
+    link's remaining lifetime (an error, 4xx or 5xx, gets none it did not
+    have); ``no-store`` and ``no-cache`` are kept. An ``Expires`` or
+    ``X-Accel-Expires`` header is capped at the expiry too.
     """
     remaining = max(0, int(expires - _now()))
     cache_control = response.cache_control
@@ -381,7 +382,11 @@ def _private_until(expires: int, response: Response) -> Response:
     cache_control.private = True
     if cache_control.max_age is not None:
         cache_control.max_age = min(cache_control.max_age, remaining)
-    elif not (cache_control.no_cache or cache_control.no_store):
+    elif not (
+        cache_control.no_cache or cache_control.no_store or response.status_code >= 400
+    ):
+        # An error said nothing about caching: a max-age would make the
+        # browser keep it (a 404 before the upload, a 503) for the link's life.
         cache_control.max_age = remaining
     # An Expires header (send_file's max_age sets one) for caches that read
     # no Cache-Control: not past the link either.
