@@ -50,7 +50,9 @@ class DownloadFile:
     #: A URL the file can also be fetched from, or ``None``.
     url: str | None = None
     #: Path of a regular file on the local disk, or ``None``. Lets servers
-    #: send the file with ``sendfile`` and offload rules match it.
+    #: send the file with ``sendfile`` (when :meth:`open` gives a plain file
+    #: object, not a stream that transforms the bytes) and offload rules
+    #: match it.
     path: str | None = None
     #: The real path of :attr:`path` as the confined opener walked it
     #: (:func:`~flask_download.paths.open_confined`), or ``None`` when the

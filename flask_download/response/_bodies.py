@@ -59,6 +59,19 @@ def _is_text_stream(handle: object) -> bool:
     return False
 
 
+def _reads_its_file(handle: object) -> bool:
+    """Whether ``handle`` reads the very bytes of the file its ``fileno()``
+    names, which ``sendfile`` would send: an :class:`io.FileIO` or a buffered
+    reader over one (what :meth:`PathFile.open` gives). A stream that a
+    subclass's ``open()`` returns may transform them and still give the
+    file's descriptor (a :class:`gzip.GzipFile`, a decrypting reader): its
+    bytes are read through it, never sent from the descriptor."""
+    kind = type(handle)
+    if kind is io.BufferedReader or kind is io.BufferedRandom:
+        return type(t.cast(io.BufferedReader, handle).raw) is io.FileIO
+    return kind is io.FileIO
+
+
 class _EncodedText(io.RawIOBase):
     """A text stream read as bytes: its characters encoded with ``encoding``.
 

@@ -27,6 +27,7 @@ from ._bodies import _ClosingBody
 from ._bodies import _EncodedText
 from ._bodies import _FileSpan
 from ._bodies import _is_text_stream
+from ._bodies import _reads_its_file
 from ._bodies import _SendfileSpan
 from ._failed import answer_failure
 from ._media import codec_charset
@@ -327,9 +328,14 @@ class DownloadResponse(Response):
         base = file.start if type(file) is _LocalFile else None
         if (
             wrapper is not None
-            and (file.path is not None or base is not None)
             and span is not None
             and not text
+            # The bytes of a local file, as the descriptor has them: a
+            # subclass's open() may give a stream that transforms them.
+            and (
+                base is not None
+                or (file.path is not None and _reads_its_file(self._handle))
+            )
         ):
             # Zero-copy: hand the server the open file positioned at the
             # range start; it sends exactly Content-Length bytes from there.
