@@ -6,6 +6,7 @@ import collections.abc as cabc
 import contextlib
 import datetime
 import functools
+import hashlib
 import io
 import os
 import stat
@@ -48,9 +49,15 @@ def _stat_etag(st: os.stat_result, modified: datetime.datetime | None) -> str:
     # time, which no one can set back, stands in for it.
     # The change time is in both: a rewrite in place that puts the mtime
     # back (cp -p, rsync -t, reproducible builds) still changes it.
+    # Hashed: the stat fields themselves would tell every client the file's
+    # inode number and change time to the nanosecond (the information leak
+    # of CVE-2003-1418). The same stat still gives the same tag in every
+    # process, and any change gives another one.
     if modified is None:
-        return f"c{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
-    return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}-{st.st_ctime_ns:x}"
+        token = f"{st.st_ctime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+        return "c" + hashlib.blake2b(token.encode(), digest_size=16).hexdigest()
+    token = f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}-{st.st_ctime_ns:x}"
+    return hashlib.blake2b(token.encode(), digest_size=16).hexdigest()
 
 
 class PathFile(DownloadFile):
