@@ -62,7 +62,10 @@ class PathDownloadView(DownloadView):
         :class:`~flask_download.paths.ConfinedPath`, a string that
         :class:`~flask_download.PathFile` opens confined to the root (so
         ``PathFile(self.get_path())`` in a subclass stays safe); symbolic
-        links are resolved when it is opened, not here.
+        links are resolved when it is opened, not here. An override that
+        returns a plain string naming a place under the root (built from
+        ``super().get_path()``) has it opened confined too (see
+        :meth:`get_file`); a path elsewhere is trusted.
 
         :raises FileNotFound: a URL path refused outright (``..``...).
         :raises ConfigurationError: no path at all, or a URL path with no root.
@@ -89,7 +92,30 @@ class PathDownloadView(DownloadView):
         return ConfinedPath(root, split_relative(str(untrusted)))
 
     def get_file(self) -> DownloadFile:
-        return PathFile(self.get_path())
+        path = self.get_path()
+        if type(path) is not ConfinedPath and self.path is None:
+            # An overridden get_path() made a plain string: see _reconfined.
+            path = self._reconfined(path)
+        return PathFile(path)
+
+    def _reconfined(self, path: t.Any) -> t.Any:
+        """A plain string an overridden :meth:`get_path` built from the URL
+        path (``super().get_path() + ".pdf"``, or the root joined with the
+        URL variable), opened confined again when it names a place under the
+        root: a symbolic link there, or a ``..``, is refused as for the URL
+        path itself. A path elsewhere is the override's own and trusted."""
+        if self.kwargs.get(self.path_url_kwarg) is None or not isinstance(
+            path, (str, bytes, os.PathLike)
+        ):
+            return path
+        root = self.get_root()
+        text = os.fsdecode(path)
+        if root is None or not os.path.isabs(text):
+            return path
+        prefix = root if root.endswith(os.sep) else root + os.sep
+        if not text.startswith(prefix):
+            return path
+        return ConfinedPath(root, split_relative(text[len(prefix) :]))
 
 
 class VirtualDownloadView(DownloadView):
