@@ -109,7 +109,8 @@ class ArchiveFile(DownloadFile):
         entries: list[Entry] = []
         names = Names()
         offset = 0
-        sizes_known = True
+        # Deflated: no size and no ranges, even with no member to deflate.
+        sizes_known = not compress
         # An entry of exactly 0xFFFFFFFF bytes came before (see
         # Entry.central_record).
         after_marker = False
@@ -128,7 +129,8 @@ class ArchiveFile(DownloadFile):
                         "Archive members are DownloadFile wrappers or"
                         f" (name, wrapper) pairs, not {kind!r}."
                     )
-                if not isinstance(member, tuple):
+                if member_name is None:
+                    # No name given (or a pair's None): the wrapper's own.
                     member_name = file_name(current)
                 if member_name is not None and not isinstance(member_name, str):
                     # A path (``path.relative_to(root)``) names it too.

@@ -10,6 +10,7 @@ import unicodedata
 
 from ..conditional import as_utc
 from ..paths import is_windows_device
+from ..response._download import _checked_size
 
 if t.TYPE_CHECKING:
     from ..files import DownloadFile
@@ -191,11 +192,15 @@ def safe_member_name(name: str | None) -> str:
         if is_windows_device(segment):
             segment = f"_{segment}"
         segments.append(_shorten(segment, MAX_SEGMENT_BYTES))
-    while len(segments) > 1 and len("/".join(segments).encode("utf-8")) > (
-        MAX_NAME_BYTES
-    ):
-        del segments[0]
-    return "/".join(segments) or "file"
+    # Counted once, not joined again for each folder dropped: a hostile name
+    # of many short segments costs linear time, not quadratic.
+    lengths = [len(segment.encode("utf-8")) + 1 for segment in segments]
+    total = sum(lengths) - 1
+    first = 0
+    while len(segments) - first > 1 and total > MAX_NAME_BYTES:
+        total -= lengths[first]
+        first += 1
+    return "/".join(segments[first:]) or "file"
 
 
 # Characters Windows does not allow in names, which unzippers there (7-Zip,
@@ -237,8 +242,12 @@ class Names:
 
     def add(self, name: str) -> str:
         segments = name.split("/")
+        # The keys of its folders are made one segment at a time ("/" neither
+        # composes nor changes case: a path's key is its segments' keys
+        # joined), so that a name of many folders costs linear time.
+        folder = ""  # the key of the folders so far, with a trailing "/"
         for i in range(len(segments) - 1):
-            key = _key("/".join(segments[: i + 1]))
+            key = folder + _key(segments[i])
             moved = self._moved.get(key)
             if moved is not None:
                 segments[i] = moved
@@ -246,9 +255,13 @@ class Names:
                 # A directory whose path is a file's name already: number it.
                 segments[i] = self._free(segments[:i], segments[i], dirs=False)
                 self._moved[key] = segments[i]
+            folder += _key(segments[i]) + "/"
         segments[-1] = self._free(segments[:-1], segments[-1], dirs=True)
-        for i in range(len(segments) - 1):
-            self._dirs.add(_key("/".join(segments[: i + 1])))
+        folder = ""
+        for segment in segments[:-1]:
+            folder += _key(segment)
+            self._dirs.add(folder)
+            folder += "/"
         result = "/".join(segments)
         self._files.add(_key(result))
         return result
@@ -325,7 +338,8 @@ class Entry:
         self.full_sizes = False
         self.name = name.encode("utf-8")
         self.offset = offset
-        self.size = file.size
+        # Refused as for a download of the member alone (True, 4.0, -1).
+        self.size = None if file.size is None else _checked_size(file, file.size)
         crc = file.crc32
         self.crc: int | None = None if crc is None else int(crc) & 0xFFFFFFFF
         modified = file.modified_time

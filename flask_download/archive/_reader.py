@@ -15,6 +15,7 @@ from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
 from ..files import read_slice
 from ..files import SizedReader
+from ..response._bodies import _reads_its_file
 from ._format import CENTRAL_CRC
 from ._format import DESCRIPTOR_CRC
 from ._format import Entry
@@ -463,10 +464,24 @@ class ArchiveReader(SizedReader):
             )
             raise Truncated
         self._offset += len(data)
-        if self._crc is not None and entry.crc is None:
+        if self._crc is not None:
             self._crc = zlib.crc32(data, self._crc)
             if self._offset == entry.size:
-                self._archive._remember_crc(index, self._crc)
+                if entry.crc is None:
+                    self._archive._remember_crc(index, self._crc)
+                elif self._crc != entry.crc:
+                    # The CRC-32 the wrapper gave (a column, say) is not
+                    # that of its bytes: the records would carry a wrong
+                    # one, and the archive would look whole but fail to
+                    # extract. Its last bytes are not sent.
+                    logger.error(
+                        "Archive member %r has a CRC-32 of %08x, not the"
+                        " %08x its wrapper gives; the archive was cut short.",
+                        entry.file,
+                        self._crc,
+                        entry.crc,
+                    )
+                    raise Truncated
         return data
 
     def _crc_of(self, index: int) -> int:
@@ -567,6 +582,11 @@ class ArchiveReader(SizedReader):
                 handle.fileno()
             except (AttributeError, OSError, ValueError):
                 return None  # not a descriptor after all: Python reads it
+            if not _reads_its_file(handle):
+                # A subclass's open() that transforms the file's bytes
+                # (decompressing, decrypting) may still give its descriptor:
+                # the member's bytes are what the stream reads.
+                return None
             unchanged = entry.file.unchanged_check(handle)
             try:
                 sent = sock.sendfile(handle, 0, entry.size)
