@@ -9,8 +9,8 @@ import typing as t
 import unicodedata
 
 from ..conditional import as_utc
+from ..files import checked_size
 from ..paths import is_windows_device
-from ..response._download import _checked_size
 
 if t.TYPE_CHECKING:
     from ..files import DownloadFile
@@ -339,7 +339,10 @@ class Entry:
         self.name = name.encode("utf-8")
         self.offset = offset
         # Refused as for a download of the member alone (True, 4.0, -1).
-        self.size = None if file.size is None else _checked_size(file, file.size)
+        size = file.size
+        self.size = (
+            None if size is None else checked_size(size, f"{type(file).__name__}.size")
+        )
         crc = file.crc32
         self.crc: int | None = None if crc is None else int(crc) & 0xFFFFFFFF
         modified = file.modified_time

@@ -9,6 +9,7 @@ rest, and reads the bytes as an iterator of chunks.
 from __future__ import annotations
 
 from ._base import as_index as as_index
+from ._base import checked_size as checked_size
 from ._base import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
 from ._base import DownloadFile as DownloadFile
 from ._base import read_slice as read_slice

@@ -7,6 +7,8 @@ import datetime
 import operator
 import typing as t
 
+from ..exceptions import ConfigurationError
+
 #: Default size of the chunks a body is read and sent in (``DOWNLOAD_CHUNK_SIZE``).
 DEFAULT_CHUNK_SIZE = 64 * 1024
 
@@ -28,6 +30,31 @@ def as_index(value: t.Any, what: str) -> int:
         except TypeError:
             pass
     raise TypeError(f"{what} must be an int, not {type(value).__name__}.")
+
+
+def checked_size(size: t.Any, what: str) -> int:
+    """``size`` (not ``None``) as the number of bytes ``Content-Length`` says.
+
+    A wrapper's ``-1`` ("unknown"), ``4.0`` or ``True`` would go out as
+    ``Content-Length: -1`` (gunicorn then sends no byte at all), ``4.0`` or
+    ``True``: refused before anything is sent. ``what`` names it in the
+    message (``"VirtualFile size"``, ``"MyFile.size"``).
+
+    :raises TypeError: not an integer (``None`` is the unknown size).
+    :raises ConfigurationError: a negative size.
+    """
+    try:
+        checked = as_index(size, what)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be a number of bytes (an int, or an integer such as"
+            f" numpy.int64) or None, not {type(size).__name__}."
+        ) from None
+    if checked < 0:
+        raise ConfigurationError(
+            f"{what} must be a number of bytes >= 0, not {size!r}."
+        )
+    return checked
 
 
 class DownloadFile:

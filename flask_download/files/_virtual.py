@@ -15,6 +15,7 @@ from .._grammar import valid_opaque_tag
 from ..conditional import as_utc
 from ..exceptions import ConfigurationError
 from ._base import as_index
+from ._base import checked_size
 from ._base import DEFAULT_CHUNK_SIZE
 from ._base import DownloadFile
 from ._base import read_slice
@@ -224,19 +225,7 @@ def _check_virtual_arguments(
             "VirtualFile content must be str, bytes, a file-like object or an"
             f" iterator of bytes or str chunks, not {type(content).__name__}."
         )
-    checked: int | None = None
-    if size is not None:
-        try:
-            checked = as_index(size, "size")
-        except TypeError:
-            raise TypeError(
-                "VirtualFile size must be a number of bytes (an int, or an"
-                f" integer such as numpy.int64) or None, not {type(size).__name__}."
-            ) from None
-        if checked < 0:
-            raise ConfigurationError(
-                f"VirtualFile size must be a number of bytes >= 0, not {size!r}."
-            )
+    checked = None if size is None else checked_size(size, "VirtualFile size")
     if modified_time is not None and not isinstance(modified_time, datetime.datetime):
         raise TypeError(
             "VirtualFile modified_time must be a datetime (aware, or naive in"

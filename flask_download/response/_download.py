@@ -14,11 +14,10 @@ from werkzeug.exceptions import NotFound
 
 from .. import ranges as _ranges
 from .. import signals as _signals
-from ..exceptions import ConfigurationError
 from ..exceptions import FileNotFound
 from ..files import _FromOffset
 from ..files import _LocalFile
-from ..files import as_index
+from ..files import checked_size
 from ..files import DEFAULT_CHUNK_SIZE
 from ..files import DownloadFile
 from ..files import read_slice
@@ -151,7 +150,7 @@ class DownloadResponse(Response):
 
         size = file.size
         if size is not None and (type(size) is not int or size < 0):
-            size = _checked_size(file, size)
+            size = checked_size(size, f"{type(file).__name__}.size")
         # Built as one list: a download's headers are all distinct, so the
         # per-header replace of ``Headers.__setitem__`` is not needed.
         items = [("X-Content-Type-Options", "nosniff")]
@@ -355,10 +354,6 @@ class DownloadResponse(Response):
                 )
             elif start:
                 handle.seek(start)
-            # Servers other than gunicorn may send a descriptor from offset 0
-            # for the file's size (uWSGI): only the file from its first byte
-            # is "whole", never a caller's file handed over past it.
-            whole = start == 0 and length == file.size and not base
             server = environ.get("SERVER_SOFTWARE", "")
             if server.startswith(_CLAMPING):
                 # gunicorn: sendfile from the current position, but a body
@@ -369,6 +364,11 @@ class DownloadResponse(Response):
                 small = length - start <= min(self.chunk_size, SMALL_BODY)
                 cls = _FileSpan if small else _SendfileSpan
             else:
+                # Servers other than gunicorn may send a descriptor from
+                # offset 0 for the file's size (uWSGI): only the file from
+                # its first byte is "whole", never a caller's file handed
+                # over past it.
+                whole = start == 0 and length == file.size and not base
                 cls = _SendfileSpan if whole else _FileSpan
             base = base or 0
             filelike: t.Any = cls(
@@ -626,22 +626,3 @@ _CLAMPING = ("gunicorn/",)
 #: and writes them, cheaper than its ``sendfile`` up to about 64 KiB
 #: (benchmarks/README.md, "Per-request cost on the wire").
 SMALL_BODY = 64 * 1024
-
-
-def _checked_size(file: DownloadFile, size: t.Any) -> int:
-    """A wrapper's ``size`` as the ``int`` ``Content-Length`` needs.
-
-    A custom wrapper's ``-1`` ("unknown"), ``4.0`` or ``True`` would go out
-    as ``Content-Length: -1`` (gunicorn then sends no byte at all), ``4.0``
-    or ``True``: refused before anything is sent.
-
-    :raises TypeError: not an integer (``None`` is the unknown size).
-    :raises ConfigurationError: a negative size.
-    """
-    what = f"{type(file).__name__}.size"
-    checked = as_index(size, what)
-    if checked < 0:
-        raise ConfigurationError(
-            f"{what} is {checked}: a size is a number of bytes, or None when unknown."
-        )
-    return checked
